@@ -1,0 +1,53 @@
+"""The `modelfleet` console script: one entry point, one subcommand per job.
+
+Each subcommand imports its implementation lazily, so `modelfleet operator` never
+loads onnxruntime or scikit-learn and `modelfleet bundle` never loads kopf.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _add_bundle_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bundle = sub.add_parser("bundle", help="build and verify per-well model bundles")
+    bundle_sub = bundle.add_subparsers(dest="bundle_command", required=True)
+
+    build = bundle_sub.add_parser(
+        "build", help="train a well's models, convert them to ONNX, check parity, write a bundle"
+    )
+    build.add_argument("--well", required=True, help="well id (DNS-1123 label), e.g. fr-0001")
+    build.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
+    build.add_argument("--models", type=int, default=100, help="number of models (default 100)")
+    build.add_argument("--version", default="1.0.0", help="model version label (default 1.0.0)")
+    build.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    build.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    verify = bundle_sub.add_parser(
+        "verify", help="check every digest and that every model loads; print the bundle digest"
+    )
+    verify.add_argument("source", metavar="PATH_OR_URI", help="directory, .tar.gz, file:// or http(s)://")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelfleet", description="Kubernetes-native fleet manager for per-well model bundles"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_bundle_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "bundle":
+        from model_runtime.bundle_cli import run_bundle_command
+
+        return run_bundle_command(args)
+    raise AssertionError(f"unhandled command {args.command!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
