@@ -119,7 +119,10 @@ def format_bad_value(value: Any) -> str:
 def _body(reason: str, value: Any, detail: str) -> str:
     text = _TYPE_TEXT.get(reason, reason)
     # Required, Forbidden, TooLong and Internal never print the bad value in apimachinery.
-    if reason in (FIELD_VALUE_REQUIRED, FIELD_VALUE_FORBIDDEN, FIELD_VALUE_TOO_LONG) or value is OMIT:
+    if (
+        reason in (FIELD_VALUE_REQUIRED, FIELD_VALUE_FORBIDDEN, FIELD_VALUE_TOO_LONG)
+        or value is OMIT
+    ):
         body = text
     else:
         body = f"{text}: {format_bad_value(value)}"
@@ -137,14 +140,22 @@ def field_invalid(path: str, value: Any, detail: str) -> StatusCause:
 
 
 def field_type_invalid(path: str, value: Any, detail: str) -> StatusCause:
-    return StatusCause(FIELD_VALUE_TYPE_INVALID, _body(FIELD_VALUE_TYPE_INVALID, value, detail), path)
+    return StatusCause(
+        FIELD_VALUE_TYPE_INVALID, _body(FIELD_VALUE_TYPE_INVALID, value, detail), path
+    )
 
 
 def field_not_supported(path: str, value: Any, supported: list[Any]) -> StatusCause:
     detail = ""
     if supported:
-        detail = "supported values: " + ", ".join(format_bad_value(v) for v in supported)
-    return StatusCause(FIELD_VALUE_NOT_SUPPORTED, _body(FIELD_VALUE_NOT_SUPPORTED, value, detail), path)
+        # NotSupported quotes fmt.Sprint(v) for every value, numbers included.
+        detail = "supported values: " + ", ".join(
+            json.dumps(v if isinstance(v, str) else format_bad_value(v), ensure_ascii=False)
+            for v in supported
+        )
+    return StatusCause(
+        FIELD_VALUE_NOT_SUPPORTED, _body(FIELD_VALUE_NOT_SUPPORTED, value, detail), path
+    )
 
 
 def field_duplicate(path: str, value: Any) -> StatusCause:
@@ -152,12 +163,14 @@ def field_duplicate(path: str, value: Any) -> StatusCause:
 
 
 def field_too_long(path: str, max_length: int) -> StatusCause:
-    detail = f"may not be more than {max_length} bytes" if max_length >= 0 else ""
+    unit = "byte" if max_length == 1 else "bytes"
+    detail = f"may not be more than {max_length} {unit}" if max_length >= 0 else "value is too long"
     return StatusCause(FIELD_VALUE_TOO_LONG, _body(FIELD_VALUE_TOO_LONG, OMIT, detail), path)
 
 
 def field_too_many(path: str, actual: int, max_items: int) -> StatusCause:
-    detail = f"must have at most {max_items} items" if max_items >= 0 else "has too many items"
+    unit = "item" if max_items == 1 else "items"
+    detail = f"must have at most {max_items} {unit}" if max_items >= 0 else "has too many items"
     return StatusCause(FIELD_VALUE_TOO_MANY, _body(FIELD_VALUE_TOO_MANY, actual, detail), path)
 
 
@@ -268,7 +281,9 @@ class ApiError(Exception):
             message = f"{prefix}: {texts[0]}"
         else:
             message = f"{prefix}: [{', '.join(texts)}]"
-        return cls(422, "Invalid", message, {"name": name, "group": group, "kind": kind}, list(causes))
+        return cls(
+            422, "Invalid", message, {"name": name, "group": group, "kind": kind}, list(causes)
+        )
 
     @classmethod
     def bad_request(cls, message: str) -> ApiError:
@@ -317,7 +332,9 @@ class ApiError(Exception):
         if content_type:
             message = f"{content_type} is unsupported; accepted media types include: "
         else:
-            message = "the body of the request was in an unknown format - accepted media types include: "
+            message = (
+                "the body of the request was in an unknown format - accepted media types include: "
+            )
         return cls(415, "UnsupportedMediaType", message + ", ".join(accepted))
 
     @classmethod

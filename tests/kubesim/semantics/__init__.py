@@ -1,0 +1,1 @@
+"""Unit tests of kubesim's pure API-semantics modules (errors, selectors, patching, schema, tables, openapi)."""
