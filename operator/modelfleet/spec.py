@@ -1,0 +1,517 @@
+"""The ModelDeployment resource: the one source of truth for its spec and status.
+
+The operator parses custom resources into these models, and `crds/modeldeployment.yaml` is
+generated from them (`modelfleet crd`), so the schema the apiserver enforces and the types the
+operator reads cannot drift apart. Every field carries a docstring: it becomes the field's
+description in the CRD, which is what `kubectl explain` prints.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+GROUP = "modelfleet.dev"
+VERSION = "v1alpha1"
+KIND = "ModelDeployment"
+PLURAL = "modeldeployments"
+SINGULAR = "modeldeployment"
+SHORT_NAMES = ("mdep",)
+CATEGORIES = ("modelfleet",)
+
+#: Inline wells per ModelDeployment. 10,000 wells of realistic form stay under the apiserver's
+#: object size limit (see docs), and the bound keeps the per-well CEL rule under its cost limit.
+MAX_WELLS = 10_000
+MAX_UNHEALTHY_REPORTED = 20
+
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+PERCENT_OR_INT = r"^(100|[1-9]?[0-9])%$"
+VERSION_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._+-]{0,61}[A-Za-z0-9])?$"
+DIGEST_PATTERN = r"^sha256:[a-f0-9]{64}$"
+BUNDLE_URI_PATTERN = r"^(file|https?)://([^{}\s]|\{well\}|\{version\})+$"
+
+WellId = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=DNS1123_LABEL)]
+ModelVersion = Annotated[
+    str, StringConstraints(min_length=1, max_length=63, pattern=VERSION_PATTERN)
+]
+Digest = Annotated[str, StringConstraints(pattern=DIGEST_PATTERN)]
+IntOrPercent = Annotated[
+    int | Annotated[str, StringConstraints(pattern=PERCENT_OR_INT)],
+    Field(
+        json_schema_extra={
+            "x-kubernetes-int-or-string": True,
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"type(self) == int ? self >= 0 : self.matches('{PERCENT_OR_INT}')",
+                    "message": "must be a non-negative integer or a percentage from 0% to 100%, e.g. 10%",
+                }
+            ],
+        }
+    ),
+]
+Quantity = Annotated[
+    str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$", max_length=32)
+]
+
+
+class _Resource(BaseModel):
+    """Kubernetes field names (camelCase) on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+
+# ---------------------------------------------------------------------------------------- spec
+
+
+class ModelSource(_Resource):
+    """Which model the wells serve and where each well's bundle comes from."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.bundleUri.contains('{well}')",
+                    "message": "bundleUri must contain {well}: every well has its own bundle",
+                    "fieldPath": ".bundleUri",
+                },
+                {
+                    "rule": "!has(self.digests) || self.digests.all(k, k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))",
+                    "message": "digests keys must be well ids (DNS-1123 labels)",
+                    "fieldPath": ".digests",
+                },
+            ]
+        }
+    )
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=DNS1123_LABEL)]
+    """Model family name, e.g. esp-failure. Shown as MODEL (name@version) by kubectl get."""
+
+    version: ModelVersion
+    """Model version every well serves unless the well is pinned, e.g. 2026.11.2. Changing it
+    starts a roll-out."""
+
+    bundle_uri: Annotated[
+        str, StringConstraints(min_length=8, max_length=2048, pattern=BUNDLE_URI_PATTERN)
+    ]
+    """Template of a well's bundle location (file://, http:// or https://; a directory or a
+    .tar.gz). {well} is replaced by the well id and {version} by the model version, e.g.
+    http://models.example/esp/{version}/{well}/. Must contain {well}: every well has its own
+    bundle."""
+
+    digests: dict[str, Digest] | None = Field(
+        default=None, json_schema_extra={"maxProperties": MAX_WELLS}
+    )
+    """Optional expected bundle digest per well id (sha256:<64 hex>, the sha256 of the bundle's
+    canonical manifest) for this version. A well whose bundle does not match is refused with
+    reason BundleInvalid and keeps serving its previous bundle."""
+
+
+class Well(_Resource):
+    """One well: it gets exactly one inference pod."""
+
+    id: WellId
+    """Well id, a DNS-1123 label of at most 40 characters. The well's pod is named
+    <deployment>-<id>."""
+
+    labels: dict[str, Annotated[str, StringConstraints(max_length=63)]] | None = Field(
+        default=None, json_schema_extra={"maxProperties": 32}
+    )
+    """Labels of the well (region, field, pump type...), used by rollout.canary.selector."""
+
+    pin: ModelVersion | None = None
+    """Model version this well keeps serving whatever spec.model.version says. Remove the pin
+    to let the well follow the fleet."""
+
+
+class EnvVar(_Resource):
+    """An environment variable of the runtime container."""
+
+    name: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"),
+    ]
+    """Variable name."""
+
+    value: Annotated[str, StringConstraints(max_length=4096)] = ""
+    """Variable value."""
+
+
+class ResourceList(_Resource):
+    """Amounts of CPU and memory (Kubernetes quantities such as 50m, 128Mi)."""
+
+    cpu: Quantity | None = None
+    """CPU, e.g. 50m (0.05 core) or 1."""
+
+    memory: Quantity | None = None
+    """Memory, e.g. 128Mi."""
+
+    ephemeral_storage: Quantity | None = Field(default=None, alias="ephemeral-storage")
+    """Local scratch space, e.g. 1Gi (bundles are unpacked to an emptyDir)."""
+
+
+class ResourceRequirements(_Resource):
+    """CPU and memory for the runtime container, as in a pod's resources."""
+
+    requests: ResourceList | None = None
+    """Minimum resources the scheduler reserves, e.g. {cpu: 50m, memory: 128Mi}."""
+
+    limits: ResourceList | None = None
+    """Maximum resources the container may use."""
+
+
+class Toleration(_Resource):
+    """A pod toleration, copied verbatim to every well pod."""
+
+    key: str | None = None
+    """Taint key the toleration applies to; empty matches all keys."""
+
+    operator: Literal["Exists", "Equal"] | None = None
+    """Exists or Equal (default Equal)."""
+
+    value: str | None = None
+    """Taint value to match when operator is Equal."""
+
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """Taint effect to match; empty matches all effects."""
+
+    toleration_seconds: int | None = None
+    """How long a NoExecute taint is tolerated."""
+
+
+class LocalObjectReference(_Resource):
+    """A reference to a Secret in the same namespace."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253)]
+    """Name of the Secret."""
+
+
+class RuntimeSpec(_Resource):
+    """How each well's inference pod runs."""
+
+    image: Annotated[str, StringConstraints(min_length=1, max_length=512)] = (
+        "ghcr.io/modelfleet/model-runtime:0.1.0"
+    )
+    """Container image of the model runtime. Changing it recreates the pods."""
+
+    port: Annotated[int, Field(ge=1024, le=65535)] = 8080
+    """Port the runtime listens on (Open Inference Protocol V2 over HTTP)."""
+
+    resources: ResourceRequirements = Field(
+        default_factory=lambda: ResourceRequirements(
+            requests=ResourceList(cpu="50m", memory="128Mi"), limits=ResourceList(memory="256Mi")
+        )
+    )
+    """Resources of the runtime container."""
+
+    env: list[EnvVar] | None = Field(default=None, max_length=64)
+    """Extra environment variables of the runtime container."""
+
+    node_selector: dict[str, str] | None = None
+    """Node labels a well pod must be scheduled on."""
+
+    tolerations: list[Toleration] | None = Field(default=None, max_length=32)
+    """Tolerations of every well pod."""
+
+    image_pull_secrets: list[LocalObjectReference] | None = Field(default=None, max_length=8)
+    """Secrets used to pull the runtime image."""
+
+
+class LabelSelectorRequirement(_Resource):
+    """One requirement of a label selector."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) : (!has(self.values) || size(self.values) == 0)",
+                    "message": "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist",
+                    "fieldPath": ".values",
+                }
+            ]
+        }
+    )
+
+    key: Annotated[str, StringConstraints(min_length=1, max_length=317)]
+    """Label key."""
+
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    """In, NotIn, Exists or DoesNotExist."""
+
+    values: list[Annotated[str, StringConstraints(max_length=63)]] | None = Field(
+        default=None, max_length=64
+    )
+    """Values for In and NotIn; must be empty for Exists and DoesNotExist."""
+
+
+class LabelSelector(_Resource):
+    """Selects wells by their labels (metav1.LabelSelector semantics)."""
+
+    match_labels: dict[str, str] | None = None
+    """Labels a well must carry, all of them."""
+
+    match_expressions: list[LabelSelectorRequirement] | None = Field(default=None, max_length=16)
+    """Requirements a well's labels must meet, all of them."""
+
+
+class Canary(_Resource):
+    """Which wells take a new revision first. Set exactly one of wells or selector."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.wells) != has(self.selector)",
+                    "message": "set exactly one of canary.wells or canary.selector",
+                }
+            ]
+        }
+    )
+
+    wells: Annotated[int, Field(ge=1, le=MAX_WELLS)] | None = None
+    """Number of wells updated first (the first ones in spec.wells order)."""
+
+    selector: LabelSelector | None = None
+    """Label selector on well labels choosing the canary wells."""
+
+
+class RolloutPolicy(_Resource):
+    """How a new revision reaches the fleet."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(string(self.maxUnavailable) in ['0', '0%'] && string(self.maxSurge) in ['0', '0%'])",
+                    "message": "maxUnavailable and maxSurge cannot both be 0: the roll-out could never replace a pod",
+                    "fieldPath": ".maxUnavailable",
+                },
+                {
+                    "rule": "string(self.maxSurge) in ['0', '0%']",
+                    "message": "maxSurge must be 0: a well has one pod with a stable name, so no "
+                    "replacement can run beside it; use maxUnavailable",
+                    "fieldPath": ".maxSurge",
+                },
+                {
+                    "rule": "self.progressDeadlineSeconds > self.minReadySeconds",
+                    "message": "progressDeadlineSeconds must be greater than minReadySeconds",
+                    "fieldPath": ".progressDeadlineSeconds",
+                },
+            ]
+        }
+    )
+
+    max_unavailable: IntOrPercent = "10%"
+    """Maximum number of wells (or percent of the fleet, rounded down) that may be without a
+    ready pod during a roll-out, counting wells that were already unavailable. If both this and
+    maxSurge round to 0, 1 is used."""
+
+    max_surge: IntOrPercent = 0
+    """Extra pods above one per well during a roll-out. Must be 0: each well has exactly one pod
+    with a stable name (its DNS hostname), so a replacement cannot run beside the pod it
+    replaces. Kept for familiarity with Deployments; in-place bundle swaps need no surge."""
+
+    canary: Canary | None = None
+    """Wells that take a new revision first; the rest waits until they are available for
+    minReadySeconds."""
+
+    paused: bool = False
+    """Freeze the roll-out: no pod is changed while true. Status still reflects the pods."""
+
+    progress_deadline_seconds: Annotated[int, Field(ge=1, le=86400)] = 600
+    """Seconds a roll-out may go without progress before it is reported Degraded
+    (ProgressDeadlineExceeded) and, with autoRollback, rolled back."""
+
+    min_ready_seconds: Annotated[int, Field(ge=0, le=3600)] = 0
+    """Seconds a well's pod must be ready before the well counts as available."""
+
+    auto_rollback: bool = True
+    """When the progress deadline is exceeded, return the fleet to the last revision that was
+    fully available. The spec keeps naming the failed version; status says RolledBack until the
+    spec changes."""
+
+
+class ModelDeploymentSpec(_Resource):
+    """Desired state: one inference pod per well, serving the given model version."""
+
+    model: ModelSource
+    """The model the wells serve and where the bundles are."""
+
+    wells: list[Well] = Field(
+        max_length=MAX_WELLS,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["id"]},
+    )
+    """The wells of the fleet; each id at most once (the apiserver rejects duplicates)."""
+
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+    """How each well's pod runs."""
+
+    rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)
+    """Roll-out policy for new revisions."""
+
+    revision_history_limit: Annotated[int, Field(ge=0, le=100)] = 10
+    """How many old revisions (ControllerRevisions) to keep for rollback."""
+
+
+# -------------------------------------------------------------------------------------- status
+
+
+class Phase(enum.StrEnum):
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    AVAILABLE = "Available"
+    DEGRADED = "Degraded"
+    PAUSED = "Paused"
+
+
+class ConditionType(enum.StrEnum):
+    AVAILABLE = "Available"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+
+
+class Reason(enum.StrEnum):
+    MINIMUM_WELLS_AVAILABLE = "MinimumWellsAvailable"
+    MINIMUM_WELLS_UNAVAILABLE = "MinimumWellsUnavailable"
+    NEW_REVISION_AVAILABLE = "NewRevisionAvailable"
+    ROLLING_OUT = "RollingOut"
+    CANARY = "CanaryInProgress"
+    PAUSED = "RolloutPaused"
+    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+    ROLLED_BACK = "RolledBack"
+    BUNDLE_INVALID = "BundleInvalid"
+    AS_EXPECTED = "AsExpected"
+    WELLS_UNHEALTHY = "WellsUnhealthy"
+
+
+class Condition(_Resource):
+    """A condition in metav1.Condition shape."""
+
+    type: str
+    """Available, Progressing or Degraded."""
+
+    status: Literal["True", "False", "Unknown"]
+    """True, False or Unknown."""
+
+    reason: str
+    """One CamelCase word saying why."""
+
+    message: str = ""
+    """Human-readable detail."""
+
+    last_transition_time: str
+    """When status last changed (RFC 3339)."""
+
+    observed_generation: int | None = None
+    """metadata.generation the condition was computed for."""
+
+
+class UnhealthyWell(_Resource):
+    """A well whose pod is not serving the intended bundle."""
+
+    well: str
+    """Well id."""
+
+    reason: str
+    """Why, e.g. BundleInvalid, CrashLoopBackOff, NotReady, Pending."""
+
+    message: str = ""
+    """Detail from the pod or the runtime."""
+
+
+class VersionCount(_Resource):
+    """How many wells serve one model version and digest."""
+
+    version: str
+    """Model version."""
+
+    revision: str
+    """Revision hash of the pods serving it."""
+
+    wells: int
+    """Number of wells whose pod is ready on this revision."""
+
+
+class ModelDeploymentStatus(_Resource):
+    """Observed state, written by the operator through the status subresource."""
+
+    observed_generation: int | None = None
+    """metadata.generation the operator last acted on."""
+
+    model: str | None = None
+    """Model name@version in spec (the MODEL column of kubectl get)."""
+
+    wells: int = 0
+    """Wells in spec."""
+
+    ready_wells: int = 0
+    """Wells whose pod is ready."""
+
+    updated_wells: int = 0
+    """Wells whose pod is on the update revision and serves its bundle."""
+
+    available_wells: int = 0
+    """Wells ready for at least minReadySeconds."""
+
+    current_revision: str | None = None
+    """Revision the fleet was last fully available on."""
+
+    update_revision: str | None = None
+    """Revision the fleet is moving to (equal to currentRevision at rest)."""
+
+    phase: Phase = Phase.PENDING
+    """Pending, Progressing, Available, Degraded or Paused."""
+
+    conditions: list[Condition] | None = Field(
+        default=None,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    """Available, Progressing and Degraded, in metav1.Condition shape."""
+
+    unhealthy_wells: list[UnhealthyWell] | None = Field(
+        default=None, max_length=MAX_UNHEALTHY_REPORTED
+    )
+    """Up to 20 wells that are not healthy, with the reason."""
+
+    versions: list[VersionCount] | None = Field(default=None, max_length=64)
+    """Wells per model version and revision."""
+
+    rollout_started_at: str | None = None
+    """When the current roll-out last made progress (RFC 3339); the progress deadline counts
+    from here."""
+
+    rolled_back_from: str | None = None
+    """Revision abandoned by an automatic rollback; the fleet stays on currentRevision until the
+    spec changes again."""
+
+
+class ModelDeployment(_Resource):
+    """A fleet of per-well model inference pods rolled out together."""
+
+    api_version: Literal["modelfleet.dev/v1alpha1"] = "modelfleet.dev/v1alpha1"
+    kind: Literal["ModelDeployment"] = "ModelDeployment"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus | None = None
+
+
+def render_bundle_uri(template: str, *, well: str, version: str) -> str:
+    """Expand {well} and {version} in a bundle URI template."""
+    return template.replace("{well}", well).replace("{version}", version)
+
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def unknown_placeholders(template: str) -> list[str]:
+    """Placeholders other than {well} and {version} (a typo like {wel} would be served verbatim)."""
+    return [m for m in _PLACEHOLDER.findall(template) if m not in ("well", "version")]
