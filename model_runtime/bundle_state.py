@@ -1,0 +1,131 @@
+"""Which bundle serves right now, and how a new one replaces it without a gap or a wrong answer.
+
+A new bundle is fetched, verified and loaded beside the serving one (in a worker thread, so
+requests keep flowing), then swapped in with a single reference assignment: a request holds
+the bundle it started with until it ends, so no request ever mixes models of two bundles. A
+failed load leaves the serving bundle in place and is recorded for `/v2`, health and metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from model_runtime.errors import BundleError, LoadFailureReason
+from model_runtime.manifest import BundleManifest, TensorSpec
+from model_runtime.metrics import RuntimeMetrics
+from model_runtime.sessions import ModelSession, load_sessions
+from model_runtime.sources import SourceLimits, read_bundle
+from model_runtime.verification import normalize_digest, verify_bundle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServingBundle:
+    uri: str
+    digest: str
+    manifest: BundleManifest
+    sessions: dict[str, ModelSession]
+    load_seconds: float
+    # The input every model shares, which the well-level endpoint needs; None if they differ.
+    shared_input: TensorSpec | None
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "uri": self.uri,
+            "well": self.manifest.well,
+            "version": self.manifest.version,
+            "models": len(self.sessions),
+        }
+
+
+@dataclass(frozen=True)
+class LoadAttempt:
+    uri: str
+    ok: bool
+    error: str | None
+    reason: str | None
+    digest: str | None  # the digest loaded (ok) or expected (failure), if known
+
+    def to_json(self) -> dict[str, Any]:
+        return {"uri": self.uri, "ok": self.ok, "error": self.error, "reason": self.reason, "digest": self.digest}
+
+
+def load_bundle(uri: str, expected_digest: str | None = None, limits: SourceLimits | None = None) -> ServingBundle:
+    """Fetch, verify and create sessions (blocking). Raises BundleError with a precise message."""
+    started = time.perf_counter()
+    verified = verify_bundle(read_bundle(uri, limits), expected_digest)
+    sessions = load_sessions(verified)
+    first = verified.manifest.models[0].inputs
+    same = len(first) == 1 and all(s.entry.inputs == first for s in sessions.values())
+    shared = first[0] if same else None
+    return ServingBundle(
+        uri=uri,
+        digest=verified.digest,
+        manifest=verified.manifest,
+        sessions=sessions,
+        load_seconds=time.perf_counter() - started,
+        shared_input=shared,
+    )
+
+
+class BundleState:
+    """The serving bundle of this process and the outcome of the last load attempt."""
+
+    def __init__(self, metrics: RuntimeMetrics, limits: SourceLimits | None = None) -> None:
+        self.metrics = metrics
+        self.limits = limits or SourceLimits()
+        self.current: ServingBundle | None = None
+        self.last_load: LoadAttempt | None = None
+        self.last_attempt_at: float = 0.0
+        self.draining = False
+        self._lock = asyncio.Lock()
+        self.metrics.ready.set(0)
+
+    @property
+    def ready(self) -> bool:
+        return self.current is not None and not self.draining
+
+    async def load(self, uri: str, expected_digest: str | None = None) -> ServingBundle:
+        """Load `uri` beside the serving bundle and switch to it; raise BundleError on failure.
+
+        Idempotent: asking for the digest that already serves returns at once.
+        """
+        async with self._lock:
+            expected = normalize_digest(expected_digest) if expected_digest else None
+            current = self.current
+            if current is not None and expected is not None and current.digest == expected:
+                self._record(LoadAttempt(uri=uri, ok=True, error=None, reason=None, digest=current.digest))
+                return current
+            self.last_attempt_at = time.monotonic()
+            try:
+                bundle = await asyncio.to_thread(load_bundle, uri, expected, self.limits)
+            except BundleError as exc:
+                log.warning("bundle load failed (%s): %s", exc.reason.value, exc.message)
+                self.metrics.loads.labels("failure", exc.reason.value).inc()
+                self._record(LoadAttempt(uri=uri, ok=False, error=exc.message, reason=exc.reason.value, digest=expected))
+                raise
+            self.current = bundle  # the atomic switch: one reference assignment
+            self.metrics.loads.labels("success", "").inc()
+            self.metrics.load_duration.observe(bundle.load_seconds)
+            self.metrics.serving(bundle.digest, uri, bundle.manifest.well, bundle.manifest.version, len(bundle.sessions))
+            self._record(LoadAttempt(uri=uri, ok=True, error=None, reason=None, digest=bundle.digest))
+            log.info(
+                "serving bundle %s (%s, %d models) loaded in %.3fs",
+                bundle.digest, uri, len(bundle.sessions), bundle.load_seconds,
+            )
+            return bundle
+
+    def record_failure(self, uri: str, reason: LoadFailureReason, message: str) -> None:
+        """A load that could not even start (e.g. no URI in the annotations file)."""
+        self.metrics.loads.labels("failure", reason.value).inc()
+        self._record(LoadAttempt(uri=uri, ok=False, error=message, reason=reason.value, digest=None))
+
+    def _record(self, attempt: LoadAttempt) -> None:
+        self.last_load = attempt
+        self.metrics.last_load_ok.set(1 if attempt.ok else 0)

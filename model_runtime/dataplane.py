@@ -1,0 +1,311 @@
+"""The Open Inference Protocol (V2) logic, with no HTTP in it.
+
+Handlers in server.py only move bytes in and out; everything the protocol decides (which model,
+is the request well-formed, what the response looks like) happens here, so it is tested and
+reasoned about without a socket. Request tensors are checked field by field and every problem
+becomes a 4xx ModelRuntimeError that names the field, the expected value and the one received.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from model_runtime.bundle_state import BundleState, ServingBundle
+from model_runtime.errors import (
+    BadRequestError,
+    ModelNotFoundError,
+    NotReadyError,
+    PayloadTooLargeError,
+)
+from model_runtime.manifest import TensorSpec
+from model_runtime.sessions import ModelSession, numpy_dtype
+
+SERVER_NAME = "modelfleet-model-runtime"
+SERVER_VERSION = "0.1.0"
+WELL_ENDPOINT_EXTENSION = "modelfleet_well_infer"
+# Failure probability = probability of class 1 in every model of the bundle.
+POSITIVE_CLASS = 1
+
+_NUMPY_TO_DATATYPE = {
+    np.dtype(np.float32): "FP32",
+    np.dtype(np.float64): "FP64",
+    np.dtype(np.int64): "INT64",
+    np.dtype(np.int32): "INT32",
+    np.dtype(np.bool_): "BOOL",
+}
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_rows: int = 65_536
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    id: str | None
+    rows: npt.NDArray[Any]
+    outputs: tuple[str, ...] | None
+    models: tuple[str, ...] | None  # well endpoint only
+
+
+def _decode_json(body: bytes, limits: RequestLimits) -> dict[str, Any]:
+    if not body:
+        raise BadRequestError("request body is empty; expected a JSON inference request with 'inputs'")
+    if len(body) > limits.max_body_bytes:
+        raise PayloadTooLargeError(f"request body is {len(body)} bytes, over the limit of {limits.max_body_bytes}")
+    try:
+        obj = json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise BadRequestError(f"request body is not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    except RecursionError as exc:
+        raise BadRequestError("request body is nested too deeply to be an inference request") from exc
+    except ValueError as exc:  # JSONDecodeError, and int literals beyond Python's digit limit
+        raise BadRequestError(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise BadRequestError(f"request body must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _datatype_of(array: npt.NDArray[Any]) -> str:
+    return _NUMPY_TO_DATATYPE.get(array.dtype, "BYTES")
+
+
+def _flatten(data: Any, shape: list[int], where: str) -> list[Any]:
+    """Row-major elements of `data` (flat or nested to `shape`), each checked to be a number."""
+    if not isinstance(data, list):
+        raise BadRequestError(f"{where}.data must be a JSON array, got {type(data).__name__}")
+    flat: list[Any]
+    if all(type(v) is float or type(v) is int for v in data):
+        flat = data
+    else:
+        flat = []
+        level: list[Any] = data
+        for depth in range(len(shape)):
+            if all(type(v) is float or type(v) is int for v in level):
+                break
+            non_lists = [v for v in level if not isinstance(v, list)]
+            if non_lists:
+                bad = next((v for v in non_lists if type(v) is not float and type(v) is not int), None)
+                if bad is None:
+                    raise BadRequestError(f"{where}.data mixes numbers and nested arrays")
+                raise BadRequestError(
+                    f"{where}.data holds {json.dumps(bad)[:40]} ({type(bad).__name__}); expected numbers"
+                )
+            if depth == len(shape) - 1:
+                raise BadRequestError(f"{where}.data is nested deeper than shape {shape}")
+            level = [v for sub in level for v in sub]
+        else:
+            raise BadRequestError(f"{where}.data is nested deeper than shape {shape}")
+        flat = level
+    return flat
+
+
+def _parse_tensor(raw: Any, spec: TensorSpec, index: int, limits: RequestLimits) -> npt.NDArray[Any]:
+    where = f"inputs[{index}]"
+    if not isinstance(raw, dict):
+        raise BadRequestError(f"{where} must be an object with name, shape, datatype and data")
+    datatype = raw.get("datatype")
+    if datatype != spec.datatype:
+        raise BadRequestError(
+            f"input {spec.name!r} has datatype {spec.datatype}, request says {json.dumps(datatype)[:40]}"
+        )
+    shape = raw.get("shape")
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        raise BadRequestError(f"{where}.shape must be a list of non-negative integers, got {json.dumps(shape)[:60]}")
+    if len(shape) != len(spec.shape) or any(e != -1 and e != d for e, d in zip(spec.shape, shape, strict=False)):
+        raise BadRequestError(f"input {spec.name!r} expects shape {spec.shape} (-1: any number of rows), got {shape}")
+    rows = shape[0] if shape else 1
+    if rows == 0:
+        raise BadRequestError(f"input {spec.name!r} has shape {shape}: no rows to score")
+    if rows > limits.max_rows:
+        raise PayloadTooLargeError(f"input {spec.name!r} has {rows} rows, over the limit of {limits.max_rows}")
+    if "data" not in raw:
+        raise BadRequestError(f"{where}.data is missing (binary tensor data is not supported; send JSON data)")
+    flat = _flatten(raw["data"], shape, where)
+    expected = math.prod(shape)
+    if len(flat) != expected:
+        raise BadRequestError(f"input {spec.name!r}: shape {shape} needs {expected} values, data has {len(flat)}")
+    try:
+        array = np.array(flat, dtype=numpy_dtype(spec.datatype)).reshape(shape)
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise BadRequestError(f"input {spec.name!r}: data cannot be read as {spec.datatype}: {exc}") from exc
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise BadRequestError(f"input {spec.name!r}: data holds NaN, Infinity or values beyond {spec.datatype} range")
+    return array
+
+
+def parse_infer_request(body: bytes, spec: TensorSpec, limits: RequestLimits, *, well: bool = False) -> ParsedRequest:
+    """Validate an OIP infer request against a model's single input."""
+    obj = _decode_json(body, limits)
+    request_id = obj.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise BadRequestError(f"'id' must be a string, got {type(request_id).__name__}")
+    if "parameters" in obj and not isinstance(obj["parameters"], dict):
+        raise BadRequestError("'parameters' must be an object")
+    inputs = obj.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise BadRequestError(f"'inputs' must be a non-empty list of tensors; expected one input {spec.name!r}")
+    names = [i.get("name") if isinstance(i, dict) else None for i in inputs]
+    if names != [spec.name]:
+        unknown = [n for n in names if n != spec.name]
+        raise BadRequestError(
+            f"expected exactly one input named {spec.name!r}, got {json.dumps(names)[:80]}"
+            + (f" (unknown: {json.dumps(unknown)[:60]})" if unknown else "")
+        )
+    rows = _parse_tensor(inputs[0], spec, 0, limits)
+    outputs = _parse_name_list(obj.get("outputs"), "outputs", objects=True)
+    models = _parse_name_list(obj.get("models"), "models", objects=False) if well else None
+    return ParsedRequest(id=request_id, rows=rows, outputs=outputs, models=models)
+
+
+def _parse_name_list(raw: Any, field: str, *, objects: bool) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise BadRequestError(f"'{field}' must be a list")
+    names: list[str] = []
+    for index, item in enumerate(raw):
+        name = item.get("name") if objects and isinstance(item, dict) else item
+        if not isinstance(name, str):
+            shape = "objects with a string 'name'" if objects else "strings"
+            raise BadRequestError(f"'{field}[{index}]' is invalid: '{field}' must hold {shape}")
+        names.append(name)
+    return tuple(names)
+
+
+def _tensor_json(name: str, array: npt.NDArray[Any]) -> dict[str, Any]:
+    return {"name": name, "datatype": _datatype_of(array), "shape": list(array.shape), "data": array.ravel().tolist()}
+
+
+class DataPlane:
+    """OIP V2 operations over the serving bundle of a BundleState."""
+
+    def __init__(self, state: BundleState, limits: RequestLimits | None = None) -> None:
+        self.state = state
+        self.limits = limits or RequestLimits()
+
+    # -- server ---------------------------------------------------------------------------
+
+    def serving(self) -> ServingBundle:
+        bundle = self.state.current
+        # Still serving while draining: readiness already says "go elsewhere", and requests that
+        # arrive on kept-alive connections during the drain deserve an answer.
+        if bundle is None:
+            raise NotReadyError("no verified bundle is serving" + self._last_error_suffix())
+        return bundle
+
+    def _last_error_suffix(self) -> str:
+        last = self.state.last_load
+        return f"; last load of {last.uri!r} failed ({last.reason}): {last.error}" if last and not last.ok else ""
+
+    def health(self) -> dict[str, Any]:
+        bundle = self.state.current
+        return {
+            "live": True,
+            "ready": self.state.ready,
+            "draining": self.state.draining,
+            "bundle": bundle.info() if bundle else None,
+            "lastLoad": self.state.last_load.to_json() if self.state.last_load else None,
+        }
+
+    def server_metadata(self) -> dict[str, Any]:
+        bundle = self.state.current
+        return {
+            "name": SERVER_NAME,
+            "version": SERVER_VERSION,
+            "extensions": [WELL_ENDPOINT_EXTENSION, "modelfleet_bundle_load"],
+            "bundle": bundle.info() if bundle else None,
+            "lastLoad": self.state.last_load.to_json() if self.state.last_load else None,
+        }
+
+    # -- models ---------------------------------------------------------------------------
+
+    def model(self, name: str, version: str | None = None) -> tuple[ServingBundle, ModelSession]:
+        bundle = self.serving()
+        session = bundle.sessions.get(name)
+        if session is None:
+            raise ModelNotFoundError(name, len(bundle.sessions))
+        if version is not None and version != bundle.manifest.version:
+            raise ModelNotFoundError(f"{name} version {version} (serving version {bundle.manifest.version})", len(bundle.sessions))
+        return bundle, session
+
+    def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
+        bundle, session = self.model(name, version)
+        entry = session.entry
+        return {
+            "name": entry.name,
+            "versions": [bundle.manifest.version],
+            "platform": "onnxruntime_onnx",
+            "inputs": [i.model_dump() for i in entry.inputs],
+            "outputs": [o.model_dump() for o in entry.outputs],
+            "parameters": {
+                "kind": entry.kind,
+                "failure_mode": entry.failure_mode,
+                "horizon_days": entry.horizon_days,
+                "sha256": entry.sha256,
+                "bundle_digest": bundle.digest,
+            },
+        }
+
+    def model_ready(self, name: str, version: str | None = None) -> dict[str, Any]:
+        self.model(name, version)
+        return {"name": name, "ready": True}
+
+    def infer(self, name: str, body: bytes, version: str | None = None) -> dict[str, Any]:
+        bundle, session = self.model(name, version)
+        request = parse_infer_request(body, session.input, self.limits)
+        wanted = request.outputs
+        if wanted is not None:
+            unknown = [o for o in wanted if o not in session.output_names]
+            if unknown:
+                raise BadRequestError(f"model {name!r} has no output {unknown[0]!r}; outputs: {list(session.output_names)}")
+        names = wanted or session.output_names
+        results = session.run(request.rows, tuple(names))
+        response: dict[str, Any] = {
+            "model_name": name,
+            "model_version": bundle.manifest.version,
+            "outputs": [_tensor_json(n, r) for n, r in zip(names, results, strict=True)],
+        }
+        if request.id is not None:
+            response["id"] = request.id
+        return response
+
+    def infer_well(self, body: bytes) -> dict[str, Any]:
+        """Score the same rows with every model (or `models`) of the well in one request."""
+        bundle = self.serving()
+        if bundle.shared_input is None:
+            raise BadRequestError("this bundle's models do not share one input; call each model's /infer")
+        request = parse_infer_request(body, bundle.shared_input, self.limits, well=True)
+        if request.models is not None:
+            missing = [m for m in request.models if m not in bundle.sessions]
+            if missing:
+                raise ModelNotFoundError(missing[0], len(bundle.sessions))
+            sessions = [bundle.sessions[m] for m in request.models]
+        else:
+            sessions = list(bundle.sessions.values())
+        rows = request.rows
+        outputs = []
+        for session in sessions:
+            probabilities = session.run(rows, ("probabilities",))[0]
+            classes = session.entry.classes
+            if POSITIVE_CLASS in classes:
+                failure = probabilities[:, classes.index(POSITIVE_CLASS)]
+            else:
+                failure = np.zeros(rows.shape[0], dtype=np.float32)
+            outputs.append({"name": session.entry.name, "datatype": "FP32", "shape": [rows.shape[0]], "data": failure.tolist()})
+        response: dict[str, Any] = {
+            "well": bundle.manifest.well,
+            "model_version": bundle.manifest.version,
+            "bundle_digest": bundle.digest,
+            "outputs": outputs,
+        }
+        if request.id is not None:
+            response["id"] = request.id
+        return response

@@ -1,0 +1,150 @@
+"""The bundle manifest: what a bundle contains, how to check it, and where it came from.
+
+A bundle is named by content: its digest is the sha256 of the manifest's canonical JSON, and
+the manifest pins the sha256 of every model file. The operator, kubesim and the runtime all
+compute the digest through `manifest_digest`, so the canonical form is defined once, here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from model_runtime.errors import BundleInvalidError
+
+MANIFEST_FILE = "manifest.json"
+MODELS_DIR = "models"
+SCHEMA_VERSION: Literal[1] = 1
+# Model names become URL path segments and file names: keep them boring.
+MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,127}$"
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+Datatype = Literal["FP32", "FP64", "INT64", "INT32", "BOOL", "BYTES"]
+
+
+def canonical_json(obj: Any) -> bytes:
+    """The one byte form of a manifest: sorted keys, no spaces, UTF-8 kept as is."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def manifest_digest(raw_manifest: bytes) -> str:
+    """`sha256:<hex>` of the canonical JSON of `raw_manifest` (any JSON spelling of it)."""
+    try:
+        obj = json.loads(raw_manifest)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleInvalidError(f"{MANIFEST_FILE} is not valid JSON: {exc}") from exc
+    return "sha256:" + hashlib.sha256(canonical_json(obj)).hexdigest()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TensorSpec(_Strict):
+    """One input or output tensor; -1 in `shape` is a variable dimension (the batch of rows)."""
+
+    name: str = Field(min_length=1)
+    datatype: Datatype
+    shape: list[int]
+
+    @field_validator("shape")
+    @classmethod
+    def _dims_are_sizes_or_variable(cls, shape: list[int]) -> list[int]:
+        if any(dim < -1 or dim == 0 for dim in shape):
+            raise ValueError(f"dimensions must be positive or -1 (variable), got {shape}")
+        return shape
+
+
+class ModelEntry(_Strict):
+    """One model of the bundle: its file, that file's digest and its tensor signature."""
+
+    name: str = Field(pattern=MODEL_NAME_PATTERN)
+    file: str
+    sha256: str
+    kind: str
+    failure_mode: str
+    horizon_days: int = Field(ge=1)
+    inputs: list[TensorSpec] = Field(min_length=1)
+    outputs: list[TensorSpec] = Field(min_length=1)
+    classes: list[int]
+    parity_max_abs_diff: float = Field(ge=0.0)
+
+    @field_validator("sha256")
+    @classmethod
+    def _is_hex_sha256(cls, value: str) -> str:
+        if not _SHA256_HEX.match(value):
+            raise ValueError("must be 64 lowercase hex characters (sha256 of the file)")
+        return value
+
+    @field_validator("file")
+    @classmethod
+    def _stays_inside_bundle(cls, value: str) -> str:
+        parts = value.split("/")
+        if value.startswith("/") or "\\" in value or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"must be a relative path inside the bundle, got {value!r}")
+        return value
+
+
+class Parity(_Strict):
+    """How ONNX was checked against scikit-learn before the bundle was written."""
+
+    tolerance: float = Field(gt=0.0)
+    metric: Literal["max_abs_probability_diff"] = "max_abs_probability_diff"
+    holdout_rows: int = Field(ge=1)
+
+
+class Provenance(_Strict):
+    """Everything needed to rebuild the bundle byte for byte."""
+
+    packages: dict[str, str]
+    training_data_sha256: str
+    training_rows: int
+    features: list[str]
+    parameters: dict[str, dict[str, Any]]
+    seed: int
+    created_at: str  # deterministic: SOURCE_DATE_EPOCH or the epoch, never the wall clock
+
+
+class BundleManifest(_Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    well: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    models: list[ModelEntry] = Field(min_length=1)
+    parity: Parity
+    provenance: Provenance
+
+    @field_validator("models")
+    @classmethod
+    def _names_unique(cls, models: list[ModelEntry]) -> list[ModelEntry]:
+        seen: set[str] = set()
+        for entry in models:
+            if entry.name in seen:
+                raise ValueError(f"duplicate model name {entry.name!r}")
+            seen.add(entry.name)
+        return models
+
+    def to_canonical_bytes(self) -> bytes:
+        return canonical_json(self.model_dump(mode="json"))
+
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.to_canonical_bytes()).hexdigest()
+
+
+def parse_manifest(raw_manifest: bytes) -> BundleManifest:
+    """Parse and validate; every problem becomes a BundleInvalidError naming the field."""
+    try:
+        obj = json.loads(raw_manifest)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleInvalidError(f"{MANIFEST_FILE} is not valid JSON: {exc}") from exc
+    try:
+        return BundleManifest.model_validate(obj)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()[:5]
+        )
+        raise BundleInvalidError(f"{MANIFEST_FILE} is invalid: {problems}") from exc

@@ -1,0 +1,182 @@
+"""The HTTP adapter: aiohttp routes that turn requests into DataPlane calls and back.
+
+Chosen by measurement against starlette on uvicorn (docs/benchmarks.md, Runtime): the same
+requests/s on this machine within noise, and aiohttp is already a dependency (kopf brings it),
+so the runtime image gains nothing. No logic lives here beyond reading bodies, mapping errors to
+`{"error": ...}` responses, counting in-flight requests (for the SIGTERM drain) and metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from model_runtime.bundle_state import BundleState
+from model_runtime.dataplane import DataPlane, RequestLimits
+from model_runtime.errors import (
+    BadRequestError,
+    BundleError,
+    ModelRuntimeError,
+    PayloadTooLargeError,
+)
+from model_runtime.metrics import UNKNOWN_MODEL_LABEL, WELL_ENDPOINT_LABEL, RuntimeMetrics
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(obj).encode(), status=status, content_type="application/json")
+
+
+def error_response(status: int, message: str, **extra: Any) -> web.Response:
+    return json_response({"error": message, **extra}, status=status)
+
+
+class RuntimeServer:
+    """Holds the state a running server shares between handlers."""
+
+    def __init__(self, state: BundleState, metrics: RuntimeMetrics, limits: RequestLimits | None = None) -> None:
+        self.state = state
+        self.metrics = metrics
+        self.limits = limits or RequestLimits()
+        self.dataplane = DataPlane(state, self.limits)
+        self.in_flight = 0
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.in_flight += 1
+        self.metrics.in_flight.inc()
+        try:
+            return await handler(request)
+        except ModelRuntimeError as exc:
+            return error_response(exc.status, exc.message)
+        except web.HTTPException as exc:  # unknown route, wrong method, body over client_max_size
+            message = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
+            if exc.status == 404:
+                message = f"no route {request.method} {request.path}; see /v2 for the API"
+            elif exc.status == 405:
+                message = f"method {request.method} not allowed on {request.path}"
+            return error_response(exc.status, message or exc.reason)
+        except Exception as exc:
+            log.exception("internal error on %s %s", request.method, request.path)
+            return error_response(500, f"internal error: {type(exc).__name__}")
+        finally:
+            self.in_flight -= 1
+            self.metrics.in_flight.dec()
+
+    async def _body(self, request: web.Request) -> bytes:
+        declared = request.content_length
+        if declared is not None and declared > self.limits.max_body_bytes:
+            raise PayloadTooLargeError(f"request body is {declared} bytes, over the limit of {self.limits.max_body_bytes}")
+        if request.headers.get("Inference-Header-Content-Length"):
+            raise BadRequestError("the binary tensor data extension is not supported; send tensors as JSON data")
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge as exc:
+            raise PayloadTooLargeError(f"request body is over the limit of {self.limits.max_body_bytes} bytes") from exc
+
+    def _model_label(self, name: str) -> str:
+        bundle = self.state.current
+        return name if bundle is not None and name in bundle.sessions else UNKNOWN_MODEL_LABEL
+
+    async def _timed(self, label: str, call: Callable[[], Any]) -> web.Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = json_response(call())
+            status = 200
+            return response
+        except ModelRuntimeError as exc:
+            status = exc.status
+            raise
+        finally:
+            self.metrics.observe_request(label, status, time.perf_counter() - started)
+
+    # -- handlers -------------------------------------------------------------------------
+
+    async def live(self, request: web.Request) -> web.Response:
+        return json_response({"live": True})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        health = self.dataplane.health()
+        return json_response(health, status=200 if health["ready"] else 503)
+
+    async def server_metadata(self, request: web.Request) -> web.Response:
+        return json_response(self.dataplane.server_metadata())
+
+    async def model_metadata(self, request: web.Request) -> web.Response:
+        info = request.match_info
+        return json_response(self.dataplane.model_metadata(info["model"], info.get("version")))
+
+    async def model_ready(self, request: web.Request) -> web.Response:
+        info = request.match_info
+        return json_response(self.dataplane.model_ready(info["model"], info.get("version")))
+
+    async def infer(self, request: web.Request) -> web.Response:
+        name, version = request.match_info["model"], request.match_info.get("version")
+        label = self._model_label(name)
+        started = time.perf_counter()
+        try:
+            body = await self._body(request)
+        except ModelRuntimeError as exc:
+            self.metrics.observe_request(label, exc.status, time.perf_counter() - started)
+            raise
+        return await self._timed(label, lambda: self.dataplane.infer(name, body, version))
+
+    async def infer_well(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        return await self._timed(WELL_ENDPOINT_LABEL, lambda: self.dataplane.infer_well(body))
+
+    async def load_bundle(self, request: web.Request) -> web.Response:
+        """Operator nudge: load a bundle beside the serving one and switch (idempotent)."""
+        body = await self._body(request)
+        try:
+            obj = json.loads(body) if body else None
+        except ValueError as exc:
+            raise BadRequestError(f"request body is not valid JSON: {exc}") from exc
+        if not isinstance(obj, dict) or not isinstance(obj.get("uri"), str) or not obj["uri"]:
+            raise BadRequestError('expected {"uri": "<bundle uri>", "digest": "sha256:<hex>" or null}')
+        digest = obj.get("digest")
+        if digest is not None and not isinstance(digest, str):
+            raise BadRequestError("'digest' must be a string like sha256:<hex>, or null")
+        try:
+            bundle = await self.state.load(obj["uri"], digest)
+        except BundleError as exc:
+            current = self.state.current
+            return error_response(
+                exc.status, exc.message, reason=exc.reason.value, bundle=current.info() if current else None
+            )
+        return json_response({"bundle": bundle.info(), "lastLoad": self.state.last_load.to_json() if self.state.last_load else None})
+
+    async def metrics_endpoint(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": self.metrics.content_type})
+
+    # -- app ------------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        # aiohttp enforces client_max_size on chunked bodies too; the check in _body covers
+        # Content-Length up front so oversized bodies are refused before being read.
+        app = web.Application(middlewares=[self._middleware], client_max_size=self.limits.max_body_bytes)
+        add = app.router.add_route
+        add("GET", "/v2/health/live", self.live)
+        add("GET", "/v2/health/ready", self.ready)
+        add("GET", "/v2", self.server_metadata)
+        add("GET", "/v2/models/{model}", self.model_metadata)
+        add("GET", "/v2/models/{model}/ready", self.model_ready)
+        add("GET", "/v2/models/{model}/versions/{version}", self.model_metadata)
+        add("GET", "/v2/models/{model}/versions/{version}/ready", self.model_ready)
+        add("POST", "/v2/models/{model}/infer", self.infer)
+        add("POST", "/v2/models/{model}/versions/{version}/infer", self.infer)
+        add("POST", "/v2/well/infer", self.infer_well)
+        add("POST", "/v2/repository/bundle/load", self.load_bundle)
+        add("GET", "/metrics", self.metrics_endpoint)
+        return app

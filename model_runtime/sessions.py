@@ -1,0 +1,98 @@
+"""One onnxruntime session per model, configured for tiny models and many of them.
+
+Per-well models are a few kilobytes of trees: a single-row run takes microseconds, so thread
+pools cost more than they give. Measured on the 2-core reference machine (bench notes in
+docs/benchmarks.md): intra=1/inter=1 with sequential execution is the fastest per call and
+keeps 100 sessions from spawning 200 threads; creation of 100 sessions stays well under 2 s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from model_runtime.errors import BundleInvalidError
+from model_runtime.manifest import ModelEntry, TensorSpec
+from model_runtime.verification import VerifiedBundle
+
+_NUMPY_DTYPES: dict[str, Any] = {
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "INT64": np.int64,
+    "INT32": np.int32,
+    "BOOL": np.bool_,
+}
+
+
+def session_options() -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Spinning worker threads would burn a core per session for nothing on tiny models.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+@dataclass(frozen=True)
+class ModelSession:
+    """A loaded model: its manifest entry and the onnxruntime session that scores it."""
+
+    entry: ModelEntry
+    session: Any  # onnxruntime.InferenceSession
+    output_names: tuple[str, ...]
+
+    @property
+    def input(self) -> TensorSpec:
+        return self.entry.inputs[0]
+
+    def run(self, rows: npt.NDArray[Any], outputs: tuple[str, ...] | None = None) -> list[npt.NDArray[Any]]:
+        names = list(outputs or self.output_names)
+        return [np.asarray(o) for o in self.session.run(names, {self.input.name: rows})]
+
+
+def numpy_dtype(datatype: str) -> Any:
+    return _NUMPY_DTYPES[datatype]
+
+
+def load_sessions(bundle: VerifiedBundle) -> dict[str, ModelSession]:
+    """Create every session; a model onnxruntime cannot load makes the whole bundle invalid."""
+    import onnxruntime as ort
+
+    options = session_options()
+    sessions: dict[str, ModelSession] = {}
+    for entry in bundle.manifest.models:
+        try:
+            session = ort.InferenceSession(
+                bundle.model_bytes[entry.name], options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped family
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BundleInvalidError(f"model {entry.name!r}: onnxruntime cannot load {entry.file}: {first_line}") from exc
+        _check_signature(entry, session)
+        sessions[entry.name] = ModelSession(
+            entry=entry, session=session, output_names=tuple(o.name for o in entry.outputs)
+        )
+    return sessions
+
+
+def _check_signature(entry: ModelEntry, session: Any) -> None:
+    """The manifest's tensor names must be the ones the ONNX graph really has."""
+    actual_inputs = [i.name for i in session.get_inputs()]
+    actual_outputs = {o.name for o in session.get_outputs()}
+    declared_inputs = [i.name for i in entry.inputs]
+    if actual_inputs != declared_inputs:
+        raise BundleInvalidError(
+            f"model {entry.name!r}: manifest declares inputs {declared_inputs}, the ONNX graph has {actual_inputs}"
+        )
+    missing = [o.name for o in entry.outputs if o.name not in actual_outputs]
+    if missing:
+        raise BundleInvalidError(f"model {entry.name!r}: outputs {missing} declared in the manifest are not in the ONNX graph")
+    if any(i.datatype not in _NUMPY_DTYPES for i in entry.inputs):
+        raise BundleInvalidError(f"model {entry.name!r}: only numeric/bool inputs are supported")
