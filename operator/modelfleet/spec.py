@@ -485,8 +485,8 @@ class ModelDeploymentStatus(_Resource):
     versions: list[VersionCount] | None = Field(default=None, max_length=64)
     """Wells per model version and revision."""
 
-    rollout_started_at: str | None = None
-    """When the current roll-out last made progress (RFC 3339); the progress deadline counts
+    last_progress_time: str | None = None
+    """When the current roll-out last made progress (RFC 3339); progressDeadlineSeconds counts
     from here."""
 
     rolled_back_from: str | None = None

@@ -1,0 +1,384 @@
+"""Reconcile planning: from desired wells and observed pods to the next actions and the status.
+
+`plan_fleet` is a pure function of plain data (no clock, no API): given the spec, the revisions,
+the pods as last observed, the roll-out state kept in status and the time, it returns the
+writes to make now and the status to report. The executor carries the plan out; the next
+observation feeds the next plan. Executing a plan and planning again yields nothing new, which
+is what keeps steady state at zero writes.
+
+Budget rule (the Deployment controller's): at any instant at most `maxUnavailable` wells may be
+unavailable, and wells that are already unavailable count against it. A well being updated
+counts as unavailable from the moment its pod is touched until the runtime has confirmed the
+new bundle and minReadySeconds have passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from modelfleet.revisions import Revision, WellTarget, well_target
+from modelfleet.spec import LabelSelector, RolloutPolicy, Well
+from modelfleet.wellpod import WellPod
+
+#: How long a failed "Unreachable" bundle report stands before the pod is probed again.
+UNREACHABLE_RETRY_SECONDS = 15.0
+
+
+# ------------------------------------------------------------------------------------ actions
+
+
+@dataclass(frozen=True)
+class CreatePod:
+    target: WellTarget
+
+
+@dataclass(frozen=True)
+class DeletePod:
+    name: str
+    uid: str
+    well: str
+    why: str  # "WellRemoved" | "Recreate"
+
+
+@dataclass(frozen=True)
+class RetargetPod:
+    """Patch a live pod's labels/annotations to a target with the same pod template.
+
+    `swaps_bundle` is False when the bundle stays the same (a pinned well, say): then the patch
+    only relabels the revision and the pod stays available.
+    """
+
+    name: str
+    target: WellTarget
+    swaps_bundle: bool
+
+
+@dataclass(frozen=True)
+class ConfirmBundle:
+    """Ask the pod's runtime to load/report its annotated bundle and record the answer."""
+
+    name: str
+    well: str
+    uri: str
+    digest: str | None
+
+
+Action = CreatePod | DeletePod | RetargetPod | ConfirmBundle
+
+
+# ------------------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    """What the planner needs to remember between reconciles; kept in the resource's status."""
+
+    current_revision: str | None = None
+    rolled_back_from: str | None = None
+    last_progress: float | None = None
+    progress_mark: tuple[int, int] = (0, 0)  # (updated, available) at the previous reconcile
+
+
+@dataclass(frozen=True)
+class FleetInput:
+    wells: Sequence[Well]
+    update: Revision
+    current: Revision | None  # the last fully available revision, from its ControllerRevision
+    policy: RolloutPolicy
+    state: RolloutState
+    pods: Mapping[str, WellPod]  # by well id
+    stray_pods: Sequence[WellPod] = ()  # owned pods of wells no longer in spec
+    now: float = 0.0
+
+
+# ------------------------------------------------------------------------------------ outputs
+
+
+@dataclass(frozen=True)
+class UnhealthyWellReport:
+    well: str
+    reason: str
+    message: str
+
+
+@dataclass
+class FleetPlan:
+    actions: list[Action] = field(default_factory=list)
+    target_revision: str = ""
+    wells: int = 0
+    ready: int = 0
+    updated: int = 0
+    available: int = 0
+    unavailable: int = 0
+    max_unavailable: int = 0
+    rollout_done: bool = False  # every well's pod is on the target and serves its bundle
+    complete: bool = False  # ... and every well is available: the target becomes current
+    paused: bool = False
+    canary_wells: int = 0
+    canary_done: bool = True
+    deadline_exceeded: bool = False
+    rolled_back: bool = False
+    state: RolloutState = field(default_factory=RolloutState)
+    unhealthy: list[UnhealthyWellReport] = field(default_factory=list)
+    bundle_invalid: int = 0
+    versions: dict[tuple[str, str], int] = field(default_factory=dict)  # (version, rev) -> wells
+    started_updates: int = 0
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+
+
+# ------------------------------------------------------------------------------- arithmetic
+
+
+def resolve_max_unavailable(value: int | str, wells: int) -> int:
+    """Int or percent of the fleet, rounded down; never below 1 (maxSurge is always 0)."""
+    count = wells * int(value.rstrip("%")) // 100 if isinstance(value, str) else value
+    return max(1, min(count, max(wells, 1)))
+
+
+def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
+    for key, value in (selector.match_labels or {}).items():
+        if labels.get(key) != value:
+            return False
+    for req in selector.match_expressions or []:
+        present = req.key in labels
+        values = req.values or []
+        if req.operator == "In" and (not present or labels[req.key] not in values):
+            return False
+        if req.operator == "NotIn" and present and labels[req.key] in values:
+            return False
+        if req.operator == "Exists" and not present:
+            return False
+        if req.operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def canary_wells(wells: Sequence[Well], policy: RolloutPolicy) -> set[str]:
+    canary = policy.canary
+    if canary is None:
+        return set()
+    if canary.wells is not None:
+        return {w.id for w in wells[: canary.wells]}
+    if canary.selector is not None:
+        return {w.id for w in wells if selector_matches(canary.selector, w.labels or {})}
+    return set()
+
+
+def is_available(pod: WellPod | None, now: float, min_ready_seconds: int) -> bool:
+    """Ready, serving its own target bundle, for at least minReadySeconds."""
+    if pod is None or pod.deleting or not pod.ready or not pod.serves_own_target:
+        return False
+    since = max(pod.ready_since or now, (pod.bundle.probed_at if pod.bundle else None) or 0.0)
+    return now - since >= min_ready_seconds
+
+
+def needs_recreate(pod: WellPod, target: WellTarget) -> bool:
+    return pod.template_hash != target.template_hash
+
+
+def on_target(pod: WellPod, target: WellTarget) -> bool:
+    """The pod's labels and annotations already name the target."""
+    return (
+        pod.revision == target.revision
+        and pod.template_hash == target.template_hash
+        and pod.bundle_uri == target.bundle_uri
+        and pod.bundle_digest == target.bundle_digest
+    )
+
+
+# ----------------------------------------------------------------------------------- planning
+
+
+def _target_revision(inp: FleetInput) -> tuple[Revision, bool]:
+    """The revision to converge to, and whether that is a rollback."""
+    state = inp.state
+    if state.rolled_back_from == inp.update.name and inp.current is not None:
+        return inp.current, True
+    return inp.update, False
+
+
+def plan_fleet(inp: FleetInput) -> FleetPlan:
+    """The next writes for one ModelDeployment, and the status they lead to."""
+    policy, now = inp.policy, inp.now
+    target_rev, rolled_back = _target_revision(inp)
+    targets = {w.id: well_target(target_rev, w) for w in inp.wells}
+    total = len(inp.wells)
+    plan = FleetPlan(
+        target_revision=target_rev.name,
+        wells=total,
+        max_unavailable=resolve_max_unavailable(policy.max_unavailable, total),
+        paused=policy.paused,
+        rolled_back=rolled_back,
+    )
+
+    for stray in inp.stray_pods:
+        if not stray.deleting:
+            plan.actions.append(DeletePod(stray.name, stray.uid, stray.well, "WellRemoved"))
+
+    available: dict[str, bool] = {}
+    for w in inp.wells:
+        pod = inp.pods.get(w.id)
+        available[w.id] = is_available(pod, now, policy.min_ready_seconds)
+    plan.available = sum(available.values())
+    plan.unavailable = total - plan.available
+
+    # Pods are created for missing wells and confirmed whatever the budget: a missing pod is
+    # already unavailable, and confirming only ever makes a well available.
+    pending_updates: list[tuple[Well, WellPod, WellTarget]] = []
+    for w in inp.wells:
+        target, pod = targets[w.id], inp.pods.get(w.id)
+        if pod is None:
+            plan.actions.append(CreatePod(target))
+            continue
+        if pod.deleting:
+            continue
+        if on_target(pod, target):
+            if not pod.serves_own_target and _should_probe(pod, now):
+                plan.actions.append(
+                    ConfirmBundle(pod.name, w.id, pod.bundle_uri, pod.bundle_digest)
+                )
+            continue
+        pending_updates.append((w, pod, target))
+
+    _count_fleet(inp, targets, plan)
+    canary = canary_wells(inp.wells, policy)
+    plan.canary_wells = len(canary)
+    plan.canary_done = all(
+        on_target(inp.pods[c], targets[c]) and available[c] for c in canary if c in inp.pods
+    ) and all(c in inp.pods for c in canary)
+    plan.rollout_done = plan.updated == total and not inp.stray_pods
+    plan.complete = plan.rollout_done and plan.available == total
+
+    if not policy.paused:
+        _plan_updates(plan, pending_updates, available, canary)
+
+    _track_progress(inp, plan, target_rev)
+    return plan
+
+
+def _should_probe(pod: WellPod, now: float) -> bool:
+    if pod.phase != "Running" or not pod.pod_ip:
+        return False
+    report = pod.bundle
+    if report is None or report.uri != pod.bundle_uri or report.status == "True":
+        return True  # never asked about this bundle, or asked about another digest
+    if report.reason == "Unreachable":
+        return now - (report.probed_at or 0.0) >= UNREACHABLE_RETRY_SECONDS
+    return False  # a definite refusal (BundleInvalid) stands until the target changes
+
+
+def _plan_updates(
+    plan: FleetPlan,
+    pending: list[tuple[Well, WellPod, WellTarget]],
+    available: dict[str, bool],
+    canary: set[str],
+) -> None:
+    """Pick which outdated pods to move now, within the unavailability budget."""
+    if canary and not plan.canary_done and not plan.rolled_back:
+        pending = [p for p in pending if p[0].id in canary]
+    # Already-unavailable wells first: updating them costs no budget (Deployment does the same).
+    pending.sort(key=lambda p: available[p[0].id])
+    budget = plan.max_unavailable - plan.unavailable
+    for well, pod, target in pending:
+        bundle_changes = pod.bundle_uri != target.bundle_uri or (
+            target.bundle_digest is not None and pod.bundle_digest != target.bundle_digest
+        )
+        if not needs_recreate(pod, target) and not bundle_changes:
+            # Same template, same bundle: relabel only, the well stays available.
+            plan.actions.append(RetargetPod(pod.name, target, swaps_bundle=False))
+            continue
+        if available[well.id]:
+            if budget <= 0:
+                continue
+            budget -= 1
+        plan.started_updates += 1
+        if needs_recreate(pod, target):
+            plan.actions.append(DeletePod(pod.name, pod.uid, well.id, "Recreate"))
+        else:
+            plan.actions.append(RetargetPod(pod.name, target, swaps_bundle=True))
+
+
+def _count_fleet(inp: FleetInput, targets: Mapping[str, WellTarget], plan: FleetPlan) -> None:
+    reports: list[UnhealthyWellReport] = []
+    for w in inp.wells:
+        pod, target = inp.pods.get(w.id), targets[w.id]
+        if pod is not None and not pod.deleting:
+            if pod.ready:
+                plan.ready += 1
+                if pod.bundle is not None and pod.bundle.status == "True":
+                    key = (pod.version, pod.revision)
+                    plan.versions[key] = plan.versions.get(key, 0) + 1
+            if on_target(pod, target) and pod.serves_own_target:
+                plan.updated += 1
+        report = _unhealthy_report(w.id, pod, target)
+        if report is not None:
+            if report.reason == "BundleInvalid":
+                plan.bundle_invalid += 1
+            reports.append(report)
+    # Bundle refusals first: they are what an operator must act on.
+    reports.sort(key=lambda r: r.reason != "BundleInvalid")
+    plan.unhealthy = reports
+
+
+def _unhealthy_report(
+    well: str, pod: WellPod | None, target: WellTarget
+) -> UnhealthyWellReport | None:
+    if pod is None:
+        return UnhealthyWellReport(well, "PodMissing", "no pod yet; the operator creates it")
+    if pod.deleting:
+        return UnhealthyWellReport(well, "Terminating", f"pod {pod.name} is being deleted")
+    report = pod.bundle
+    if report is not None and report.status == "False" and report.reason:
+        return UnhealthyWellReport(well, report.reason, report.message)
+    if pod.problem is not None:
+        return UnhealthyWellReport(well, pod.problem[0], pod.problem[1])
+    if pod.phase == "Pending":
+        return UnhealthyWellReport(well, "Pending", f"pod {pod.name} is not running yet")
+    if not pod.containers_ready:
+        return UnhealthyWellReport(well, "NotReady", "the runtime is not ready")
+    return None
+
+
+def _track_progress(inp: FleetInput, plan: FleetPlan, target_rev: Revision) -> None:
+    """Progress deadline, rollback decision and the roll-out state to persist."""
+    state, policy, now = inp.state, inp.policy, inp.now
+    mark = (plan.updated, plan.available)
+    last_progress: float | None = state.last_progress if state.last_progress is not None else now
+    if mark[0] > state.progress_mark[0] or mark[1] > state.progress_mark[1]:
+        last_progress = now
+    if plan.rollout_done or policy.paused:
+        last_progress = None  # no deadline at rest, nor while paused (restarts on resume)
+    current = state.current_revision
+    rolled_back_from = state.rolled_back_from
+    if rolled_back_from is not None and rolled_back_from != inp.update.name:
+        rolled_back_from = None  # the spec moved on: a new roll-out, no longer rolled back
+    if plan.complete:
+        current = target_rev.name
+    exceeded = last_progress is not None and now - last_progress > policy.progress_deadline_seconds
+    if (
+        exceeded
+        and policy.auto_rollback
+        and not plan.rolled_back
+        and current is not None
+        and current != inp.update.name
+    ):
+        rolled_back_from = inp.update.name
+        last_progress = now  # the rollback gets its own deadline
+        exceeded = False
+        plan.rolled_back = True
+        plan.events.append(
+            (
+                "Warning",
+                "RolledBack",
+                f"no progress for {policy.progress_deadline_seconds}s on revision "
+                f"{inp.update.name}: rolling back to revision {current}",
+            )
+        )
+    plan.deadline_exceeded = exceeded
+    plan.state = RolloutState(
+        current_revision=current,
+        rolled_back_from=rolled_back_from,
+        last_progress=last_progress,
+        progress_mark=mark,
+    )
