@@ -1,0 +1,87 @@
+"""``python -m kubesim serve``: run kubesim until SIGTERM/SIGINT.
+
+Why this exists: the demo and developers run kubesim as a process and point kubectl at the
+kubeconfig it writes. Parsing happens in ``main`` only (never at import).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from kubesim.cluster import KubeSim
+from kubesim.faults import FaultConfig, parse_fault_rule
+from kubesim.kubelet import KubeletConfig
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m kubesim", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the Kubernetes API on loopback")
+    serve.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    serve.add_argument("--kubeconfig", type=Path, required=True, help="where to write the kubeconfig")
+    serve.add_argument(
+        "--kubelet",
+        default="instant",
+        help="kubelet profile: instant | delay=1.5,jitter=0.5,failure_rate=0.1,crash_loop=SELECTOR,"
+        "refresh=SECONDS | none (no kubelet)",
+    )
+    serve.add_argument("--run-selector", default="", help="label selector of pods to run as real processes")
+    serve.add_argument(
+        "--annotation-refresh-delay", type=float, default=None, help="seconds before downward-API files change"
+    )
+    serve.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        help="fault rule, repeatable: kind=latency|error|throttle|conflict|drop-watch|gone,"
+        "verb=...,resource=...,probability=...,latency=...,retry_after=...,drop_after=...,times=...",
+    )
+    serve.add_argument("--log-level", default="INFO", help="DEBUG logs one line per request")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_kubelet = args.kubelet != "none"
+    try:
+        kubelet = KubeletConfig.parse("" if args.kubelet == "none" else args.kubelet)
+        faults = FaultConfig([parse_fault_rule(text) for text in args.fault])
+    except ValueError as exc:
+        print(f"kubesim: {exc}", file=sys.stderr)
+        return 2
+    if args.run_selector:
+        kubelet.run_selector = args.run_selector
+    if args.annotation_refresh_delay is not None:
+        kubelet.annotation_refresh_delay = args.annotation_refresh_delay
+    sim = KubeSim(
+        host=args.host,
+        port=args.port,
+        kubeconfig=args.kubeconfig,
+        kubelet=kubelet,
+        run_kubelet=run_kubelet,
+        faults=faults,
+    )
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await sim.start()
+        logging.getLogger("kubesim").info("kubesim serving %s (kubeconfig %s)", sim.url, args.kubeconfig)
+        try:
+            await stop.wait()
+        finally:
+            await sim.stop()
+
+    asyncio.run(run())
+    return 0

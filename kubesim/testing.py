@@ -1,0 +1,138 @@
+"""Run kubesim inside tests and benchmarks: in the current event loop or in a background thread.
+
+Why this exists: async tests want kubesim in their own loop (``run_kubesim``); sync tests and
+kopf's ``KopfRunner`` (which runs its own loop in a thread) want it running on a loop of its own
+in a background thread (``kubesim_in_thread``). Both bind a free loopback port and write a
+kubeconfig under the test's temporary directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kubesim.cluster import KubeSim
+from kubesim.faults import FaultConfig
+from kubesim.kubelet import KubeletConfig
+
+__all__ = ["KubeSimThread", "kubesim_in_thread", "run_kubesim"]
+
+T = TypeVar("T")
+
+
+@asynccontextmanager
+async def run_kubesim(
+    tmp_path: Path,
+    *,
+    kubelet: KubeletConfig | None = None,
+    faults: FaultConfig | None = None,
+    run_kubelet: bool = True,
+) -> AsyncIterator[KubeSim]:
+    """Start kubesim in the running loop; yields it (``.kubeconfig``, ``.url``, ``.store``, ``.api``)."""
+    sim = KubeSim(
+        kubeconfig=tmp_path / "kubesim.kubeconfig",
+        kubelet=kubelet,
+        faults=faults,
+        run_kubelet=run_kubelet,
+    )
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+class KubeSimThread:
+    """A kubesim on its own loop in a daemon thread; ``call`` runs a coroutine there."""
+
+    def __init__(self, sim: KubeSim, loop: asyncio.AbstractEventLoop) -> None:
+        self.sim = sim
+        self.loop = loop
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.sim.kubeconfig
+
+    @property
+    def url(self) -> str:
+        return self.sim.url
+
+    @property
+    def store(self) -> Any:
+        return self.sim.store
+
+    @property
+    def api(self) -> Any:
+        return self.sim.api
+
+    def call(self, factory: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
+        async def run() -> T:
+            return await factory()
+
+        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(run(), self.loop)
+        return future.result(timeout)
+
+    def call_sync(self, fn: Callable[[], T], timeout: float = 30.0) -> T:
+        """Run a plain function on kubesim's loop (the store is not thread-safe)."""
+
+        async def run() -> T:
+            return fn()
+
+        return self.call(run, timeout)
+
+
+@contextmanager
+def kubesim_in_thread(
+    tmp_path: Path,
+    *,
+    kubelet: KubeletConfig | None = None,
+    faults: FaultConfig | None = None,
+    run_kubelet: bool = True,
+) -> Iterator[KubeSimThread]:
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    stop = asyncio.Event()
+    holder: dict[str, Any] = {}
+
+    async def main() -> None:
+        sim = KubeSim(
+            kubeconfig=tmp_path / "kubesim.kubeconfig",
+            kubelet=kubelet,
+            faults=faults,
+            run_kubelet=run_kubelet,
+        )
+        try:
+            await sim.start()
+        except BaseException as exc:
+            holder["error"] = exc
+            started.set()
+            raise
+        holder["sim"] = sim
+        started.set()
+        try:
+            await stop.wait()
+        finally:
+            await sim.stop()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, name="kubesim", daemon=True)
+    thread.start()
+    started.wait(30)
+    if "error" in holder:
+        raise RuntimeError("kubesim failed to start") from holder["error"]
+    try:
+        yield KubeSimThread(holder["sim"], loop)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)

@@ -1,0 +1,3 @@
+"""Shared pytest configuration: kubesim fixtures (`kubesim`, `kubesim_thread`)."""
+
+pytest_plugins = ["kubesim.pytest_plugin"]
