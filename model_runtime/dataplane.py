@@ -133,7 +133,9 @@ def _parse_tensor(raw: Any, spec: TensorSpec, index: int, limits: RequestLimits)
     if len(flat) != expected:
         raise BadRequestError(f"input {spec.name!r}: shape {shape} needs {expected} values, data has {len(flat)}")
     try:
-        array = np.array(flat, dtype=numpy_dtype(spec.datatype)).reshape(shape)
+        # Values beyond the dtype's range become inf and are refused just below.
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = np.array(flat, dtype=numpy_dtype(spec.datatype)).reshape(shape)
     except (OverflowError, ValueError, TypeError) as exc:
         raise BadRequestError(f"input {spec.name!r}: data cannot be read as {spec.datatype}: {exc}") from exc
     if array.dtype.kind == "f" and not np.isfinite(array).all():
