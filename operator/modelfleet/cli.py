@@ -28,7 +28,43 @@ def _add_bundle_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     verify = bundle_sub.add_parser(
         "verify", help="check every digest and that every model loads; print the bundle digest"
     )
-    verify.add_argument("source", metavar="PATH_OR_URI", help="directory, .tar.gz, file:// or http(s)://")
+    verify.add_argument(
+        "source", metavar="PATH_OR_URI", help="directory, .tar.gz, file:// or http(s)://"
+    )
+
+
+def _add_crd_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    crd = sub.add_parser(
+        "crd", help="write the ModelDeployment CRD generated from the pydantic models"
+    )
+    crd.add_argument(
+        "--out", default="crds/modeldeployment.yaml", help="file to write, - for stdout"
+    )
+    crd.add_argument(
+        "--check", action="store_true", help="exit 1 if the file differs from the models"
+    )
+
+
+def _run_crd_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from modelfleet.crd import render_crd_yaml
+
+    text = render_crd_yaml()
+    if args.out == "-":
+        sys.stdout.write(text)
+        return 0
+    path = Path(args.out)
+    if args.check:
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current != text:
+            print(f"{path} is out of date: run `modelfleet crd --out {path}`", file=sys.stderr)
+            return 1
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_bundle_commands(sub)
+    _add_crd_command(sub)
+    operator = sub.add_parser(
+        "operator", help="run the operator against the current kubeconfig's cluster"
+    )
+    from modelfleet.operator_main import add_operator_arguments
+
+    add_operator_arguments(operator)
     return parser
 
 
@@ -46,6 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from model_runtime.bundle_cli import run_bundle_command
 
         return run_bundle_command(args)
+    if args.command == "crd":
+        return _run_crd_command(args)
+    if args.command == "operator":
+        from modelfleet.operator_main import main_from_args
+
+        return main_from_args(args)
     raise AssertionError(f"unhandled command {args.command!r}")
 
 

@@ -1,0 +1,301 @@
+"""Carrying a plan out: the API writes for one ModelDeployment, concurrent and bounded.
+
+Nothing here decides anything: the planner chose the actions. Each write's answer (the object
+as stored) is handed back so the caller's pod cache is ahead of the watch and the next plan
+does not repeat a write whose event has not arrived yet. Benign races (a pod already created,
+already gone, replaced under us) are absorbed: the next observation tells the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from modelfleet.fleet_status import rfc3339
+from modelfleet.kube import KubeApiError, KubeClient, namespaced
+from modelfleet.planning import Action, ConfirmBundle, CreatePod, DeletePod, RetargetPod
+from modelfleet.revisions import Revision
+from modelfleet.spec import GROUP, KIND, VERSION, RuntimeSpec
+from modelfleet.wellpod import (
+    BUNDLE_CONDITION,
+    BUNDLE_SERVED_REASON,
+    LABEL_DEPLOYMENT,
+    LABEL_REVISION,
+    WellPod,
+    desired_pod,
+    headless_service,
+    owner_reference,
+    served_message,
+    target_metadata_patch,
+)
+
+logger = logging.getLogger("modelfleet.execution")
+
+#: Runtime answers that are a verdict on the bundle, not a failure to reach the pod.
+DEFINITE_REASONS = {"BundleInvalid", "Unreachable", "DigestMismatch", "ManifestInvalid"}
+
+
+@dataclass(frozen=True)
+class FleetRef:
+    namespace: str
+    name: str
+    uid: str
+
+
+@dataclass
+class ExecutionResult:
+    stored: list[dict[str, Any]]  # pod bodies as the apiserver answered
+    gone: list[str]  # well ids whose pod no longer exists
+    inconclusive: int = 0  # bundle confirmations to retry soon
+
+
+class FleetExecutor:
+    def __init__(self, client: KubeClient, clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.clock = clock
+
+    async def execute(
+        self,
+        fleet: FleetRef,
+        actions: Sequence[Action],
+        runtime: Mapping[str, RuntimeSpec],
+        pods: Mapping[str, WellPod],
+    ) -> ExecutionResult:
+        """Run all actions concurrently (the client bounds concurrency and rate)."""
+        result = ExecutionResult(stored=[], gone=[])
+
+        async def run(action: Action) -> None:
+            try:
+                await self._one(fleet, action, runtime, pods, result)
+            except KubeApiError as exc:
+                logger.warning(
+                    "%s/%s: %s failed: %s", fleet.namespace, fleet.name, type(action).__name__, exc
+                )
+                if isinstance(action, ConfirmBundle):
+                    result.inconclusive += 1
+
+        await asyncio.gather(*(run(a) for a in actions))
+        return result
+
+    async def _one(
+        self,
+        fleet: FleetRef,
+        action: Action,
+        runtime: Mapping[str, RuntimeSpec],
+        pods: Mapping[str, WellPod],
+        result: ExecutionResult,
+    ) -> None:
+        ns = fleet.namespace
+        if isinstance(action, CreatePod):
+            body = desired_pod(
+                deployment=fleet.name,
+                deployment_uid=fleet.uid,
+                target=action.target,
+                runtime=runtime[action.target.revision],
+            )
+            try:
+                result.stored.append(
+                    await self.client.create(namespaced("v1", ns, "pods"), "pods", body)
+                )
+            except KubeApiError as exc:
+                if not exc.already_exists:
+                    raise
+        elif isinstance(action, DeletePod):
+            try:
+                answer = await self.client.delete(
+                    namespaced("v1", ns, "pods", action.name), "pods", uid=action.uid
+                )
+            except KubeApiError as exc:
+                if exc.not_found or exc.conflict:  # already gone, or replaced meanwhile
+                    result.gone.append(action.well)
+                    return
+                raise
+            if isinstance(answer, dict) and answer.get("kind") == "Pod":
+                result.stored.append(answer)
+            else:
+                result.gone.append(action.well)
+        elif isinstance(action, RetargetPod):
+            try:
+                result.stored.append(
+                    await self.client.merge_patch(
+                        namespaced("v1", ns, "pods", action.name),
+                        "pods",
+                        target_metadata_patch(action.target),
+                    )
+                )
+            except KubeApiError as exc:
+                if not exc.not_found:
+                    raise
+        else:
+            stored = await self._confirm(fleet, action, runtime, pods)
+            if stored is None:
+                result.inconclusive += 1
+            else:
+                result.stored.append(stored)
+
+    async def _confirm(
+        self,
+        fleet: FleetRef,
+        action: ConfirmBundle,
+        runtime: Mapping[str, RuntimeSpec],
+        pods: Mapping[str, WellPod],
+    ) -> dict[str, Any] | None:
+        """Ask the runtime (through the apiserver's pod proxy) to load the pod's annotated
+        bundle; record its verdict in the pod's readiness-gate condition."""
+        pod = pods[action.well]
+        rt = runtime.get(pod.revision)
+        port = rt.port if rt is not None else RuntimeSpec().port
+        path = namespaced("v1", fleet.namespace, "pods", f"{action.name}:{port}") + (
+            "/proxy/v2/repository/bundle/load"
+        )
+        code, answer = await self.client.proxy_post(
+            path, {"uri": action.uri, "digest": action.digest}
+        )
+        now = rfc3339(self.clock())
+        if code == 200 and isinstance(answer, dict) and isinstance(answer.get("bundle"), dict):
+            bundle = answer["bundle"]
+            digest, uri = bundle.get("digest"), bundle.get("uri")
+            if uri != action.uri or (action.digest and digest != action.digest):
+                return None  # answered about another bundle; ask again later
+            status, reason, message = "True", BUNDLE_SERVED_REASON, served_message(digest, uri)
+        elif (
+            isinstance(answer, dict)
+            and answer.get("kind") != "Status"
+            and answer.get("reason") in DEFINITE_REASONS
+        ):
+            reason = "BundleInvalid" if answer["reason"] != "Unreachable" else "Unreachable"
+            status, message = "False", f"{action.uri}: {answer.get('error', '')}"[:1024]
+        else:
+            logger.debug("bundle of %s not confirmed yet (%s): %s", action.name, code, answer)
+            return None
+        previous = pod.bundle.status if pod.bundle else None
+        condition = {
+            "type": BUNDLE_CONDITION,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "lastProbeTime": now,
+        }
+        if previous != status:
+            condition["lastTransitionTime"] = now
+        try:
+            return await self.client.strategic_patch(
+                namespaced("v1", fleet.namespace, "pods", action.name) + "/status",
+                "pods/status",
+                {"status": {"conditions": [condition]}},
+            )
+        except KubeApiError as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    # --------------------------------------------------------------------- fleet-level objects
+    async def ensure_service(self, fleet: FleetRef, port: int) -> None:
+        path = namespaced("v1", fleet.namespace, "services", fleet.name)
+        try:
+            await self.client.get(path, "services")
+            return
+        except KubeApiError as exc:
+            if not exc.not_found:
+                raise
+        try:
+            await self.client.create(
+                namespaced("v1", fleet.namespace, "services"),
+                "services",
+                headless_service(fleet.name, fleet.uid, port),
+            )
+        except KubeApiError as exc:
+            if not exc.already_exists:
+                raise
+
+    async def list_revisions(self, fleet: FleetRef) -> dict[str, dict[str, Any]]:
+        items = await self.client.list(
+            namespaced("apps/v1", fleet.namespace, "controllerrevisions"),
+            "controllerrevisions",
+            label_selector=f"{LABEL_DEPLOYMENT}={fleet.name}",
+        )
+        owned = {}
+        for item in items:
+            refs = item.get("metadata", {}).get("ownerReferences") or []
+            if any(r.get("uid") == fleet.uid for r in refs):
+                owned[item["metadata"]["labels"][LABEL_REVISION]] = item
+        return owned
+
+    async def record_revision(
+        self, fleet: FleetRef, revision: Revision, number: int
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "apiVersion": "apps/v1",
+            "kind": "ControllerRevision",
+            "metadata": {
+                "name": f"{fleet.name}-{revision.name}",
+                "labels": {LABEL_DEPLOYMENT: fleet.name, LABEL_REVISION: revision.name},
+                "ownerReferences": [owner_reference(fleet.name, fleet.uid)],
+            },
+            "data": revision.data(),
+            "revision": number,
+        }
+        path = namespaced("apps/v1", fleet.namespace, "controllerrevisions")
+        try:
+            return await self.client.create(path, "controllerrevisions", body)
+        except KubeApiError as exc:
+            if not exc.already_exists:
+                raise
+            return await self.client.get(
+                f"{path}/{body['metadata']['name']}", "controllerrevisions"
+            )
+
+    async def delete_revision(self, fleet: FleetRef, name: str) -> None:
+        try:
+            await self.client.delete(
+                namespaced("apps/v1", fleet.namespace, "controllerrevisions", name),
+                "controllerrevisions",
+            )
+        except KubeApiError as exc:
+            if not exc.not_found:
+                raise
+
+    async def write_status(self, fleet: FleetRef, status: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.client.merge_patch(
+            namespaced(f"{GROUP}/{VERSION}", fleet.namespace, "modeldeployments", fleet.name)
+            + "/status",
+            "modeldeployments/status",
+            {"status": status},
+        )
+
+    async def post_event(self, fleet: FleetRef, etype: str, reason: str, message: str) -> None:
+        now = rfc3339(self.clock())
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{fleet.name}.{uuid.uuid4().hex[:16]}",
+                "namespace": fleet.namespace,
+            },
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "name": fleet.name,
+                "namespace": fleet.namespace,
+                "uid": fleet.uid,
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": etype,
+            "source": {"component": "modelfleet-operator"},
+            "reportingComponent": "modelfleet.dev/operator",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self.client.create(namespaced("v1", fleet.namespace, "events"), "events", body)
+        except KubeApiError as exc:  # an event lost is not worth failing a reconcile
+            logger.warning(
+                "event %s for %s/%s not posted: %s", reason, fleet.namespace, fleet.name, exc
+            )

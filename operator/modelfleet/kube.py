@@ -1,0 +1,306 @@
+"""The operator's one door to the Kubernetes API: async, rate-limited, retrying, counted.
+
+Credentials and the server address come from the `kubernetes` client's own config loaders (a
+kubeconfig, or the in-cluster service account), so we parse nothing ourselves; requests go
+through one shared `httpx.AsyncClient` so thousands of writes stay on the event loop instead of
+a thread per call. Every call passes a client-side token bucket (QPS/burst, like client-go's),
+honours 429 Retry-After, and retries 5xx and transport errors with capped backoff. HTTP errors
+are mapped once to `KubeApiError` carrying the apiserver's Status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from prometheus_client import Counter, Histogram
+
+logger = logging.getLogger("modelfleet.kube")
+
+API_CALLS = Counter(
+    "modelfleet_operator_api_calls_total",
+    "Kubernetes API calls made by the operator",
+    ["verb", "resource", "code"],
+)
+API_LATENCY = Histogram(
+    "modelfleet_operator_api_call_duration_seconds",
+    "Latency of Kubernetes API calls made by the operator",
+    ["verb", "resource"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+RETRYABLE = {429, 500, 502, 503, 504}
+
+
+class KubeApiError(Exception):
+    """An error Status from the apiserver (or a transport failure, code 0)."""
+
+    def __init__(self, code: int, reason: str, message: str, retry_after: float | None = None):
+        super().__init__(f"{code} {reason}: {message}")
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.retry_after = retry_after
+
+    @property
+    def not_found(self) -> bool:
+        return self.code == 404
+
+    @property
+    def already_exists(self) -> bool:
+        return self.code == 409 and self.reason == "AlreadyExists"
+
+    @property
+    def conflict(self) -> bool:
+        return self.code == 409 and self.reason != "AlreadyExists"
+
+
+class TokenBucket:
+    """client-go's flowcontrol token bucket: `qps` tokens a second, at most `burst` saved."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        self.qps = qps
+        self.burst = max(1, burst)
+        self._tokens = float(self.burst)
+        self._stamp = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        if self.qps <= 0:
+            return  # unlimited
+        async with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.qps)
+            self._stamp = now
+            if self._tokens < 1:
+                wait = (1 - self._tokens) / self.qps
+                await asyncio.sleep(wait)
+                self._stamp = time.monotonic()
+                self._tokens = 0.0
+            else:
+                self._tokens -= 1
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    qps: float = 50.0
+    burst: int = 100
+    concurrency: int = 32
+    max_retries: int = 8
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Connection:
+    host: str
+    headers: Mapping[str, str]
+    verify: str | bool
+    cert: tuple[str, str] | None
+
+
+def load_connection(kubeconfig: str | None = None, context: str | None = None) -> Connection:
+    """Kubeconfig (explicit, $KUBECONFIG or ~/.kube/config) or in-cluster service account."""
+    from kubernetes import client, config  # heavy import, only at start-up
+
+    configuration = client.Configuration()
+    try:
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
+    except (config.ConfigException, FileNotFoundError, TypeError):
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    headers: dict[str, str] = {}
+    token = configuration.get_api_key_with_prefix("authorization")
+    if token:
+        headers["Authorization"] = token
+    verify: str | bool = configuration.ssl_ca_cert or configuration.verify_ssl
+    cert = (
+        (configuration.cert_file, configuration.key_file)
+        if configuration.cert_file and configuration.key_file
+        else None
+    )
+    return Connection(
+        host=configuration.host.rstrip("/"), headers=headers, verify=verify, cert=cert
+    )
+
+
+class KubeClient:
+    """Minimal typed verbs over the REST API, for the few kinds the operator touches."""
+
+    def __init__(self, connection: Connection, settings: ClientSettings | None = None) -> None:
+        self.settings = settings or ClientSettings()
+        self.connection = connection
+        self._bucket = TokenBucket(self.settings.qps, self.settings.burst)
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._http = httpx.AsyncClient(
+            base_url=connection.host,
+            headers={"Accept": "application/json", **connection.headers},
+            verify=connection.verify,
+            cert=connection.cert,
+            timeout=self.settings.timeout,
+            limits=httpx.Limits(
+                max_connections=self.settings.concurrency,
+                max_keepalive_connections=self.settings.concurrency,
+            ),
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        verb: str,
+        path: str,
+        *,
+        resource: str,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """One API call with rate limiting and retries; the decoded JSON answer."""
+        method = {
+            "create": "POST",
+            "get": "GET",
+            "list": "GET",
+            "patch": "PATCH",
+            "delete": "DELETE",
+            "update": "PUT",
+            "proxy": "POST",
+        }[verb]
+        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        headers = {"Content-Type": content_type} if content is not None else None
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._bucket.acquire()
+            started = time.perf_counter()
+            try:
+                async with self._slots:
+                    response = await self._http.request(
+                        method, path, content=content, params=params, headers=headers
+                    )
+            except httpx.TransportError as exc:
+                API_CALLS.labels(verb, resource, "error").inc()
+                if attempt > self.settings.max_retries:
+                    raise KubeApiError(0, "TransportError", str(exc)) from exc
+                await asyncio.sleep(_backoff(attempt))
+                continue
+            API_LATENCY.labels(verb, resource).observe(time.perf_counter() - started)
+            API_CALLS.labels(verb, resource, str(response.status_code)).inc()
+            if response.status_code < 400:
+                return response.json() if response.content else None
+            error = _error_from(response)
+            if response.status_code in RETRYABLE and attempt <= self.settings.max_retries:
+                delay = error.retry_after if error.retry_after is not None else _backoff(attempt)
+                logger.debug("retrying %s %s in %.2fs: %s", method, path, delay, error)
+                await asyncio.sleep(delay)
+                continue
+            raise error
+
+    # ------------------------------------------------------------------------- typed verbs
+    async def get(self, path: str, resource: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("get", path, resource=resource)
+        return result
+
+    async def create(self, path: str, resource: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("create", path, resource=resource, body=body)
+        return result
+
+    async def merge_patch(
+        self, path: str, resource: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request(
+            "patch", path, resource=resource, body=patch, content_type=MERGE_PATCH
+        )
+        return result
+
+    async def delete(
+        self, path: str, resource: str, *, uid: str | None = None, propagation: str | None = None
+    ) -> Any:
+        options: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        if propagation:
+            options["propagationPolicy"] = propagation
+        return await self.request("delete", path, resource=resource, body=options)
+
+    async def strategic_patch(
+        self, path: str, resource: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request(
+            "patch", path, resource=resource, body=patch, content_type=STRATEGIC_PATCH
+        )
+        return result
+
+    async def proxy_post(self, path: str, body: Mapping[str, Any]) -> tuple[int, Any]:
+        """POST through the apiserver's pod proxy: the pod's own status and body, no retries
+        (a 5xx from the pod is an answer, not an apiserver hiccup)."""
+        await self._bucket.acquire()
+        content = json.dumps(body).encode()
+        try:
+            async with self._slots:
+                response = await self._http.post(
+                    path, content=content, headers={"Content-Type": "application/json"}
+                )
+        except httpx.TransportError as exc:
+            API_CALLS.labels("proxy", "pods/proxy", "error").inc()
+            return 0, {"error": str(exc)}
+        API_CALLS.labels("proxy", "pods/proxy", str(response.status_code)).inc()
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, {"error": response.text[:500]}
+
+    async def list(
+        self, path: str, resource: str, *, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        params: dict[str, str] = {"limit": "500"}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        while True:
+            page = await self.request("list", path, resource=resource, params=params)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+            params["continue"] = token
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(5.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random()))
+
+
+def _error_from(response: httpx.Response) -> KubeApiError:
+    reason, message = "", response.text[:500]
+    try:
+        status = response.json()
+        reason = status.get("reason") or ""
+        message = status.get("message") or message
+    except ValueError:
+        pass
+    retry_after: float | None = None
+    if "Retry-After" in response.headers:
+        try:
+            retry_after = float(response.headers["Retry-After"])
+        except ValueError:
+            retry_after = 1.0
+    return KubeApiError(response.status_code, reason, message, retry_after)
+
+
+# ------------------------------------------------------------------------------ resource paths
+
+
+def namespaced(group_version: str, namespace: str, plural: str, name: str | None = None) -> str:
+    base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+    path = f"{base}/namespaces/{namespace}/{plural}"
+    return f"{path}/{name}" if name else path

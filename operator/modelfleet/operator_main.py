@@ -1,0 +1,185 @@
+"""`modelfleet operator`: run the operator against the current kubeconfig's cluster.
+
+Wires the pieces together (API client, executor, reconciler, kopf registry, metrics endpoint)
+and runs kopf embedded in our own event loop. `run_operator` is also what the integration
+tests call, in a thread, with an explicit kubeconfig.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+from modelfleet.execution import FleetExecutor
+from modelfleet.handlers import build_registry
+from modelfleet.kube import ClientSettings, Connection, KubeClient, load_connection
+from modelfleet.reconciler import FleetReconciler
+
+logger = logging.getLogger("modelfleet.operator")
+
+
+@dataclass
+class OperatorOptions:
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespaces: Sequence[str] = ()
+    all_namespaces: bool = False
+    qps: float = 50.0
+    burst: int = 100
+    concurrency: int = 32
+    metrics_port: int | None = None
+    liveness: str | None = None
+    peering: str | None = None
+    standalone: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def run_operator(
+    options: OperatorOptions,
+    *,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
+) -> None:
+    connection = load_connection(options.kubeconfig, options.context)
+    client = KubeClient(
+        connection,
+        ClientSettings(qps=options.qps, burst=options.burst, concurrency=options.concurrency),
+    )
+    reconciler = FleetReconciler(FleetExecutor(client))
+    registry = build_registry(reconciler)
+    _register_login(registry, connection)
+    if options.metrics_port is not None:
+        start_http_server(options.metrics_port)
+    try:
+        await kopf.operator(
+            registry=registry,
+            clusterwide=options.all_namespaces,
+            namespaces=list(options.namespaces),
+            standalone=options.standalone,
+            peering_name=options.peering,
+            liveness_endpoint=options.liveness,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    finally:
+        await client.close()
+
+
+def _register_login(registry: kopf.OperatorRegistry, connection: Connection) -> None:
+    """kopf talks to the same server with the same credentials as our client."""
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        token = connection.headers.get("Authorization", "")
+        scheme, _sep, value = token.partition(" ")
+        verify = connection.verify
+        return kopf.ConnectionInfo(
+            server=connection.host,
+            scheme=scheme or None,
+            token=value or None,
+            ca_path=verify if isinstance(verify, str) else None,
+            insecure=verify is False,
+            certificate_path=connection.cert[0] if connection.cert else None,
+            private_key_path=connection.cert[1] if connection.cert else None,
+        )
+
+
+def add_operator_arguments(parser: argparse.ArgumentParser) -> None:
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        dest="namespaces",
+        help="namespace to watch (repeatable); default: the kubeconfig context's namespace",
+    )
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch all namespaces")
+    parser.add_argument(
+        "--kubeconfig",
+        help="kubeconfig file (default $KUBECONFIG or ~/.kube/config; in-cluster config inside a pod)",
+    )
+    parser.add_argument("--context", help="kubeconfig context")
+    parser.add_argument(
+        "--qps",
+        type=float,
+        default=50.0,
+        help="client-side API request rate limit (0: none; default 50)",
+    )
+    parser.add_argument(
+        "--burst", type=int, default=100, help="client-side burst above --qps (default 100)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=32, help="API requests in flight at most (default 32)"
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9090,
+        help="Prometheus /metrics port (default 9090; -1 disables)",
+    )
+    parser.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8080/healthz",
+        help="kopf liveness endpoint URL ('' disables)",
+    )
+    peering = parser.add_mutually_exclusive_group()
+    peering.add_argument("--peering", help="kopf peering name: replicas elect one active operator")
+    peering.add_argument(
+        "--standalone", action="store_true", default=None, help="no peering (one replica only)"
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logs")
+
+
+def main_from_args(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":%(message)r}',
+    )
+    namespaces = list(args.namespaces)
+    if not namespaces and not args.all_namespaces:
+        namespaces = [_context_namespace(args.kubeconfig, args.context)]
+    options = OperatorOptions(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        namespaces=namespaces,
+        all_namespaces=args.all_namespaces,
+        qps=args.qps,
+        burst=args.burst,
+        concurrency=args.concurrency,
+        metrics_port=None if args.metrics_port < 0 else args.metrics_port,
+        liveness=args.liveness or None,
+        peering=args.peering,
+        standalone=True if args.standalone else None,
+    )
+    logger.info("watching %s", "all namespaces" if args.all_namespaces else ", ".join(namespaces))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_operator(options))
+    return 0
+
+
+def _context_namespace(kubeconfig: str | None, context: str | None) -> str:
+    from kubernetes import config
+
+    try:
+        contexts, active = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig
+        )
+        if context:
+            active = next(c for c in contexts if c["name"] == context)
+        return str(active.get("context", {}).get("namespace") or "default")
+    except (config.ConfigException, FileNotFoundError, StopIteration, TypeError):
+        try:
+            with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
+                return f.read().strip()
+        except OSError:
+            return "default"

@@ -1,0 +1,290 @@
+"""Coalesced reconciliation: one worker per ModelDeployment, woken by whatever changed.
+
+Watch events (ModelDeployments and their pods) only update in-memory caches and set a wake-up
+flag; each fleet's worker then reconciles once for a whole burst of events, so 10,000 pod
+events cause a handful of plans, not 10,000. A reconcile reads only memory (the caches filled
+by the watches) plus the fleet's ControllerRevisions once, plans, executes, and writes status
+only when it changed. Everything it needs to resume lives in the API server, so a restarted
+operator continues a roll-out where it stood.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+from pydantic import ValidationError
+
+from modelfleet.execution import FleetExecutor, FleetRef
+from modelfleet.fleet_status import (
+    StatusContext,
+    build_status,
+    rollout_state_from_status,
+    status_events,
+)
+from modelfleet.kube import KubeApiError
+from modelfleet.planning import ConfirmBundle, FleetInput, FleetPlan, plan_fleet
+from modelfleet.revisions import Revision, revision_of
+from modelfleet.spec import ModelDeploymentSpec, RuntimeSpec
+from modelfleet.wellpod import LABEL_DEPLOYMENT, WellPod, observe_pod
+
+logger = logging.getLogger("modelfleet.reconciler")
+
+RECONCILES = Counter(
+    "modelfleet_operator_reconciles_total",
+    "Fleet reconciles",
+    ["namespace", "deployment", "result"],
+)
+RECONCILE_SECONDS = Histogram(
+    "modelfleet_operator_reconcile_duration_seconds",
+    "Duration of one fleet reconcile (plan + writes)",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+WELLS = Gauge("modelfleet_operator_wells", "Wells by state", ["namespace", "deployment", "state"])
+
+#: Bursts of events within this window share one reconcile.
+COALESCE_SECONDS = 0.05
+#: While a roll-out is under way, re-plan at least this often (minReadySeconds, deadlines).
+ROLLOUT_RECHECK_SECONDS = 2.0
+INCONCLUSIVE_RECHECK_SECONDS = 0.5
+
+FleetKey = tuple[str, str]  # (namespace, name)
+
+
+@dataclass
+class _CachedPod:
+    resource_version: int
+    pod: WellPod
+
+
+@dataclass
+class FleetMemory:
+    """What the operator keeps per ModelDeployment between reconciles (all re-derivable)."""
+
+    body: Mapping[str, Any] | None = None
+    pods: dict[str, _CachedPod] = field(default_factory=dict)  # by well id
+    revisions: dict[str, dict[str, Any]] | None = None  # ControllerRevisions by revision hash
+    service_ensured: bool = False
+    last_status: Mapping[str, Any] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    worker: asyncio.Task[None] | None = None
+
+
+def _rv(body: Mapping[str, Any]) -> int:
+    try:
+        return int((body.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+class FleetReconciler:
+    def __init__(self, executor: FleetExecutor, clock: Callable[[], float] = time.time) -> None:
+        self.executor = executor
+        self.clock = clock
+        self.fleets: dict[FleetKey, FleetMemory] = {}
+
+    # ----------------------------------------------------------------------- observations
+    def observe_deployment(self, event_type: str, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if event_type == "DELETED":
+            memory = self.fleets.pop(key, None)
+            if memory and memory.worker:
+                memory.worker.cancel()
+            return
+        memory = self.fleets.setdefault(key, FleetMemory())
+        if memory.body is not None and _rv(memory.body) > _rv(body):
+            return  # an older view than one we already hold
+        memory.body = body
+        memory.last_status = body.get("status")
+        self._wake(key, memory)
+
+    def observe_pod(self, event_type: str, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        deployment = (meta.get("labels") or {}).get(LABEL_DEPLOYMENT)
+        if not deployment:
+            return
+        key = (meta.get("namespace", ""), deployment)
+        memory = self.fleets.setdefault(key, FleetMemory())
+        pod = observe_pod(body)
+        if pod is None:
+            return
+        cached = memory.pods.get(pod.well)
+        if event_type == "DELETED":
+            if cached is not None and cached.pod.uid == pod.uid:
+                del memory.pods[pod.well]
+                self._wake(key, memory)
+            return
+        rv = _rv(body)
+        if cached is not None and cached.resource_version > rv:
+            return
+        memory.pods[pod.well] = _CachedPod(rv, pod)
+        if cached is None or cached.pod != pod:
+            self._wake(key, memory)
+
+    def _wake(self, key: FleetKey, memory: FleetMemory) -> None:
+        memory.wake.set()
+        if memory.body is not None and (memory.worker is None or memory.worker.done()):
+            memory.worker = asyncio.get_running_loop().create_task(
+                self._run(key, memory), name=f"fleet {key[0]}/{key[1]}"
+            )
+
+    # ---------------------------------------------------------------------------- workers
+    async def _run(self, key: FleetKey, memory: FleetMemory) -> None:
+        delay: float | None = None
+        while True:
+            if delay is None:
+                await memory.wake.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(memory.wake.wait(), timeout=delay)
+            await asyncio.sleep(COALESCE_SECONDS)
+            memory.wake.clear()
+            started = time.perf_counter()
+            try:
+                delay = await self.reconcile(key, memory)
+                RECONCILES.labels(key[0], key[1], "ok").inc()
+            except asyncio.CancelledError:
+                raise
+            except KubeApiError as exc:
+                logger.warning("reconcile of %s/%s failed: %s", *key, exc)
+                RECONCILES.labels(key[0], key[1], "error").inc()
+                delay = 1.0
+            except Exception:
+                logger.exception("reconcile of %s/%s crashed", *key)
+                RECONCILES.labels(key[0], key[1], "error").inc()
+                delay = 5.0
+            RECONCILE_SECONDS.observe(time.perf_counter() - started)
+
+    async def reconcile(self, key: FleetKey, memory: FleetMemory) -> float | None:
+        """One pass; returns when to look again (None: only on the next event)."""
+        body = memory.body
+        if body is None:
+            return None
+        meta = body["metadata"]
+        if meta.get("deletionTimestamp"):
+            return None  # garbage collection removes the pods; nothing to converge
+        fleet = FleetRef(key[0], key[1], meta["uid"])
+        try:
+            spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
+        except ValidationError as exc:
+            logger.error("%s/%s: spec rejected: %s", *key, exc)
+            return None
+        update = revision_of(spec)
+        revisions = await self._revisions(fleet, memory, update, spec.revision_history_limit)
+        previous = memory.last_status or {}
+        state = rollout_state_from_status(previous)
+        current_data = revisions.get(state.current_revision or "")
+        current = (
+            Revision.from_data(state.current_revision or "", current_data["data"])
+            if current_data
+            else None
+        )
+        wells = {w.id for w in spec.wells}
+        pods = {w: c.pod for w, c in memory.pods.items()}
+        plan = plan_fleet(
+            FleetInput(
+                wells=spec.wells,
+                update=update,
+                current=current,
+                policy=spec.rollout,
+                state=state,
+                pods={w: p for w, p in pods.items() if w in wells},
+                stray_pods=[p for w, p in pods.items() if w not in wells],
+                now=self.clock(),
+            )
+        )
+        if not memory.service_ensured:
+            await self.executor.ensure_service(fleet, spec.runtime.port)
+            memory.service_ensured = True
+        runtimes: dict[str, RuntimeSpec] = {update.name: update.runtime}
+        if current is not None:
+            runtimes[current.name] = current.runtime
+        inconclusive = 0
+        if plan.actions:
+            result = await self.executor.execute(fleet, plan.actions, runtimes, pods)
+            inconclusive = result.inconclusive
+            for stored in result.stored:
+                self.observe_pod("MODIFIED", stored)
+            for well in result.gone:
+                memory.pods.pop(well, None)
+        await self._report(fleet, memory, spec, update, plan, meta)
+        if inconclusive or any(isinstance(a, ConfirmBundle) for a in plan.actions):
+            return INCONCLUSIVE_RECHECK_SECONDS
+        return None if plan.complete else ROLLOUT_RECHECK_SECONDS
+
+    async def _report(
+        self,
+        fleet: FleetRef,
+        memory: FleetMemory,
+        spec: ModelDeploymentSpec,
+        update: Revision,
+        plan: FleetPlan,
+        meta: Mapping[str, Any],
+    ) -> None:
+        previous = memory.last_status or {}
+        ctx = StatusContext(
+            generation=int(meta.get("generation") or 0),
+            model=f"{spec.model.name}@{spec.model.version}",
+            update_revision=update.name,
+            now=self.clock(),
+        )
+        status = build_status(plan, previous, ctx)
+        for state_name, count in (
+            ("ready", plan.ready),
+            ("updated", plan.updated),
+            ("available", plan.available),
+            ("unavailable", plan.unavailable),
+            ("bundle_invalid", plan.bundle_invalid),
+        ):
+            WELLS.labels(fleet.namespace, fleet.name, state_name).set(count)
+        if _same_status(status, previous):
+            return
+        events = status_events(plan, previous, status)
+        stored = await self.executor.write_status(fleet, status)
+        memory.last_status = stored.get("status") or status
+        if memory.body is not None and _rv(stored) >= _rv(memory.body):
+            memory.body = stored
+        for etype, reason, message in events:
+            await self.executor.post_event(fleet, etype, reason, message)
+
+    async def _revisions(
+        self, fleet: FleetRef, memory: FleetMemory, update: Revision, history_limit: int
+    ) -> dict[str, dict[str, Any]]:
+        """ControllerRevisions of the fleet; records the update revision, prunes old ones."""
+        if memory.revisions is None:
+            memory.revisions = await self.executor.list_revisions(fleet)
+        revisions = memory.revisions
+        if update.name not in revisions:
+            number = max((int(r.get("revision", 0)) for r in revisions.values()), default=0) + 1
+            revisions[update.name] = await self.executor.record_revision(fleet, update, number)
+            current = (memory.last_status or {}).get("currentRevision")
+            keep = {update.name, current}
+            old = sorted(
+                (r for name, r in revisions.items() if name not in keep),
+                key=lambda r: int(r.get("revision", 0)),
+            )
+            for item in old[: max(0, len(old) - history_limit)]:
+                name = item["metadata"]["labels"]["modelfleet.dev/revision"]
+                await self.executor.delete_revision(fleet, item["metadata"]["name"])
+                del revisions[name]
+        return revisions
+
+
+def _same_status(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
+    """Equal as a reader sees them (the apiserver drops nulls from merge patches)."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if v is not None and v != []}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return bool(strip(dict(new)) == strip(dict(old)))
