@@ -8,6 +8,7 @@ tests can await conditions instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -106,6 +107,8 @@ class RunningServer:
     def stop(self) -> None:
         async def shutdown() -> None:
             self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
             if self._runner is not None:
                 await self._runner.cleanup()
 
