@@ -197,7 +197,7 @@ class ApiServer:
     ) -> ListResult:
         matches, labels, fields = self._matcher(rdef, namespace, label_selector, field_selector)
         coll = self.store.collection(rdef.storage)
-        ns = namespace if rdef.namespaced else None
+        ns = (namespace or None) if rdef.namespaced else None
         list_rv = self.store.resource_version
         start: tuple[str, str] | None = None
         if continue_token:
@@ -269,7 +269,7 @@ class ApiServer:
         coll = self.store.collection(rdef.storage)
         rv = _parse_rv(resource_version)
         if rv is None or rv == 0 or send_initial_events:
-            ns = namespace if rdef.namespaced else None
+            ns = (namespace or None) if rdef.namespaced else None
             keys = coll.keys_in(ns) if ns else coll.sorted_keys()
             for key in keys:
                 entry = coll.get(*key)

@@ -20,9 +20,38 @@ from kubesim.cluster import KubeSim
 from kubesim.faults import FaultConfig
 from kubesim.kubelet import KubeletConfig
 
-__all__ = ["KubeSimThread", "kubesim_in_thread", "run_kubesim"]
+__all__ = ["KubeSimThread", "kubeconfig_env", "kubesim_in_thread", "run_kubesim"]
 
 T = TypeVar("T")
+
+
+@contextmanager
+def kubeconfig_env(path: Path) -> Iterator[None]:
+    """Point ``KUBECONFIG`` (and the ``kubernetes`` client's default, which it reads once at
+    import) at ``path`` for the duration; kopf's default login goes through that client."""
+    import os
+
+    saved = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = str(path)
+    kube_config: Any = None
+    saved_default: Any = None
+    try:
+        from kubernetes.config import kube_config as _kube_config
+
+        kube_config = _kube_config
+        saved_default = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
+        kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(path)
+    except ImportError:  # the client library is optional
+        pass
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("KUBECONFIG", None)
+        else:
+            os.environ["KUBECONFIG"] = saved
+        if kube_config is not None:
+            kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved_default
 
 
 @asynccontextmanager
