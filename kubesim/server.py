@@ -324,9 +324,7 @@ class KubeHttp:
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     async def _body(self, request: web.Request, rdef: ResourceDef, allow_list: bool = False) -> Any:
-        raw = await request.content.read(MAX_BODY_BYTES + 1)
-        if len(raw) > MAX_BODY_BYTES:
-            raise ApiError.request_entity_too_large(f"limit is {MAX_BODY_BYTES}")
+        raw = await _read_body(request)
         content_type = request.content_type
         if content_type in ("application/yaml", "application/apply-patch+yaml"):
             try:
@@ -346,7 +344,7 @@ class KubeHttp:
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
         options: dict[str, Any] = {}
         if request.can_read_body:
-            raw = await request.content.read(MAX_BODY_BYTES + 1)
+            raw = await _read_body(request)
             if raw.strip():
                 try:
                     parsed = json.loads(raw)
@@ -611,6 +609,21 @@ class KubeHttp:
         if self.pod_proxy is None:
             raise ApiError(503, "ServiceUnavailable", f"no endpoints available for pod \"{name}\"")
         return await self.pod_proxy(entry, port, target.rest, request)
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The whole body, refusing more than kube-apiserver's 3 MiB with its 413."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = await request.content.read(1 << 16)
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > MAX_BODY_BYTES:
+            raise ApiError.request_entity_too_large(f"limit is {MAX_BODY_BYTES}")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _tables_available() -> bool:
