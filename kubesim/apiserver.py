@@ -366,7 +366,7 @@ class ApiServer:
             # Metadata, apiVersion and kind are the apiserver's, never pruned by a CRD schema.
             keep: dict[str, Any] = {k: obj[k] for k in ("metadata", "apiVersion", "kind") if k in obj}
             admitted, schema_causes, unknown = rdef.schema.admit(
-                obj, old, strict_unknown=field_validation == "Strict"
+                obj, old, strict_unknown=field_validation != "Ignore"
             )
             obj = admitted
             obj.update(keep)

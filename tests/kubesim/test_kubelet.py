@@ -1,0 +1,232 @@
+"""The simulated kubelet: phases, conditions, readiness gates, profiles, process pods, runtime."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from kubesim.cluster import KubeSim
+from kubesim.kubelet import KubeletConfig
+from kubesim.testing import run_kubesim
+from tests.kubesim.conftest import Http, eventually, pod
+
+PODS = "/api/v1/namespaces/default/pods"
+LIFECYCLE = "https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/"
+
+
+def _conditions(p: dict[str, Any]) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in p.get("status", {}).get("conditions", [])}
+
+
+async def _get(http: Http, name: str) -> dict[str, Any]:
+    body: dict[str, Any] = await http.ok("GET", f"{PODS}/{name}")
+    return body
+
+
+async def test_instant_profile_reaches_running_ready_in_one_write(http: Http, kubesim: KubeSim) -> None:
+    """Pods go Pending -> Running with PodScheduled, Initialized, ContainersReady, Ready conditions,
+    a podIP from 127.0.0.0/8 (never 127.0.0.1), hostIP and containerStatuses; instant = one write.
+    https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-conditions"""
+    rv = (await http.ok("GET", PODS))["metadata"]["resourceVersion"]
+    await http.ok("POST", PODS, pod("i1"))
+    await http.ok("POST", PODS, pod("i2"))
+    await kubesim.settle()
+    events = await http.watch_lines(f"{PODS}?watch=1&resourceVersion={rv}&fieldSelector=metadata.name%3Di1", 2)
+    assert [e["type"] for e in events] == ["ADDED", "MODIFIED"]
+    assert events[0]["object"]["status"]["phase"] == "Pending"
+    p = events[1]["object"]
+    assert p["status"]["phase"] == "Running" and p["spec"]["nodeName"] == "kubesim-node"
+    assert _conditions(p) | {"PodScheduled": "True"} == {
+        "PodReadyToStartContainers": "True", "Initialized": "True", "Ready": "True",
+        "ContainersReady": "True", "PodScheduled": "True"}
+    cs = p["status"]["containerStatuses"][0]
+    assert cs["ready"] and cs["restartCount"] == 0 and "running" in cs["state"]
+    ips = {p["status"]["podIP"], (await _get(http, "i2"))["status"]["podIP"]}
+    assert len(ips) == 2 and all(ip.startswith("127.") and ip != "127.0.0.1" for ip in ips)
+    assert p["status"]["hostIP"] == "127.0.0.1"
+
+
+async def test_readiness_gates_hold_ready_until_condition_true_and_are_preserved(http: Http, kubesim: KubeSim) -> None:
+    """Ready = all containers ready AND every readinessGates conditionType True in status.conditions;
+    the gate condition is written by someone else through pods/status and kept by the kubelet.
+    https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-readiness-gate"""
+    await http.ok("POST", PODS, pod("gated", readinessGates=[{"conditionType": "kubesim.test/gate"}]))
+    await kubesim.settle()
+    p = await _get(http, "gated")
+    assert _conditions(p)["ContainersReady"] == "True" and _conditions(p)["Ready"] == "False"
+    conditions = p["status"]["conditions"] + [{"type": "kubesim.test/gate", "status": "True"}]
+    await http.ok("PATCH", f"{PODS}/gated/status", {"status": {"conditions": conditions}},
+                  content_type="application/merge-patch+json")
+
+    async def ready() -> bool:
+        return _conditions(await _get(http, "gated")).get("Ready") == "True"
+
+    await eventually(ready)
+    assert _conditions(await _get(http, "gated"))["kubesim.test/gate"] == "True"
+
+
+async def test_delay_profile_keeps_pods_pending_then_running(tmp_path: Path) -> None:
+    """A delay profile: Pending (ContainerCreating) until the delay passed, then Running.
+    https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#container-state-waiting"""
+    async with run_kubesim(tmp_path, kubelet=KubeletConfig(delay_seconds=0.4, jitter_seconds=0.1)) as sim, \
+            aiohttp.ClientSession() as session:
+        http = Http(session, sim.url)
+        await http.ok("POST", PODS, pod("slow"))
+        await sim.settle()
+        p = await _get(http, "slow")
+        assert p["status"]["phase"] == "Pending"
+        assert p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
+
+        async def running() -> bool:
+            return (await _get(http, "slow"))["status"]["phase"] == "Running"
+
+        await eventually(running, timeout=5)
+
+
+async def test_crash_loop_selector_and_failure_rate(tmp_path: Path) -> None:
+    """Crash-looping containers: waiting CrashLoopBackOff, restartCount grows, never Ready.
+    https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#container-restarts"""
+    config = KubeletConfig(crash_loop_selector="crash=yes", crash_backoff_seconds=0.05)
+    async with run_kubesim(tmp_path, kubelet=config) as sim, aiohttp.ClientSession() as session:
+        http = Http(session, sim.url)
+        await http.ok("POST", PODS, pod("bad", {"crash": "yes"}))
+        await http.ok("POST", PODS, pod("good"))
+
+        async def restarted() -> bool:
+            cs = (await _get(http, "bad"))["status"].get("containerStatuses") or [{}]
+            return cs[0].get("restartCount", 0) >= 2
+
+        await eventually(restarted)
+        bad = await _get(http, "bad")
+        assert bad["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+        assert _conditions(bad)["Ready"] == "False"
+        assert _conditions(await _get(http, "good"))["Ready"] == "True"
+    async with run_kubesim(tmp_path / "all", kubelet=KubeletConfig(failure_rate=1.0)) as sim, \
+            aiohttp.ClientSession() as session:
+        http = Http(session, sim.url)
+        await http.ok("POST", PODS, pod("f"))
+        await sim.settle()
+        assert _conditions(await _get(http, "f"))["Ready"] == "False"
+
+
+def _bundle(tmp: Path, name: str, version: str) -> tuple[str, str]:
+    from kubesim.runtime_sim import _digest
+
+    directory = tmp / name
+    directory.mkdir(parents=True)
+    raw = json.dumps({"well": "w1", "version": version, "models": [{"name": "m"}]}, sort_keys=True,
+                     separators=(",", ":")).encode()
+    (directory / "manifest.json").write_bytes(raw)
+    return directory.as_uri(), _digest(raw)
+
+
+async def test_simulated_runtime_serves_bundle_from_annotations_through_pod_proxy(tmp_path: Path) -> None:
+    """The pod proxy reaches what runs in the pod; simulated pods answer like model-runtime: the
+    bundle named by annotations (after the downward-API refresh delay), digest-verified, and a
+    failed load keeps the previous bundle. https://kubernetes.io/docs/concepts/workloads/pods/downward-api/"""
+    uri1, digest1 = _bundle(tmp_path, "b1", "1")
+    uri2, digest2 = _bundle(tmp_path, "b2", "2")
+    config = KubeletConfig(annotation_refresh_delay=0.2)
+    async with run_kubesim(tmp_path, kubelet=config) as sim, aiohttp.ClientSession() as session:
+        http = Http(session, sim.url)
+        body = pod("sim")
+        body["metadata"]["annotations"] = {"modelfleet.dev/bundle-uri": uri1, "modelfleet.dev/bundle-digest": digest1}
+        await http.ok("POST", PODS, body)
+        await sim.settle()
+        assert _conditions(await _get(http, "sim"))["Ready"] == "True"
+        meta = await http.ok("GET", f"{PODS}/sim/proxy/v2")
+        assert meta["bundle"]["digest"] == digest1 and meta["bundle"]["version"] == "1"
+        # A wrong digest is refused, the old bundle keeps serving.
+        refused = await http.post(f"{PODS}/sim/proxy/v2/repository/bundle/load", {"uri": uri2, "digest": digest1})
+        assert refused.status == 422 and refused.body["reason"] == "BundleInvalid"
+        meta = await http.ok("GET", f"{PODS}/sim/proxy/v2")
+        assert meta["bundle"]["digest"] == digest1 and meta["lastLoad"]["ok"] is False
+        # An annotation change reaches the runtime after the refresh delay.
+        await http.ok("PATCH", f"{PODS}/sim", {"metadata": {"annotations": {
+            "modelfleet.dev/bundle-uri": uri2, "modelfleet.dev/bundle-digest": digest2}}},
+            content_type="application/merge-patch+json")
+        assert (await http.ok("GET", f"{PODS}/sim/proxy/v2"))["bundle"]["digest"] == digest1
+
+        async def swapped() -> bool:
+            return bool((await http.ok("GET", f"{PODS}/sim/proxy/v2"))["bundle"]["digest"] == digest2)
+
+        await eventually(swapped)
+        assert (await http.ok("GET", f"{PODS}/sim:8080/proxy/v2/health/ready"))["ready"] is True
+
+
+async def test_simulated_pod_with_unreachable_bundle_is_not_ready(tmp_path: Path) -> None:
+    """Container readiness of a simulated pod = profile AND a verified bundle served.
+    https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#container-probes"""
+    async with run_kubesim(tmp_path) as sim, aiohttp.ClientSession() as session:
+        http = Http(session, sim.url)
+        body = pod("nobundle")
+        body["metadata"]["annotations"] = {"modelfleet.dev/bundle-uri": (tmp_path / "missing").as_uri()}
+        await http.ok("POST", PODS, body)
+        await sim.settle()
+        assert _conditions(await _get(http, "nobundle"))["ContainersReady"] == "False"
+        meta = await http.ok("GET", f"{PODS}/nobundle/proxy/v2")
+        assert meta["bundle"] is None and meta["lastLoad"]["reason"] == "Unreachable"
+
+
+_SERVER = r"""
+import http.server, os, sys, signal
+ann = sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = (open(ann).read() + "\n" + os.environ["POD_NAME"] + " " + os.environ["GREETING"]).encode()
+        self.send_response(200); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+http.server.HTTPServer((sys.argv[1], 8080), H).serve_forever()
+"""
+
+
+@pytest.mark.kubelet
+async def test_process_pod_runs_command_with_env_downward_files_probe_and_stops_on_delete(tmp_path: Path) -> None:
+    """Pods matching run_selector run their command: env (value, fieldRef, $(VAR)), downward-API
+    annotation files (key="value" lines), readiness from the httpGet readinessProbe; deletion
+    stops the process within the grace period.
+    https://kubernetes.io/docs/concepts/workloads/pods/downward-api/#downwardapi-volume-files"""
+    config = KubeletConfig(run_selector="run=process", annotation_refresh_delay=0.1, work_dir=tmp_path / "kubelet")
+    async with run_kubesim(tmp_path, kubelet=config) as sim, aiohttp.ClientSession() as session:
+        http = Http(session, sim.url)
+        body = pod("proc", {"run": "process"})
+        body["metadata"]["annotations"] = {"a": 'say "hi"'}
+        body["spec"]["containers"] = [{
+            "name": "main",
+            "image": "local/python",
+            "command": [sys.executable, "-c", _SERVER],
+            "args": ["$(POD_IP)", "/etc/podinfo/annotations"],
+            "env": [
+                {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "GREETING", "value": "hello $(POD_NAME)"},
+            ],
+            "ports": [{"containerPort": 8080, "name": "http"}],
+            "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
+            "volumeMounts": [{"name": "podinfo", "mountPath": "/etc/podinfo"}],
+        }]
+        body["spec"]["volumes"] = [{"name": "podinfo", "downwardAPI": {"items": [
+            {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}}]}}]
+        await http.ok("POST", PODS, body)
+
+        async def ready() -> bool:
+            return _conditions(await _get(http, "proc")).get("Ready") == "True"
+
+        await eventually(ready, timeout=15)
+        answer = (await http.get(f"{PODS}/proc/proxy/")).body.decode()
+        assert answer == 'a="say \\"hi\\""\nproc hello proc'
+        await http.ok("PATCH", f"{PODS}/proc", {"metadata": {"annotations": {"a": "b"}}},
+                      content_type="application/merge-patch+json")
+
+        async def refreshed() -> bool:
+            return (await http.get(f"{PODS}/proc/proxy/")).body.decode().startswith('a="b"')
+
+        await eventually(refreshed)
+        await http.request("DELETE", f"{PODS}/proc?gracePeriodSeconds=5")
+        await eventually(lambda: sim.store.get("/pods", "default", "proc") is None, timeout=8)
