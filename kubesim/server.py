@@ -332,7 +332,16 @@ class KubeHttp:
             except yaml.YAMLError as exc:
                 raise ApiError.bad_request(f"error converting YAML to JSON: {exc}") from None
         if content_type == "application/vnd.kubernetes.protobuf":
-            raise ApiError.unsupported_media_type(content_type, [_JSON, "application/yaml"])
+            from kubesim.protobuf import ProtobufError, decode_object
+
+            try:
+                return decode_object(raw)
+            except ProtobufError as exc:
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"{content_type} is unsupported here ({exc}); send application/json",
+                ) from None
         try:
             return json.loads(raw)
         except ValueError as exc:
