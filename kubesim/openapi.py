@@ -1,0 +1,645 @@
+"""OpenAPI v3 (and a v2 fallback) documents describing what kubesim serves.
+
+Why this exists: ``kubectl`` reads ``/openapi/v3`` for three things we rely on. With the default
+``--validate=strict`` it decides whether the server does field validation by looking for the
+``fieldValidation`` query parameter on the PATCH operation carrying the kind's
+``x-kubernetes-group-version-kind`` (cli-runtime ``query_param_verifier_v3.go``); without it,
+kubectl falls back to client-side validation against the schemas. ``kubectl apply`` looks up
+strategic-merge patch metadata (``x-kubernetes-patch-merge-key``) for built-ins there, and
+``kubectl explain`` prints the field descriptions.
+
+Built-in definitions come from the real Kubernetes 1.32 JSON schemas shipped by the
+``kubernetes-validate`` package (same generation as the ``kubectl`` on the machine image),
+converted back to OpenAPI 3 form. Custom resources publish their CRD's ``openAPIV3Schema`` with
+``metadata`` pointing at ObjectMeta, as the apiextensions-apiserver does.
+
+Docs: https://kubernetes.io/docs/concepts/overview/kubernetes-api/#openapi-interface-definition
+and https://kubernetes.io/docs/reference/using-api/api-concepts/#field-validation
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+__all__ = [
+    "ServedResource",
+    "builtin_definition_name",
+    "openapi_v2_document",
+    "openapi_v3_document",
+    "openapi_v3_index",
+]
+
+KUBERNETES_VERSION: Final = "v1.32.0"
+_OBJECT_META: Final = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+_LIST_META: Final = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta"
+_STATUS: Final = "io.k8s.apimachinery.pkg.apis.meta.v1.Status"
+_PATCH: Final = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch"
+_DELETE_OPTIONS: Final = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"
+_WATCH_EVENT: Final = "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent"
+# Changes whenever the process restarts, so kubectl's hash-keyed disk cache never serves a
+# document from an earlier kubesim that happened to listen on the same port.
+_PROCESS_TOKEN: Final = uuid.uuid4().hex
+
+
+class ServedResource(Protocol):
+    """What this module needs to know about one served resource (kubesim's ResourceDef)."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    has_status: bool
+    raw_schema: dict[str, Any] | None
+
+
+# --------------------------------------------------------------------------------------------
+# Built-in definitions from kubernetes-validate's JSON schemas
+# --------------------------------------------------------------------------------------------
+
+
+def _schema_dir() -> Path | None:
+    try:
+        import kubernetes_validate
+    except ImportError:  # pragma: no cover - the package is a declared dependency
+        return None
+    root = Path(os.path.dirname(kubernetes_validate.__file__)) / "kubernetes-json-schema"
+    wanted = root / f"{KUBERNETES_VERSION}-local"
+    if wanted.is_dir():
+        return wanted
+    candidates = sorted(p for p in root.glob("v*-local") if p.is_dir())
+    return candidates[-1] if candidates else None
+
+
+@functools.cache
+def _raw_definitions() -> dict[str, Any]:
+    directory = _schema_dir()
+    if directory is None:
+        return {}
+    with open(directory / "_definitions.json", encoding="utf-8") as handle:
+        data = json.load(handle)
+    defs = data.get("$defs") or data.get("definitions") or {}
+    assert isinstance(defs, dict)
+    return defs
+
+
+def _to_openapi(node: Any, ref_prefix: str) -> Any:
+    """JSON-schema form (``type: [x, null]``, ``$defs``) back to the apiserver's OpenAPI form."""
+    if isinstance(node, list):
+        return [_to_openapi(item, ref_prefix) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "oneOf" in node and sorted(
+        (t["type"][0] if isinstance(t.get("type"), list) else t.get("type")) for t in node["oneOf"]
+    ) == ["integer", "string"]:
+        out_ios: dict[str, Any] = {k: v for k, v in node.items() if k != "oneOf"}
+        out_ios.update(
+            {"type": "string", "format": "int-or-string", "x-kubernetes-int-or-string": True}
+        )
+        return out_ios
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "type" and isinstance(value, list):
+            kinds = [v for v in value if v != "null"]
+            if len(kinds) == 1:
+                out["type"] = kinds[0]
+            elif kinds:
+                out["type"] = kinds
+        elif key == "$ref" and isinstance(value, str):
+            out["$ref"] = ref_prefix + value.rsplit("/", 1)[-1]
+        elif key in ("properties", "patternProperties") and isinstance(value, dict):
+            out[key] = {name: _to_openapi(sub, ref_prefix) for name, sub in value.items()}
+        else:
+            out[key] = _to_openapi(value, ref_prefix)
+    if "$ref" in out and len(out) > 1:
+        # A $ref ignores its siblings; the apiserver wraps it to keep the field description.
+        ref = out.pop("$ref")
+        out["allOf"] = [{"$ref": ref}]
+    return out
+
+
+def _strip_kind_enums(definition: dict[str, Any]) -> dict[str, Any]:
+    # kubernetes-validate pins apiVersion/kind with enums; the apiserver's spec does not.
+    props = definition.get("properties")
+    if isinstance(props, dict):
+        for key in ("apiVersion", "kind"):
+            if isinstance(props.get(key), dict):
+                props[key] = {k: v for k, v in props[key].items() if k != "enum"}
+    return definition
+
+
+def _refs(node: Any) -> Iterable[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value.rsplit("/", 1)[-1]
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+def _closure(names: Iterable[str], ref_prefix: str) -> dict[str, Any]:
+    """The named definitions and everything they reference, in OpenAPI form."""
+    raw = _raw_definitions()
+    out: dict[str, Any] = {}
+    pending = list(names)
+    while pending:
+        name = pending.pop()
+        if name in out or name not in raw:
+            continue
+        out[name] = _strip_kind_enums(_to_openapi(copy.deepcopy(raw[name]), ref_prefix))
+        pending.extend(_refs(raw[name]))
+    return out
+
+
+@functools.cache
+def _definition_names_by_gvk() -> dict[tuple[str, str, str], str]:
+    index: dict[tuple[str, str, str], str] = {}
+    for name, definition in _raw_definitions().items():
+        for gvk in definition.get("x-kubernetes-group-version-kind") or []:
+            key = (gvk.get("group", ""), gvk.get("version", ""), gvk.get("kind", ""))
+            index.setdefault(key, name)
+    return index
+
+
+def builtin_definition_name(group: str, version: str, kind: str) -> str | None:
+    """The OpenAPI definition name of a built-in kind (``io.k8s.api.core.v1.Pod``)."""
+    return _definition_names_by_gvk().get((group, version, kind))
+
+
+# --------------------------------------------------------------------------------------------
+# Custom resource definitions
+# --------------------------------------------------------------------------------------------
+
+
+def _crd_definition_name(group: str, version: str, kind: str) -> str:
+    # apiextensions-apiserver names them by the reversed group: dev.modelfleet.v1alpha1.Kind
+    reversed_group = ".".join(reversed(group.split("."))) if group else ""
+    return f"{reversed_group}.{version}.{kind}" if reversed_group else f"{version}.{kind}"
+
+
+def _crd_definition(resource: ServedResource, ref_prefix: str) -> dict[str, Any]:
+    schema = copy.deepcopy(
+        resource.raw_schema or {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    )
+    props = schema.setdefault("properties", {})
+    props["apiVersion"] = {
+        "type": "string",
+        "description": "APIVersion defines the versioned schema of this representation of an object. "
+        "Servers should convert recognized schemas to the latest internal value, and may reject "
+        "unrecognized values. More info: "
+        "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+    }
+    props["kind"] = {
+        "type": "string",
+        "description": "Kind is a string value representing the REST resource this object represents. "
+        "Servers may infer this from the endpoint the client submits requests to. Cannot be "
+        "updated. In CamelCase. More info: "
+        "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+    }
+    props["metadata"] = {
+        "allOf": [{"$ref": ref_prefix + _OBJECT_META}],
+        "description": "Standard object's metadata. More info: "
+        "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+    }
+    schema["x-kubernetes-group-version-kind"] = [
+        {"group": resource.group, "kind": resource.kind, "version": resource.version}
+    ]
+    return schema
+
+
+def _list_definition(item_ref: str, resource: ServedResource, ref_prefix: str) -> dict[str, Any]:
+    return {
+        "description": f"{resource.kind}List is a list of {resource.kind}",
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "items": {"type": "array", "items": {"$ref": ref_prefix + item_ref}},
+            "kind": {"type": "string"},
+            "metadata": {"allOf": [{"$ref": ref_prefix + _LIST_META}]},
+        },
+        "x-kubernetes-group-version-kind": [
+            {"group": resource.group, "kind": f"{resource.kind}List", "version": resource.version}
+        ],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Paths
+# --------------------------------------------------------------------------------------------
+
+_QUERY_DESCRIPTIONS: Final[dict[str, str]] = {
+    "dryRun": "When present, indicates that modifications should not be persisted.",
+    "fieldManager": "fieldManager is a name associated with the actor or entity that is making these changes.",
+    "fieldValidation": "fieldValidation instructs the server on how to handle objects in the request "
+    "(POST/PUT/PATCH) containing unknown or duplicate fields. Valid values are: - Ignore - Warn - Strict",
+    "force": 'Force is going to "force" Apply requests.',
+    "pretty": "If 'true', then the output is pretty printed.",
+    "labelSelector": "A selector to restrict the list of returned objects by their labels.",
+    "fieldSelector": "A selector to restrict the list of returned objects by their fields.",
+    "limit": "limit is a maximum number of responses to return for a list call.",
+    "continue": "The continue option should be set when retrieving more results from the server.",
+    "resourceVersion": "resourceVersion sets a constraint on what resource versions a request may be served from.",
+    "resourceVersionMatch": "resourceVersionMatch determines how resourceVersion is applied to list calls.",
+    "timeoutSeconds": "Timeout for the list/watch call.",
+    "watch": "Watch for changes to the described resources.",
+    "allowWatchBookmarks": 'allowWatchBookmarks requests watch events with type "BOOKMARK".',
+    "gracePeriodSeconds": "The duration in seconds before the object should be deleted.",
+    "propagationPolicy": "Whether and how garbage collection will be performed.",
+}
+_QUERY_TYPES: Final[dict[str, str]] = {
+    "limit": "integer",
+    "timeoutSeconds": "integer",
+    "gracePeriodSeconds": "integer",
+    "watch": "boolean",
+    "allowWatchBookmarks": "boolean",
+    "force": "boolean",
+}
+
+
+def _query(*names: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "description": _QUERY_DESCRIPTIONS[name],
+            "schema": {"type": _QUERY_TYPES.get(name, "string"), "uniqueItems": True},
+        }
+        for name in names
+    ]
+
+
+def _path_param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "uniqueItems": True},
+    }
+
+
+def _json_content(ref: str) -> dict[str, Any]:
+    body = {"schema": {"$ref": ref}}
+    return {"application/json": body, "application/yaml": body}
+
+
+def _operation(
+    action: str,
+    operation_id: str,
+    gvk: dict[str, str],
+    ref_prefix: str,
+    response_ref: str,
+    parameters: list[dict[str, Any]],
+    request_ref: str | None = None,
+    patch_body: bool = False,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "tags": [gvk["group"] or "core"],
+        "operationId": operation_id,
+        "parameters": parameters,
+        "responses": {
+            "200": {"description": "OK", "content": _json_content(ref_prefix + response_ref)},
+            "401": {"description": "Unauthorized"},
+        },
+        "x-kubernetes-action": action,
+        "x-kubernetes-group-version-kind": gvk,
+    }
+    if action == "post":
+        op["responses"]["201"] = {
+            "description": "Created",
+            "content": _json_content(ref_prefix + response_ref),
+        }
+    if request_ref is not None:
+        op["requestBody"] = {"content": _json_content(ref_prefix + request_ref), "required": True}
+    if patch_body:
+        patch_schema = {"schema": {"$ref": ref_prefix + _PATCH}}
+        op["requestBody"] = {
+            "content": {
+                "application/apply-patch+yaml": patch_schema,
+                "application/json-patch+json": patch_schema,
+                "application/merge-patch+json": patch_schema,
+                "application/strategic-merge-patch+json": patch_schema,
+            },
+            "required": True,
+        }
+    return op
+
+
+def _camel(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _operation_id(verb: str, resource: ServedResource, suffix: str = "") -> str:
+    group_part = (
+        "".join(_camel(p) for p in resource.group.split(".")[:1]) if resource.group else "Core"
+    )
+    scope = "Namespaced" if resource.namespaced and verb not in ("listForAllNamespaces",) else ""
+    return f"{verb}{group_part}{_camel(resource.version)}{scope}{resource.kind}{suffix}"
+
+
+def _resource_paths(resource: ServedResource, definition: str, ref_prefix: str) -> dict[str, Any]:
+    prefix = (
+        f"/apis/{resource.group}/{resource.version}"
+        if resource.group
+        else f"/api/{resource.version}"
+    )
+    gvk = {"group": resource.group, "version": resource.version, "kind": resource.kind}
+    list_def = f"{definition}List"
+    scope_params: list[dict[str, Any]] = []
+    collection = f"{prefix}/{resource.plural}"
+    if resource.namespaced:
+        collection = f"{prefix}/namespaces/{{namespace}}/{resource.plural}"
+        scope_params = [
+            _path_param("namespace", "object name and auth scope, such as for teams and projects")
+        ]
+    item = f"{collection}/{{name}}"
+    name_param = [_path_param("name", f"name of the {resource.kind}")]
+    write = _query("dryRun", "fieldManager", "fieldValidation")
+    list_query = _query(
+        "labelSelector",
+        "fieldSelector",
+        "limit",
+        "continue",
+        "resourceVersion",
+        "resourceVersionMatch",
+        "timeoutSeconds",
+        "watch",
+        "allowWatchBookmarks",
+    )
+    paths: dict[str, Any] = {
+        collection: {
+            "get": _operation(
+                "list", _operation_id("list", resource), gvk, ref_prefix, list_def, list_query
+            ),
+            "post": _operation(
+                "post",
+                _operation_id("create", resource),
+                gvk,
+                ref_prefix,
+                definition,
+                write,
+                definition,
+            ),
+            "delete": _operation(
+                "deletecollection",
+                _operation_id("deleteCollection", resource),
+                gvk,
+                ref_prefix,
+                _STATUS,
+                _query(
+                    "labelSelector",
+                    "fieldSelector",
+                    "gracePeriodSeconds",
+                    "propagationPolicy",
+                    "dryRun",
+                ),
+            ),
+            "parameters": [*scope_params, *_query("pretty")],
+        },
+        item: {
+            "get": _operation(
+                "get", _operation_id("read", resource), gvk, ref_prefix, definition, []
+            ),
+            "put": _operation(
+                "put",
+                _operation_id("replace", resource),
+                gvk,
+                ref_prefix,
+                definition,
+                write,
+                definition,
+            ),
+            "patch": _operation(
+                "patch",
+                _operation_id("patch", resource),
+                gvk,
+                ref_prefix,
+                definition,
+                [*write, *_query("force")],
+                patch_body=True,
+            ),
+            "delete": _operation(
+                "delete",
+                _operation_id("delete", resource),
+                gvk,
+                ref_prefix,
+                _STATUS,
+                _query("gracePeriodSeconds", "propagationPolicy", "dryRun"),
+                _DELETE_OPTIONS,
+            ),
+            "parameters": [*name_param, *scope_params, *_query("pretty")],
+        },
+    }
+    if resource.has_status:
+        paths[f"{item}/status"] = {
+            "get": _operation(
+                "get", _operation_id("read", resource, "Status"), gvk, ref_prefix, definition, []
+            ),
+            "put": _operation(
+                "put",
+                _operation_id("replace", resource, "Status"),
+                gvk,
+                ref_prefix,
+                definition,
+                write,
+                definition,
+            ),
+            "patch": _operation(
+                "patch",
+                _operation_id("patch", resource, "Status"),
+                gvk,
+                ref_prefix,
+                definition,
+                [*write, *_query("force")],
+                patch_body=True,
+            ),
+            "parameters": [*name_param, *scope_params, *_query("pretty")],
+        }
+    if resource.namespaced:
+        paths[f"{prefix}/{resource.plural}"] = {
+            "get": _operation(
+                "list",
+                _operation_id("listForAllNamespaces", resource, "ForAllNamespaces"),
+                gvk,
+                ref_prefix,
+                list_def,
+                list_query,
+            ),
+            "parameters": _query("pretty"),
+        }
+    return paths
+
+
+def _definition_for(resource: ServedResource, ref_prefix: str) -> tuple[str, dict[str, Any]]:
+    """(definition name, definitions to publish) for one served resource."""
+    builtin = (
+        None
+        if resource.raw_schema is not None
+        else builtin_definition_name(resource.group, resource.version, resource.kind)
+    )
+    if builtin is not None:
+        names = [builtin, f"{builtin}List", _STATUS, _PATCH, _DELETE_OPTIONS, _WATCH_EVENT]
+        return builtin, _closure(names, ref_prefix)
+    name = _crd_definition_name(resource.group, resource.version, resource.kind)
+    definitions = _closure(
+        [_OBJECT_META, _LIST_META, _STATUS, _PATCH, _DELETE_OPTIONS, _WATCH_EVENT], ref_prefix
+    )
+    definitions[name] = _crd_definition(resource, ref_prefix)
+    definitions[f"{name}List"] = _list_definition(name, resource, ref_prefix)
+    return name, definitions
+
+
+# --------------------------------------------------------------------------------------------
+# Documents
+# --------------------------------------------------------------------------------------------
+
+
+def _gv_path(group: str, version: str) -> str:
+    return f"apis/{group}/{version}" if group else f"api/{version}"
+
+
+def _document_hash(document: Mapping[str, Any]) -> str:
+    # kube-apiserver publishes an uppercase hex SHA-512 of the document.
+    return hashlib.sha512(json.dumps(document, sort_keys=True).encode()).hexdigest().upper()
+
+
+def _fingerprint(resources: Sequence[ServedResource]) -> str:
+    parts = [
+        (r.group, r.version, r.kind, r.plural, r.namespaced, r.has_status, r.raw_schema)
+        for r in resources
+    ]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+_DOCUMENT_CACHE: dict[tuple[str, str, str], tuple[dict[str, Any], str]] = {}
+
+
+def _cached_document(
+    group: str, version: str, resources: Sequence[ServedResource]
+) -> tuple[dict[str, Any], str]:
+    selected = [r for r in resources if r.group == group and r.version == version]
+    key = (group, version, _fingerprint(selected))
+    cached = _DOCUMENT_CACHE.get(key)
+    if cached is None:
+        document = _build_document(selected)
+        cached = (document, _document_hash(document))
+        if len(_DOCUMENT_CACHE) > 256:
+            _DOCUMENT_CACHE.clear()
+        _DOCUMENT_CACHE[key] = cached
+    return cached
+
+
+def _build_document(resources: Sequence[ServedResource]) -> dict[str, Any]:
+    ref_prefix = "#/components/schemas/"
+    schemas: dict[str, Any] = {}
+    paths: dict[str, Any] = {}
+    for resource in resources:
+        definition, definitions = _definition_for(resource, ref_prefix)
+        schemas.update(definitions)
+        paths.update(_resource_paths(resource, definition, ref_prefix))
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION},
+        "paths": paths,
+        "components": {"schemas": dict(sorted(schemas.items()))},
+    }
+
+
+def openapi_v3_document(
+    group: str, version: str, resources: Sequence[ServedResource]
+) -> dict[str, Any]:
+    """``/openapi/v3/api/v1`` or ``/openapi/v3/apis/<group>/<version>`` for these resources.
+
+    Documents are cached by the content of the resources they describe; treat the result as
+    read-only.
+    """
+    return _cached_document(group, version, resources)[0]
+
+
+def openapi_v3_index(
+    group_versions: Iterable[tuple[str, str]], resources: Sequence[ServedResource] | None = None
+) -> dict[str, Any]:
+    """``/openapi/v3``: one ``serverRelativeURL`` per group/version, with a content hash.
+
+    Pass ``resources`` to hash the real documents (the hash must change when a CRD schema
+    does, because kubectl caches documents by URL); without them the hash only identifies this
+    kubesim process.
+    """
+    paths: dict[str, Any] = {}
+    for group, version in group_versions:
+        if resources is not None:
+            digest = _cached_document(group, version, resources)[1]
+        else:
+            digest = (
+                hashlib.sha512(f"{_PROCESS_TOKEN}/{group}/{version}".encode()).hexdigest().upper()
+            )
+        path = _gv_path(group, version)
+        paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest}"}
+    return {"paths": dict(sorted(paths.items()))}
+
+
+def openapi_v2_document(resources: Sequence[ServedResource]) -> dict[str, Any]:
+    """Swagger 2.0 (``/openapi/v2``) in JSON. kubectl 1.32 uses v3 whenever the server offers it
+    and asks for v2 only as a fallback, in protobuf, so this is for other JSON clients."""
+    ref_prefix = "#/definitions/"
+    definitions: dict[str, Any] = {}
+    paths: dict[str, Any] = {}
+    for resource in resources:
+        definition, defs = _definition_for(resource, ref_prefix)
+        definitions.update(defs)
+        for path, item in _resource_paths(resource, definition, ref_prefix).items():
+            paths[path] = _v3_path_to_v2(item)
+    return {
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION},
+        "paths": paths,
+        "definitions": dict(sorted(definitions.items())),
+    }
+
+
+def _v3_path_to_v2(item: Mapping[str, Any]) -> dict[str, Any]:
+    def param(p: Mapping[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in p.items() if k != "schema"}
+        out.update(p.get("schema") or {})
+        return out
+
+    converted: dict[str, Any] = {}
+    for key, value in item.items():
+        if key == "parameters":
+            converted[key] = [param(p) for p in value]
+            continue
+        op = {k: v for k, v in value.items() if k not in ("requestBody", "responses", "parameters")}
+        op["parameters"] = [param(p) for p in value.get("parameters", [])]
+        body = value.get("requestBody")
+        if body:
+            schema = next(iter(body["content"].values()))["schema"]
+            op["parameters"].append(
+                {"name": "body", "in": "body", "required": True, "schema": schema}
+            )
+        op["consumes"] = list(body["content"]) if body else ["*/*"]
+        op["produces"] = ["application/json", "application/yaml"]
+        op["responses"] = {
+            code: {
+                "description": resp["description"],
+                **(
+                    {"schema": next(iter(resp["content"].values()))["schema"]}
+                    if resp.get("content")
+                    else {}
+                ),
+            }
+            for code, resp in value["responses"].items()
+        }
+        converted[key] = op
+    return converted
