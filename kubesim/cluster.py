@@ -86,6 +86,8 @@ class KubeSim:
             write_kubeconfig(self.kubeconfig_path, self.url)
 
     async def stop(self) -> None:
+        self.http.close_watches()
+        await asyncio.sleep(0)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

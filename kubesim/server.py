@@ -96,9 +96,14 @@ class KubeHttp:
         self.server_address = server_address
         self.pod_proxy: PodProxy | None = None
         self.pod_log: Callable[[StoredObject], bytes] | None = None
-        self._watch_tasks: set[asyncio.Task[Any]] = set()
+        self._watchers: set[Any] = set()
         self.active_watches = 0
         self.requests = 0
+
+    def close_watches(self) -> None:
+        """End every open watch (shutdown): their handlers return instead of being cancelled."""
+        for watcher in list(self._watchers):
+            watcher.close()
 
     # -- entry -----------------------------------------------------------------------------------
 
@@ -547,6 +552,7 @@ class KubeHttp:
                 {"k8s.io/initial-events-end": "true"},
             )
         self.active_watches += 1
+        self._watchers.add(watcher)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         if plan.drop_watch_after is not None:
@@ -588,6 +594,7 @@ class KubeHttp:
             pass
         finally:
             detach()
+            self._watchers.discard(watcher)
             self.active_watches -= 1
         return resp
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -123,12 +124,13 @@ def kubesim_in_thread(
     faults: FaultConfig | None = None,
     run_kubelet: bool = True,
 ) -> Iterator[KubeSimThread]:
-    loop = asyncio.new_event_loop()
     started = threading.Event()
-    stop = asyncio.Event()
     holder: dict[str, Any] = {}
 
     async def main() -> None:
+        stop = asyncio.Event()
+        holder["loop"] = asyncio.get_running_loop()
+        holder["stop"] = stop
         sim = KubeSim(
             kubeconfig=tmp_path / "kubesim.kubeconfig",
             kubelet=kubelet,
@@ -149,11 +151,10 @@ def kubesim_in_thread(
             await sim.stop()
 
     def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(main())
-        finally:
-            loop.close()
+        # asyncio.run cancels and awaits leftover tasks before closing the loop: a task that is
+        # garbage-collected later, in another thread, would log from a finalizer.
+        with contextlib.suppress(BaseException):
+            asyncio.run(main())
 
     thread = threading.Thread(target=run, name="kubesim", daemon=True)
     thread.start()
@@ -161,7 +162,7 @@ def kubesim_in_thread(
     if "error" in holder:
         raise RuntimeError("kubesim failed to start") from holder["error"]
     try:
-        yield KubeSimThread(holder["sim"], loop)
+        yield KubeSimThread(holder["sim"], holder["loop"])
     finally:
-        loop.call_soon_threadsafe(stop.set)
+        holder["loop"].call_soon_threadsafe(holder["stop"].set)
         thread.join(30)

@@ -63,6 +63,7 @@ WIDGET_CRD: dict[str, Any] = {
                             },
                             "status": {
                                 "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
                                 "properties": {
                                     "phase": {"type": "string"},
                                     "conditions": {
