@@ -574,17 +574,19 @@ def openapi_v3_index(
     """``/openapi/v3``: one ``serverRelativeURL`` per group/version, with a content hash.
 
     Pass ``resources`` to hash the real documents (the hash must change when a CRD schema
-    does, because kubectl caches documents by URL); without them the hash only identifies this
-    kubesim process.
+    does, because kubectl caches documents by URL forever); without them the hash combines this
+    process's identity with ``schema_generation()``, which changes whenever a CRD schema is
+    compiled.
     """
     paths: dict[str, Any] = {}
     for group, version in group_versions:
         if resources is not None:
             digest = _cached_document(group, version, resources)[1]
         else:
-            digest = (
-                hashlib.sha512(f"{_PROCESS_TOKEN}/{group}/{version}".encode()).hexdigest().upper()
-            )
+            from kubesim.schema import schema_generation
+
+            seed = f"{_PROCESS_TOKEN}/{schema_generation()}/{group}/{version}"
+            digest = hashlib.sha512(seed.encode()).hexdigest().upper()
         path = _gv_path(group, version)
         paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest}"}
     return {"paths": dict(sorted(paths.items()))}

@@ -49,7 +49,9 @@ from kubesim.errors import (
 __all__ = [
     "CompiledSchema",
     "RuleCost",
+    "SchemaCompileError",
     "compile_schema",
+    "schema_generation",
     "structural_causes",
     "validate_structural",
 ]
@@ -863,9 +865,21 @@ class CompiledSchema:
         return out
 
 
+_generation = 0
+
+
+def schema_generation() -> int:
+    """How many schemas this process has compiled: it changes whenever a CRD (re)registers,
+    which lets the OpenAPI index change its hashes even when the caller gives it no schemas."""
+    return _generation
+
+
 def compile_schema(schema: dict[str, Any]) -> CompiledSchema:
     """Compile ``openAPIV3Schema`` once (regexes, CEL programs); raises SchemaCompileError."""
-    return CompiledSchema(_compile_node(schema, "openAPIV3Schema"), schema)
+    global _generation
+    compiled = CompiledSchema(_compile_node(schema, "openAPIV3Schema"), schema)
+    _generation += 1
+    return compiled
 
 
 # --------------------------------------------------------------------------------------------

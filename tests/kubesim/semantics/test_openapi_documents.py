@@ -145,3 +145,13 @@ def test_v2_document_uses_definitions_and_body_parameters() -> None:
     assert "io.k8s.api.core.v1.Pod" in doc["definitions"]
     post = doc["paths"]["/api/v1/namespaces/{namespace}/pods"]["post"]
     assert any(p["in"] == "body" for p in post["parameters"])
+
+
+def test_index_without_resources_changes_when_a_crd_schema_is_compiled() -> None:
+    # kubectl caches /openapi/v3 documents by their hashed URL, so a CRD change must change it.
+    from kubesim.schema import compile_schema
+
+    before = openapi_v3_index([("modelfleet.dev", "v1alpha1")])
+    assert openapi_v3_index([("modelfleet.dev", "v1alpha1")]) == before
+    compile_schema({"type": "object"})
+    assert openapi_v3_index([("modelfleet.dev", "v1alpha1")]) != before
