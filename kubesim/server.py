@@ -166,7 +166,7 @@ class KubeHttp:
             raise ApiError.resource_not_found() from None
         registry = self.api.registry
         if parts == ["v3"]:
-            return _json_response(encode(openapi.openapi_v3_index(registry.group_versions())))
+            return _json_response(encode(openapi.openapi_v3_index(registry.group_versions(), registry.all())))
         if parts and parts[0] == "v3":
             if parts[1:2] == ["api"] and parts[2:] == ["v1"]:
                 group, version = "", "v1"
@@ -177,7 +177,7 @@ class KubeHttp:
             if not registry.has_group_version(group, version):
                 raise ApiError.resource_not_found()
             rdefs = [r for r in registry.all() if r.group == group and r.version == version]
-            doc = openapi.openapi_v3_document(group, version, rdefs)
+            doc = _without_strategic_merge_for_crds(openapi.openapi_v3_document(group, version, rdefs), rdefs)
             resp = _json_response(encode(doc))
             resp.headers["Cache-Control"] = "public, immutable" if "hash" in request.query else "no-cache"
             return resp
@@ -625,6 +625,25 @@ class KubeHttp:
         if self.pod_proxy is None:
             raise ApiError(503, "ServiceUnavailable", f"no endpoints available for pod \"{name}\"")
         return await self.pod_proxy(entry, port, target.rest, request)
+
+
+def _without_strategic_merge_for_crds(doc: dict[str, Any], rdefs: list[ResourceDef]) -> dict[str, Any]:
+    """kubectl apply picks strategic merge when a PATCH operation advertises it; custom resources
+    must not (kube-apiserver answers 415 for them), so kubectl falls back to merge patch."""
+    kinds = {r.kind for r in rdefs if r.crd_name is not None}
+    if not kinds:
+        return doc
+    paths: dict[str, Any] = {}
+    for path, item in (doc.get("paths") or {}).items():
+        op = item.get("patch") if isinstance(item, dict) else None
+        gvk = (op or {}).get("x-kubernetes-group-version-kind") or {}
+        content = ((op or {}).get("requestBody") or {}).get("content") or {}
+        if op is None or gvk.get("kind") not in kinds or "application/strategic-merge-patch+json" not in content:
+            paths[path] = item
+            continue
+        body = {**op["requestBody"], "content": {k: v for k, v in content.items() if "strategic" not in k}}
+        paths[path] = {**item, "patch": {**op, "requestBody": body}}
+    return {**doc, "paths": paths}
 
 
 async def _read_body(request: web.Request) -> bytes:
