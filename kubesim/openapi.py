@@ -303,7 +303,7 @@ def _operation(
     response_ref: str,
     parameters: list[dict[str, Any]],
     request_ref: str | None = None,
-    patch_body: bool = False,
+    patch_types: Sequence[str] = (),
 ) -> dict[str, Any]:
     op: dict[str, Any] = {
         "tags": [gvk["group"] or "core"],
@@ -323,17 +323,9 @@ def _operation(
         }
     if request_ref is not None:
         op["requestBody"] = {"content": _json_content(ref_prefix + request_ref), "required": True}
-    if patch_body:
+    if patch_types:
         patch_schema = {"schema": {"$ref": ref_prefix + _PATCH}}
-        op["requestBody"] = {
-            "content": {
-                "application/apply-patch+yaml": patch_schema,
-                "application/json-patch+json": patch_schema,
-                "application/merge-patch+json": patch_schema,
-                "application/strategic-merge-patch+json": patch_schema,
-            },
-            "required": True,
-        }
+        op["requestBody"] = {"content": dict.fromkeys(patch_types, patch_schema), "required": True}
     return op
 
 
@@ -349,7 +341,23 @@ def _operation_id(verb: str, resource: ServedResource, suffix: str = "") -> str:
     return f"{verb}{group_part}{_camel(resource.version)}{scope}{resource.kind}{suffix}"
 
 
+def _patch_types(resource: ServedResource) -> list[str]:
+    """The PATCH bodies a resource accepts. kubectl apply computes a strategic merge patch only
+    when the PATCH operation lists that type, so custom resources (which refuse it with 415)
+    must not advertise it: kubectl then sends a JSON merge patch, as against kube-apiserver."""
+    strategic = getattr(resource, "strategic", resource.raw_schema is None)
+    types = [
+        "application/apply-patch+yaml",
+        "application/json-patch+json",
+        "application/merge-patch+json",
+    ]
+    if strategic:
+        types.append("application/strategic-merge-patch+json")
+    return types
+
+
 def _resource_paths(resource: ServedResource, definition: str, ref_prefix: str) -> dict[str, Any]:
+    patch_types = _patch_types(resource)
     prefix = (
         f"/apis/{resource.group}/{resource.version}"
         if resource.group
@@ -428,7 +436,7 @@ def _resource_paths(resource: ServedResource, definition: str, ref_prefix: str) 
                 ref_prefix,
                 definition,
                 [*write, *_query("force")],
-                patch_body=True,
+                patch_types=patch_types,
             ),
             "delete": _operation(
                 "delete",
@@ -463,7 +471,7 @@ def _resource_paths(resource: ServedResource, definition: str, ref_prefix: str) 
                 ref_prefix,
                 definition,
                 [*write, *_query("force")],
-                patch_body=True,
+                patch_types=patch_types,
             ),
             "parameters": [*name_param, *scope_params, *_query("pretty")],
         }

@@ -155,3 +155,20 @@ def test_index_without_resources_changes_when_a_crd_schema_is_compiled() -> None
     assert openapi_v3_index([("modelfleet.dev", "v1alpha1")]) == before
     compile_schema({"type": "object"})
     assert openapi_v3_index([("modelfleet.dev", "v1alpha1")]) != before
+
+
+def test_only_built_ins_advertise_strategic_merge_patch() -> None:
+    # kubectl apply sends a strategic merge patch iff the PATCH operation lists the type;
+    # custom resources refuse it (415), so their documents must not offer it.
+    pod_ops = _patch_ops(openapi_v3_document("", "v1", RESOURCES), "Pod")
+    md_ops = _patch_ops(
+        openapi_v3_document("modelfleet.dev", "v1alpha1", RESOURCES), "ModelDeployment"
+    )
+    assert all(
+        "application/strategic-merge-patch+json" in op["requestBody"]["content"] for op in pod_ops
+    )
+    assert all(
+        "application/strategic-merge-patch+json" not in op["requestBody"]["content"]
+        for op in md_ops
+    )
+    assert all("application/merge-patch+json" in op["requestBody"]["content"] for op in md_ops)
