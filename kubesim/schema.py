@@ -606,27 +606,47 @@ def _admit_array(node: _Node, value: list[Any], old: Any, path: Path, walk: _Wal
             old,
         )
     items = node.items
-    old_list = old if isinstance(old, list) else None
+    is_map = node.list_type == "map" and bool(node.list_map_keys)
     old_by_key: dict[Any, Any] | None = None
-    if node.list_type == "map" and node.list_map_keys:
+    if is_map and isinstance(old, list):
+        old_by_key = {_effective_map_key(items, o, node.list_map_keys): o for o in old}
+    if items is not None:
+        # Items of a list-type map correlate with the old item of the same key; atomic lists do
+        # not correlate (transition rules below them never run on update, like the apiserver).
+        for index, item in enumerate(value):
+            if item is None and not items.nullable and items.default is not _ABSENT:
+                item = value[index] = copy.deepcopy(items.default)
+            if not items.has_checks:
+                continue
+            item_old: Any = _ABSENT
+            if old_by_key is not None:
+                key = _effective_map_key(items, item, node.list_map_keys)
+                item_old = old_by_key.get(key, _ABSENT)
+            _admit_node(items, item, item_old, (path, index), walk)
+    # Uniqueness is checked on the pruned and defaulted items, as the apiserver validates
+    # only after decoding has pruned and defaulted the whole object.
+    if is_map:
         _check_list_map(node, value, path, walk, old)
-        if old_list is not None:
-            old_by_key = {_list_map_key(o, node.list_map_keys): o for o in old_list}
     elif node.list_type == "set":
         _check_list_set(value, path, walk, old)
-    if items is None:
-        return
-    # Items of a list-type map correlate with the old item of the same key; atomic lists do
-    # not correlate at all (transition rules below them never run on update, like the apiserver).
-    for index, item in enumerate(value):
-        if item is None and not items.nullable and items.default is not _ABSENT:
-            item = value[index] = copy.deepcopy(items.default)
-        if not items.has_checks:
-            continue
-        item_old: Any = _ABSENT
-        if old_by_key is not None:
-            item_old = old_by_key.get(_list_map_key(item, node.list_map_keys), _ABSENT)
-        _admit_node(items, item, item_old, (path, index), walk)
+
+
+def _effective_map_key(items: _Node | None, item: Any, keys: tuple[str, ...]) -> Any:
+    """The map key an item will have once pruned and defaulted (nulls of non-nullable key
+    fields count as absent, absent keys take their default)."""
+    if not isinstance(item, dict):
+        return None
+    props = items.properties if items is not None and items.properties is not None else {}
+    parts = []
+    for key in keys:
+        value = item.get(key, _ABSENT)
+        sub = props.get(key)
+        if value is None and sub is not None and not sub.nullable:
+            value = _ABSENT
+        if value is _ABSENT and sub is not None and sub.default is not _ABSENT:
+            value = sub.default
+        parts.append(_hashable(value))
+    return parts[0] if len(parts) == 1 else tuple(parts)
 
 
 def _check_list_map(node: _Node, value: list[Any], path: Path, walk: _Walk, old: Any) -> None:

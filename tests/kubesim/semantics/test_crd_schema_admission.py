@@ -13,6 +13,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubesim.schema import compile_schema, structural_causes, validate_structural
 
@@ -346,3 +348,46 @@ def test_admitting_ten_thousand_wells_takes_well_under_a_second() -> None:
 def test_rule_costs_bound_per_item_rules_by_max_items() -> None:
     costs = {(c.path, c.rule): c.max_evaluations for c in COMPILED.rule_costs()}
     assert costs[("spec.wells[*]", "!has(self.pin) || self.pin.size() <= 64")] == 10_000
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text("abw0%", max_size=4))
+_wells = st.lists(
+    st.fixed_dictionaries(
+        {"id": st.one_of(st.sampled_from(["w1", "w2", "w3"]), _scalars)},
+        optional={
+            "pin": _scalars,
+            "junk": _scalars,
+            "labels": st.dictionaries(st.sampled_from("ab"), _scalars, max_size=2),
+        },
+    ),
+    max_size=4,
+)
+_specs = st.fixed_dictionaries(
+    {"model": st.fixed_dictionaries({"name": st.one_of(st.just("m"), _scalars)})},
+    optional={
+        "wells": _wells,
+        "replicas": _scalars,
+        "strategy": st.one_of(st.just("Recreate"), _scalars),
+        "rollout": st.fixed_dictionaries(
+            {}, optional={"maxSurge": _scalars, "maxUnavailable": _scalars, "x": _scalars}
+        ),
+        "extra": _scalars,
+    },
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_specs)
+def test_admission_is_idempotent_and_leaves_no_unknown_fields(spec: dict[str, Any]) -> None:
+    # Pruning and defaulting are projections: admitting the result again changes nothing.
+    obj = {
+        "apiVersion": "modelfleet.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "p"},
+        "spec": spec,
+    }
+    once, causes, _ = COMPILED.admit(obj, None, strict_unknown=True)
+    twice, causes_again, unknown_again = COMPILED.admit(once, None, strict_unknown=True)
+    assert twice == once
+    assert unknown_again == []
+    assert [c.error_text() for c in causes_again] == [c.error_text() for c in causes]
