@@ -1077,6 +1077,8 @@ def _structural_issues(
             "must be atomic as item of a list with x-kubernetes-list-type=set",
             None,
         )
+    if "default" in schema and not in_logic:
+        yield from _default_issues(schema, path)
     for index, raw in enumerate(schema.get("x-kubernetes-validations") or []):
         where = f"{path}.x-kubernetes-validations[{index}]"
         if not isinstance(raw, dict) or not isinstance(raw.get("rule"), str) or not raw.get("rule"):
@@ -1145,6 +1147,35 @@ def _structural_issues(
 
 FIELD_VALUE_INVALID_REASON: Final = "FieldValueInvalid"
 
+
+def _default_issues(schema: dict[str, Any], path: str) -> Iterator[tuple[str, str, str, Any]]:
+    """A default must survive pruning unchanged and pass the schema it sits in (the
+    apiextensions validation of defaults at CRD creation)."""
+    default = schema["default"]
+    if default is None and schema.get("nullable") is True:
+        return
+    try:
+        node = _compile_node(schema, path)
+    except SchemaCompileError:
+        return  # Reported elsewhere (bad pattern or rule).
+    walk = _Walk(collect_unknown=True)
+    value = copy.deepcopy(default)
+    # Messages name the default itself: "<path>.default in body should be ...".
+    _admit_node(node, value, _ABSENT, (None, f"{path}.default"), walk)
+    if walk.unknown:
+        yield (
+            FIELD_VALUE_INVALID_REASON,
+            f"{path}.default",
+            f"must not have unknown fields: {', '.join(walk.unknown)}",
+            default,
+        )
+    for cause in walk.causes + walk.list_causes:
+        yield _READY_CAUSE, cause.field, "", cause
+
+
+_READY_CAUSE: Final = "cause"
+
+
 _CAUSE_BUILDERS: Final[dict[str, Callable[[str, str, Any], StatusCause]]] = {
     FIELD_VALUE_REQUIRED: lambda f, d, v: field_required(f, d),
     "FieldValueForbidden": lambda f, d, v: field_forbidden(f, d),
@@ -1155,6 +1186,7 @@ _CAUSE_BUILDERS: Final[dict[str, Callable[[str, str, Any], StatusCause]]] = {
     ),
     FIELD_VALUE_TYPE_INVALID: lambda f, d, v: field_type_invalid(f, v, d),
     FIELD_VALUE_INVALID_REASON: lambda f, d, v: field_invalid(f, v, d),
+    _READY_CAUSE: lambda f, d, v: v,
 }
 
 

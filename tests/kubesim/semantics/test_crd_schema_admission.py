@@ -391,3 +391,27 @@ def test_admission_is_idempotent_and_leaves_no_unknown_fields(spec: dict[str, An
     assert twice == once
     assert unknown_again == []
     assert [c.error_text() for c in causes_again] == [c.error_text() for c in causes]
+
+
+def test_defaults_must_validate_against_their_own_schema() -> None:
+    # Docs (#defaulting): "Default values ... must be pruned ... and validated" at CRD creation.
+    problems = validate_structural(
+        {
+            "type": "object",
+            "properties": {
+                "n": {"type": "integer", "maximum": 3, "default": 5},
+                "o": {
+                    "type": "object",
+                    "default": {"x": 1},
+                    "properties": {"y": {"type": "string"}},
+                },
+                "fine": {"type": "string", "enum": ["a"], "default": "a"},
+            },
+        }
+    )
+    assert problems == [
+        "openAPIV3Schema.properties[n].default: Invalid value: 5: "
+        "openAPIV3Schema.properties[n].default in body should be less than or equal to 3",
+        'openAPIV3Schema.properties[o].default: Invalid value: {"x":1}: '
+        "must not have unknown fields: openAPIV3Schema.properties[o].default.x",
+    ]
