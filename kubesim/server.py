@@ -196,9 +196,8 @@ class KubeHttp:
             return None
         namespace = ""
         if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
-            if (group == "" and version == "v1") or True:
-                namespace = rest[1]
-                rest = rest[2:]
+            namespace = rest[1]
+            rest = rest[2:]
         plural = rest[0]
         rdef = registry.lookup(group, version, plural)
         if rdef is None:

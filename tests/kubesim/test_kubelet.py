@@ -83,7 +83,7 @@ async def test_delay_profile_keeps_pods_pending_then_running(tmp_path: Path) -> 
         assert p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
 
         async def running() -> bool:
-            return (await _get(http, "slow"))["status"]["phase"] == "Running"
+            return bool((await _get(http, "slow"))["status"]["phase"] == "Running")
 
         await eventually(running, timeout=5)
 
@@ -99,7 +99,7 @@ async def test_crash_loop_selector_and_failure_rate(tmp_path: Path) -> None:
 
         async def restarted() -> bool:
             cs = (await _get(http, "bad"))["status"].get("containerStatuses") or [{}]
-            return cs[0].get("restartCount", 0) >= 2
+            return bool(cs[0].get("restartCount", 0) >= 2)
 
         await eventually(restarted)
         bad = await _get(http, "bad")
@@ -225,7 +225,7 @@ async def test_process_pod_runs_command_with_env_downward_files_probe_and_stops_
                       content_type="application/merge-patch+json")
 
         async def refreshed() -> bool:
-            return (await http.get(f"{PODS}/proc/proxy/")).body.decode().startswith('a="b"')
+            return bool((await http.get(f"{PODS}/proc/proxy/")).body.decode().startswith('a="b"'))
 
         await eventually(refreshed)
         await http.request("DELETE", f"{PODS}/proc?gracePeriodSeconds=5")
