@@ -447,8 +447,51 @@ def _apply_set_element_order(
             original[name] = merged
             continue
         mk = meta.merge_key if isinstance(merged[0], dict) else ""
+        server_order = list(original_list)
+        if mk and has_original and meta.merges_lists and patch_list:
+            server_order = _aliased_live_order(server_order, patch_list, mk)
         patch_items, server_only = _partition(merged, order, mk)
-        original[name] = _normalize_order(patch_items, server_only, order, list(original_list), mk)
+        original[name] = _normalize_order(patch_items, server_only, order, server_order, mk)
+
+
+def _aliased_live_order(live: list[Any], patch: list[Any], merge_key: str) -> list[Any]:
+    """The live-order list the apiserver actually sorts by after merging ``patch`` into ``live``.
+
+    In Go, ``mergeSlice`` deletes ``$patch: delete`` items by shifting the live slice in place and
+    then appends new items into the freed tail of the same backing array, which the caller
+    still holds as the live order. Mimicking that keeps kubesim's list order identical to
+    kube-apiserver's when ``kubectl apply`` removes and adds items of one list at once (the
+    strategicpatch "add map and delete map from merging list" cases).
+    """
+    backing = list(live)
+    if any(isinstance(item, dict) and item.get(_DIRECTIVE) == "replace" for item in patch):
+        return backing  # The patch list replaces the live one; nothing is written in place.
+    length = len(backing)
+    for item in patch:
+        if isinstance(item, dict) and item.get(_DIRECTIVE) == "delete" and merge_key in item:
+            doomed = _hashable(item[merge_key])
+            while True:
+                at = next(
+                    (i for i in range(length) if _merge_value_of(backing[i], merge_key) == doomed),
+                    None,
+                )
+                if at is None:
+                    break
+                backing[at : length - 1] = backing[at + 1 : length]
+                length -= 1
+    present = {_merge_value_of(backing[i], merge_key) for i in range(length)}
+    for item in patch:
+        if not isinstance(item, dict) or _DIRECTIVE in item or merge_key not in item:
+            continue
+        key = _merge_value_of(item, merge_key)
+        if key in present:
+            continue
+        present.add(key)
+        if length >= len(backing):
+            break  # Go reallocates here; later appends no longer touch the live slice.
+        backing[length] = item
+        length += 1
+    return backing
 
 
 def _merge_map(

@@ -319,3 +319,19 @@ def test_strategic_merge_of_containers_keeps_every_name_once(
     containers = patched["spec"]["containers"]
     assert sorted(c["name"] for c in containers) == sorted(set(live) | set(patch))
     assert all(c["image"] == ("new" if c["name"] in patch else "old") for c in containers)
+
+
+def test_strategic_merge_order_when_kubectl_apply_adds_and_deletes_in_one_list() -> None:
+    # Same outcome as kube-apiserver for strategicpatch's "add map and delete map from merging
+    # list": the live order Go sorts by is the in-place-edited live slice.
+    schema = StrategicSchema({"items": StrategicSchema({}, "merge", "name")})
+    live = {"items": [{"name": 1}, {"name": 2, "other": "b"}, {"name": 4, "other": "c"}]}
+    patch = {
+        "$setElementOrder/items": [{"name": 2}, {"name": 3}],
+        "items": [{"name": 3}, {"name": 1, "$patch": "delete"}],
+    }
+    assert apply_strategic_merge_patch(live, patch, schema)["items"] == [
+        {"name": 2, "other": "b"},
+        {"name": 4, "other": "c"},
+        {"name": 3},
+    ]
