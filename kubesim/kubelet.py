@@ -341,12 +341,23 @@ class Kubelet:
             return
         if pod.sim is not None:
             uri = annotations.get(BUNDLE_URI_ANNOTATION)
-            if uri:
-                await pod.sim.load(self.manifests, uri, annotations.get(BUNDLE_DIGEST_ANNOTATION))
+            digest = annotations.get(BUNDLE_DIGEST_ANNOTATION)
+            if uri and self.manifests.is_fast(uri):
+                # Loaded before the first status write: the instant profile stays one write.
+                await pod.sim.load(self.manifests, uri, digest)
+            elif uri:
+                # A network fetch must not stall the kubelet for every other pod: the pod is
+                # Running but not Ready until it completes (as a real runtime loading a bundle).
+                self._spawn(self._load_then_mark(pod, uri, digest))
         elif pod.run_process:
             assert self._work_dir is not None
             pod.process = _ProcessPod(self, pod, self._work_dir / f"{pod.namespace}_{pod.name}_{pod.uid[:8]}")
             pod.process.start(self._with_ip(entry, pod))
+
+    async def _load_then_mark(self, pod: _Pod, uri: str, digest: str | None) -> None:
+        assert pod.sim is not None
+        await pod.sim.load(self.manifests, uri, digest)
+        self._mark(pod.namespace, pod.name)
 
     def _with_ip(self, entry: StoredObject, pod: _Pod) -> dict[str, Any]:
         obj = entry.copy()

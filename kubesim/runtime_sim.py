@@ -75,6 +75,10 @@ class ManifestCache:
         self._inflight: dict[str, asyncio.Future[Manifest]] = {}
         self._client: httpx.AsyncClient | None = None
 
+    def is_fast(self, uri: str) -> bool:
+        """Cached, or a local file: cheap enough to load inline (no network round trip)."""
+        return uri in self._cache or urlparse(_manifest_url(uri)).scheme == "file"
+
     async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()

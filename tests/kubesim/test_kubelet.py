@@ -230,3 +230,46 @@ async def test_process_pod_runs_command_with_env_downward_files_probe_and_stops_
         await eventually(refreshed)
         await http.request("DELETE", f"{PODS}/proc?gracePeriodSeconds=5")
         await eventually(lambda: sim.store.get("/pods", "default", "proc") is None, timeout=8)
+
+
+async def test_simulated_runtime_fetches_http_bundle_manifest_without_blocking(tmp_path: Path) -> None:
+    """A bundle served over http://127.x: only manifest.json is fetched; the pod is Running but
+    not Ready until its bundle is loaded, like a runtime loading at start.
+    https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#container-probes"""
+    from aiohttp import web
+
+    _, digest = _bundle(tmp_path, "b1", "7")
+    fetched: list[str] = []
+
+    async def manifest(request: web.Request) -> web.Response:
+        fetched.append(request.path)
+        return web.Response(body=(tmp_path / "b1" / "manifest.json").read_bytes())
+
+    app = web.Application()
+    app.router.add_get("/bundles/b1/manifest.json", manifest)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with run_kubesim(tmp_path / "ks") as sim, aiohttp.ClientSession() as session:
+            http = Http(session, sim.url)
+            for name in ("h1", "h2"):
+                body = pod(name)
+                body["metadata"]["annotations"] = {
+                    "modelfleet.dev/bundle-uri": f"http://127.0.0.1:{port}/bundles/b1",
+                    "modelfleet.dev/bundle-digest": digest,
+                }
+                await http.ok("POST", PODS, body)
+
+            async def ready() -> bool:
+                return all([_conditions(await _get(http, n)).get("Ready") == "True" for n in ("h1", "h2")])
+
+            await eventually(ready)
+            meta = await http.ok("GET", f"{PODS}/h2/proxy/v2")
+            assert meta["bundle"] == {"digest": digest, "uri": f"http://127.0.0.1:{port}/bundles/b1", "well": "w1",
+                                      "version": "7", "models": 1}
+            assert fetched == ["/bundles/b1/manifest.json"]  # cached by URI
+    finally:
+        await runner.cleanup()
