@@ -360,13 +360,22 @@ def _pod_row(
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
     meta = _meta(pod)
-    total = len(spec.get("containers") or [])
+    # Sidecars (init containers with restartPolicy Always) count as containers of the pod.
+    sidecars = {
+        c.get("name")
+        for c in spec.get("initContainers") or []
+        if c.get("restartPolicy") == "Always"
+    }
+    total = len(spec.get("containers") or []) + len(sidecars)
     ready = 0
     restarts = 0
     last_restart: datetime.datetime | None = None
     reason = status.get("phase") or ""
     if status.get("reason"):
         reason = status["reason"]
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("reason") == "SchedulingGated":
+            reason = "SchedulingGated"
 
     initializing = False
     init_statuses = status.get("initContainerStatuses") or []
@@ -376,6 +385,10 @@ def _pod_row(
         state = container.get("state") or {}
         terminated, waiting = state.get("terminated"), state.get("waiting")
         if terminated and terminated.get("exitCode") == 0:
+            continue
+        if container.get("name") in sidecars and container.get("started"):
+            if container.get("ready"):
+                ready += 1
             continue
         if terminated:
             if terminated.get("reason"):
@@ -391,8 +404,14 @@ def _pod_row(
         initializing = True
         break
 
-    if not initializing:
-        restarts = 0
+    pod_initialized = any(
+        c.get("type") == "Initialized" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    if not initializing or pod_initialized:
+        restarts = sum(
+            int(c.get("restartCount") or 0) for c in init_statuses if c.get("name") in sidecars
+        )
         has_running = False
         for container in reversed(status.get("containerStatuses") or []):
             restarts += int(container.get("restartCount") or 0)
@@ -432,9 +451,7 @@ def _pod_row(
     if restarts and last_restart is not None:
         restarts_text = f"{restarts} ({human_duration((now - last_restart).total_seconds())} ago)"
 
-    pod_ip = status.get("podIP") or ""
-    if not pod_ip and status.get("podIPs"):
-        pod_ip = status["podIPs"][0].get("ip", "")
+    pod_ip = (status.get("podIPs") or [{}])[0].get("ip") or status.get("podIP") or ""
     gates = spec.get("readinessGates") or []
     gates_text = "<none>"
     if gates:
@@ -538,7 +555,7 @@ def _service_row(svc: Mapping[str, Any], now: datetime.datetime) -> list[Any]:
     return [
         meta.get("name", ""),
         spec.get("type") or "ClusterIP",
-        spec.get("clusterIP") or "<none>",
+        (spec.get("clusterIPs") or [spec.get("clusterIP")])[0] or "<none>",
         _service_external_ip(svc),
         _service_ports(spec),
         _since(meta.get("creationTimestamp"), now),
@@ -602,7 +619,7 @@ def _event_row(event: Mapping[str, Any], now: datetime.datetime) -> list[Any]:
         source_text,
         (event.get("message") or event.get("note") or "").strip(),
         _since(first, now),
-        str(count),
+        int(count),
         meta.get("name", ""),
     ]
 
@@ -662,7 +679,7 @@ _BUILTIN_PRINTERS: Final[dict[str, _Printer]] = {
         ],
         lambda o, now: [
             _meta(o).get("name", ""),
-            str(len(o.get("data") or {}) + len(o.get("binaryData") or {})),
+            len(o.get("data") or {}) + len(o.get("binaryData") or {}),
             _since(_meta(o).get("creationTimestamp"), now),
         ],
     ),
@@ -676,7 +693,7 @@ _BUILTIN_PRINTERS: Final[dict[str, _Printer]] = {
         lambda o, now: [
             _meta(o).get("name", ""),
             o.get("type") or "Opaque",
-            str(len(o.get("data") or {})),
+            len(o.get("data") or {}),
             _since(_meta(o).get("creationTimestamp"), now),
         ],
     ),
