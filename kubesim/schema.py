@@ -897,7 +897,14 @@ def schema_generation() -> int:
 def compile_schema(schema: dict[str, Any]) -> CompiledSchema:
     """Compile ``openAPIV3Schema`` once (regexes, CEL programs); raises SchemaCompileError."""
     global _generation
-    compiled = CompiledSchema(_compile_node(schema, "openAPIV3Schema"), schema)
+    root = _compile_node(schema, "openAPIV3Schema")
+    meta = (root.properties or {}).get("metadata")
+    if meta is not None:
+        # A CRD may only constrain metadata.name/generateName; the rest of ObjectMeta is the
+        # apiserver's and must never be pruned by the custom schema.
+        meta.preserve_unknown = True
+        meta.has_checks = True
+    compiled = CompiledSchema(root, schema)
     _generation += 1
     return compiled
 

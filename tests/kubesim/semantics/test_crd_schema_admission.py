@@ -415,3 +415,24 @@ def test_defaults_must_validate_against_their_own_schema() -> None:
         'openAPIV3Schema.properties[o].default: Invalid value: {"x":1}: '
         "must not have unknown fields: openAPIV3Schema.properties[o].default.x",
     ]
+
+
+def test_a_root_metadata_schema_constrains_the_name_but_never_prunes_object_meta() -> None:
+    # Docs (#specifying-a-structural-schema): only metadata.name and generateName may be restricted.
+    schema = {
+        "type": "object",
+        "properties": {
+            "metadata": {
+                "type": "object",
+                "properties": {"name": {"type": "string", "maxLength": 5}},
+            }
+        },
+    }
+    compiled = compile_schema(schema)
+    obj = {"metadata": {"name": "short", "labels": {"a": "b"}, "finalizers": ["x/y"]}}
+    admitted, causes, unknown = compiled.admit(obj, None, strict_unknown=True)
+    assert (admitted, causes, unknown) == (obj, [], [])
+    causes = compiled.admit({"metadata": {"name": "much-too-long"}}, None, strict_unknown=False)[1]
+    assert [c.error_text() for c in causes] == [
+        "metadata.name: Too long: may not be more than 5 bytes"
+    ]
