@@ -30,29 +30,43 @@ def encode(obj: Any) -> bytes:
 
 
 class StoredObject:
-    """One version of one object. ``obj`` must never be mutated once stored."""
+    """One version of one object. ``obj`` must never be mutated once stored.
 
-    __slots__ = ("labels", "name", "namespace", "obj", "raw", "rv", "uid")
+    A superseded version (kept only by the watch history) drops its decoded dict and keeps its
+    bytes; ``obj`` decodes them again on the rare access (a field-selector watch replaying
+    history). This halves the memory of a large store with a deep history window.
+    """
+
+    __slots__ = ("_obj", "labels", "name", "namespace", "owner_uids", "raw", "rv", "uid")
 
     def __init__(self, obj: dict[str, Any], rv: int) -> None:
         meta = obj["metadata"]
-        self.obj = obj
+        self._obj: dict[str, Any] | None = obj
         self.rv = rv
         self.name: str = meta["name"]
         self.namespace: str = meta.get("namespace", "")
         self.uid: str = meta.get("uid", "")
         self.labels: dict[str, str] = meta.get("labels") or {}
+        refs = meta.get("ownerReferences") or []
+        self.owner_uids: tuple[str, ...] = tuple(
+            str(r.get("uid", "")) for r in refs if isinstance(r, dict)
+        )
         self.raw = encode(obj)
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        if self._obj is None:
+            self._obj = json.loads(self.raw)
+        return self._obj
+
+    def release(self) -> None:
+        """Forget the decoded dict of a version that is no longer current."""
+        self._obj = None
 
     def copy(self) -> dict[str, Any]:
         """A private deep copy for a caller to modify (decoding is faster than deepcopy)."""
         result: dict[str, Any] = json.loads(self.raw)
         return result
-
-    @property
-    def owner_uids(self) -> list[str]:
-        refs = self.obj["metadata"].get("ownerReferences") or []
-        return [r.get("uid", "") for r in refs if isinstance(r, dict)]
 
 
 class WatchEvent:
@@ -149,6 +163,8 @@ class Collection:
         if old is None:
             self._index(entry)
         bucket[entry.name] = entry
+        if old is not None:
+            old.release()
         return old
 
     def remove(self, namespace: str, name: str) -> StoredObject | None:
@@ -156,6 +172,7 @@ class Collection:
         if bucket is None or name not in bucket:
             return None
         old = bucket.pop(name)
+        old.release()
         if not bucket:
             del self.by_namespace[namespace]
         self._unindex(old)
