@@ -765,6 +765,17 @@ def _check_number(node: _Node, value: float, old: Any, path: Path, walk: _Walk) 
 # --------------------------------------------------------------------------------------------
 
 
+def _cel_view(obj: Any) -> Any:
+    """What CEL sees of a resource root: only metadata.name and metadata.generateName
+    (Kubernetes docs: "No other metadata properties are accessible")."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("metadata"), dict):
+        return obj
+    meta = obj["metadata"]
+    view = dict(obj)
+    view["metadata"] = {k: meta[k] for k in ("name", "generateName") if k in meta}
+    return view
+
+
 def _rule_error_string(rule: _Rule) -> str:
     return rule.message or rule.rule.strip()
 
@@ -774,25 +785,30 @@ def _rule_cause(pending: _PendingRule) -> StatusCause | None:
     has_old = pending.old is not _ABSENT
     if rule.transition and not has_old:
         return None  # Transition rules only run when an old value correlates (never on create).
-    variables = {"self": pending.value}
+    resource_root = pending.path is None or node.embedded
+    variables = {"self": _cel_view(pending.value) if resource_root else pending.value}
     if has_old:
-        variables["oldSelf"] = pending.old
+        variables["oldSelf"] = _cel_view(pending.old) if resource_root else pending.old
     base = _format_path(pending.path, keys_in_brackets=True)
     type_name = node.type
+    # The apiserver validates rules from a nil field path: root failures print as "<nil>".
+    node_field = base or "<nil>"
     try:
         result = rule.program.evaluate(variables)
     except CelError as exc:
-        return field_invalid(base, type_name, f"{exc} evaluating rule: {_rule_error_string(rule)}")
+        return field_invalid(
+            node_field, type_name, f"{exc} evaluating rule: {_rule_error_string(rule)}"
+        )
     if result is True:
         return None
     if not isinstance(result, bool):
         return field_invalid(
-            base, type_name, f"rule did not evaluate to a bool: {_rule_error_string(rule)}"
+            node_field, type_name, f"rule did not evaluate to a bool: {_rule_error_string(rule)}"
         )
     # Ratcheting: a rule that does not look at oldSelf keeps passing for an unchanged value.
     if has_old and not rule.transition and pending.old == pending.value:
         return None
-    where = base
+    where = node_field
     if rule.field_path:
         relative = rule.field_path[1:] if rule.field_path.startswith(".") else rule.field_path
         where = f"{base}.{relative}" if base else relative

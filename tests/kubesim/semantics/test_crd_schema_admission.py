@@ -436,3 +436,19 @@ def test_a_root_metadata_schema_constrains_the_name_but_never_prunes_object_meta
     assert [c.error_text() for c in causes] == [
         "metadata.name: Too long: may not be more than 5 bytes"
     ]
+
+
+def test_root_rules_see_only_name_and_generate_name_of_metadata() -> None:
+    # Docs (#validation-rules): "apiVersion, kind, metadata.name and metadata.generateName are
+    # always accessible from the root ... No other metadata properties are accessible."
+    schema = {
+        "type": "object",
+        "x-kubernetes-validations": [
+            {"rule": "size(self.metadata.name) <= 5", "message": "name too long"},
+            {"rule": "!has(self.metadata.labels)", "message": "labels are visible"},
+        ],
+    }
+    causes = compile_schema(schema).admit(
+        {"metadata": {"name": "abcdefg", "labels": {"a": "b"}}}, None, strict_unknown=False
+    )[1]
+    assert [c.error_text() for c in causes] == ['<nil>: Invalid value: "object": name too long']
