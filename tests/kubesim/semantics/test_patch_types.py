@@ -335,3 +335,31 @@ def test_strategic_merge_order_when_kubectl_apply_adds_and_deletes_in_one_list()
         {"name": 4, "other": "c"},
         {"name": 3},
     ]
+
+
+_env = st.lists(
+    st.fixed_dictionaries(
+        {"name": st.sampled_from(["A", "B", "C"]), "value": st.text("xy", max_size=2)}
+    ),
+    max_size=3,
+    unique_by=lambda e: e["name"],
+)
+_finalizers = st.lists(st.sampled_from(["a/x", "b/y", "c/z"]), unique=True, max_size=3)
+
+
+@given(_names.flatmap(lambda n: st.tuples(st.just(n), _env)), _finalizers, _finalizers)
+def test_strategic_merge_without_directives_is_idempotent(
+    container: tuple[str, list[dict[str, str]]],
+    live_finalizers: list[str],
+    patch_finalizers: list[str],
+) -> None:
+    name, env = container
+    target = pod()
+    target["metadata"]["finalizers"] = live_finalizers
+    patch = {
+        "metadata": {"finalizers": patch_finalizers},
+        "spec": {"containers": [{"name": name, "env": env}]},
+    }
+    once = apply_strategic_merge_patch(target, patch, POD_SCHEMA)
+    assert apply_strategic_merge_patch(once, patch, POD_SCHEMA) == once
+    assert set(once["metadata"]["finalizers"]) == set(live_finalizers) | set(patch_finalizers)
