@@ -174,3 +174,28 @@ async def test_watch_single_object_by_name_field_selector(http: Http) -> None:
     assert events[0]["object"]["metadata"]["name"] == "c"
     raw = json.dumps(events[0])
     assert '"type": "ADDED"' in raw
+
+
+async def test_send_initial_events_ends_with_initial_events_end_bookmark(http: Http) -> None:
+    """Streaming lists: sendInitialEvents=true sends the current state as ADDED, then a BOOKMARK
+    annotated k8s.io/initial-events-end.
+    https://kubernetes.io/docs/reference/using-api/api-concepts/#streaming-lists"""
+    await _labelled(http)
+    events = await http.watch_lines(
+        f"{CMS}?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&labelSelector=app%3Dweb", 3)
+    assert [e["type"] for e in events] == ["ADDED", "ADDED", "BOOKMARK"]
+    assert events[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+async def test_tables_and_partial_object_metadata_by_content_negotiation(http: Http) -> None:
+    """Accept: application/json;as=Table;v=v1;g=meta.k8s.io answers a Table; as=PartialObjectMetadataList
+    answers metadata only.
+    https://kubernetes.io/docs/reference/using-api/api-concepts/#receiving-resources-as-tables"""
+    await _labelled(http)
+    table = await http.ok("GET", CMS, headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"})
+    assert table["kind"] == "Table" and table["columnDefinitions"][0]["name"] == "Name"
+    assert [r["cells"][0] for r in table["rows"]] == ["a", "b", "c", "d"]
+    assert table["metadata"]["resourceVersion"]
+    partial = await http.ok("GET", CMS, headers={"Accept": "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"})
+    assert partial["kind"] == "PartialObjectMetadataList"
+    assert set(partial["items"][0]) == {"kind", "apiVersion", "metadata"}
