@@ -243,7 +243,8 @@ def _to_int(value: Any) -> int:
     if isinstance(value, int):
         return _check_int(value)
     if isinstance(value, float):
-        if not math.isfinite(value) or value <= _INT64_MIN - 1 or value >= _INT64_MAX + 1:
+        # cel-go rejects the boundary doubles too (they are not exactly representable ints).
+        if not math.isfinite(value) or value <= _INT64_MIN or value >= _INT64_MAX:
             raise CelError("double is out of range for int conversion")
         return int(value)
     if isinstance(value, str):
@@ -646,7 +647,10 @@ class _Compiler:
                 if isinstance(haystack, list):
                     return any(cel_equals(needle, item) for item in haystack)
                 if isinstance(haystack, dict):
-                    return needle in haystack if isinstance(needle, str | int | bool) else False
+                    if _is_number(needle):
+                        # Heterogeneous numeric keys: 3.0 in {3: ...} is true.
+                        return any(_is_number(k) and k == needle for k in haystack)
+                    return needle in haystack if isinstance(needle, str | bool) else False
                 raise _overload("@in", needle, haystack)
 
             return contains
@@ -928,7 +932,19 @@ class _Compiler:
             (self.compile(children[i]), self.compile(children[i + 1]))
             for i in range(0, len(children), 2)
         ]
-        return lambda act: {k(act): v(act) for k, v in pairs}
+
+        def build_map(act: Activation) -> dict[Any, Any]:
+            out: dict[Any, Any] = {}
+            for key_of, value_of in pairs:
+                key = key_of(act)
+                if key is None or isinstance(key, float | list | dict):
+                    raise CelError(f"unsupported key type: {_type_name(key)}")
+                if key in out and type(next(k for k in out if k == key)) is type(key):
+                    raise CelError(f"Failed with repeated key: {key}")
+                out[key] = value_of(act)
+            return out
+
+        return build_map
 
     def _exprlist(self, node: lark.Tree[Any]) -> Evaluator:
         raise _Unsupported("exprlist")

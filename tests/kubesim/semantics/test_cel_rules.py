@@ -108,3 +108,35 @@ def test_a_per_item_rule_over_ten_thousand_items_is_fast() -> None:
     assert rule.evaluate({"self": items}) is True
     # Generous bound for a loaded 2-core CI machine; celpy's interpreter needs ~2 s here.
     assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        # Cases from cel-spec tests/simple/testdata (comparisons, fields, integer_math, logic).
+        ("3.0 in {1: 1, 2: 2, 3: 3}", True),
+        ("[1, 2, 3].exists(x, x / 0 == 1 || x == 2)", True),
+        ("!(1 in [2, 3])", True),
+        ("'a' + 'b' == 'ab' && [1] + [2] == [1, 2]", True),
+        ("size({'a': 1, 'b': 2}) == 2 && size('héllo') == 5", True),
+        ("{'a': [1, 2]}['a'][1] == 2", True),
+        ("double(3) == 3.0 && int('42') == 42 && string(true) == 'true'", True),
+    ],
+)
+def test_cel_spec_simple_cases(expression: str, expected: Any) -> None:
+    assert compile_expression(expression).evaluate({}) == expected
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "1 / 0 == 1",
+        "int(-9223372036854775808.0) == 0",
+        "{'a': 1, 'a': 2}['a'] == 1",
+        "[1][5] == 1",
+        "'a' < 1",
+    ],
+)
+def test_cel_spec_error_cases(expression: str) -> None:
+    with pytest.raises(CelError):
+        compile_expression(expression).evaluate({})
