@@ -255,6 +255,14 @@ def _to_int(value: Any) -> int:
     raise _overload("int", value)
 
 
+def _to_uint(value: Any) -> int:
+    # uints are plain ints here; only the range differs from int().
+    converted = _to_int(value) if not isinstance(value, float) else int(value) if value >= 0 else -1
+    if converted < 0 or converted > 2**64 - 1:
+        raise CelError("uint out of range")
+    return converted
+
+
 def _to_double(value: Any) -> float:
     if _is_number(value):
         return float(value)
@@ -483,7 +491,7 @@ def _sets_intersects(left: Any, right: Any) -> bool:
 _FUNCTIONS: Final[dict[str, tuple[Callable[..., Any], tuple[int, ...]]]] = {
     "size": (_size, (1,)),
     "int": (_to_int, (1,)),
-    "uint": (_to_int, (1,)),
+    "uint": (lambda v: _to_uint(v), (1,)),
     "double": (_to_double, (1,)),
     "string": (_to_string, (1,)),
     "bool": (_to_bool, (1,)),
