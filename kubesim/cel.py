@@ -491,7 +491,7 @@ def _sets_intersects(left: Any, right: Any) -> bool:
 _FUNCTIONS: Final[dict[str, tuple[Callable[..., Any], tuple[int, ...]]]] = {
     "size": (_size, (1,)),
     "int": (_to_int, (1,)),
-    "uint": (lambda v: _to_uint(v), (1,)),
+    "uint": (_to_uint, (1,)),
     "double": (_to_double, (1,)),
     "string": (_to_string, (1,)),
     "bool": (_to_bool, (1,)),
