@@ -13,6 +13,7 @@ and https://kubernetes.io/docs/concepts/overview/working-with-objects/field-sele
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -444,12 +445,10 @@ class LabelSelector:
     @classmethod
     def parse(cls, text: str) -> LabelSelector:
         """Parse the ``labelSelector`` query syntax; bad syntax raises ApiError 400."""
-        try:
-            reqs = _Parser(text).parse()
-        except _SelectorSyntaxError as exc:
-            raise ApiError.bad_request(str(exc)) from None
-        # labels.Parse sorts requirements by key for deterministic printing.
-        return cls(tuple(sorted(reqs, key=lambda r: r.key)))
+        parsed = _parse_label_selector(text)
+        if isinstance(parsed, str):
+            raise ApiError.bad_request(parsed)
+        return parsed
 
     @classmethod
     def from_match_labels_expressions(cls, obj: Mapping[str, Any] | None) -> LabelSelector:
@@ -523,6 +522,18 @@ class LabelSelector:
 
     def __str__(self) -> str:
         return ",".join(str(r) for r in self.requirements)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_label_selector(text: str) -> LabelSelector | str:
+    """Parsed selector or the parse error text; cached because controllers repeat the same
+    selectors on every list and watch (LabelSelector is immutable, so sharing is safe)."""
+    try:
+        reqs = _Parser(text).parse()
+    except _SelectorSyntaxError as exc:
+        return str(exc)
+    # labels.Parse sorts requirements by key for deterministic printing.
+    return LabelSelector(tuple(sorted(reqs, key=lambda r: r.key)))
 
 
 # --------------------------------------------------------------------------------------------
