@@ -329,6 +329,42 @@ def _matches(text: Any, pattern: Any) -> bool:
     return _regex(pattern).search(text) is not None
 
 
+def _find(text: Any, pattern: Any) -> str:
+    # Kubernetes regex library: the first match, or "" when there is none.
+    _require(str, "find", text, pattern)
+    match = _regex(pattern).search(text)
+    return match.group(0) if match else ""
+
+
+def _find_all(text: Any, pattern: Any, limit: Any = -1) -> list[str]:
+    _require(str, "findAll", text, pattern)
+    _require(int, "findAll", limit)
+    if limit == 0:
+        return []
+    found = [m.group(0) for m in _regex(pattern).finditer(text)]
+    return found if limit < 0 else found[:limit]
+
+
+def _reverse(value: Any) -> Any:
+    if isinstance(value, str):
+        return value[::-1]
+    if isinstance(value, list):
+        return value[::-1]
+    raise _overload("reverse", value)
+
+
+def _quote(text: Any) -> str:
+    _require(str, "strings.quote", text)
+    escaped = (
+        text.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\t", "\\t")
+        .replace("\r", "\\r")
+    )
+    return f'"{escaped}"'
+
+
 def _replace(text: Any, old: Any, new: Any, count: Any = -1) -> str:
     _require(str, "replace", text, old, new)
     _require(int, "replace", count)
@@ -511,6 +547,9 @@ _FUNCTIONS: Final[dict[str, tuple[Callable[..., Any], tuple[int, ...]]]] = {
     "lastIndexOf": (_last_index_of, (2, 3)),
     "substring": (_substring, (2, 3)),
     "charAt": (_char_at, (2,)),
+    "find": (_find, (2,)),
+    "findAll": (_find_all, (2, 3)),
+    "reverse": (_reverse, (1,)),
     "isSorted": (_is_sorted, (1,)),
     "sum": (_sum, (1,)),
     "min": (_min, (1,)),
@@ -521,6 +560,7 @@ _NAMESPACED_FUNCTIONS: Final[dict[tuple[str, str], tuple[Callable[..., Any], tup
     ("sets", "contains"): (_sets_contains, (2,)),
     ("sets", "equivalent"): (_sets_equivalent, (2,)),
     ("sets", "intersects"): (_sets_intersects, (2,)),
+    ("strings", "quote"): (_quote, (1,)),
 }
 
 _MACROS: Final = frozenset({"all", "exists", "exists_one", "map", "filter"})

@@ -140,3 +140,11 @@ def test_cel_spec_simple_cases(expression: str, expected: Any) -> None:
 def test_cel_spec_error_cases(expression: str) -> None:
     with pytest.raises(CelError):
         compile_expression(expression).evaluate({})
+
+
+def test_kubernetes_regex_and_string_library_extras() -> None:
+    # Docs (Kubernetes CEL libraries): regex find/findAll, strings reverse and quote.
+    assert evaluate("self.find('[0-9]+') == '123'", "abc123def456")
+    assert evaluate("self.findAll('[0-9]+') == ['123', '456']", "abc123def456")
+    assert evaluate("self.reverse() == 'cba'", "abc")
+    assert compile_expression('strings.quote("a\\nb")').evaluate({}) == '"a\\nb"'
