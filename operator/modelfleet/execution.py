@@ -37,7 +37,7 @@ from modelfleet.wellpod import (
 logger = logging.getLogger("modelfleet.execution")
 
 #: Runtime answers that are a verdict on the bundle, not a failure to reach the pod.
-DEFINITE_REASONS = {"BundleInvalid", "Unreachable", "DigestMismatch", "ManifestInvalid"}
+DEFINITE_REASONS = {"BundleInvalid", "Unreachable", "TooLarge", "NoBundleUri"}
 
 
 @dataclass(frozen=True)

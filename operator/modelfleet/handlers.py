@@ -31,6 +31,10 @@ def build_registry(reconciler: FleetReconciler) -> kopf.OperatorRegistry:
     async def pod_event(event: dict[str, Any], **_: Any) -> None:
         reconciler.observe_pod(event["type"], event["object"])
 
+    @kopf.on.cleanup(registry=registry)
+    async def stop_workers(**_: Any) -> None:
+        await reconciler.shutdown()
+
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_kopf(settings)
@@ -48,4 +52,5 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.batching.worker_limit = None
     settings.batching.idle_timeout = 5.0
     settings.batching.batch_window = 0.05
+    settings.batching.exit_timeout = 0.5  # event handlers hold no work worth waiting for
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)

@@ -54,6 +54,8 @@ COALESCE_SECONDS = 0.05
 ROLLOUT_RECHECK_SECONDS = 2.0
 INCONCLUSIVE_RECHECK_SECONDS = 0.5
 
+MAX_TOMBSTONES = 20_000
+
 FleetKey = tuple[str, str]  # (namespace, name)
 
 
@@ -69,6 +71,9 @@ class FleetMemory:
 
     body: Mapping[str, Any] | None = None
     pods: dict[str, _CachedPod] = field(default_factory=dict)  # by well id
+    # uids of pods seen deleted: a write's answer that arrives after the watch's DELETED
+    # event must not resurrect the pod in the cache.
+    deleted_uids: dict[str, None] = field(default_factory=dict)
     revisions: dict[str, dict[str, Any]] | None = None  # ControllerRevisions by revision hash
     service_ensured: bool = False
     last_status: Mapping[str, Any] | None = None
@@ -117,9 +122,15 @@ class FleetReconciler:
             return
         cached = memory.pods.get(pod.well)
         if event_type == "DELETED":
+            memory.deleted_uids[pod.uid] = None
+            if len(memory.deleted_uids) > MAX_TOMBSTONES:
+                for uid in list(memory.deleted_uids)[: MAX_TOMBSTONES // 2]:
+                    del memory.deleted_uids[uid]
             if cached is not None and cached.pod.uid == pod.uid:
                 del memory.pods[pod.well]
                 self._wake(key, memory)
+            return
+        if pod.uid in memory.deleted_uids:
             return
         rv = _rv(body)
         if cached is not None and cached.resource_version > rv:
@@ -134,6 +145,13 @@ class FleetReconciler:
             memory.worker = asyncio.get_running_loop().create_task(
                 self._run(key, memory), name=f"fleet {key[0]}/{key[1]}"
             )
+
+    async def shutdown(self) -> None:
+        """Stop every fleet worker (kopf would otherwise wait for them as hung tasks)."""
+        workers = [m.worker for m in self.fleets.values() if m.worker is not None]
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
 
     # ---------------------------------------------------------------------------- workers
     async def _run(self, key: FleetKey, memory: FleetMemory) -> None:
