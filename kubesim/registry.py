@@ -296,6 +296,51 @@ class Registry:
             return None
         return {"kind": "APIGroup", "apiVersion": "v1", **self._group_doc(group)}
 
+    def aggregated_discovery(self, core: bool) -> dict[str, Any]:
+        """``apidiscovery.k8s.io/v2`` APIGroupDiscoveryList for ``/api`` (core) or ``/apis``."""
+        items: list[dict[str, Any]] = []
+        for group, versions in self._group_versions.items():
+            if (group == "") != core:
+                continue
+            version_docs = []
+            for version in versions:
+                resources = []
+                for rdef in self._by_gvr.values():
+                    if rdef.group != group or rdef.version != version:
+                        continue
+                    kind = {"group": group, "version": version, "kind": rdef.kind}
+                    doc: dict[str, Any] = {
+                        "resource": rdef.plural,
+                        "responseKind": kind,
+                        "scope": "Namespaced" if rdef.namespaced else "Cluster",
+                        "singularResource": rdef.singular,
+                        "verbs": list(_ALL_VERBS),
+                    }
+                    if rdef.short_names:
+                        doc["shortNames"] = list(rdef.short_names)
+                    if rdef.categories:
+                        doc["categories"] = list(rdef.categories)
+                    subs = []
+                    for entry in rdef.discovery_entries()[1:]:
+                        subs.append(
+                            {
+                                "subresource": entry["name"].split("/", 1)[1],
+                                "responseKind": {"group": group, "version": version, "kind": entry["kind"]},
+                                "verbs": entry["verbs"],
+                            }
+                        )
+                    if subs:
+                        doc["subresources"] = subs
+                    resources.append(doc)
+                version_docs.append({"version": version, "resources": resources, "freshness": "Current"})
+            items.append({"metadata": {"name": group, "creationTimestamp": None}, "versions": version_docs})
+        return {
+            "kind": "APIGroupDiscoveryList",
+            "apiVersion": "apidiscovery.k8s.io/v2",
+            "metadata": {},
+            "items": items,
+        }
+
     def resource_list(self, group: str, version: str) -> dict[str, Any] | None:
         if not self.has_group_version(group, version):
             return None

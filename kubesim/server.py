@@ -43,6 +43,7 @@ VERSION_INFO: Final = {
     "platform": "linux/amd64",
 }
 _JSON: Final = "application/json"
+AGGREGATED_DISCOVERY: Final = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
 PodProxy = Callable[[StoredObject, str, str, web.Request], Awaitable[web.StreamResponse]]
 
@@ -134,6 +135,9 @@ class KubeHttp:
             return web.Response(text="ok")
         if head == "openapi":
             return self._openapi(request, parts[1:])
+        if head in ("api", "apis") and len(parts) == 1 and _wants_aggregated(request):
+            doc = self.api.registry.aggregated_discovery(core=head == "api")
+            return web.Response(body=encode(doc), headers={"Content-Type": AGGREGATED_DISCOVERY})
         if head == "api":
             if len(parts) == 1:
                 return _json_response(encode(self.api.registry.api_versions(self.server_address())))
@@ -624,6 +628,15 @@ class KubeHttp:
         if self.pod_proxy is None:
             raise ApiError(503, "ServiceUnavailable", f"no endpoints available for pod \"{name}\"")
         return await self.pod_proxy(entry, port, target.rest, request)
+
+
+def _wants_aggregated(request: web.Request) -> bool:
+    """kubectl >= 1.30 asks ``/api`` and ``/apis`` for aggregated discovery first (v2)."""
+    for clause in request.headers.get("Accept", "").split(","):
+        params = {p.strip() for p in clause.split(";")[1:]}
+        if {"g=apidiscovery.k8s.io", "v=v2", "as=APIGroupDiscoveryList"} <= params:
+            return True
+    return False
 
 
 def _without_strategic_merge_for_crds(doc: dict[str, Any], rdefs: list[ResourceDef]) -> dict[str, Any]:

@@ -201,3 +201,19 @@ async def test_kubesim_store_is_reachable_for_assertions(kubesim: KubeSim, http:
     """The fixture exposes the store (not an apiserver behaviour; the test harness contract)."""
     await http.ok("POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "s"}})
     assert kubesim.store.get("/configmaps", "default", "s") is not None
+
+
+async def test_aggregated_discovery_v2_when_asked(http: Http) -> None:
+    """Aggregated discovery: /api and /apis answer APIGroupDiscoveryList (apidiscovery.k8s.io/v2)
+    when the Accept header asks for it, as kubectl 1.32 does first.
+    https://kubernetes.io/docs/concepts/overview/kubernetes-api/#aggregated-discovery"""
+    accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+    reply = await http.get("/apis", headers={"Accept": accept})
+    assert reply.headers["Content-Type"] == "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    groups = {g["metadata"]["name"]: g for g in reply.body["items"]}
+    leases = groups["coordination.k8s.io"]["versions"][0]["resources"][0]
+    assert leases["resource"] == "leases" and leases["scope"] == "Namespaced"
+    core = (await http.get("/api", headers={"Accept": accept})).body["items"][0]
+    pods = next(r for r in core["versions"][0]["resources"] if r["resource"] == "pods")
+    assert {s["subresource"] for s in pods["subresources"]} >= {"status", "log", "proxy"}
+    assert (await http.ok("GET", "/api"))["kind"] == "APIVersions"
