@@ -136,8 +136,8 @@ class KubeHttp:
         if head == "openapi":
             return self._openapi(request, parts[1:])
         if head in ("api", "apis") and len(parts) == 1 and _wants_aggregated(request):
-            doc = self.api.registry.aggregated_discovery(core=head == "api")
-            return web.Response(body=encode(doc), headers={"Content-Type": AGGREGATED_DISCOVERY})
+            aggregated = self.api.registry.aggregated_discovery(core=head == "api")
+            return web.Response(body=encode(aggregated), headers={"Content-Type": AGGREGATED_DISCOVERY})
         if head == "api":
             if len(parts) == 1:
                 return _json_response(encode(self.api.registry.api_versions(self.server_address())))
