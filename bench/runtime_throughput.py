@@ -175,7 +175,7 @@ def ensure_mlserver() -> Path:
 
 def mlserver_model_dir(target: Path, parallel_workers: int) -> tuple[Path, int]:
     """The same scikit-learn estimator as bundle model 0, retrained (builds are deterministic)."""
-    import joblib
+    import joblib  # type: ignore[import-untyped]
 
     from model_runtime.building import HOLDOUT_FRACTION, model_specs
     from model_runtime.sensors import generate_history
@@ -225,8 +225,7 @@ def onnxruntime_thread_settings(bundle_dir: Path, count: int) -> list[str]:
         created = time.perf_counter() - started
         # Bounded in time: thread-pool configurations can be orders of magnitude slower here.
         one = in_process("", lambda s=sessions[0]: s.run(["probabilities"], {"sensors": row}), count, max_seconds=3)
-        every = in_process("", lambda: [s.run(["probabilities"], {"sensors": row}) for s in sessions], 200, max_seconds=3)
-        del sessions
+        every = in_process("", lambda ss=sessions: [s.run(["probabilities"], {"sensors": row}) for s in ss], 200, max_seconds=3)
         spin = ", no spinning" if no_spin else ""
         label = f"{intra or 'default'} / {inter or 'default'} / {mode}{spin}"
         lines.append(f"| {label} | {created:.3f} | {one.pct(0.5) * 1000:.1f} | {every.pct(0.5) * 1000:.0f} |")
