@@ -238,11 +238,8 @@ class ApiServer:
                 continue
             if limit and len(items) >= limit:
                 next_token = _encode_continue(list_rv, (items[-1].namespace, items[-1].name))
-                remaining = sum(
-                    1
-                    for k in keys[i:]
-                    if (e := coll.get(*k)) is not None and matches(e)
-                ) if (labels.empty() and fields.empty()) is False else len(keys) - i
+                # Like the apiserver: unknown (unset) when selectors filter the list.
+                remaining = len(keys) - i if labels.empty() and fields.empty() else None
                 break
             items.append(entry)
         return ListResult(items, list_rv, next_token, remaining)

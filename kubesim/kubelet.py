@@ -152,6 +152,7 @@ class _Pod:
     failing: bool
     run_process: bool
     started: bool = False
+    start_timer: bool = False
     started_time: str = ""
     restart_count: int = 0
     terminating: bool = False
@@ -324,7 +325,8 @@ class Kubelet:
             entry = self.api.store.get(POD_STORAGE, *key)
             if entry is None or entry.uid != pod.uid:
                 return
-        elif not pod.started:
+        elif not pod.started and not pod.start_timer:
+            pod.start_timer = True
             loop.call_later(pod.start_at - now, self._mark, *key)
         if pod.started:
             self._watch_annotations(pod, entry)

@@ -192,3 +192,15 @@ async def test_delete_collection_with_label_selector(http: Http) -> None:
     await http.ok("DELETE", f"{CMS}?labelSelector=app%3Da")
     left = await http.ok("GET", f"{CMS}?labelSelector=app")
     assert [i["metadata"]["name"] for i in left["items"]] == ["x3"]
+
+
+async def test_dependent_of_a_missing_owner_is_collected(http: Http) -> None:
+    """The garbage collector deletes objects whose owners (by uid) do not exist.
+    https://kubernetes.io/docs/concepts/overview/working-with-objects/owners-dependents/"""
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "ghost", "uid": "00000000-0000-0000-0000-000000000000"}
+    await http.ok("POST", CMS, {"metadata": {"name": "orphaned", "ownerReferences": [ref]}})
+
+    async def gone() -> bool:
+        return (await http.get(f"{CMS}/orphaned")).status == 404
+
+    await eventually(gone)
