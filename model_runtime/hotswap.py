@@ -1,8 +1,8 @@
 """Notice that the pod should serve another bundle, and ask BundleState to switch.
 
 Triggers: the downward-API annotations file changing (polled: inotify does not see the kubelet's
-`..data` symlink swap reliably across volume types), SIGHUP for a plain process, and a retry
-while nothing serves yet after an Unreachable source (the bundle server may start after us).
+`..data` symlink swap reliably across volume types), SIGHUP for a plain process, and a timed retry
+of a desired bundle whose source was Unreachable (the bundle server may start after us).
 """
 
 from __future__ import annotations
@@ -57,11 +57,14 @@ class BundleWatcher:
         uri, digest, changed = self._desired()
         if uri is None:
             return
+        last = self.state.last_load
+        # Only an Unreachable source is worth retrying on a timer (a bundle server that starts
+        # after us, a network blip); an invalid bundle stays invalid until the source changes.
         retry_due = (
-            self.state.current is None
-            and self.state.last_load is not None
-            and not self.state.last_load.ok
-            and self.state.last_load.reason == LoadFailureReason.UNREACHABLE.value
+            last is not None
+            and not last.ok
+            and last.reason == LoadFailureReason.UNREACHABLE.value
+            and last.uri == uri
             and time.monotonic() - self.state.last_attempt_at >= self.retry_interval
         )
         if changed or retry_due:

@@ -140,3 +140,18 @@ def test_go_quoted_annotation_values_are_unquoted() -> None:
     assert unquote_go(r'"a\"b\\c\n\t\u00e9\x41\101"') == 'a"b\\c\n\téAA'
     text = 'modelfleet.dev/bundle-uri="http://127.0.0.1:9/b/"\nkubernetes.io/config.seen="2026-11-25T10:00:00Z"\n'
     assert parse_annotations(text)["modelfleet.dev/bundle-uri"] == "http://127.0.0.1:9/b/"
+
+
+def test_an_unreachable_new_bundle_is_retried_while_the_old_one_serves(
+    tmp_path: Path, small_bundle: BuiltBundle, second_bundle: BuiltBundle
+) -> None:
+    volume = tmp_path / "podinfo"
+    visible = write_annotations(volume, {BUNDLE_URI_ANNOTATION: str(small_bundle.path)})
+    later = tmp_path / "published-later"
+    with RunningServer(None, annotations_file=visible, poll_interval=0.02) as running:
+        running.wait_serving(small_bundle.digest)
+        write_annotations(volume, {BUNDLE_URI_ANNOTATION: str(later), BUNDLE_DIGEST_ANNOTATION: second_bundle.digest})
+        wait_until(lambda: running.state.last_load is not None and running.state.last_load.reason == "Unreachable", what="failure")
+        assert running.state.current is not None and running.state.current.digest == small_bundle.digest
+        shutil.copytree(second_bundle.path, later)
+        running.wait_serving(second_bundle.digest)
