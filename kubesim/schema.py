@@ -293,6 +293,9 @@ class _Node:
     list_map_keys: tuple[str, ...] = ()
     rules: list[_Rule] = field(default_factory=list)
     all_of: list[_Node] = field(default_factory=list)
+    any_of: list[_Node] = field(default_factory=list)
+    one_of: list[_Node] = field(default_factory=list)
+    not_: _Node | None = None
     # True when nothing below this node can default, prune or fail, so admit may skip it.
     has_checks: bool = True
 
@@ -362,6 +365,12 @@ def _compile_node(schema: Any, where: str) -> _Node:
         node.items = _compile_node(items, f"{where}.items")
     for index, sub in enumerate(schema.get("allOf") or []):
         node.all_of.append(_compile_node(sub, f"{where}.allOf[{index}]"))
+    for index, sub in enumerate(schema.get("anyOf") or []):
+        node.any_of.append(_compile_node(sub, f"{where}.anyOf[{index}]"))
+    for index, sub in enumerate(schema.get("oneOf") or []):
+        node.one_of.append(_compile_node(sub, f"{where}.oneOf[{index}]"))
+    if isinstance(schema.get("not"), dict):
+        node.not_ = _compile_node(schema["not"], f"{where}.not")
     for index, raw in enumerate(schema.get("x-kubernetes-validations") or []):
         node.rules.append(_compile_rule(raw, f"{where}.x-kubernetes-validations[{index}]"))
     node.has_checks = _node_has_checks(node)
@@ -369,7 +378,9 @@ def _compile_node(schema: Any, where: str) -> _Node:
 
 
 def _node_has_checks(node: _Node) -> bool:
-    if node.type or node.int_or_string or node.enum is not None or node.rules or node.all_of:
+    if node.type or node.int_or_string or node.enum is not None or node.rules:
+        return True
+    if node.all_of or node.any_of or node.one_of or node.not_ is not None:
         return True
     if node.properties is not None or node.additional is not None or node.items is not None:
         return True
@@ -436,6 +447,8 @@ class _PendingRule:
 @dataclass
 class _Walk:
     collect_unknown: bool
+    # False inside allOf/anyOf/oneOf/not branches: they only validate, never prune or default.
+    mutate: bool = True
     causes: list[StatusCause] = field(default_factory=list)
     list_causes: list[StatusCause] = field(default_factory=list)
     pending: list[_PendingRule] = field(default_factory=list)
@@ -451,6 +464,8 @@ class _Walk:
 def _prune_and_default(
     node: _Node, obj: dict[str, Any], path: Path, walk: _Walk, root: bool
 ) -> None:
+    if not walk.mutate:
+        return
     props = node.properties
     if not node.preserve_unknown:
         for key in list(obj):
@@ -523,10 +538,54 @@ def _admit_node(
 
     if node.enum is not None and not any(_json_equal(value, allowed) for allowed in node.enum):
         walk.fail(field_not_supported(_format_path(path), value, node.enum), value, old)
-    for sub in node.all_of:
-        _admit_node(sub, value, old, path, walk)
+    if node.all_of or node.any_of or node.one_of or node.not_ is not None:
+        _check_junctors(node, value, old, path, walk)
     for rule in node.rules:
         walk.pending.append(_PendingRule(rule, node, value, old, path))
+
+
+def _branch_causes(branch: _Node, value: Any, path: Path) -> list[StatusCause]:
+    scratch = _Walk(collect_unknown=False, mutate=False)
+    _admit_node(branch, value, _ABSENT, path, scratch)
+    return scratch.causes + scratch.list_causes
+
+
+def _check_junctors(node: _Node, value: Any, old: Any, path: Path, walk: _Walk) -> None:
+    """allOf/anyOf/oneOf/not value validations, reported like kube-openapi: a composite
+    error (which the apiserver prints at field "<nil>") plus the closest branch's errors."""
+    name = _format_path(path)
+    for branch in node.all_of:
+        for cause in _branch_causes(branch, value, path):
+            walk.fail(cause, value, old)
+    if node.any_of:
+        results = [_branch_causes(branch, value, path) for branch in node.any_of]
+        if all(results):
+            walk.fail(
+                field_invalid("<nil>", "", f'"{name}" must validate at least one schema (anyOf)'),
+                value,
+                old,
+            )
+            for cause in min(results, key=len):
+                walk.fail(cause, value, old)
+    if node.one_of:
+        results = [_branch_causes(branch, value, path) for branch in node.one_of]
+        valid = sum(1 for r in results if not r)
+        if valid != 1:
+            found = "Found none valid" if valid == 0 else f"Found {valid} valid alternatives"
+            walk.fail(
+                field_invalid(
+                    "<nil>", "", f'"{name}" must validate one and only one schema (oneOf). {found}'
+                ),
+                value,
+                old,
+            )
+            if valid == 0:
+                for cause in min(results, key=len):
+                    walk.fail(cause, value, old)
+    if node.not_ is not None and not _branch_causes(node.not_, value, path):
+        walk.fail(
+            field_invalid("<nil>", "", f'"{name}" must not validate the schema (not)'), value, old
+        )
 
 
 def _json_equal(left: Any, right: Any) -> bool:
@@ -614,7 +673,7 @@ def _admit_array(node: _Node, value: list[Any], old: Any, path: Path, walk: _Wal
         # Items of a list-type map correlate with the old item of the same key; atomic lists do
         # not correlate (transition rules below them never run on update, like the apiserver).
         for index, item in enumerate(value):
-            if item is None and not items.nullable and items.default is not _ABSENT:
+            if walk.mutate and item is None and not items.nullable and items.default is not _ABSENT:
                 item = value[index] = copy.deepcopy(items.default)
             if not items.has_checks:
                 continue

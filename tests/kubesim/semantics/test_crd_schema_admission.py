@@ -452,3 +452,38 @@ def test_root_rules_see_only_name_and_generate_name_of_metadata() -> None:
         {"metadata": {"name": "abcdefg", "labels": {"a": "b"}}}, None, strict_unknown=False
     )[1]
     assert [c.error_text() for c in causes] == ['<nil>: Invalid value: "object": name too long']
+
+
+def test_junctors_validate_without_pruning() -> None:
+    # Structural schemas allow value validations in allOf/anyOf/oneOf/not; pruning and
+    # defaulting follow the main schema only (Docs: #specifying-a-structural-schema).
+    schema = {
+        "type": "object",
+        "properties": {
+            "port": {
+                "x-kubernetes-int-or-string": True,
+                "anyOf": [{"type": "integer"}, {"type": "string"}],
+            },
+            "mode": {"type": "string", "not": {"enum": ["forbidden"]}},
+            "spec": {
+                "type": "object",
+                "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+                "allOf": [{"required": ["a"]}],
+                "oneOf": [{"required": ["a"]}, {"required": ["b"]}],
+            },
+        },
+    }
+    compiled = compile_schema(schema)
+    admitted, causes, _ = compiled.admit(
+        {"port": "http", "mode": "ok", "spec": {"a": "x"}}, None, strict_unknown=False
+    )
+    assert causes == [] and admitted["spec"] == {"a": "x"}
+    causes = compiled.admit(
+        {"mode": "forbidden", "spec": {"a": "x", "b": "y"}}, None, strict_unknown=False
+    )[1]
+    assert [c.error_text() for c in causes] == [
+        '<nil>: Invalid value: "": "mode" must not validate the schema (not)',
+        '<nil>: Invalid value: "": "spec" must validate one and only one schema (oneOf). Found 2 valid alternatives',
+    ]
+    causes = compiled.admit({"spec": {"b": "y"}}, None, strict_unknown=False)[1]
+    assert [c.error_text() for c in causes] == ["spec.a: Required value"]
