@@ -136,7 +136,15 @@ def main() -> None:
     parser.add_argument("--client-creates", type=int, default=500)
     parser.add_argument("--watch-events", type=int, default=300)
     parser.add_argument("--watchers", type=int, default=5)
+    parser.add_argument(
+        "--separate-process",
+        action="store_true",
+        help="run kubesim as `python -m kubesim serve` in its own process (no shared GIL)",
+    )
     args = parser.parse_args()
+    if args.separate_process:
+        _run_separate(args)
+        return
     with tempfile.TemporaryDirectory() as tmp, kubesim_in_thread(Path(tmp)) as sim:
         url = sim.url
         asyncio.run(_create_namespaces(url, ["bench", "other", "client-bench", "watch-bench"]))
@@ -161,6 +169,41 @@ def main() -> None:
             print(f"list first page limit=500 ({n} items){label}: median {page:.1f} ms")
         p50, p99 = asyncio.run(_watch_latency(url, "watch-bench", args.watch_events, args.watchers))
         print(f"watch event latency ({args.watchers} watchers, {args.watch_events} events): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+
+
+def _run_separate(args: argparse.Namespace) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        kubeconfig = Path(tmp) / "kubeconfig"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kubesim", "serve", "--kubeconfig", str(kubeconfig), "--log-level", "WARNING"]
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not kubeconfig.exists():
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("kubesim did not start")
+                time.sleep(0.05)
+            url = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+            asyncio.run(_create_namespaces(url, ["bench", "other", "client-bench", "watch-bench"]))
+            rate = asyncio.run(_create_many(url, "bench", 0, args.pods, args.concurrency))
+            print(f"[separate process] creates/s (raw aiohttp, {args.concurrency} concurrent, pods): {rate:,.0f}")
+            rate = _client_creates(kubeconfig, args.client_creates)
+            print(f"[separate process] creates/s (kubernetes client, sequential, configmaps): {rate:,.0f}")
+            asyncio.run(_create_many(url, "other", args.pods, args.extra_pods, args.concurrency))
+            full, n = asyncio.run(_list_latency(url, "/api/v1/namespaces/bench/pods", 5))
+            print(f"[separate process] list {n} pods (store holds {args.pods + args.extra_pods}): median {full:.1f} ms")
+            sel, n = asyncio.run(_list_latency(url, "/api/v1/namespaces/bench/pods?labelSelector=well%3Dw42", 20))
+            print(f"[separate process] list labelSelector well=w42 ({n} match): median {sel:.2f} ms")
+            p50, p99 = asyncio.run(_watch_latency(url, "watch-bench", args.watch_events, args.watchers))
+            print(f"[separate process] watch event latency ({args.watchers} watchers): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+        finally:
+            proc.terminate()
+            proc.wait(30)
 
 
 if __name__ == "__main__":
