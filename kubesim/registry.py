@@ -113,7 +113,7 @@ BUILTINS: list[ResourceDef] = [
         short_names=["po"],
         categories=["all"],
         has_status=True,
-        subresources=["log", "proxy", "binding"],
+        subresources=["log", "proxy"],
         field_labels=frozenset(
             {
                 "metadata.name",
