@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Final
 
 import celpy
@@ -135,6 +136,8 @@ def _type_name(value: Any) -> str:
         return "map"
     if isinstance(value, _CelType):
         return "type"
+    if isinstance(value, Quantity):
+        return "kubernetes.Quantity"
     return type(value).__name__
 
 
@@ -524,7 +527,114 @@ def _sets_intersects(left: Any, right: Any) -> bool:
 
 
 # Functions callable as f(x, ...) and as x.f(...) (receiver first), with their arities.
+# -- Kubernetes quantity library (k8s.io/apiserver/pkg/cel/library/quantity.go) --------------
+
+_QUANTITY_RE: Final = re.compile(
+    r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$"
+)
+_QUANTITY_SUFFIX: Final[dict[str, Fraction]] = {
+    "": Fraction(1),
+    "n": Fraction(1, 10**9),
+    "u": Fraction(1, 10**6),
+    "m": Fraction(1, 1000),
+    "k": Fraction(10**3),
+    "M": Fraction(10**6),
+    "G": Fraction(10**9),
+    "T": Fraction(10**12),
+    "P": Fraction(10**15),
+    "E": Fraction(10**18),
+    "Ki": Fraction(2**10),
+    "Mi": Fraction(2**20),
+    "Gi": Fraction(2**30),
+    "Ti": Fraction(2**40),
+    "Pi": Fraction(2**50),
+    "Ei": Fraction(2**60),
+}
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A resource.Quantity (``quantity('1Gi')``), compared by exact value."""
+
+    value: Fraction
+
+
+def _parse_quantity(text: Any) -> Quantity | None:
+    if not isinstance(text, str):
+        return None
+    match = _QUANTITY_RE.match(text)
+    if match is None:
+        return None
+    number, suffix = match.group(1), match.group(2) or ""
+    if suffix[:1] in ("e", "E") and suffix not in _QUANTITY_SUFFIX:
+        factor = Fraction(10) ** int(suffix[1:])
+    else:
+        factor = _QUANTITY_SUFFIX[suffix]
+    return Quantity(Fraction(number) * factor)
+
+
+def _quantity(text: Any) -> Quantity:
+    parsed = _parse_quantity(text)
+    if parsed is None:
+        raise CelError(f"quantities must match the regular expression: {text!r}")
+    return parsed
+
+
+def _as_quantity(value: Any, name: str) -> Quantity:
+    if isinstance(value, Quantity):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Quantity(Fraction(value))
+    raise _overload(name, value)
+
+
+def _quantity_method(
+    name: str, fn: Callable[[Quantity, Quantity], Any]
+) -> Callable[[Any, Any], Any]:
+    def call(receiver: Any, other: Any) -> Any:
+        if not isinstance(receiver, Quantity):
+            raise _overload(name, receiver, other)
+        return fn(receiver, _as_quantity(other, name))
+
+    return call
+
+
+def _quantity_unary(name: str, fn: Callable[[Quantity], Any]) -> Callable[[Any], Any]:
+    def call(receiver: Any) -> Any:
+        if not isinstance(receiver, Quantity):
+            raise _overload(name, receiver)
+        return fn(receiver)
+
+    return call
+
+
+def _as_integer(q: Quantity) -> int:
+    if q.value.denominator != 1 or not _INT64_MIN <= q.value.numerator <= _INT64_MAX:
+        raise CelError("cannot convert value to integer")
+    return int(q.value)
+
+
+def _sign(value: Any) -> Any:
+    if isinstance(value, Quantity):
+        return (value.value > 0) - (value.value < 0)
+    raise _overload("sign", value)
+
+
 _FUNCTIONS: Final[dict[str, tuple[Callable[..., Any], tuple[int, ...]]]] = {
+    "quantity": (_quantity, (1,)),
+    "isQuantity": (lambda t: _parse_quantity(t) is not None, (1,)),
+    "isInteger": (_quantity_unary("isInteger", lambda q: q.value.denominator == 1), (1,)),
+    "asInteger": (_quantity_unary("asInteger", _as_integer), (1,)),
+    "asApproximateFloat": (_quantity_unary("asApproximateFloat", lambda q: float(q.value)), (1,)),
+    "sign": (_sign, (1,)),
+    "add": (_quantity_method("add", lambda a, b: Quantity(a.value + b.value)), (2,)),
+    "sub": (_quantity_method("sub", lambda a, b: Quantity(a.value - b.value)), (2,)),
+    "isGreaterThan": (_quantity_method("isGreaterThan", lambda a, b: a.value > b.value), (2,)),
+    "isLessThan": (_quantity_method("isLessThan", lambda a, b: a.value < b.value), (2,)),
+    "compareTo": (
+        _quantity_method("compareTo", lambda a, b: (a.value > b.value) - (a.value < b.value)),
+        (2,),
+    ),
     "size": (_size, (1,)),
     "int": (_to_int, (1,)),
     "uint": (_to_uint, (1,)),

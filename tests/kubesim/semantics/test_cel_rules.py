@@ -148,3 +148,18 @@ def test_kubernetes_regex_and_string_library_extras() -> None:
     assert evaluate("self.findAll('[0-9]+') == ['123', '456']", "abc123def456")
     assert evaluate("self.reverse() == 'cba'", "abc")
     assert compile_expression('strings.quote("a\\nb")').evaluate({}) == '"a\\nb"'
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "quantity(self).isLessThan(quantity('1Gi'))",
+        "quantity(self) == quantity('0.25Gi')",
+        "quantity(self).compareTo(quantity('256M')) == 1",
+        "isQuantity(self) && !isQuantity('12 apples')",
+        "quantity(self).add(quantity('768Mi')).asInteger() == 1073741824",
+    ],
+)
+def test_kubernetes_quantity_library(rule: str) -> None:
+    # Docs: https://kubernetes.io/docs/reference/using-api/cel/#kubernetes-quantity-library
+    assert evaluate(rule, "256Mi") is True
