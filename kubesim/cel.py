@@ -1,7 +1,8 @@
 """CEL for ``x-kubernetes-validations``: parsed by celpy, compiled to Python closures.
 
 Why this exists: the apiserver evaluates CRD validation rules with cel-go, including the
-Kubernetes extension libraries (strings, lists, regex). ``celpy`` (cel-python, PyPI) parses CEL
+Kubernetes extension libraries (strings, lists, sets, regex, quantity). ``celpy`` (cel-python,
+PyPI) parses CEL
 faithfully, but its tree-walking interpreter needs about 2 s for ``self.all(w, ...)`` over
 10,000 list items and has no ``replace``/``lowerAscii``/``isSorted``; its transpiler mode breaks
 ``has()`` and custom functions. So this module keeps celpy's parser and compiles the parse tree
@@ -9,8 +10,13 @@ once per rule into nested Python closures working directly on decoded JSON (dict
 int, float, bool, None), with cel-go's semantics for what rules use: short-circuit ``&&``/``||``
 that absorb errors, ``has()`` as a presence test, the comprehension macros, heterogeneous
 numeric equality, truncating integer division, and the Kubernetes property-name escaping.
-Expressions using something this compiler does not know (timestamps, durations, quantities,
-optionals ...) fall back to celpy's interpreter, so they still work, only slower.
+Expressions using something this compiler does not know (timestamps, durations, bytes) fall
+back to celpy's interpreter, so they still work, only slower; what neither knows (url, ip,
+cidr, format, optionals, two-variable comprehensions) fails when the rule runs. Uints are
+plain ints here, so ``type(1u) == type(1)``. On cel-spec's simple conformance files
+(basic, comparisons, conversions, fields, fp/integer math, lists, logic, macros, strings)
+764 of 831 runnable cases pass; the rest are protobuf messages, uint typing, and syntax or
+macros Kubernetes 1.32 does not offer.
 
 Docs: https://kubernetes.io/docs/reference/using-api/cel/ and
 https://github.com/google/cel-spec/blob/master/doc/langdef.md
