@@ -42,6 +42,8 @@ __all__ = ["MAX_OBJECT_BYTES", "ApiServer", "ListResult", "rfc3339"]
 # etcd's default request limit (--max-request-bytes 1.5 MiB) bounds one stored object.
 MAX_OBJECT_BYTES: Final = 1536 * 1024
 CRD_STORAGE: Final = "apiextensions.k8s.io/customresourcedefinitions"
+# kube-apiserver puts this finalizer on every CRD: deleting one first deletes its objects.
+CRD_CLEANUP_FINALIZER: Final = "customresourcecleanup.apiextensions.k8s.io"
 NAMESPACE_STORAGE: Final = "/namespaces"
 POD_STORAGE: Final = "/pods"
 _GENERATE_CHARS: Final = "bcdfghjklmnpqrstvwxz2456789"
@@ -417,6 +419,15 @@ class ApiServer:
             meta["generation"] = 1
         else:
             meta.pop("generation", None)
+        if rdef.crd_name is not None:
+            crd = self.store.get(CRD_STORAGE, "", rdef.crd_name)
+            if crd is not None and crd.obj["metadata"].get("deletionTimestamp"):
+                raise ApiError(
+                    405,
+                    "MethodNotAllowed",
+                    "create not allowed while custom resource definition is terminating",
+                    {"group": rdef.group, "kind": rdef.plural},
+                )
         prepare_create(rdef, obj, self.ips)
         obj = self._admit(rdef, obj, None, field_validation, warnings)
         self._check_namespace(rdef, meta.get("namespace", ""))
@@ -425,6 +436,9 @@ class ApiServer:
             raise ApiError.already_exists(rdef.group, rdef.plural, meta["name"])
         if rdef.storage == CRD_STORAGE:
             self._check_crd_conflicts(obj)
+            finalizers = meta.setdefault("finalizers", [])
+            if CRD_CLEANUP_FINALIZER not in finalizers:
+                finalizers.append(CRD_CLEANUP_FINALIZER)
         self._size_check(obj)
         if dry_run:
             return WriteResult(_DryRun(obj), warnings)  # type: ignore[arg-type]
@@ -603,9 +617,10 @@ class ApiServer:
             # The last finalizer is gone: the object is removed now.
             self.store.update(rdef.storage, obj)
             entry = self.store.delete(rdef.storage, old.namespace, old.name)
+            self._after_delete(rdef, entry)
             return WriteResult(entry, warnings, deleted=True)
         entry = self.store.update(rdef.storage, obj)
-        if rdef.storage == CRD_STORAGE and subresource is None:
+        if rdef.storage == CRD_STORAGE and subresource is None and not meta.get("deletionTimestamp"):
             entry = self._establish_crd(entry)
         return WriteResult(entry, warnings)
 

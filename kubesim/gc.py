@@ -17,7 +17,7 @@ import contextlib
 import logging
 from typing import Any
 
-from kubesim.apiserver import NAMESPACE_STORAGE, ApiServer
+from kubesim.apiserver import CRD_CLEANUP_FINALIZER, CRD_STORAGE, NAMESPACE_STORAGE, ApiServer
 from kubesim.errors import ApiError
 from kubesim.registry import ResourceDef
 from kubesim.store import StoredObject, WatchEvent
@@ -36,6 +36,8 @@ class GarbageCollector:
         self.api = api
         self._queue: asyncio.Queue[_Work] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        # storage -> CRD name, for CRDs being deleted (their objects go first).
+        self._crd_of_storage: dict[str, str] = {}
         # uid -> (storage, namespace, name) of owners waiting behind foregroundDeletion.
         self._foreground: dict[str, tuple[str, str, str]] = {}
         self._unsubscribe = api.store.subscribe(None, self._on_event)
@@ -65,6 +67,9 @@ class GarbageCollector:
                 if uid in self._foreground:
                     # A dependent left: an owner waiting in foreground deletion may now finish.
                     self._queue.put_nowait(("owner-check", event.storage, entry.namespace, uid))
+            crd_name = self._crd_of_storage.get(event.storage)
+            if crd_name is not None:
+                self._queue.put_nowait(("crd", CRD_STORAGE, "", crd_name))
             if entry.namespace:
                 ns = self.api.store.get(NAMESPACE_STORAGE, "", entry.namespace)
                 if ns is not None and ns.obj["metadata"].get("deletionTimestamp"):
@@ -83,6 +88,8 @@ class GarbageCollector:
             self._queue.put_nowait(("finalize", event.storage, entry.namespace, entry.name))
         if event.storage == NAMESPACE_STORAGE:
             self._queue.put_nowait(("namespace", NAMESPACE_STORAGE, "", entry.name))
+        if event.storage == CRD_STORAGE and CRD_CLEANUP_FINALIZER in finalizers:
+            self._queue.put_nowait(("crd", CRD_STORAGE, "", entry.name))
 
     # -- work --------------------------------------------------------------------------------------
 
@@ -99,6 +106,8 @@ class GarbageCollector:
                     self._finalize(storage, namespace, key)
                 elif what == "namespace":
                     self._namespace(key)
+                elif what == "crd":
+                    self._crd_cleanup(key)
                 elif what == "dependent":
                     self._dependent(storage, namespace, key)
             except ApiError as exc:
@@ -148,6 +157,32 @@ class GarbageCollector:
                     "application/merge-patch+json",
                     {"metadata": {"ownerReferences": alive}},
                 )
+
+    def _crd_cleanup(self, name: str) -> None:
+        """The CRD finalizer controller: delete every object of a deleted CRD, then let it go."""
+        crd = self.api.store.get(CRD_STORAGE, "", name)
+        if crd is None or not crd.obj["metadata"].get("deletionTimestamp"):
+            return
+        served = [r for r in self.api.registry.all() if r.crd_name == name]
+        remaining = 0
+        for storage in {r.storage for r in served}:
+            self._crd_of_storage[storage] = name
+            rdef = next(r for r in served if r.storage == storage)
+            coll = self.api.store.collection(storage)
+            for key in list(coll.sorted_keys()):
+                entry = coll.get(*key)
+                if entry is None:
+                    continue
+                remaining += 1
+                if not entry.obj["metadata"].get("deletionTimestamp"):
+                    with contextlib.suppress(ApiError):
+                        self.api.delete(rdef, key[0], key[1], {"propagationPolicy": "Background"})
+        if remaining:
+            return
+        for storage in [s for s, n in self._crd_of_storage.items() if n == name]:
+            del self._crd_of_storage[storage]
+        crd_rdef = self.api.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        self._remove_finalizer(crd_rdef, crd, CRD_CLEANUP_FINALIZER)
 
     def _dependent(self, storage: str, namespace: str, name: str) -> None:
         rdef = self._rdef(storage)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from kubesim.cluster import KubeSim
-from tests.kubesim.conftest import GADGET_CRD, WIDGET_CRD, WIDGETS, Http, pod, widget
+from tests.kubesim.conftest import GADGET_CRD, WIDGET_CRD, WIDGETS, Http, eventually, pod, widget
 
 CONCEPTS = "https://kubernetes.io/docs/reference/using-api/api-concepts/"
 CONVENTIONS = "https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md"
@@ -44,9 +46,13 @@ async def test_creating_a_crd_serves_its_resources_at_once_with_status_subresour
     await http.ok("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", GADGET_CRD)
     gadget = await http.ok("POST", "/apis/kubesim.test/v1/gadgets", {"apiVersion": "kubesim.test/v1", "kind": "Gadget", "metadata": {"name": "g1"}, "anything": 1})
     assert "namespace" not in gadget["metadata"]
-    # Deleting the CRD stops serving and deletes its objects.
+    # Deleting the CRD deletes its objects, then stops serving.
     await http.ok("DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.kubesim.test")
-    assert (await http.get(WIDGETS)).status == 404
+
+    async def unserved() -> bool:
+        return (await http.get(WIDGETS)).status == 404
+
+    await eventually(unserved)
 
 
 async def test_metadata_uid_timestamps_and_global_resource_version(http: Http) -> None:
@@ -217,3 +223,29 @@ async def test_aggregated_discovery_v2_when_asked(http: Http) -> None:
     pods = next(r for r in core["versions"][0]["resources"] if r["resource"] == "pods")
     assert {s["subresource"] for s in pods["subresources"]} >= {"status", "log", "proxy"}
     assert (await http.ok("GET", "/api"))["kind"] == "APIVersions"
+
+
+async def test_deleting_a_crd_deletes_its_objects_through_their_finalizers_first(http: Http) -> None:
+    """A CRD carries the customresourcecleanup finalizer: deleting it deletes every custom object
+    (each waiting for its own finalizers), refuses new ones, then removes the CRD.
+    https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#delete-a-customresourcedefinition"""
+    crd = await http.ok("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", WIDGET_CRD)
+    assert crd["metadata"]["finalizers"] == ["customresourcecleanup.apiextensions.k8s.io"]
+    await http.ok("POST", WIDGETS, {**widget("held"), "metadata": {"name": "held", "finalizers": ["kubesim.test/hold"]}})
+    await http.ok("POST", WIDGETS, widget("free"))
+    reply = await http.delete("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.kubesim.test")
+    assert reply.status == 202
+    for _ in range(200):
+        if (await http.get(f"{WIDGETS}/free")).status == 404:
+            break
+        await asyncio.sleep(0.01)
+    held = await http.ok("GET", f"{WIDGETS}/held")
+    assert held["metadata"]["deletionTimestamp"]
+    refused = await http.post(WIDGETS, widget("late"))
+    assert refused.status == 405
+    await http.ok("PATCH", f"{WIDGETS}/held", {"metadata": {"finalizers": None}}, content_type="application/merge-patch+json")
+    for _ in range(200):
+        if (await http.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.kubesim.test")).status == 404:
+            break
+        await asyncio.sleep(0.01)
+    assert (await http.get(WIDGETS)).status == 404
