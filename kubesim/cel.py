@@ -374,6 +374,68 @@ def _quote(text: Any) -> str:
     return f'"{escaped}"'
 
 
+_FORMAT_RE: Final = re.compile(r"%(?:\.(\d+))?([sdfeExXobc%])")
+
+
+def _format_value(verb: str, precision: str | None, value: Any) -> str:
+    if verb == "s":
+        if isinstance(value, list):
+            return "[" + ", ".join(_format_value("s", None, v) for v in value) + "]"
+        if isinstance(value, dict):
+            inner = ", ".join(
+                f"{_format_value('s', None, k)}: {_format_value('s', None, v)}"
+                for k, v in value.items()
+            )
+            return "{" + inner + "}"
+        if value is None:
+            return "null"
+        return _to_string(value)
+    if verb == "d":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CelError(
+                f"error during formatting: decimal clause can only be used on integers, was given {_type_name(value)}"
+            )
+        return str(value)
+    if verb in "fe" or verb == "E":
+        if not _is_number(value):
+            raise CelError(
+                f"error during formatting: fixed-point clause can only be used on doubles, was given {_type_name(value)}"
+            )
+        digits = int(precision) if precision is not None else 6
+        return f"{float(value):.{digits}{verb}}"
+    if verb in "xXob":
+        if isinstance(value, str) and verb in "xX":
+            text = value.encode().hex()
+            return text.upper() if verb == "X" else text
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CelError(
+                f"error during formatting: only integers and strings can be formatted as {verb}"
+            )
+        return format(value, {"x": "x", "X": "X", "o": "o", "b": "b"}[verb])
+    raise CelError(f"error during formatting: unrecognized formatting clause %{verb}")
+
+
+def _format(template: Any, args: Any) -> str:
+    # strings extension: '%s has %d wells'.format([name, count])
+    _require(str, "format", template)
+    if not isinstance(args, list):
+        raise _overload("format", template, args)
+    position = 0
+
+    def substitute(match: re.Match[str]) -> str:
+        nonlocal position
+        verb = match.group(2)
+        if verb == "%":
+            return "%"
+        if position >= len(args):
+            raise CelError(f"index {position} out of range")
+        value = args[position]
+        position += 1
+        return _format_value(verb, match.group(1), value)
+
+    return _FORMAT_RE.sub(substitute, template)
+
+
 def _replace(text: Any, old: Any, new: Any, count: Any = -1) -> str:
     _require(str, "replace", text, old, new)
     _require(int, "replace", count)
@@ -663,6 +725,7 @@ _FUNCTIONS: Final[dict[str, tuple[Callable[..., Any], tuple[int, ...]]]] = {
     "lastIndexOf": (_last_index_of, (2, 3)),
     "substring": (_substring, (2, 3)),
     "charAt": (_char_at, (2,)),
+    "format": (_format, (2,)),
     "find": (_find, (2,)),
     "findAll": (_find_all, (2, 3)),
     "reverse": (_reverse, (1,)),

@@ -163,3 +163,11 @@ def test_kubernetes_regex_and_string_library_extras() -> None:
 def test_kubernetes_quantity_library(rule: str) -> None:
     # Docs: https://kubernetes.io/docs/reference/using-api/cel/#kubernetes-quantity-library
     assert evaluate(rule, "256Mi") is True
+
+
+def test_string_format_for_message_expressions() -> None:
+    # Kubernetes CEL strings library: format() with %s %d %f %x and %%.
+    rule = compile_expression(
+        "'%s has %d wells (%.1f%%)'.format([self.name, size(self.wells), 12.5])"
+    )
+    assert rule.evaluate({"self": {"name": "fr", "wells": [1, 2, 3]}}) == "fr has 3 wells (12.5%)"
