@@ -12,10 +12,10 @@ that absorb errors, ``has()`` as a presence test, the comprehension macros, hete
 numeric equality, truncating integer division, and the Kubernetes property-name escaping.
 Expressions using something this compiler does not know (timestamps, durations, bytes) fall
 back to celpy's interpreter, so they still work, only slower; what neither knows (url, ip,
-cidr, format, optionals, two-variable comprehensions) fails when the rule runs. Uints are
+cidr, optionals, two-variable comprehensions) fails when the rule runs. Uints are
 plain ints here, so ``type(1u) == type(1)``. On cel-spec's simple conformance files
 (basic, comparisons, conversions, fields, fp/integer math, lists, logic, macros, strings)
-764 of 831 runnable cases pass; the rest are protobuf messages, uint typing, and syntax or
+765 of 831 runnable cases pass; the rest are protobuf messages, uint typing, and syntax or
 macros Kubernetes 1.32 does not offer.
 
 Docs: https://kubernetes.io/docs/reference/using-api/cel/ and
