@@ -11,8 +11,9 @@ int, float, bool, None), with cel-go's semantics for what rules use: short-circu
 that absorb errors, ``has()`` as a presence test, the comprehension macros, heterogeneous
 numeric equality, truncating integer division, and the Kubernetes property-name escaping.
 Expressions using something this compiler does not know (timestamps, durations, bytes) fall
-back to celpy's interpreter, so they still work, only slower; what neither knows (url, ip,
-cidr, optionals, two-variable comprehensions) fails when the rule runs. Uints are
+back to celpy's interpreter, so they still work, only slower. Rules calling what neither
+knows (url, ip, cidr) fail when they run; optionals (``.?``) and two-variable comprehensions
+are rejected when the CRD is created. Uints are
 plain ints here, so ``type(1u) == type(1)``. On cel-spec's simple conformance files
 (basic, comparisons, conversions, fields, fp/integer math, lists, logic, macros, strings)
 765 of 831 runnable cases pass; the rest are protobuf messages, uint typing, and syntax or
