@@ -273,3 +273,39 @@ async def test_simulated_runtime_fetches_http_bundle_manifest_without_blocking(t
             assert fetched == ["/bundles/b1/manifest.json"]  # cached by URI
     finally:
         await runner.cleanup()
+
+
+_UNHEALTHY = r"""
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(500 if self.path == "/live" else 200); self.end_headers()
+    def log_message(self, *a): pass
+http.server.HTTPServer((sys.argv[1], 8080), H).serve_forever()
+"""
+
+
+@pytest.mark.kubelet
+async def test_process_pod_failing_liveness_probe_is_restarted(tmp_path: Path) -> None:
+    """A container failing its livenessProbe failureThreshold times is killed and restarted
+    (restartCount increments).
+    https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/"""
+    config = KubeletConfig(run_selector="run=process", work_dir=tmp_path / "kubelet", crash_backoff_seconds=0.05)
+    async with run_kubesim(tmp_path, kubelet=config) as sim, aiohttp.ClientSession() as session:
+        http = Http(session, sim.url)
+        body = pod("sick", {"run": "process"})
+        body["spec"]["containers"] = [{
+            "name": "main", "image": "local/python",
+            "command": [sys.executable, "-c", _UNHEALTHY, "$(POD_IP)"],
+            "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+            "livenessProbe": {"httpGet": {"path": "/live", "port": 8080}, "periodSeconds": 1, "failureThreshold": 2},
+        }]
+        await http.ok("POST", PODS, body)
+
+        async def restarted() -> bool:
+            statuses = (await _get(http, "sick"))["status"].get("containerStatuses") or [{}]
+            return bool(statuses[0].get("restartCount", 0) >= 1)
+
+        await eventually(restarted, timeout=15)
+        await http.request("DELETE", f"{PODS}/sick?gracePeriodSeconds=1")
+        await eventually(lambda: sim.store.get("/pods", "default", "sick") is None, timeout=8)
