@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from model_runtime.errors import BundleError, LoadFailureReason
+from model_runtime.errors import BundleError, BundleUnreachableError, LoadFailureReason
 from model_runtime.manifest import BundleManifest, TensorSpec
 from model_runtime.metrics import RuntimeMetrics
 from model_runtime.sessions import ModelSession, load_sessions
@@ -59,7 +59,11 @@ class LoadAttempt:
 def load_bundle(uri: str, expected_digest: str | None = None, limits: SourceLimits | None = None) -> ServingBundle:
     """Fetch, verify and create sessions (blocking). Raises BundleError with a precise message."""
     started = time.perf_counter()
-    verified = verify_bundle(read_bundle(uri, limits), expected_digest)
+    try:
+        raw = read_bundle(uri, limits)
+    except OSError as exc:  # the expected ones (missing, unreadable) are mapped in sources.py
+        raise BundleUnreachableError(f"cannot read bundle {uri!r}: {exc}") from exc
+    verified = verify_bundle(raw, expected_digest)
     sessions = load_sessions(verified)
     first = verified.manifest.models[0].inputs
     same = len(first) == 1 and all(s.entry.inputs == first for s in sessions.values())

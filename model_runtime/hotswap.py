@@ -47,7 +47,10 @@ class BundleWatcher:
 
     async def run(self) -> None:
         while True:
-            await self.check_once()
+            try:
+                await self.check_once()
+            except Exception:  # a bug here must not silently end hot swapping for the pod's life
+                log.exception("bundle watcher check failed; will try again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_interval)
             self._wakeup.clear()

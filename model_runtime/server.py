@@ -8,6 +8,7 @@ so the runtime image gains nothing. No logic lives here beyond reading bodies, m
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -29,6 +30,8 @@ from model_runtime.metrics import UNKNOWN_MODEL_LABEL, WELL_ENDPOINT_LABEL, Runt
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Bodies above this (about 1,000 rows) are scored in a worker thread.
+_INLINE_BODY_BYTES = 64 * 1024
 
 
 def json_response(obj: Any, status: int = 200) -> web.Response:
@@ -88,13 +91,20 @@ class RuntimeServer:
         bundle = self.state.current
         return name if bundle is not None and name in bundle.sessions else UNKNOWN_MODEL_LABEL
 
-    async def _timed(self, label: str, call: Callable[[], Any]) -> web.Response:
+    async def _score(self, label: str, request: web.Request, call: Callable[[bytes], dict[str, Any]]) -> web.Response:
+        """Read the body, score, and record the outcome under `label` whatever it is."""
         started = time.perf_counter()
         status = 500
         try:
-            response = json_response(call())
+            body = await self._body(request)
+            if len(body) > _INLINE_BODY_BYTES:
+                # Big batches take milliseconds or more: score them off the event loop (onnxruntime
+                # releases the GIL) so health probes and small requests are not held up.
+                result = await asyncio.to_thread(call, body)
+            else:
+                result = call(body)  # a thread hop would cost more than scoring a few rows
             status = 200
-            return response
+            return json_response(result)
         except ModelRuntimeError as exc:
             status = exc.status
             raise
@@ -123,18 +133,10 @@ class RuntimeServer:
 
     async def infer(self, request: web.Request) -> web.Response:
         name, version = request.match_info["model"], request.match_info.get("version")
-        label = self._model_label(name)
-        started = time.perf_counter()
-        try:
-            body = await self._body(request)
-        except ModelRuntimeError as exc:
-            self.metrics.observe_request(label, exc.status, time.perf_counter() - started)
-            raise
-        return await self._timed(label, lambda: self.dataplane.infer(name, body, version))
+        return await self._score(self._model_label(name), request, lambda body: self.dataplane.infer(name, body, version))
 
     async def infer_well(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        return await self._timed(WELL_ENDPOINT_LABEL, lambda: self.dataplane.infer_well(body))
+        return await self._score(WELL_ENDPOINT_LABEL, request, self.dataplane.infer_well)
 
     async def load_bundle(self, request: web.Request) -> web.Response:
         """Operator nudge: load a bundle beside the serving one and switch (idempotent)."""

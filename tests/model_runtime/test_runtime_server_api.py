@@ -123,3 +123,14 @@ def test_an_unreachable_first_bundle_is_retried_until_it_appears(tmp_path: objec
         assert running.state.current is None
         shutil.copytree(small_bundle.path, target)
         running.wait_serving(small_bundle.digest)
+
+
+def test_a_large_batch_is_scored_off_the_event_loop_and_matches(server: RunningServer, small_bundle: BuiltBundle) -> None:
+    rows = np.random.default_rng(3).normal([85, 190, 95, 42, 2.5, 55, 450], [2, 4, 2, 1, 0.3, 0.6, 12], (5000, 7))
+    response = httpx.post(f"{server.url}/v2/well/infer", json=sensors(rows.tolist()), timeout=30)
+    assert response.status_code == 200
+    outputs = {o["name"]: o for o in response.json()["outputs"]}
+    assert outputs["sand-ingress-01d"]["shape"] == [5000]
+    session = ort.InferenceSession(str(small_bundle.path / "models" / "sand-ingress-01d.onnx"))
+    expected = session.run(["probabilities"], {"sensors": rows.astype(np.float32)})[0][:, 1]
+    np.testing.assert_allclose(outputs["sand-ingress-01d"]["data"], expected, atol=1e-7, rtol=0)
