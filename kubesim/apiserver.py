@@ -296,8 +296,6 @@ class ApiServer:
                 f"the object provided is unrecognized (must be of type {rdef.kind})"
             )
         api_version = body.get("apiVersion")
-        if rdef.storage == "/events" and api_version in ("events.k8s.io/v1", "v1") and rdef.group:
-            pass
         if api_version and api_version != rdef.api_version:
             raise ApiError.bad_request(
                 f"the API version in the data ({api_version}) does not match the expected API "

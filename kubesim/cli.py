@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
         help="fault rule, repeatable: kind=latency|error|throttle|conflict|drop-watch|gone,"
         "verb=...,resource=...,probability=...,latency=...,retry_after=...,drop_after=...,times=...",
     )
+    serve.add_argument(
+        "--watch-history",
+        type=int,
+        default=50_000,
+        help="events kept per resource for watches to resume from (older: 410 Expired)",
+    )
     serve.add_argument("--log-level", default="INFO", help="DEBUG logs one line per request")
     return parser
 
@@ -69,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         kubelet=kubelet,
         run_kubelet=run_kubelet,
         faults=faults,
+        history_size=args.watch_history,
     )
 
     async def run() -> None:

@@ -593,8 +593,8 @@ class KubeHttp:
                 return resp
             with contextlib.suppress(ConnectionResetError):
                 await resp.write_eof()
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+        except ConnectionResetError:
+            pass  # the client went away; nothing to tell it
         finally:
             detach()
             self._watchers.discard(watcher)
