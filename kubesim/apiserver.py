@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import random
 import time
@@ -196,14 +197,25 @@ class ApiServer:
         field_selector: str = "",
         limit: int = 0,
         continue_token: str = "",
+        resource_version: str = "",
+        resource_version_match: str = "",
     ) -> ListResult:
+        """A list, consistent at one resourceVersion.
+
+        The first page reads the current state. Later pages (continue) and
+        ``resourceVersionMatch=Exact`` read the state *at* the token's resourceVersion,
+        rebuilt from the watch history, like the apiserver's snapshot reads; a resourceVersion
+        older than the history window answers 410 Expired.
+        """
         matches, labels, fields = self._matcher(rdef, namespace, label_selector, field_selector)
         coll = self.store.collection(rdef.storage)
         ns = (namespace or None) if rdef.namespaced else None
         list_rv = self.store.resource_version
         start: tuple[str, str] | None = None
+        snapshot = False
         if continue_token:
             list_rv, start = _decode_continue(continue_token)
+            snapshot = True
             if list_rv < coll.evicted_rv:
                 raise ApiError.expired(
                     "The provided continue parameter is too old to display a consistent list "
@@ -213,29 +225,48 @@ class ApiServer:
                     "that were created, modified, or deleted between the time the first chunk was "
                     "returned and now may show up in the list."
                 )
+        elif resource_version_match == "Exact":
+            wanted = _parse_rv(resource_version)
+            if wanted is None:
+                raise ApiError.bad_request("resourceVersionMatch=Exact requires a resourceVersion")
+            if wanted < coll.evicted_rv:
+                raise ApiError.too_old_resource_version(wanted, coll.evicted_rv + 1)
+            if wanted > list_rv:
+                raise ApiError(504, "Timeout", f"Too large resource version: {wanted}, current: {list_rv}")
+            list_rv, snapshot = wanted, True
+        # Versions at list_rv of objects changed since (None: did not exist then).
+        past: dict[tuple[str, str], StoredObject | None] = {}
+        if snapshot:
+            for event in coll.history:
+                if event.rv > list_rv:
+                    key = (event.obj.namespace, event.obj.name)
+                    if key not in past:
+                        past[key] = event.old
         # Indexes: labels with required key=value pairs, then the namespace, then everything.
         required = labels.required_equalities()
-        field_required = fields.required_equalities()
-        if "metadata.name" in field_required:
-            names = [(ns or "", field_required["metadata.name"])] if ns is not None or not rdef.namespaced else [
-                k for k in coll.sorted_keys() if k[1] == field_required["metadata.name"]
-            ]
-            keys = names
+        by_field = fields.required_equalities()
+        if "metadata.name" in by_field:
+            wanted_name = by_field["metadata.name"]
+            if ns is not None or not rdef.namespaced:
+                keys = [(ns or "", wanted_name)]
+            else:
+                keys = [k for k in coll.sorted_keys() if k[1] == wanted_name]
         elif required:
             keys = coll.keys_with_labels(required, ns)
         elif ns is not None:
             keys = coll.keys_in(ns)
         else:
             keys = coll.sorted_keys()
+        if past:
+            extra = {k for k in past if ns is None or k[0] == ns}
+            keys = sorted(set(keys) | extra)
         if start is not None:
-            import bisect
-
             keys = keys[bisect.bisect_right(keys, start) :]
         items: list[StoredObject] = []
         next_token: str | None = None
         remaining: int | None = None
-        for i, (k_ns, k_name) in enumerate(keys):
-            entry = coll.get(k_ns, k_name)
+        for i, key in enumerate(keys):
+            entry = past[key] if key in past else coll.get(*key)
             if entry is None or not matches(entry):
                 continue
             if limit and len(items) >= limit:

@@ -276,6 +276,8 @@ class KubeHttp:
                 field_selector=query.get("fieldSelector", ""),
                 limit=_int_param(query, "limit"),
                 continue_token=query.get("continue", ""),
+                resource_version=query.get("resourceVersion", ""),
+                resource_version_match=query.get("resourceVersionMatch", ""),
             )
             return self._list_response(request, rdef, result)
         if method == "POST":

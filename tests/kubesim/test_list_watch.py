@@ -199,3 +199,20 @@ async def test_tables_and_partial_object_metadata_by_content_negotiation(http: H
     partial = await http.ok("GET", CMS, headers={"Accept": "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"})
     assert partial["kind"] == "PartialObjectMetadataList"
     assert set(partial["items"][0]) == {"kind", "apiVersion", "metadata"}
+
+
+async def test_continue_pages_are_consistent_at_the_first_pages_resource_version(http: Http) -> None:
+    """Later pages are served at the first page's resourceVersion: objects created, modified or
+    deleted meanwhile do not change what the remaining pages show.
+    https://kubernetes.io/docs/reference/using-api/api-concepts/#retrieving-large-results-sets-in-chunks"""
+    for i in range(4):
+        await http.ok("POST", CMS, {"metadata": {"name": f"k{i}"}, "data": {"v": "old"}})
+    first = await http.ok("GET", f"{CMS}?limit=2")
+    await http.ok("DELETE", f"{CMS}/k2")
+    await http.ok("PATCH", f"{CMS}/k3", {"data": {"v": "new"}}, content_type="application/merge-patch+json")
+    await http.ok("POST", CMS, {"metadata": {"name": "k9"}})
+    second = await http.ok("GET", f"{CMS}?limit=2&continue={first['metadata']['continue']}")
+    assert [(i["metadata"]["name"], i["data"]["v"]) for i in second["items"]] == [("k2", "old"), ("k3", "old")]
+    assert "continue" not in second["metadata"]
+    exact = await http.ok("GET", f"{CMS}?resourceVersion={first['metadata']['resourceVersion']}&resourceVersionMatch=Exact")
+    assert [i["metadata"]["name"] for i in exact["items"]] == ["k0", "k1", "k2", "k3"]
