@@ -53,6 +53,16 @@ class ParsedRequest:
     rows: npt.NDArray[Any]
     outputs: tuple[str, ...] | None
     models: tuple[str, ...] | None  # well endpoint only
+    binary_outputs: frozenset[str] = frozenset()  # binary tensor extension: outputs sent as raw bytes
+    binary_output_default: bool = False
+
+
+@dataclass(frozen=True)
+class InferResponse:
+    """A response body; `blobs` are the raw bytes of binary outputs, appended after the JSON."""
+
+    body: dict[str, Any]
+    blobs: tuple[bytes, ...] = ()
 
 
 def _decode_json(body: bytes, limits: RequestLimits) -> dict[str, Any]:
@@ -107,7 +117,25 @@ def _flatten(data: Any, shape: list[int], where: str) -> list[Any]:
     return flat
 
 
-def _parse_tensor(raw: Any, spec: TensorSpec, index: int, limits: RequestLimits) -> npt.NDArray[Any]:
+def _binary_tensor(raw: dict[str, Any], spec: TensorSpec, shape: list[int], binary: bytes, where: str) -> npt.NDArray[Any]:
+    """The binary tensor extension: the tensor's bytes follow the JSON header."""
+    size = raw["parameters"]["binary_data_size"]
+    if type(size) is not int or size < 0:
+        raise BadRequestError(f"{where}.parameters.binary_data_size must be a non-negative integer")
+    if "data" in raw:
+        raise BadRequestError(f"{where} has both 'data' and parameters.binary_data_size; send one")
+    dtype = np.dtype(numpy_dtype(spec.datatype))
+    expected = math.prod(shape) * dtype.itemsize
+    if size != expected:
+        raise BadRequestError(f"input {spec.name!r}: shape {shape} of {spec.datatype} needs {expected} bytes, binary_data_size is {size}")
+    if len(binary) != size:
+        raise BadRequestError(f"input {spec.name!r}: binary_data_size is {size} but {len(binary)} bytes follow the JSON header")
+    return np.frombuffer(binary, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
+
+
+def _parse_tensor(
+    raw: Any, spec: TensorSpec, index: int, limits: RequestLimits, binary: bytes | None = None
+) -> npt.NDArray[Any]:
     where = f"inputs[{index}]"
     if not isinstance(raw, dict):
         raise BadRequestError(f"{where} must be an object with name, shape, datatype and data")
@@ -126,8 +154,20 @@ def _parse_tensor(raw: Any, spec: TensorSpec, index: int, limits: RequestLimits)
         raise BadRequestError(f"input {spec.name!r} has shape {shape}: no rows to score")
     if rows > limits.max_rows:
         raise PayloadTooLargeError(f"input {spec.name!r} has {rows} rows, over the limit of {limits.max_rows}")
+    parameters = raw.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise BadRequestError(f"{where}.parameters must be an object")
+    if parameters and "binary_data_size" in parameters:
+        if binary is None:
+            raise BadRequestError(
+                f"{where} declares binary_data_size but the request has no Inference-Header-Content-Length header"
+            )
+        array = _binary_tensor(raw, spec, shape, binary, where)
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise BadRequestError(f"input {spec.name!r}: data holds NaN or Infinity")
+        return array
     if "data" not in raw:
-        raise BadRequestError(f"{where}.data is missing (binary tensor data is not supported; send JSON data)")
+        raise BadRequestError(f"{where}.data is missing (or parameters.binary_data_size for binary data)")
     flat = _flatten(raw["data"], shape, where)
     expected = math.prod(shape)
     if len(flat) != expected:
@@ -143,13 +183,29 @@ def _parse_tensor(raw: Any, spec: TensorSpec, index: int, limits: RequestLimits)
     return array
 
 
-def parse_infer_request(body: bytes, spec: TensorSpec, limits: RequestLimits, *, well: bool = False) -> ParsedRequest:
+def _split_binary(body: bytes, header_length: int | None) -> tuple[bytes, bytes | None]:
+    if header_length is None:
+        return body, None
+    if not 0 < header_length <= len(body):
+        raise BadRequestError(
+            f"Inference-Header-Content-Length is {header_length}, the body has {len(body)} bytes"
+        )
+    return body[:header_length], body[header_length:]
+
+
+def parse_infer_request(
+    body: bytes, spec: TensorSpec, limits: RequestLimits, *, well: bool = False, header_length: int | None = None
+) -> ParsedRequest:
     """Validate an OIP infer request against a model's single input."""
-    obj = _decode_json(body, limits)
+    if len(body) > limits.max_body_bytes:
+        raise PayloadTooLargeError(f"request body is {len(body)} bytes, over the limit of {limits.max_body_bytes}")
+    header, binary = _split_binary(body, header_length)
+    obj = _decode_json(header, limits)
     request_id = obj.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise BadRequestError(f"'id' must be a string, got {type(request_id).__name__}")
-    if "parameters" in obj and not isinstance(obj["parameters"], dict):
+    parameters = obj.get("parameters", {})
+    if not isinstance(parameters, dict):
         raise BadRequestError("'parameters' must be an object")
     inputs = obj.get("inputs")
     if not isinstance(inputs, list) or not inputs:
@@ -161,10 +217,21 @@ def parse_infer_request(body: bytes, spec: TensorSpec, limits: RequestLimits, *,
             f"expected exactly one input named {spec.name!r}, got {json.dumps(names)[:80]}"
             + (f" (unknown: {json.dumps(unknown)[:60]})" if unknown else "")
         )
-    rows = _parse_tensor(inputs[0], spec, 0, limits)
+    rows = _parse_tensor(inputs[0], spec, 0, limits, binary)
     outputs = _parse_name_list(obj.get("outputs"), "outputs", objects=True)
+    binary_outputs = frozenset(
+        o["name"] for o in obj.get("outputs") or []
+        if isinstance(o.get("parameters"), dict) and o["parameters"].get("binary_data") is True
+    )
     models = _parse_name_list(obj.get("models"), "models", objects=False) if well else None
-    return ParsedRequest(id=request_id, rows=rows, outputs=outputs, models=models)
+    return ParsedRequest(
+        id=request_id,
+        rows=rows,
+        outputs=outputs,
+        models=models,
+        binary_outputs=binary_outputs,
+        binary_output_default=parameters.get("binary_data_output") is True,
+    )
 
 
 def _parse_name_list(raw: Any, field: str, *, objects: bool) -> tuple[str, ...] | None:
@@ -260,9 +327,11 @@ class DataPlane:
         self.model(name, version)
         return {"name": name, "ready": True}
 
-    def infer(self, name: str, body: bytes, version: str | None = None) -> dict[str, Any]:
+    def infer(
+        self, name: str, body: bytes, version: str | None = None, header_length: int | None = None
+    ) -> InferResponse:
         bundle, session = self.model(name, version)
-        request = parse_infer_request(body, session.input, self.limits)
+        request = parse_infer_request(body, session.input, self.limits, header_length=header_length)
         wanted = request.outputs
         if wanted is not None:
             unknown = [o for o in wanted if o not in session.output_names]
@@ -270,21 +339,29 @@ class DataPlane:
                 raise BadRequestError(f"model {name!r} has no output {unknown[0]!r}; outputs: {list(session.output_names)}")
         names = wanted or session.output_names
         results = session.run(request.rows, tuple(names))
-        response: dict[str, Any] = {
-            "model_name": name,
-            "model_version": bundle.manifest.version,
-            "outputs": [_tensor_json(n, r) for n, r in zip(names, results, strict=True)],
-        }
+        outputs: list[dict[str, Any]] = []
+        blobs: list[bytes] = []
+        for output_name, result in zip(names, results, strict=True):
+            if output_name in request.binary_outputs or (wanted is None and request.binary_output_default):
+                blob = np.ascontiguousarray(result).astype(result.dtype.newbyteorder("<")).tobytes()
+                blobs.append(blob)
+                outputs.append({
+                    "name": output_name, "datatype": _datatype_of(result), "shape": list(result.shape),
+                    "parameters": {"binary_data_size": len(blob)},
+                })
+            else:
+                outputs.append(_tensor_json(output_name, result))
+        response: dict[str, Any] = {"model_name": name, "model_version": bundle.manifest.version, "outputs": outputs}
         if request.id is not None:
             response["id"] = request.id
-        return response
+        return InferResponse(response, tuple(blobs))
 
-    def infer_well(self, body: bytes) -> dict[str, Any]:
+    def infer_well(self, body: bytes, header_length: int | None = None) -> InferResponse:
         """Score the same rows with every model (or `models`) of the well in one request."""
         bundle = self.serving()
         if bundle.shared_input is None:
             raise BadRequestError("this bundle's models do not share one input; call each model's /infer")
-        request = parse_infer_request(body, bundle.shared_input, self.limits, well=True)
+        request = parse_infer_request(body, bundle.shared_input, self.limits, well=True, header_length=header_length)
         if request.models is not None:
             missing = [m for m in request.models if m not in bundle.sessions]
             if missing:
@@ -310,4 +387,4 @@ class DataPlane:
         }
         if request.id is not None:
             response["id"] = request.id
-        return response
+        return InferResponse(response)

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from model_runtime.bundle_state import BundleState
-from model_runtime.dataplane import DataPlane, RequestLimits
+from model_runtime.dataplane import DataPlane, InferResponse, RequestLimits
 from model_runtime.errors import (
     BadRequestError,
     BundleError,
@@ -30,8 +30,19 @@ from model_runtime.metrics import UNKNOWN_MODEL_LABEL, WELL_ENDPOINT_LABEL, Runt
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+BINARY_HEADER = "Inference-Header-Content-Length"
 # Bodies above this (about 1,000 rows) are scored in a worker thread.
 _INLINE_BODY_BYTES = 64 * 1024
+
+
+def _binary_header_length(request: web.Request) -> int | None:
+    """The binary tensor extension: the JSON part's length, when tensors follow it as bytes."""
+    raw = request.headers.get(BINARY_HEADER)
+    if raw is None:
+        return None
+    if not raw.strip().isdigit():
+        raise BadRequestError(f"{BINARY_HEADER} must be a byte count, got {raw[:20]!r}")
+    return int(raw)
 
 
 def json_response(obj: Any, status: int = 200) -> web.Response:
@@ -80,8 +91,6 @@ class RuntimeServer:
         declared = request.content_length
         if declared is not None and declared > self.limits.max_body_bytes:
             raise PayloadTooLargeError(f"request body is {declared} bytes, over the limit of {self.limits.max_body_bytes}")
-        if request.headers.get("Inference-Header-Content-Length"):
-            raise BadRequestError("the binary tensor data extension is not supported; send tensors as JSON data")
         try:
             return await request.read()
         except web.HTTPRequestEntityTooLarge as exc:
@@ -91,20 +100,30 @@ class RuntimeServer:
         bundle = self.state.current
         return name if bundle is not None and name in bundle.sessions else UNKNOWN_MODEL_LABEL
 
-    async def _score(self, label: str, request: web.Request, call: Callable[[bytes], dict[str, Any]]) -> web.Response:
+    async def _score(
+        self, label: str, request: web.Request, call: Callable[[bytes, int | None], InferResponse]
+    ) -> web.Response:
         """Read the body, score, and record the outcome under `label` whatever it is."""
         started = time.perf_counter()
         status = 500
         try:
             body = await self._body(request)
+            header_length = _binary_header_length(request)
             if len(body) > _INLINE_BODY_BYTES:
                 # Big batches take milliseconds or more: score them off the event loop (onnxruntime
                 # releases the GIL) so health probes and small requests are not held up.
-                result = await asyncio.to_thread(call, body)
+                result = await asyncio.to_thread(call, body, header_length)
             else:
-                result = call(body)  # a thread hop would cost more than scoring a few rows
+                result = call(body, header_length)  # a thread hop costs more than a few rows
             status = 200
-            return json_response(result)
+            if not result.blobs:
+                return json_response(result.body)
+            header = json.dumps(result.body).encode()
+            return web.Response(
+                body=b"".join((header, *result.blobs)),
+                content_type="application/octet-stream",
+                headers={BINARY_HEADER: str(len(header))},
+            )
         except ModelRuntimeError as exc:
             status = exc.status
             raise
@@ -133,7 +152,9 @@ class RuntimeServer:
 
     async def infer(self, request: web.Request) -> web.Response:
         name, version = request.match_info["model"], request.match_info.get("version")
-        return await self._score(self._model_label(name), request, lambda body: self.dataplane.infer(name, body, version))
+        return await self._score(
+            self._model_label(name), request, lambda body, length: self.dataplane.infer(name, body, version, length)
+        )
 
     async def infer_well(self, request: web.Request) -> web.Response:
         return await self._score(WELL_ENDPOINT_LABEL, request, self.dataplane.infer_well)

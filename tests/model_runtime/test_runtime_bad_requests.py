@@ -106,11 +106,29 @@ def test_oversized_body_is_413_before_being_read(small_bundle: Any) -> None:
         assert response.status_code == 413 and "11 rows, over the limit of 10" in response.json()["error"]
 
 
-def test_binary_tensor_extension_is_refused_clearly(client: httpx.Client) -> None:
-    response = client.post(
-        "/v2/models/gas-lock-01d/infer", content=b"{}" + b"\0" * 28, headers={"Inference-Header-Content-Length": "2"}
-    )
-    assert response.status_code == 400 and "binary tensor data extension is not supported" in response.json()["error"]
+BINARY_CASES: list[tuple[str, bytes, str, str]] = [
+    ("header longer than body", b"{}", "99", "Inference-Header-Content-Length is 99, the body has 2 bytes"),
+    ("header not a number", b"{}", "two", "must be a byte count"),
+    ("size does not match shape", json.dumps({"inputs": [{"name": "sensors", "shape": [1, 7], "datatype": "FP32", "parameters": {"binary_data_size": 8}}]}).encode() + b"\0" * 8, "",
+     "needs 28 bytes, binary_data_size is 8"),
+    ("bytes missing", json.dumps({"inputs": [{"name": "sensors", "shape": [1, 7], "datatype": "FP32", "parameters": {"binary_data_size": 28}}]}).encode() + b"\0" * 20, "",
+     "binary_data_size is 28 but 20 bytes follow"),
+    ("data and binary", json.dumps(tensor(parameters={"binary_data_size": 28})).encode() + b"\0" * 28, "", "has both 'data' and"),
+    ("binary size without the header", json.dumps({"inputs": [{"name": "sensors", "shape": [1, 7], "datatype": "FP32", "parameters": {"binary_data_size": 28}}]}).encode(), "none",
+     "no Inference-Header-Content-Length header"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "header", "message"), BINARY_CASES, ids=[c[0] for c in BINARY_CASES])
+def test_bad_binary_tensor_requests_are_400_naming_the_problem(
+    client: httpx.Client, case: str, body: bytes, header: str, message: str
+) -> None:
+    headers = {}
+    if header != "none":
+        headers["Inference-Header-Content-Length"] = header or str(body.index(b"}]}") + 3)
+    response = client.post("/v2/models/gas-lock-01d/infer", content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert message in response.json()["error"]
 
 
 def test_the_bundle_load_endpoint_validates_its_body(client: httpx.Client) -> None:
@@ -147,13 +165,21 @@ requests = st.fixed_dictionaries(
         "models": st.lists(st.sampled_from(["gas-lock-01d", "nope"]), max_size=2) | json_values,
     },
 )
+binary_bodies = st.tuples(requests.map(lambda r: json.dumps(r).encode()), st.binary(max_size=64))
 raw_bodies = st.one_of(requests.map(lambda r: json.dumps(r).encode()), json_values.map(lambda v: json.dumps(v).encode()), st.binary(max_size=64))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(body=raw_bodies, path=st.sampled_from(["/v2/models/gas-lock-01d/infer", "/v2/well/infer", "/v2/models/nope/infer"]))
-def test_random_request_bodies_never_produce_a_5xx(client: httpx.Client, body: bytes, path: str) -> None:
-    response = client.post(path, content=body, headers={"content-type": "application/json"})
+@given(
+    body=raw_bodies | binary_bodies,
+    path=st.sampled_from(["/v2/models/gas-lock-01d/infer", "/v2/well/infer", "/v2/models/nope/infer"]),
+)
+def test_random_request_bodies_never_produce_a_5xx(client: httpx.Client, body: bytes | tuple[bytes, bytes], path: str) -> None:
+    headers = {"content-type": "application/json"}
+    if isinstance(body, tuple):  # the binary tensor extension: JSON header, then raw bytes
+        headers["Inference-Header-Content-Length"] = str(len(body[0]))
+        body = body[0] + body[1]
+    response = client.post(path, content=body, headers=headers)
     assert response.status_code < 500, (response.status_code, response.text)
     if response.status_code != 200:
         assert isinstance(response.json()["error"], str) and response.json()["error"]

@@ -50,6 +50,22 @@ def test_infer_fp32_rows(triton: triton_http.InferenceServerClient, small_bundle
     np.testing.assert_allclose(probabilities, expected[1], atol=1e-7, rtol=0)
 
 
+def test_infer_with_the_binary_tensor_extension_tritonclients_default(
+    triton: triton_http.InferenceServerClient, small_bundle: BuiltBundle
+) -> None:
+    rows = np.random.default_rng(1).normal(100, 50, (64, 7)).astype(np.float32)
+    tensor = triton_http.InferInput("sensors", list(rows.shape), "FP32")
+    tensor.set_data_from_numpy(rows)  # binary_data=True by default
+    outputs = [triton_http.InferRequestedOutput("probabilities"), triton_http.InferRequestedOutput("label", binary_data=False)]
+    result = triton.infer("sand-ingress-01d", [tensor], outputs=outputs)
+    expected = ort.InferenceSession(str(small_bundle.path / "models" / "sand-ingress-01d.onnx")).run(None, {"sensors": rows})
+    # Tree sums may round differently across session settings: 1e-6, well under the parity tolerance.
+    np.testing.assert_allclose(result.as_numpy("probabilities"), expected[1], atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(result.as_numpy("label"), expected[0])
+    everything = triton.infer("sand-ingress-01d", [tensor])  # no outputs named: all, as JSON
+    np.testing.assert_allclose(everything.as_numpy("probabilities"), expected[1], atol=1e-6, rtol=0)
+
+
 def test_infer_errors_surface_as_client_exceptions(triton: triton_http.InferenceServerClient) -> None:
     tensor = triton_http.InferInput("sensors", [1, 3], "FP32")
     tensor.set_data_from_numpy(np.zeros((1, 3), dtype=np.float32), binary_data=False)
