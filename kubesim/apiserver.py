@@ -237,11 +237,11 @@ class ApiServer:
         # Versions at list_rv of objects changed since (None: did not exist then).
         past: dict[tuple[str, str], StoredObject | None] = {}
         if snapshot:
-            for event in coll.history:
-                if event.rv > list_rv:
-                    key = (event.obj.namespace, event.obj.name)
-                    if key not in past:
-                        past[key] = event.old
+            # Newest first, stopping at list_rv: the earliest change of a key wins (its "old").
+            for event in reversed(coll.history):
+                if event.rv <= list_rv:
+                    break
+                past[(event.obj.namespace, event.obj.name)] = event.old
         # Indexes: labels with required key=value pairs, then the namespace, then everything.
         required = labels.required_equalities()
         by_field = fields.required_equalities()
