@@ -95,7 +95,6 @@ def _flatten(data: Any, shape: list[int], where: str) -> list[Any]:
     if all(type(v) is float or type(v) is int for v in data):
         flat = data
     else:
-        flat = []
         level: list[Any] = data
         for depth in range(len(shape)):
             if all(type(v) is float or type(v) is int for v in level):
@@ -110,6 +109,8 @@ def _flatten(data: Any, shape: list[int], where: str) -> list[Any]:
                 )
             if depth == len(shape) - 1:
                 raise BadRequestError(f"{where}.data is nested deeper than shape {shape}")
+            if any(len(sub) != shape[depth + 1] for sub in level):
+                raise BadRequestError(f"{where}.data is ragged: arrays at depth {depth + 1} must hold {shape[depth + 1]} values (shape {shape})")
             level = [v for sub in level for v in sub]
         else:
             raise BadRequestError(f"{where}.data is nested deeper than shape {shape}")

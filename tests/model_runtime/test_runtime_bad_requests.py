@@ -45,6 +45,7 @@ BAD_BODIES: list[tuple[str, bytes, int, str]] = [
     ("shape/data mismatch", json.dumps(tensor(shape=[2, 7])).encode(), 400, "needs 14 values, data has 7"),
     ("string in data", json.dumps(tensor(data=[*ROW[:6], "x"])).encode(), 400, "holds \"x\" (str); expected numbers"),
     ("bool in data", json.dumps(tensor(data=[*ROW[:6], True])).encode(), 400, "(bool); expected numbers"),
+    ("ragged rows", json.dumps(tensor(shape=[2, 7], data=[[*ROW, 1.0], ROW[:6]])).encode(), 400, "ragged: arrays at depth 1 must hold 7"),
     ("too deep", json.dumps(tensor(data=[[[v] for v in ROW]])).encode(), 400, "nested deeper than shape"),
     ("NaN", json.dumps(tensor(data=[*ROW[:6], float("nan")])).encode(), 400, "NaN, Infinity"),
     ("beyond float32", json.dumps(tensor(data=[*ROW[:6], 1e300])).encode(), 400, "beyond FP32 range"),
