@@ -110,9 +110,9 @@ def to_json_schema(node: Any) -> Any:
             {"type": "integer", "minimum": 0},
             {"type": "string", "pattern": PERCENT_OR_INT},
         ]
-    if out.get("type") == "object" and "properties" in out and "additionalProperties" not in out:
-        if not node.get("x-kubernetes-preserve-unknown-fields"):
-            out["additionalProperties"] = False
+    closable = out.get("type") == "object" and "properties" in out
+    if closable and "additionalProperties" not in out and not node.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
     return out
 
 
