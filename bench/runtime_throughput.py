@@ -259,7 +259,7 @@ def main() -> int:
         print(f"built 100-model bundle in {time.perf_counter() - started:.1f}s", file=sys.stderr)
 
     results: list[Result] = []
-    figures: dict[str, Any] = {}
+    figures: dict[str, Any] = {"load_average_1min_at_start": os.getloadavg()[0]}
 
     # 1. load + verify, in-process (fetch, sha256 of every file, 100 onnxruntime sessions)
     loads = []
@@ -311,6 +311,8 @@ def main() -> int:
 
     # Last, so that thread pools created for the comparison cannot disturb the figures above.
     thread_table = onnxruntime_thread_settings(bundle_dir, n_single)
+
+    figures["load_average_1min_at_end"] = os.getloadavg()[0]
 
     # report
     print("\n| what | requests/s | p50 ms | p99 ms | errors |\n| --- | ---: | ---: | ---: | ---: |")
