@@ -160,6 +160,7 @@ class _Pod:
     process: _ProcessPod | None = None
     # Annotations as the runtime last saw them (downward-API files / simulated load).
     seen_annotations: dict[str, str] = field(default_factory=dict)
+    seen_labels: dict[str, str] = field(default_factory=dict)
     refresh_handle: asyncio.TimerHandle | None = None
     crash_handle: asyncio.TimerHandle | None = None
 
@@ -337,6 +338,7 @@ class Kubelet:
         pod.started_time = self.api.now()
         annotations = dict(entry.obj["metadata"].get("annotations") or {})
         pod.seen_annotations = annotations
+        pod.seen_labels = dict(entry.labels)
         if pod.failing:
             pod.restart_count = 0
             self._schedule_crash(pod)
@@ -382,7 +384,8 @@ class Kubelet:
 
     def _watch_annotations(self, pod: _Pod, entry: StoredObject) -> None:
         annotations = entry.obj["metadata"].get("annotations") or {}
-        if annotations == pod.seen_annotations or pod.refresh_handle is not None:
+        labels_changed = pod.process is not None and entry.labels != pod.seen_labels
+        if (annotations == pod.seen_annotations and not labels_changed) or pod.refresh_handle is not None:
             return
         loop = asyncio.get_running_loop()
 
@@ -393,6 +396,7 @@ class Kubelet:
                 return
             fresh = dict(current.obj["metadata"].get("annotations") or {})
             pod.seen_annotations = fresh
+            pod.seen_labels = dict(current.labels)
             if pod.sim is not None:
                 uri = fresh.get(BUNDLE_URI_ANNOTATION)
                 if uri:
