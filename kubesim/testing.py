@@ -100,6 +100,11 @@ class KubeSimThread:
     def api(self) -> Any:
         return self.sim.api
 
+    @property
+    def faults(self) -> FaultConfig:
+        """Rules may be added and cleared from the test's thread while kubesim runs."""
+        return self.sim.faults
+
     def call(self, factory: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
         async def run() -> T:
             return await factory()
