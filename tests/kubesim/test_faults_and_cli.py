@@ -64,12 +64,13 @@ async def test_injected_watch_drop_and_forced_gone(tmp_path: Path) -> None:
                           FaultRule(FaultKind.DROP_WATCH, verb="watch", drop_after_seconds=0.2)])
     async with run_kubesim(tmp_path, faults=faults, run_kubelet=False) as sim, aiohttp.ClientSession() as s:
         http = Http(s, sim.url)
-        events = await http.watch_lines(f"{CMS}?watch=1&resourceVersion=1", 3)
+        rv = (await http.ok("GET", CMS))["metadata"]["resourceVersion"]
+        events = await http.watch_lines(f"{CMS}?watch=1&resourceVersion={rv}", 3)
         assert events[0]["type"] == "ERROR" and events[0]["object"]["code"] == 410
         loop = asyncio.get_running_loop()
         started = loop.time()
         with contextlib.suppress(aiohttp.ClientPayloadError):  # cut mid-stream, as intended
-            await http.watch_lines(f"{CMS}?watch=1&resourceVersion=1&timeoutSeconds=30", 100)
+            await http.watch_lines(f"{CMS}?watch=1&resourceVersion={rv}&timeoutSeconds=30", 100)
         assert loop.time() - started < 5
 
 

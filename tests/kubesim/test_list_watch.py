@@ -216,3 +216,11 @@ async def test_continue_pages_are_consistent_at_the_first_pages_resource_version
     assert "continue" not in second["metadata"]
     exact = await http.ok("GET", f"{CMS}?resourceVersion={first['metadata']['resourceVersion']}&resourceVersionMatch=Exact")
     assert [i["metadata"]["name"] for i in exact["items"]] == ["k0", "k1", "k2", "k3"]
+
+
+async def test_watch_from_before_this_instance_started_is_410(http: Http, kubesim: KubeSim) -> None:
+    """resourceVersions only grow; one from before kubesim started (a restarted kubesim) counts as
+    compacted: 410, and the client relists.
+    https://kubernetes.io/docs/reference/using-api/api-concepts/#410-gone-responses"""
+    events = await http.watch_lines(f"{CMS}?watch=1&resourceVersion={kubesim.store.start_rv - 1}", 1)
+    assert events[0]["type"] == "ERROR" and events[0]["object"]["code"] == 410
