@@ -5,10 +5,10 @@ kopf) makes on kubesim and fails when these rules grant more or less than that.
 Argument: a dict with "peering" (kopfpeerings or clusterkopfpeerings, or "" without peering).
 */}}
 {{- define "modelfleet.operatorRules" -}}
-# Watch fleets (kopf list/watch) and read one before acting on it.
+# Watch fleets (kopf's list + watch; the operator never reads one by name).
 - apiGroups: ["modelfleet.dev"]
   resources: ["modeldeployments"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 # Write the fleet's health back.
 - apiGroups: ["modelfleet.dev"]
   resources: ["modeldeployments/status"]
