@@ -8,36 +8,48 @@ The operator's own state is the resource's status and its ControllerRevisions.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import kopf
 
+from modelfleet.informer import PodInformer
 from modelfleet.reconciler import FleetReconciler
 from modelfleet.spec import GROUP, PLURAL, VERSION
-from modelfleet.wellpod import LABEL_DEPLOYMENT
 
 
-def build_registry(reconciler: FleetReconciler) -> kopf.OperatorRegistry:
+def build_registry(
+    reconciler: FleetReconciler, informers: Sequence[PodInformer]
+) -> kopf.OperatorRegistry:
+    """kopf watches ModelDeployments; our informers watch pods (see informer.py for why)."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)  # type: ignore[arg-type]
     async def deployment_event(event: dict[str, Any], **_: Any) -> None:
         reconciler.observe_deployment(event["type"], event["object"])
 
-    @kopf.on.event(  # type: ignore[arg-type]
-        "", "v1", "pods", labels={LABEL_DEPLOYMENT: kopf.PRESENT}, registry=registry
-    )
-    async def pod_event(event: dict[str, Any], **_: Any) -> None:
-        reconciler.observe_pod(event["type"], event["object"])
-
-    @kopf.on.cleanup(registry=registry)
-    async def stop_workers(**_: Any) -> None:
-        await reconciler.shutdown()
+    informer_tasks: list[asyncio.Task[None]] = []
 
     @kopf.on.startup(registry=registry)
-    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_kopf(settings)
+        for informer in informers:
+            informer_tasks.append(asyncio.create_task(informer.run(), name="pod informer"))
+
+        async def all_synced() -> None:
+            await asyncio.gather(*(i.synced.wait() for i in informers))
+            reconciler.pods_synced.set()
+
+        informer_tasks.append(asyncio.create_task(all_synced()))
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop(**_: Any) -> None:
+        for task in informer_tasks:
+            task.cancel()
+        await asyncio.gather(*informer_tasks, return_exceptions=True)
+        await reconciler.shutdown()
 
     return registry
 

@@ -2,8 +2,10 @@
 
 Credentials and the server address come from the `kubernetes` client's own config loaders (a
 kubeconfig, or the in-cluster service account), so we parse nothing ourselves; requests go
-through one shared `httpx.AsyncClient` so thousands of writes stay on the event loop instead of
-a thread per call. Every call passes a client-side token bucket (QPS/burst, like client-go's),
+through one shared aiohttp session so thousands of writes stay on the event loop instead of a
+thread per call. (aiohttp, which kopf already uses, was measured against httpx's AsyncClient
+here: at 1,000 concurrent pod writes httpx spent most of the operator's CPU in its connection
+pool bookkeeping; see docs/benchmarks.md.) Every call passes a client-side token bucket (QPS/burst, like client-go's),
 honours 429 Retry-After, and retries 5xx and transport errors with capped backoff. HTTP errors
 are mapped once to `KubeApiError` carrying the apiserver's Status.
 """
@@ -14,12 +16,13 @@ import asyncio
 import json
 import logging
 import random
+import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 from prometheus_client import Counter, Histogram
 
 logger = logging.getLogger("modelfleet.kube")
@@ -141,20 +144,34 @@ class KubeClient:
         self.connection = connection
         self._bucket = TokenBucket(self.settings.qps, self.settings.burst)
         self._slots = asyncio.Semaphore(self.settings.concurrency)
-        self._http = httpx.AsyncClient(
-            base_url=connection.host,
-            headers={"Accept": "application/json", **connection.headers},
-            verify=connection.verify,
-            cert=connection.cert,
-            timeout=self.settings.timeout,
-            limits=httpx.Limits(
-                max_connections=self.settings.concurrency,
-                max_keepalive_connections=self.settings.concurrency,
-            ),
-        )
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def _http(self) -> aiohttp.ClientSession:
+        # Created lazily: a session belongs to the loop it was made in.
+        if self._session is None:
+            ssl_context: ssl.SSLContext | bool = False
+            if self.connection.host.startswith("https"):
+                verify = self.connection.verify
+                ssl_context = ssl.create_default_context(
+                    cafile=verify if isinstance(verify, str) else None
+                )
+                if verify is False:
+                    ssl_context.check_hostname = False
+                    ssl_context.verify_mode = ssl.CERT_NONE
+                if self.connection.cert:
+                    ssl_context.load_cert_chain(*self.connection.cert)
+            self._session = aiohttp.ClientSession(
+                base_url=self.connection.host,
+                headers={"Accept": "application/json", **self.connection.headers},
+                timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+                connector=aiohttp.TCPConnector(limit=self.settings.concurrency, ssl=ssl_context),
+            )
+        return self._session
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def request(
         self,
@@ -184,22 +201,29 @@ class KubeClient:
             await self._bucket.acquire()
             started = time.perf_counter()
             try:
-                async with self._slots:
-                    response = await self._http.request(
-                        method, path, content=content, params=params, headers=headers
+                async with (
+                    self._slots,
+                    self._http.request(
+                        method, path, data=content, params=params, headers=headers
+                    ) as response,
+                ):
+                    status, raw, retry_after = (
+                        response.status,
+                        await response.read(),
+                        response.headers.get("Retry-After"),
                     )
-            except httpx.TransportError as exc:
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 API_CALLS.labels(verb, resource, "error").inc()
                 if attempt > self.settings.max_retries:
                     raise KubeApiError(0, "TransportError", str(exc)) from exc
                 await asyncio.sleep(_backoff(attempt))
                 continue
             API_LATENCY.labels(verb, resource).observe(time.perf_counter() - started)
-            API_CALLS.labels(verb, resource, str(response.status_code)).inc()
-            if response.status_code < 400:
-                return response.json() if response.content else None
-            error = _error_from(response)
-            if response.status_code in RETRYABLE and attempt <= self.settings.max_retries:
+            API_CALLS.labels(verb, resource, str(status)).inc()
+            if status < 400:
+                return json.loads(raw) if raw else None
+            error = _error_from(status, raw, retry_after)
+            if status in RETRYABLE and attempt <= self.settings.max_retries:
                 delay = error.retry_after if error.retry_after is not None else _backoff(attempt)
                 logger.debug("retrying %s %s in %.2fs: %s", method, path, delay, error)
                 await asyncio.sleep(delay)
@@ -247,18 +271,66 @@ class KubeClient:
         await self._bucket.acquire()
         content = json.dumps(body).encode()
         try:
-            async with self._slots:
-                response = await self._http.post(
-                    path, content=content, headers={"Content-Type": "application/json"}
-                )
-        except httpx.TransportError as exc:
+            async with (
+                self._slots,
+                self._http.post(
+                    path, data=content, headers={"Content-Type": "application/json"}
+                ) as response,
+            ):
+                status, raw = response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             API_CALLS.labels("proxy", "pods/proxy", "error").inc()
             return 0, {"error": str(exc)}
-        API_CALLS.labels("proxy", "pods/proxy", str(response.status_code)).inc()
+        API_CALLS.labels("proxy", "pods/proxy", str(status)).inc()
         try:
-            return response.status_code, response.json()
+            return status, json.loads(raw)
         except ValueError:
-            return response.status_code, {"error": response.text[:500]}
+            return status, {"error": raw[:500].decode(errors="replace")}
+
+    async def list_with_version(
+        self, path: str, resource: str, *, label_selector: str | None = None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """All items (paginated) and the list's resourceVersion, to start a watch from."""
+        items: list[dict[str, Any]] = []
+        params: dict[str, str] = {"limit": "500"}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        while True:
+            page = await self.request("list", path, resource=resource, params=params)
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            if not meta.get("continue"):
+                return items, str(meta.get("resourceVersion") or "")
+            params["continue"] = meta["continue"]
+
+    async def watch(
+        self,
+        path: str,
+        resource: str,
+        *,
+        resource_version: str,
+        label_selector: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Watch events (dicts with type and object) until the server ends the stream."""
+        params = {
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        if label_selector:
+            params["labelSelector"] = label_selector
+        await self._bucket.acquire()
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30)
+        async with self._http.get(path, params=params, timeout=timeout) as response:
+            API_CALLS.labels("watch", resource, str(response.status)).inc()
+            if response.status >= 400:
+                raw = await response.read()
+                raise _error_from(response.status, raw, response.headers.get("Retry-After"))
+            async for line in response.content:
+                if line.strip():
+                    yield json.loads(line)
 
     async def list(
         self, path: str, resource: str, *, label_selector: str | None = None
@@ -280,21 +352,21 @@ def _backoff(attempt: int) -> float:
     return float(min(5.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random()))
 
 
-def _error_from(response: httpx.Response) -> KubeApiError:
-    reason, message = "", response.text[:500]
+def _error_from(code: int, raw: bytes, retry_after_header: str | None) -> KubeApiError:
+    reason, message = "", raw[:500].decode(errors="replace")
     try:
-        status = response.json()
+        status = json.loads(raw)
         reason = status.get("reason") or ""
         message = status.get("message") or message
-    except ValueError:
+    except (ValueError, AttributeError):
         pass
     retry_after: float | None = None
-    if "Retry-After" in response.headers:
+    if retry_after_header is not None:
         try:
-            retry_after = float(response.headers["Retry-After"])
+            retry_after = float(retry_after_header)
         except ValueError:
             retry_after = 1.0
-    return KubeApiError(response.status_code, reason, message, retry_after)
+    return KubeApiError(code, reason, message, retry_after)
 
 
 # ------------------------------------------------------------------------------ resource paths

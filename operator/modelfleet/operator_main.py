@@ -21,6 +21,7 @@ from prometheus_client import start_http_server
 
 from modelfleet.execution import FleetExecutor
 from modelfleet.handlers import build_registry
+from modelfleet.informer import PodInformer
 from modelfleet.kube import ClientSettings, Connection, KubeClient, load_connection
 from modelfleet.reconciler import FleetReconciler
 
@@ -55,7 +56,11 @@ async def run_operator(
         ClientSettings(qps=options.qps, burst=options.burst, concurrency=options.concurrency),
     )
     reconciler = FleetReconciler(FleetExecutor(client))
-    registry = build_registry(reconciler)
+    scopes: list[str | None] = [None] if options.all_namespaces else list(options.namespaces)
+    informers = [
+        PodInformer(client, ns, reconciler.observe_pod, reconciler.resync_pods) for ns in scopes
+    ]
+    registry = build_registry(reconciler, informers)
     _register_login(registry, connection)
     if options.metrics_port is not None:
         start_http_server(options.metrics_port)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +93,9 @@ class FleetReconciler:
         self.executor = executor
         self.clock = clock
         self.fleets: dict[FleetKey, FleetMemory] = {}
+        # Set once the pod cache has been filled from a list: planning before that would see
+        # every well as missing.
+        self.pods_synced = asyncio.Event()
 
     # ----------------------------------------------------------------------- observations
     def observe_deployment(self, event_type: str, body: Mapping[str, Any]) -> None:
@@ -139,6 +142,23 @@ class FleetReconciler:
         if cached is None or cached.pod != pod:
             self._wake(key, memory)
 
+    def resync_pods(self, namespace: str | None, bodies: Sequence[Mapping[str, Any]]) -> None:
+        """A fresh list of all well pods (in `namespace`, or everywhere): forget the rest."""
+        listed = {
+            (b["metadata"].get("namespace", ""), b["metadata"].get("uid", "")) for b in bodies
+        }
+        for (ns, _name), memory in self.fleets.items():
+            if namespace is not None and ns != namespace:
+                continue
+            for well, cached in list(memory.pods.items()):
+                if (ns, cached.pod.uid) not in listed:
+                    del memory.pods[well]
+        for body in bodies:
+            self.observe_pod("ADDED", body)
+        for key, memory in self.fleets.items():
+            if namespace is None or key[0] == namespace:
+                self._wake(key, memory)
+
     def _wake(self, key: FleetKey, memory: FleetMemory) -> None:
         memory.wake.set()
         if memory.body is not None and (memory.worker is None or memory.worker.done()):
@@ -156,6 +176,7 @@ class FleetReconciler:
     # ---------------------------------------------------------------------------- workers
     async def _run(self, key: FleetKey, memory: FleetMemory) -> None:
         delay: float | None = None
+        await self.pods_synced.wait()
         while True:
             if delay is None:
                 await memory.wake.wait()

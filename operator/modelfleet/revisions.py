@@ -9,6 +9,7 @@ template. Pure functions on plain data.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ class Revision:
     model: ModelSource
     runtime: RuntimeSpec
 
-    @property
+    @functools.cached_property
     def template_hash(self) -> str:
         """Hash of the pod template part: a change here recreates pods."""
         return template_hash(self.runtime)

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import yaml
+
 from modelfleet.operator_main import OperatorOptions, run_operator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,11 +38,15 @@ class Api:
         return r.json()
 
     def merge_patch(self, path: str, patch: dict[str, Any]) -> Any:
-        r = self.http.patch(
-            path,
-            content=json.dumps(patch),
-            headers={"Content-Type": "application/merge-patch+json"},
-        )
+        """A merge patch, retried on 409 and 5xx as any client must (fault tests inject them)."""
+        for _ in range(20):
+            r = self.http.patch(
+                path,
+                content=json.dumps(patch),
+                headers={"Content-Type": "application/merge-patch+json"},
+            )
+            if r.status_code not in (409, 429, 500, 503):
+                break
         r.raise_for_status()
         return r.json()
 
@@ -78,7 +83,11 @@ class Api:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
     def wait_status(
-        self, name: str, check: Callable[[dict[str, Any]], bool], timeout: float = 30.0
+        self,
+        name: str,
+        check: Callable[[dict[str, Any]], bool],
+        timeout: float = 30.0,
+        interval: float = 0.05,
     ) -> dict[str, Any]:
         seen: list[dict[str, Any]] = [{}]
 
@@ -88,7 +97,7 @@ class Api:
             return status if check(status) else None
 
         try:
-            result: dict[str, Any] = self.wait_for(f"status of {name}", probe, timeout)
+            result: dict[str, Any] = self.wait_for(f"status of {name}", probe, timeout, interval)
         except AssertionError as exc:
             raise AssertionError(f"{exc}; last status: {json.dumps(seen[0], indent=1)}") from None
         return result
