@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from kubesim.testing import KubeSimThread, kubesim_in_thread
-from modelfleet.crd import render_crd_yaml
+from modelfleet.crd import render_crd_yaml, render_reference_markdown
 
 from .cluster_harness import CRD, MD_PATH, Api
 
@@ -26,6 +26,13 @@ Mutation = Callable[[dict[str, Any]], None]
 def test_committed_crd_is_generated_from_the_models() -> None:
     assert CRD.read_text() == render_crd_yaml(), (
         "crds/modeldeployment.yaml drifted: run `modelfleet crd`"
+    )
+
+
+def test_reference_doc_is_generated_from_the_models() -> None:
+    reference = CRD.parents[1] / "docs" / "reference.md"
+    assert reference.read_text() == render_reference_markdown(), (
+        "docs/reference.md drifted: run `modelfleet crd --reference docs/reference.md`"
     )
 
 
