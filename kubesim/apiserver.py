@@ -16,6 +16,7 @@ import binascii
 import bisect
 import json
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -907,8 +908,6 @@ def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
 
 def _kube_version_order(versions: list[str]) -> list[str]:
     """Kubernetes version priority: GA > beta > alpha, higher numbers first."""
-    import re
-
     def key(v: str) -> tuple[int, int, int, str]:
         m = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", v)
         if not m:

@@ -12,7 +12,13 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from kubesim.errors import StatusCause, field_invalid, field_required
+from kubesim.errors import (
+    StatusCause,
+    field_duplicate,
+    field_invalid,
+    field_not_supported,
+    field_required,
+)
 from kubesim.registry import ResourceDef
 from kubesim.validation import dns1123_label_errors, dns1123_subdomain_errors
 
@@ -169,8 +175,6 @@ def validate_kind(rdef: ResourceDef, obj: dict[str, Any]) -> list[StatusCause]:
                 for err in dns1123_label_errors(str(name)):
                     causes.append(field_invalid(f"spec.containers[{i}].name", name, err))
                 if name in seen:
-                    from kubesim.errors import field_duplicate
-
                     causes.append(field_duplicate(f"spec.containers[{i}].name", name))
                 seen.add(str(name))
             if not container.get("image"):
@@ -211,8 +215,6 @@ def _validate_crd(obj: dict[str, Any]) -> list[StatusCause]:
     if not names.get("kind"):
         causes.append(field_required("spec.names.kind", ""))
     if spec.get("scope") not in ("Namespaced", "Cluster"):
-        from kubesim.errors import field_not_supported
-
         causes.append(field_not_supported("spec.scope", spec.get("scope"), ["Cluster", "Namespaced"]))
     if plural and group and obj["metadata"].get("name") != f"{plural}.{group}":
         causes.append(

@@ -10,6 +10,7 @@ Docs: https://kubernetes.io/docs/reference/using-api/api-concepts/#discovery-api
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -65,8 +66,6 @@ class ResourceDef:
 
     def discovery_entries(self) -> list[dict[str, Any]]:
         digest = hashlib.sha256(f"{self.api_version}/{self.kind}".encode()).digest()
-        import base64
-
         entry: dict[str, Any] = {
             "name": self.plural,
             "singularName": self.singular,
