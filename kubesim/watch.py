@@ -38,6 +38,7 @@ class Watcher:
         self._wake = asyncio.Event()
         self.last_rv = 0
         self.closed = False
+        self.max_pending = 100_000
 
     def _push(self, type_: str, event: WatchEvent | None, obj: StoredObject) -> None:
         if self._transform is not None:
@@ -48,6 +49,11 @@ class Watcher:
             line = b'{"type":"' + type_.encode() + b'","object":' + obj.raw + b"}\n"
         self._pending.append(line)
         self.last_rv = max(self.last_rv, obj.rv)
+        if len(self._pending) > self.max_pending:
+            # Like the apiserver's watch cache, an unresponsive watcher is closed rather than
+            # buffered without bound; its client re-watches from its last resourceVersion.
+            self._pending.clear()
+            self.closed = True
         self._wake.set()
 
     def initial(self, obj: StoredObject) -> None:
