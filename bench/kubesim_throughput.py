@@ -171,6 +171,13 @@ def main() -> None:
         print(f"watch event latency ({args.watchers} watchers, {args.watch_events} events): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
 
 
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _run_separate(args: argparse.Namespace) -> None:
     import subprocess
     import sys
@@ -195,6 +202,7 @@ def _run_separate(args: argparse.Namespace) -> None:
             rate = _client_creates(kubeconfig, args.client_creates)
             print(f"[separate process] creates/s (kubernetes client, sequential, configmaps): {rate:,.0f}")
             asyncio.run(_create_many(url, "other", args.pods, args.extra_pods, args.concurrency))
+            print(f"[separate process] kubesim RSS with {args.pods + args.extra_pods} pods: {_rss_mb(proc.pid):.0f} MB")
             full, n = asyncio.run(_list_latency(url, "/api/v1/namespaces/bench/pods", 5))
             print(f"[separate process] list {n} pods (store holds {args.pods + args.extra_pods}): median {full:.1f} ms")
             sel, n = asyncio.run(_list_latency(url, "/api/v1/namespaces/bench/pods?labelSelector=well%3Dw42", 20))
