@@ -517,7 +517,7 @@ class KubeHttp:
         field_selector = query.get("fieldSelector", "")
         if target.name:
             field_selector = ",".join(filter(None, [field_selector, f"metadata.name={target.name}"]))
-        timeout = float(query.get("timeoutSeconds") or self.config.default_watch_timeout)
+        timeout = float(_int_param(query, "timeoutSeconds") or self.config.default_watch_timeout)
         bookmarks = _bool(query.get("allowWatchBookmarks"))
         send_initial = _bool(query.get("sendInitialEvents"))
         table = self._accepts(request) == "Table"
@@ -692,9 +692,12 @@ def _int_param(query: Any, key: str) -> int:
     if value in (None, ""):
         return 0
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise ApiError.bad_request(f"invalid value for {key}: {value!r} is not an integer") from None
+    if number < 0 and key != "gracePeriodSeconds":
+        raise ApiError.bad_request(f"invalid value for {key}: {number} must not be negative")
+    return number
 
 
 def build_app(http: KubeHttp) -> web.Application:

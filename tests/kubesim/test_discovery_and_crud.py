@@ -249,3 +249,11 @@ async def test_deleting_a_crd_deletes_its_objects_through_their_finalizers_first
             break
         await asyncio.sleep(0.01)
     assert (await http.get(WIDGETS)).status == 404
+
+
+async def test_bad_query_parameters_are_400(http: Http) -> None:
+    """Malformed query parameters are rejected with a BadRequest Status, not a server error.
+    https://kubernetes.io/docs/reference/using-api/api-concepts/#api-response-status-codes"""
+    for query in ("limit=abc", "limit=-1", "watch=1&timeoutSeconds=soon", "watch=1&resourceVersion=abc"):
+        reply = await http.get(f"/api/v1/namespaces/default/configmaps?{query}")
+        assert reply.status == 400 and reply.body["reason"] == "BadRequest", query
