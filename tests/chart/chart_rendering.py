@@ -32,6 +32,28 @@ COUNTRY_VALUES: dict[str, tuple[str, ...]] = {
 
 KubeObject = dict[str, Any]
 
+CI_DIR = CHART_DIR / "ci"
+
+
+def scenarios() -> list[str]:
+    """Value scenarios every chart test runs on: the defaults, the chart's ci/*-values.yaml
+    (chart-testing's convention) and the example countries."""
+    ci = sorted(f"ci/{path.name.removesuffix('-values.yaml')}" for path in CI_DIR.glob("*-values.yaml"))
+    return ["default", *ci, *COUNTRY_VALUES]
+
+
+def scenario_values(scenario: str) -> dict[str, Any]:
+    if scenario == "default":
+        return {}
+    if scenario.startswith("ci/"):
+        return values_from_files([CI_DIR / f"{scenario.removeprefix('ci/')}-values.yaml"])
+    return country_values(scenario)
+
+
+def scenario_namespace(scenario: str) -> str:
+    """The release namespace (and release name) a scenario is installed into."""
+    return "fleet-" + scenario.replace("ci/", "ci-")
+
 
 def merge_values(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Helm's merge of successive -f files: maps merge key by key, anything else is replaced."""

@@ -7,7 +7,14 @@ from collections.abc import Iterator
 import helm_python as helm
 import pytest
 
-from .chart_rendering import CHART_DIR, COUNTRY_VALUES, Rendered, country_values, render
+from .chart_rendering import (
+    CHART_DIR,
+    Rendered,
+    render,
+    scenario_namespace,
+    scenario_values,
+    scenarios,
+)
 
 
 @pytest.fixture(scope="session")
@@ -19,15 +26,14 @@ def chart() -> Iterator[helm.Chart]:
         loaded.close()
 
 
-@pytest.fixture(scope="session", params=["default", *COUNTRY_VALUES])
+@pytest.fixture(scope="session", params=scenarios())
 def scenario(request: pytest.FixtureRequest) -> str:
-    """The chart's default values, then each example country."""
+    """The chart's default values, its ci/ scenarios, then each example country."""
     name: str = request.param
     return name
 
 
 @pytest.fixture(scope="session")
 def rendered(chart: helm.Chart, scenario: str) -> Rendered:
-    values = {} if scenario == "default" else country_values(scenario)
-    namespace = "modelfleet" if scenario == "default" else f"fleet-{scenario}"
-    return render(chart, values, release=namespace, namespace=namespace)
+    namespace = scenario_namespace(scenario)
+    return render(chart, scenario_values(scenario), release=namespace, namespace=namespace)

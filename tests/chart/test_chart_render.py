@@ -4,7 +4,6 @@ and what it renders is what a production operator needs (args, probes, hardening
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import helm_python as helm
@@ -21,6 +20,7 @@ from .chart_rendering import (
     Rendered,
     country_values,
     render,
+    scenario_values,
 )
 
 #: Custom resources: not in kubernetes-validate's built-in schemas. The ModelDeployment and
@@ -28,12 +28,8 @@ from .chart_rendering import (
 CUSTOM_KINDS = {"ModelDeployment", "KopfPeering", "ClusterKopfPeering", "ServiceMonitor"}
 
 
-def _values_files(scenario: str) -> list[Path]:
-    return [] if scenario == "default" else [EXAMPLES_DIR / f for f in COUNTRY_VALUES[scenario]]
-
-
 def test_lint_reports_no_errors(scenario: str) -> None:
-    values = {} if scenario == "default" else country_values(scenario)
+    values = scenario_values(scenario)
     result = helm.lint(CHART_DIR, values, strict=True, kube_version=KUBERNETES_VERSION)
     assert result["errors"] == [], result
     # Severity 1 is INFO (e.g. "icon is recommended"); warnings (2) and errors (>= 3) fail.
@@ -243,7 +239,10 @@ def test_image_is_pinned_by_digest_when_given(chart: helm.Chart) -> None:
 
 
 def test_metrics_service_selects_the_operator_on_its_metrics_port(rendered: Rendered) -> None:
-    service = next(s for s in rendered.of_kind("Service") if s["metadata"]["name"].endswith("-metrics"))
+    services = [s for s in rendered.of_kind("Service") if s["metadata"]["name"].endswith("-metrics")]
+    if not services:  # metrics.service.enabled: false
+        return
+    [service] = services
     selector = rendered.one("Deployment")["spec"]["selector"]["matchLabels"]
     assert service["spec"]["selector"] == selector
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
@@ -293,7 +292,7 @@ def test_network_policy_lets_well_pods_accept_only_their_port(chart: helm.Chart)
 def test_notes_tell_the_user_what_to_run_next(rendered: Rendered, scenario: str) -> None:
     assert "kubectl -n" in rendered.notes and "get mdep" in rendered.notes
     assert "/metrics" in rendered.notes
-    if scenario != "default":
+    if scenario in COUNTRY_VALUES:
         assert "get mdep esp-failure" in rendered.notes
 
 

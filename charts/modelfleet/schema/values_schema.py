@@ -54,6 +54,15 @@ def _map(description: str) -> JsonSchema:
     return {"type": "object", "description": description, "additionalProperties": {"type": "string"}}
 
 
+def _quantities(description: str) -> JsonSchema:
+    """Resource amounts: Kubernetes quantities, written as strings (128Mi) or numbers (1)."""
+    return {
+        "type": "object",
+        "description": description,
+        "additionalProperties": {"type": ["string", "number"]},
+    }
+
+
 def _opaque_object(description: str) -> JsonSchema:
     """A Kubernetes structure passed through verbatim (affinity, securityContext...); the
     apiserver validates it, the chart only checks its type."""
@@ -163,8 +172,8 @@ def chart_schema(fleet: JsonSchema) -> JsonSchema:
     resources = _closed(
         "Resources of the operator container.",
         {
-            "requests": _map("Requested resources, e.g. {cpu: 100m, memory: 256Mi}."),
-            "limits": _map("Resource limits, e.g. {memory: 512Mi}."),
+            "requests": _quantities("Requested resources, e.g. {cpu: 100m, memory: 256Mi}."),
+            "limits": _quantities("Resource limits, e.g. {memory: 512Mi}."),
         },
     )
     return {
