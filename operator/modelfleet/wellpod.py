@@ -80,6 +80,12 @@ def desired_pod(
             "periodSeconds": 2,
             "failureThreshold": 2,
         },
+        # Loading a 100-model bundle takes a moment: liveness only counts once started.
+        "startupProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": port},
+            "periodSeconds": 1,
+            "failureThreshold": 60,
+        },
         "livenessProbe": {
             "httpGet": {"path": "/v2/health/live", "port": port},
             "periodSeconds": 10,

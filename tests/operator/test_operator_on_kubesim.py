@@ -322,3 +322,34 @@ def test_converges_through_throttling_errors_conflicts_and_dropped_watches(
     injected = sum(rule.injected for rule in faults.rules)
     assert injected > 0
     assert sorted(p["metadata"]["name"] for p in api.pods()) == sorted(f"esp-{w}" for w in WELLS)
+
+
+def test_real_runtime_pod_swaps_its_bundle_in_place_and_reports_the_digest(
+    tmp_path: Path, bundles: Bundles
+) -> None:
+    """One well runs the real `model-runtime` process (kubesim's kubelet runs it on its pod IP);
+    the operator's reload nudge goes through the pod proxy to that process."""
+    import httpx
+
+    from kubesim.kubelet import KubeletConfig
+    from kubesim.testing import kubesim_in_thread
+
+    root, digests = bundles
+    kubelet = KubeletConfig(run_selector="modelfleet.dev/well=w1", annotation_refresh_delay=30.0)
+    with kubesim_in_thread(tmp_path, kubelet=kubelet) as ks:
+        api = Api(ks.url)
+        api.install_crd()
+        with running_operator(ks.kubeconfig):
+            api.create(MD_PATH, model_deployment("esp", ["w1", "w2"], "1.0.0", root))
+            api.wait_status("esp", is_available("1.0.0", 2), timeout=60)
+            pod = next(p for p in api.pods() if p["metadata"]["name"] == "esp-w1")
+            served = httpx.get(f"http://{pod['status']['podIP']}:8080/v2").json()["bundle"]
+            assert served["digest"] == digests[("1.0.0", "w1")]
+            api.merge_patch(f"{MD_PATH}/esp", {"spec": {"model": {"version": "2.0.0"}}})
+            api.wait_status("esp", is_available("2.0.0", 2), timeout=60)
+            after = next(p for p in api.pods() if p["metadata"]["name"] == "esp-w1")
+            served = httpx.get(f"http://{after['status']['podIP']}:8080/v2").json()["bundle"]
+    assert after["metadata"]["uid"] == pod["metadata"]["uid"]  # swapped in place, no restart
+    assert served["digest"] == digests[("2.0.0", "w1")]
+    statuses = after["status"]["containerStatuses"]
+    assert statuses[0]["restartCount"] == 0
