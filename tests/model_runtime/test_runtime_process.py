@@ -109,3 +109,21 @@ def test_sighup_reloads_from_the_annotations_file(
 def test_serve_without_a_bundle_source_is_a_usage_error() -> None:
     result = subprocess.run([sys.executable, "-m", "model_runtime.cli", "serve"], capture_output=True, text=True, check=False)
     assert result.returncode == 2 and "give --bundle URI or --annotations-file PATH" in result.stderr
+
+
+def test_serving_never_imports_the_training_stack(small_bundle: BuiltBundle) -> None:
+    """The runtime image ships without scikit-learn, skl2onnx, onnx and rich (docs/images.md)."""
+    script = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {{"sklearn", "skl2onnx", "onnx", "rich", "kopf", "kubernetes"}}:
+            raise ImportError("blocked " + name)
+sys.meta_path.insert(0, Block())
+import model_runtime.cli, model_runtime.server, model_runtime.hotswap
+from model_runtime.bundle_state import load_bundle
+print(load_bundle({str(small_bundle.path)!r}).digest)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == small_bundle.digest
