@@ -302,3 +302,17 @@ def test_rbac_grants_no_wildcard(rendered: Rendered) -> None:
             for field in ("apiGroups", "resources", "verbs"):
                 assert "*" not in rule.get(field, []), (role["metadata"]["name"], rule)
             assert "nonResourceURLs" not in rule and "resourceNames" not in rule
+
+
+def test_operator_args_parse_with_the_real_cli(rendered: Rendered) -> None:
+    from modelfleet.cli import build_parser
+
+    container = _container(rendered)
+    args = build_parser().parse_args(container["args"])
+    assert args.command == "operator"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert args.metrics_port == ports["metrics"]
+    assert args.liveness == f"http://0.0.0.0:{ports['health']}/healthz"
+    replicas = rendered.one("Deployment")["spec"]["replicas"]
+    assert (args.peering is not None) == (replicas > 1)
+    assert args.standalone is (None if replicas > 1 else True)
