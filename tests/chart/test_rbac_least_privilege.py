@@ -11,10 +11,6 @@ ClusterRole cluster-wide), cluster-scoped calls from a ClusterRole only.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +23,14 @@ import yaml
 
 from kubesim.kubelet import KubeletConfig
 from kubesim.testing import KubeSimThread
-from modelfleet.operator_main import OperatorOptions, run_operator
+from modelfleet.operator_main import OperatorOptions
 from modelfleet.revisions import revision_of
 from modelfleet.spec import ModelDeploymentSpec
 
 from .api_audit import AuditLog, RequestAttributes, recording_kubesim
 from .chart_rendering import CHART_DIR, KubeObject, render
+from .operator_on_kubesim import TEST_AGENT, OperatorInThread, TestClient, build_bundles
 
-TEST_AGENT = "modelfleet-chart-test"  # the test's own requests; everything else is the operator
 NAMESPACE = "fleet"
 PEERING = "fleet-operator"
 WELLS = ("w0", "w1", "w2")
@@ -66,51 +62,7 @@ class OperatorRun:
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Real one-model bundles: <root>/<version>/<well>."""
-    from model_runtime.building import build_bundle
-
-    root = tmp_path_factory.mktemp("bundles")
-    for version in VERSIONS:
-        for well in WELLS:
-            build_bundle(well, root / version / well, models=1, version=version)
-    return root
-
-
-class FleetApi:
-    """The test's own client (distinct User-Agent), with polling on status."""
-
-    def __init__(self, url: str) -> None:
-        self.http = httpx.Client(base_url=url, timeout=30, headers={"User-Agent": TEST_AGENT})
-
-    def create(self, path: str, body: KubeObject) -> None:
-        answer = self.http.post(path, json=body)
-        assert answer.status_code == 201, answer.text
-
-    def merge_patch(self, path: str, patch: dict[str, Any]) -> None:
-        answer = self.http.patch(
-            path, content=json.dumps(patch), headers={"Content-Type": "application/merge-patch+json"}
-        )
-        assert answer.status_code == 200, answer.text
-
-    def wait_for(self, what: str, check: Callable[[], bool], timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-    def wait_status(self, what: str, check: Callable[[dict[str, Any]], bool], timeout: float = 60) -> None:
-        seen: list[dict[str, Any]] = [{}]
-
-        def probe() -> bool:
-            seen[0] = self.http.get(f"{MD_PATH}/esp").json().get("status") or {}
-            return check(seen[0])
-
-        try:
-            self.wait_for(what, probe, timeout)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; last status: {json.dumps(seen[0])}") from None
+    return build_bundles(tmp_path_factory.mktemp("bundles"), WELLS, VERSIONS)
 
 
 def _available(version: str, generation: int) -> Callable[[dict[str, Any]], bool]:
@@ -126,45 +78,9 @@ def _available(version: str, generation: int) -> Callable[[dict[str, Any]], bool
     return check
 
 
-class OperatorInThread:
-    """The real operator on its own loop, as the chart's Deployment runs it (with peering)."""
-
-    def __init__(self, kubeconfig: Path, *, all_namespaces: bool) -> None:
-        self.options = OperatorOptions(
-            kubeconfig=str(kubeconfig),
-            namespaces=[] if all_namespaces else [NAMESPACE],
-            all_namespaces=all_namespaces,
-            peering=PEERING,
-            liveness=None,
-        )
-        self.stop_flag = threading.Event()
-        self.errors: list[BaseException] = []
-        self.thread = threading.Thread(target=self._run, name="operator", daemon=True)
-        self.ready = threading.Event()
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(run_operator(self.options, stop_flag=self.stop_flag, ready_flag=self.ready))
-        except BaseException as exc:
-            self.errors.append(exc)
-            self.ready.set()
-
-    def __enter__(self) -> OperatorInThread:
-        self.thread.start()
-        assert self.ready.wait(30), "operator did not start"
-        assert not self.errors, self.errors
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_flag.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "operator did not stop"
-        assert not self.errors, self.errors
-
-
 def exercise_operator(sim: KubeSimThread, bundles: Path, *, all_namespaces: bool) -> None:
     """A fleet's life, touching every code path that calls the API."""
-    api = FleetApi(sim.url)
+    api = TestClient(sim.url)
     api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     for path in sorted((CHART_DIR / "crds").glob("*.yaml")):
         for crd in yaml.safe_load_all(path.read_text(encoding="utf-8")):
@@ -193,16 +109,24 @@ def exercise_operator(sim: KubeSimThread, bundles: Path, *, all_namespaces: bool
             "revision": 1,
         },
     )
-    with OperatorInThread(sim.kubeconfig, all_namespaces=all_namespaces):
+    options = OperatorOptions(
+        kubeconfig=str(sim.kubeconfig),
+        namespaces=[] if all_namespaces else [NAMESPACE],
+        all_namespaces=all_namespaces,
+        peering=PEERING,
+        liveness=None,
+    )
+    fleet_path = f"{MD_PATH}/esp"
+    with OperatorInThread(options):
         fleet = {"apiVersion": "modelfleet.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "esp"}, "spec": spec}
         api.create(MD_PATH, fleet)
-        api.wait_status("version 1.0.0 available", _available("1.0.0", 1))
+        api.wait_status(fleet_path, "version 1.0.0 available", _available("1.0.0", 1))
         # Model-only change: bundles swapped in place (pod annotations, proxy nudge, readiness gate).
         api.merge_patch(f"{MD_PATH}/esp", {"spec": {"model": {"version": "2.0.0"}}})
-        api.wait_status("version 2.0.0 available", _available("2.0.0", 2))
+        api.wait_status(fleet_path, "version 2.0.0 available", _available("2.0.0", 2))
         # Runtime change: pods recreated; history limit 0 prunes the older revisions.
         api.merge_patch(f"{MD_PATH}/esp", {"spec": {"runtime": {"image": "ghcr.io/modelfleet/model-runtime:0.1.1"}}})
-        api.wait_status("new runtime available", _available("2.0.0", 3))
+        api.wait_status(fleet_path, "new runtime available", _available("2.0.0", 3))
         # A well pod lost: the operator replaces it.
         pod_path = f"/api/v1/namespaces/{NAMESPACE}/pods/esp-w1"
         lost = api.http.delete(pod_path, params={"gracePeriodSeconds": "0"})
