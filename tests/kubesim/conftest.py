@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import subprocess
@@ -144,7 +145,8 @@ class Http:
         headers: dict[str, str] | None = None,
         raw: bytes | None = None,
     ) -> Reply:
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        encoded = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        data: Any = io.BytesIO(encoded) if encoded is not None and len(encoded) > 1 << 20 else encoded
         hdrs = {"Content-Type": content_type, **(headers or {})}
         async with self.session.request(method, self.base + path, data=data, headers=hdrs) as resp:
             text = await resp.read()

@@ -90,7 +90,7 @@ def test_cli_serve_writes_kubeconfig_and_stops_on_sigterm(tmp_path: Path) -> Non
     """``python -m kubesim serve --kubeconfig FILE`` serves until SIGTERM; kubectl accepts the file."""
     kubeconfig = tmp_path / "kc.yaml"
     proc = subprocess.Popen([sys.executable, "-m", "kubesim", "serve", "--kubeconfig", str(kubeconfig), "--kubelet", "instant"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         deadline = time.monotonic() + 15
         while not kubeconfig.exists():
@@ -104,4 +104,5 @@ def test_cli_serve_writes_kubeconfig_and_stops_on_sigterm(tmp_path: Path) -> Non
         assert "namespace/default" in out.stdout, out.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
