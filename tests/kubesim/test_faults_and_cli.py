@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 import yaml
 
+from kubesim.cluster import KubeSim
 from kubesim.faults import FaultConfig, FaultKind, FaultRule, parse_fault_rule
 from kubesim.kubelet import KubeletConfig
 from kubesim.testing import run_kubesim
@@ -106,3 +107,12 @@ def test_cli_serve_writes_kubeconfig_and_stops_on_sigterm(tmp_path: Path) -> Non
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
         assert proc.returncode == 0, err
+
+
+@pytest.mark.kubesim(faults=FaultConfig([FaultRule(FaultKind.ERROR, verb="get", resource="secrets")]))
+async def test_kubesim_marker_configures_the_fixture(kubesim: KubeSim) -> None:
+    """``@pytest.mark.kubesim(...)`` passes kubelet/faults to the fixture (harness contract)."""
+    async with aiohttp.ClientSession() as session:
+        http = Http(session, kubesim.url)
+        assert (await http.get("/api/v1/namespaces/default/secrets/x")).status == 500
+        assert (await http.get(f"{CMS}/x")).status == 404
