@@ -151,6 +151,7 @@ def validate_metadata(
             total += len(str(key)) + len(str(value))
         if total > ANNOTATIONS_MAX_BYTES:
             causes.append(field_too_long("metadata.annotations", ANNOTATIONS_MAX_BYTES))
+    causes.extend(_owner_reference_causes(meta.get("ownerReferences")))
     finalizers = meta.get("finalizers") or []
     for i, fin in enumerate(finalizers):
         if not isinstance(fin, str) or ("/" not in fin and fin not in _STANDARD_FINALIZERS):
@@ -162,3 +163,34 @@ def validate_metadata(
 
 
 _STANDARD_FINALIZERS: Final = frozenset({"orphan", "foregroundDeletion", "kubernetes"})
+
+
+def _owner_reference_causes(refs: Any) -> list[StatusCause]:
+    """``ValidateOwnerReferences``: every field set, at most one controller."""
+    if refs is None:
+        return []
+    if not isinstance(refs, list):
+        return [field_invalid("metadata.ownerReferences", refs, "must be a list")]
+    causes: list[StatusCause] = []
+    controllers: list[str] = []
+    for ref in refs:
+        if not isinstance(ref, dict):
+            causes.append(field_invalid("metadata.ownerReferences", ref, "must be an object"))
+            continue
+        for key, what in (("apiVersion", "version"), ("kind", "kind"), ("name", "name"), ("uid", "uid")):
+            if not ref.get(key):
+                causes.append(
+                    field_invalid(f"metadata.ownerReferences.{key}", ref.get(key, ""), f"{what} must not be empty")
+                )
+        if ref.get("controller"):
+            controllers.append(f"{ref.get('kind')}/{ref.get('name')}")
+    if len(controllers) > 1:
+        causes.append(
+            field_invalid(
+                "metadata.ownerReferences",
+                refs,
+                "Only one reference can have Controller set to true. Found \"true\" in references for "
+                + " and ".join(controllers),
+            )
+        )
+    return causes

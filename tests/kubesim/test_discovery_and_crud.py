@@ -257,3 +257,15 @@ async def test_bad_query_parameters_are_400(http: Http) -> None:
     for query in ("limit=abc", "limit=-1", "watch=1&timeoutSeconds=soon", "watch=1&resourceVersion=abc"):
         reply = await http.get(f"/api/v1/namespaces/default/configmaps?{query}")
         assert reply.status == 400 and reply.body["reason"] == "BadRequest", query
+
+
+async def test_owner_references_need_all_fields_and_one_controller(http: Http) -> None:
+    """ownerReferences must name apiVersion, kind, name and uid; at most one may be the controller.
+    https://kubernetes.io/docs/concepts/overview/working-with-objects/owners-dependents/"""
+    reply = await http.post("/api/v1/namespaces/default/configmaps",
+                            {"metadata": {"name": "o", "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "x"}]}})
+    assert reply.status == 422
+    assert reply.body["details"]["causes"][0]["field"] == "metadata.ownerReferences.uid"
+    two = [{"apiVersion": "v1", "kind": "ConfigMap", "name": n, "uid": n, "controller": True} for n in ("a", "b")]
+    reply = await http.post("/api/v1/namespaces/default/configmaps", {"metadata": {"name": "o", "ownerReferences": two}})
+    assert reply.status == 422 and "Only one reference can have Controller set to true" in reply.body["message"]
