@@ -32,6 +32,7 @@ from kubesim.kinds import (
     event_v1_to_core,
     prepare_create,
     validate_kind,
+    validate_update,
 )
 from kubesim.registry import Registry, ResourceDef
 from kubesim.selectors import FieldSelector, LabelSelector
@@ -626,6 +627,9 @@ class ApiServer:
                     [field_forbidden("metadata.finalizers", "no new finalizers can be added if the object is being deleted, found new finalizers " + json.dumps(sorted(added)))],
                 )
         obj = self._admit(rdef, obj, old_obj, field_validation, warnings)
+        update_causes = validate_update(rdef, obj, old_obj)
+        if update_causes:
+            raise ApiError.invalid(rdef.group, rdef.kind, old.name, update_causes)
         if rdef.has_generation:
             skip = {"metadata", "status"} if rdef.has_status else {"metadata"}
             skip |= {"apiVersion", "kind"}

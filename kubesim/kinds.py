@@ -15,6 +15,7 @@ from typing import Any
 from kubesim.errors import (
     StatusCause,
     field_duplicate,
+    field_forbidden,
     field_invalid,
     field_not_supported,
     field_required,
@@ -29,6 +30,7 @@ __all__ = [
     "event_v1_to_core",
     "prepare_create",
     "validate_kind",
+    "validate_update",
 ]
 
 
@@ -197,6 +199,23 @@ def validate_kind(rdef: ResourceDef, obj: dict[str, Any]) -> list[StatusCause]:
                 )
     elif rdef.group == "apiextensions.k8s.io":
         causes.extend(_validate_crd(obj))
+    return causes
+
+
+def validate_update(rdef: ResourceDef, obj: dict[str, Any], old: dict[str, Any]) -> list[StatusCause]:
+    """Update-only rules: immutable ConfigMaps/Secrets, a Service's cluster IP."""
+    causes: list[StatusCause] = []
+    if rdef.group == "" and rdef.plural in ("configmaps", "secrets") and old.get("immutable"):
+        for key in ("data", "binaryData", "stringData"):
+            if obj.get(key) != old.get(key) and not (key == "stringData" and not obj.get(key)):
+                causes.append(field_forbidden(key, "field is immutable when `immutable` is set"))
+        if not obj.get("immutable"):
+            causes.append(field_forbidden("immutable", "field is immutable when `immutable` is set"))
+    if rdef.group == "" and rdef.plural == "services":
+        old_ip = (old.get("spec") or {}).get("clusterIP")
+        new_ip = (obj.get("spec") or {}).get("clusterIP")
+        if old_ip and new_ip and old_ip != new_ip:
+            causes.append(field_invalid("spec.clusterIPs[0]", [new_ip], "may not change once set"))
     return causes
 
 

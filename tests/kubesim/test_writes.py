@@ -204,3 +204,16 @@ async def test_dependent_of_a_missing_owner_is_collected(http: Http) -> None:
         return (await http.get(f"{CMS}/orphaned")).status == 404
 
     await eventually(gone)
+
+
+async def test_immutable_configmap_and_service_cluster_ip_cannot_change(http: Http) -> None:
+    """immutable ConfigMaps refuse data changes; a Service's clusterIP may not change once set.
+    https://kubernetes.io/docs/concepts/configuration/configmap/#configmap-immutable"""
+    await http.ok("POST", CMS, {"metadata": {"name": "frozen"}, "data": {"a": "1"}, "immutable": True})
+    reply = await http.patch(f"{CMS}/frozen", {"data": {"a": "2"}}, "application/merge-patch+json")
+    assert reply.status == 422 and reply.body["details"]["causes"][0] == {
+        "reason": "FieldValueForbidden", "message": "Forbidden: field is immutable when `immutable` is set", "field": "data"}
+    svc = await http.ok("POST", "/api/v1/namespaces/default/services", {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}})
+    assert svc["spec"]["clusterIP"].startswith("127.96.")
+    reply = await http.patch("/api/v1/namespaces/default/services/s", {"spec": {"clusterIP": "127.96.9.9"}}, "application/merge-patch+json")
+    assert reply.status == 422 and reply.body["details"]["causes"][0]["field"] == "spec.clusterIPs[0]"
