@@ -700,6 +700,8 @@ class ApiServer:
         """Delete now, or mark with deletionTimestamp while finalizers or a grace period run."""
         options = options or {}
         old = self.get(rdef, namespace, name)
+        if rdef.storage == NAMESPACE_STORAGE and name in ("default", "kube-system", "kube-public"):
+            raise ApiError.forbidden("", "namespaces", name, "this namespace may not be deleted")
         pre = options.get("preconditions") or {}
         if pre.get("uid") and pre["uid"] != old.uid:
             raise ApiError.conflict(

@@ -217,3 +217,10 @@ async def test_immutable_configmap_and_service_cluster_ip_cannot_change(http: Ht
     assert svc["spec"]["clusterIP"].startswith("127.96.")
     reply = await http.patch("/api/v1/namespaces/default/services/s", {"spec": {"clusterIP": "127.96.9.9"}}, "application/merge-patch+json")
     assert reply.status == 422 and reply.body["details"]["causes"][0]["field"] == "spec.clusterIPs[0]"
+
+
+async def test_system_namespaces_may_not_be_deleted(http: Http) -> None:
+    """default, kube-system and kube-public are protected (403).
+    https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/#initial-namespaces"""
+    reply = await http.delete("/api/v1/namespaces/default")
+    assert reply.status == 403 and reply.body["message"] == 'namespaces "default" is forbidden: this namespace may not be deleted'
