@@ -55,9 +55,16 @@ class ExecutionResult:
 
 
 class FleetExecutor:
-    def __init__(self, client: KubeClient, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        clock: Callable[[], float] = time.time,
+        in_flight: int | None = None,
+    ) -> None:
         self.client = client
         self.clock = clock
+        # A little above the client's concurrency, so its slots never wait for a body.
+        self.in_flight = in_flight or 2 * client.settings.concurrency
 
     async def execute(
         self,
@@ -65,21 +72,39 @@ class FleetExecutor:
         actions: Sequence[Action],
         runtime: Mapping[str, RuntimeSpec],
         pods: Mapping[str, WellPod],
+        observe: Callable[[dict[str, Any]], None] | None = None,
     ) -> ExecutionResult:
-        """Run all actions concurrently (the client bounds concurrency and rate)."""
+        """Run the actions concurrently, at most `in_flight` at a time.
+
+        Bounded here, not only in the client: the client's own limit is taken after a request
+        body is built, so 10,000 actions started at once held 10,000 pod bodies (and then
+        10,000 answers) in memory. With `observe`, each answer is handed over as it arrives
+        and not kept in the result (the operator's peak RSS at 10,000 wells depends on it).
+        """
         result = ExecutionResult(stored=[], gone=[])
+        pending = iter(actions)
 
-        async def run(action: Action) -> None:
-            try:
-                await self._one(fleet, action, runtime, pods, result)
-            except KubeApiError as exc:
-                logger.warning(
-                    "%s/%s: %s failed: %s", fleet.namespace, fleet.name, type(action).__name__, exc
-                )
-                if isinstance(action, ConfirmBundle):
-                    result.inconclusive += 1
+        async def worker() -> None:
+            for action in pending:
+                try:
+                    await self._one(fleet, action, runtime, pods, result)
+                except KubeApiError as exc:
+                    logger.warning(
+                        "%s/%s: %s failed: %s",
+                        fleet.namespace,
+                        fleet.name,
+                        type(action).__name__,
+                        exc,
+                    )
+                    if isinstance(action, ConfirmBundle):
+                        result.inconclusive += 1
+                if observe is not None and result.stored:
+                    for stored in result.stored:
+                        observe(stored)
+                    result.stored.clear()
 
-        await asyncio.gather(*(run(a) for a in actions))
+        workers = max(1, min(self.in_flight, len(actions)))
+        await asyncio.gather(*(worker() for _ in range(workers)))
         return result
 
     async def _one(

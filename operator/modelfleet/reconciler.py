@@ -142,6 +142,10 @@ class FleetReconciler:
         if cached is None or cached.pod != pod:
             self._wake(key, memory)
 
+    def _observe_stored(self, body: Mapping[str, Any]) -> None:
+        """A write's answer: the cache gets ahead of the watch (see execution.py)."""
+        self.observe_pod("MODIFIED", body)
+
     def resync_pods(self, namespace: str | None, bodies: Sequence[Mapping[str, Any]]) -> None:
         """A fresh list of all well pods (in `namespace`, or everywhere): forget the rest."""
         listed = {
@@ -247,10 +251,10 @@ class FleetReconciler:
             runtimes[current.name] = current.runtime
         inconclusive = 0
         if plan.actions:
-            result = await self.executor.execute(fleet, plan.actions, runtimes, pods)
+            result = await self.executor.execute(
+                fleet, plan.actions, runtimes, pods, observe=self._observe_stored
+            )
             inconclusive = result.inconclusive
-            for stored in result.stored:
-                self.observe_pod("MODIFIED", stored)
             for well in result.gone:
                 memory.pods.pop(well, None)
         await self._report(fleet, memory, spec, update, plan, meta)

@@ -1,0 +1,749 @@
+"""Operator at scale: 1,000 to 10,000 wells under one ModelDeployment, on kubesim.
+
+Why this exists: a worldwide roll-out puts 10,000+ wells under one ModelDeployment; this script
+measures what that costs the operator and the API server, against targets in docs/benchmarks.md
+("Operator at scale"). kubesim and the operator each run as their own process, so the operator's
+RSS and CPU are its own (read from /proc); the load generator, the watches that time things and
+the raw-capacity client run in this process.
+
+Per well count, three kubesim processes are used in turn:
+1. raw capacity: a plain aiohttp client creates the same pods the operator would, as fast as it
+   can (64 in flight); its pods/s is the limit the operator is compared with;
+2. instant kubelet + operator: apply -> all wells Ready, API requests by verb/resource, 60 s of
+   steady state (operator writes from its /metrics, all writes from kubesim's resourceVersion),
+   status freshness (readiness-gate flips through pods/status), peak RSS, CPU seconds;
+3. kubelet start delay D + operator: a runtime-image change (pods are recreated, so D applies to
+   every wave) at maxUnavailable 10%, timed against waves x D, with unavailable wells sampled at
+   every pod event.
+
+Bundles: one real bundle per model version is built (model_runtime.building, 1 model each) and
+every well's directory is a symlink to it; kubesim's simulated runtime reads only manifest.json
+and the operator sees one distinct bundle URI per well either way (see docs/benchmarks.md).
+
+Run: ``.venv/bin/python bench/operator_scale.py [--wells 1000,5000,10000] [--json FILE]``.
+Everything binds and connects to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "operator"))
+
+from modelfleet.revisions import WellTarget  # noqa: E402
+from modelfleet.spec import RuntimeSpec  # noqa: E402
+from modelfleet.wellpod import BUNDLE_CONDITION, desired_pod  # noqa: E402
+
+PY = str(ROOT / ".venv" / "bin" / "python")
+MODELFLEET = str(ROOT / ".venv" / "bin" / "modelfleet")
+CRD = ROOT / "crds" / "modeldeployment.yaml"
+NS = "default"
+MD_PATH = f"/apis/modelfleet.dev/v1alpha1/namespaces/{NS}/modeldeployments"
+NAME = "fleet"
+WRITE_VERBS = {"create", "patch", "delete", "update", "proxy"}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(*parts: object) -> None:
+    print(time.strftime("%H:%M:%S"), *parts, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def kubesim_process(workdir: Path, kubelet: str) -> Iterator[tuple[str, Path, int]]:
+    """`python -m kubesim serve` in its own process; yields (url, kubeconfig, pid)."""
+    kubeconfig = workdir / f"kubeconfig-{time.monotonic_ns()}"
+    proc = subprocess.Popen(
+        [PY, "-m", "kubesim", "serve", "--kubeconfig", str(kubeconfig), "--kubelet", kubelet,
+         "--log-level", "WARNING"],
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not kubeconfig.exists():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("kubesim did not write its kubeconfig within 30 s")
+            time.sleep(0.05)
+        time.sleep(0.2)  # written before the socket accepts, on some runs
+        url = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+        yield url, kubeconfig, proc.pid
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class OperatorProcess:
+    pid: int
+    metrics_url: str
+
+
+@contextmanager
+def operator_process(
+    kubeconfig: Path, workdir: Path, *, qps: float, burst: int, concurrency: int
+) -> Iterator[OperatorProcess]:
+    port = free_port()
+    logfile = (workdir / f"operator-{port}.log").open("w")
+    proc = subprocess.Popen(
+        [MODELFLEET, "operator", "--kubeconfig", str(kubeconfig), "-n", NS,
+         "--metrics-port", str(port), "--liveness", "", "--standalone",
+         "--qps", str(qps), "--burst", str(burst), "--concurrency", str(concurrency)],
+        cwd=ROOT, stdout=logfile, stderr=subprocess.STDOUT,
+    )
+    op = OperatorProcess(proc.pid, f"http://127.0.0.1:{port}/metrics")
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # ready once the pod informer's watch is open
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"operator did not start; see {logfile.name}")
+            try:
+                if any(k[0] == "watch" and k[1] == "pods" for k in api_calls(op)):
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        yield op
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        logfile.close()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+_CALL = re.compile(
+    r'^modelfleet_operator_api_calls_total\{code="([^"]*)",resource="([^"]*)",verb="([^"]*)"\} (\S+)$'
+)
+
+
+def api_calls(op: OperatorProcess) -> dict[tuple[str, str, str], float]:
+    """(verb, resource, code) -> count, from the operator's /metrics."""
+    calls: dict[tuple[str, str, str], float] = {}
+    for line in httpx.get(op.metrics_url, timeout=10).text.splitlines():
+        m = _CALL.match(line)
+        if m:
+            code, resource, verb, value = m.groups()
+            calls[(verb, resource, code)] = float(value)
+    return calls
+
+
+def calls_delta(
+    after: dict[tuple[str, str, str], float], before: dict[tuple[str, str, str], float]
+) -> dict[str, float]:
+    """'verb resource' -> calls in between (all codes)."""
+    out: dict[str, float] = {}
+    for key, value in after.items():
+        d = value - before.get(key, 0.0)
+        if d:
+            name = f"{key[0]} {key[1]}"
+            out[name] = out.get(name, 0.0) + d
+    return dict(sorted(out.items()))
+
+
+def writes(delta: dict[str, float]) -> float:
+    return sum(v for k, v in delta.items() if k.split()[0] in WRITE_VERBS)
+
+
+# ----------------------------------------------------------------------------------- bundles
+
+
+def prepare_bundles(cache: Path, versions: list[str], wells: int) -> dict[str, str]:
+    """One real bundle per version; <cache>/links/<version>/<well> -> it. Returns the template."""
+    from model_runtime.building import build_bundle
+
+    for version in versions:
+        real = cache / "real" / version
+        if not (real / "manifest.json").exists():
+            started = time.perf_counter()
+            build_bundle("w00000", real, models=1, version=version)
+            log(f"built bundle {version} in {time.perf_counter() - started:.1f}s")
+        links = cache / "links" / version
+        links.mkdir(parents=True, exist_ok=True)
+        for i in range(wells):
+            link = links / well_id(i)
+            if not link.is_symlink():
+                link.symlink_to(real, target_is_directory=True)
+    return {"bundleUri": f"file://{cache}/links/{{version}}/{{well}}"}
+
+
+def well_id(i: int) -> str:
+    return f"w{i:05d}"
+
+
+def deployment(wells: int, version: str, bundle_uri: str, **rollout: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelfleet.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": NAME, "namespace": NS},
+        "spec": {
+            "model": {"name": "esp-failure", "version": version, "bundleUri": bundle_uri},
+            "wells": [{"id": well_id(i)} for i in range(wells)],
+            "rollout": rollout,
+        },
+    }
+
+
+# ------------------------------------------------------------------------------------ watches
+
+
+class DeploymentWatch:
+    """Follows the ModelDeployment through a watch; waiters are woken at every status change."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.status: dict[str, Any] = {}
+        self.cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> DeploymentWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=None) as http:
+            rv = http.get(MD_PATH).json()["metadata"]["resourceVersion"]
+            while not self._stop.is_set():
+                params = {"watch": "1", "resourceVersion": rv, "timeoutSeconds": "1"}
+                with http.stream("GET", MD_PATH, params=params) as stream:
+                    for line in stream.iter_lines():
+                        if not line:
+                            continue
+                        event = json.loads(line)
+                        obj = event["object"]
+                        rv = obj["metadata"]["resourceVersion"]
+                        if event["type"] in ("ADDED", "MODIFIED"):
+                            with self.cond:
+                                self.status = obj.get("status") or {}
+                                self.cond.notify_all()
+
+    def wait(self, check: Callable[[dict[str, Any]], bool], timeout: float) -> float:
+        """Block until check(status) holds; returns time.perf_counter() when it was seen."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not check(self.status):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"status never matched; last: {_short(self.status)}")
+                self.cond.wait(min(left, 1.0))
+            return time.perf_counter()
+
+
+def _short(status: dict[str, Any]) -> str:
+    keys = ("phase", "wells", "readyWells", "updatedWells", "availableWells", "model")
+    return json.dumps({k: status.get(k) for k in keys})
+
+
+class UnavailableSampler:
+    """Counts wells without a Ready pod at every pod event (incrementally: O(1) per event)."""
+
+    def __init__(self, url: str, wells: int) -> None:
+        self.url = url
+        self.wells = wells
+        self.ready: set[str] = set()
+        self.max_unavailable = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._armed = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> UnavailableSampler:
+        self._thread.start()
+        assert self._armed.wait(60)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        path = f"/api/v1/namespaces/{NS}/pods"
+        sel = "modelfleet.dev/deployment"
+        with httpx.Client(base_url=self.url, timeout=None) as http:
+            listing = http.get(path, params={"labelSelector": sel}).json()
+            for pod in listing["items"]:
+                self._apply("ADDED", pod)
+            self.max_unavailable = self.wells - len(self.ready)
+            rv = listing["metadata"]["resourceVersion"]
+            self._armed.set()
+            while not self._stop.is_set():
+                params = {"watch": "1", "resourceVersion": rv, "labelSelector": sel,
+                          "timeoutSeconds": "1"}
+                with http.stream("GET", path, params=params) as stream:
+                    for line in stream.iter_lines():
+                        if line:
+                            event = json.loads(line)
+                            rv = event["object"]["metadata"]["resourceVersion"]
+                            self._apply(event["type"], event["object"])
+                            self.samples += 1
+                            self.max_unavailable = max(
+                                self.max_unavailable, self.wells - len(self.ready)
+                            )
+
+    def _apply(self, event_type: str, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        well = meta["labels"].get("modelfleet.dev/well")
+        if well is None:
+            return
+        ready = (
+            event_type != "DELETED"
+            and not meta.get("deletionTimestamp")
+            and any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in (pod.get("status") or {}).get("conditions") or []
+            )
+        )
+        if ready:
+            self.ready.add(well)
+        else:
+            self.ready.discard(well)
+
+
+# ----------------------------------------------------------------------------- measurements
+
+
+def raw_pod(i: int) -> dict[str, Any]:
+    """The pod the operator would create for well i, without an owner (kubesim's GC would
+    collect a pod owned by a deployment that does not exist)."""
+    wid = well_id(i)
+    body = desired_pod(
+        deployment=NAME,
+        deployment_uid="00000000-0000-0000-0000-000000000000",
+        target=WellTarget(wid, "rev", "tmpl", "1.0.0", f"file:///bundles/1.0.0/{wid}", None),
+        runtime=RuntimeSpec(),
+    )
+    del body["metadata"]["ownerReferences"]
+    return body
+
+
+async def _raw_creates(url: str, wells: int, concurrency: int) -> float:
+    bodies = [json.dumps(raw_pod(i)).encode() for i in range(wells)]
+    queue = list(range(wells))
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            while queue:
+                i = queue.pop()
+                async with session.post(
+                    f"{url}/api/v1/namespaces/{NS}/pods", data=bodies[i],
+                    headers={"Content-Type": "application/json"},
+                ) as resp:
+                    await resp.read()
+                    if resp.status != 201:
+                        raise RuntimeError(f"raw create {i}: HTTP {resp.status}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - started
+
+
+def raw_capacity(workdir: Path, wells: int) -> tuple[float, float]:
+    """Seconds kubesim (instant kubelet) needs for `wells` pod creates from a plain client,
+    and kubesim's CPU seconds meanwhile."""
+    with kubesim_process(workdir, "instant") as (url, _kc, pid):
+        cpu0 = cpu_seconds(pid)
+        seconds = asyncio.run(_raw_creates(url, wells, 64))
+        return seconds, cpu_seconds(pid) - cpu0
+
+
+def current_rv(http: httpx.Client) -> int:
+    """kubesim's resourceVersion is one counter for all kinds, +1 per stored write."""
+    return int(http.get("/api/v1/namespaces", params={"limit": "1"}).json()["metadata"][
+        "resourceVersion"])
+
+
+def install_crd(http: httpx.Client) -> None:
+    r = http.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                  json=yaml.safe_load(CRD.read_text()))
+    assert r.status_code in (201, 409), r.text
+    time.sleep(0.3)
+
+
+def flip_freshness(
+    http: httpx.Client, md: DeploymentWatch, wells: int, flips: int
+) -> list[float]:
+    """Seconds from a pods/status write that flips one pod's readiness gate to the
+    ModelDeployment's readyWells reflecting it (both directions)."""
+    delays: list[float] = []
+    for k in range(flips):
+        wid = well_id((k * 7919) % wells)
+        path = f"/api/v1/namespaces/{NS}/pods/{NAME}-{wid}/status"
+        pod = http.get(path.removesuffix("/status")).json()
+        original = next(
+            c for c in pod["status"]["conditions"] if c["type"] == BUNDLE_CONDITION
+        )
+        flipped = {**original, "status": "False", "reason": "BenchFlip",
+                   "message": "readiness flipped by bench/operator_scale.py"}
+        for condition, expected in ((flipped, wells - 1), (original, wells)):
+            started = time.perf_counter()
+            r = http.patch(path, content=json.dumps({"status": {"conditions": [condition]}}),
+                           headers={"Content-Type": "application/strategic-merge-patch+json"})
+            r.raise_for_status()
+            seen = md.wait(lambda s, e=expected: s.get("readyWells") == e, timeout=60)
+            delays.append(seen - started)
+    return delays
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+@dataclass
+class Result:
+    wells: int
+    time_to_ready_s: float = 0.0
+    raw_create_s: float = 0.0
+    raw_create_ratio: float = 0.0  # operator wells/s divided by raw creates/s
+    api_calls_initial: dict[str, float] = field(default_factory=dict)
+    writes_per_well: float = 0.0
+    steady_writes: float = 0.0  # operator writes over the steady window (its /metrics)
+    steady_store_writes: int = 0  # every stored write over the window (kubesim's rv)
+    steady_window_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    cpu_s_initial: float = 0.0
+    cpu_s_total: float = 0.0
+    kubesim_cpu_s_initial: float = 0.0  # kubesim's CPU from apply to all Ready
+    raw_kubesim_cpu_s: float = 0.0  # kubesim's CPU during the raw creates
+    status_freshness_p50_s: float = 0.0
+    status_freshness_p99_s: float = 0.0
+    status_freshness_samples: int = 0
+    rollout_delay_s: float = 0.0
+    rollout_waves: int = 0
+    rollout_time_s: float = 0.0
+    rollout_ideal_s: float = 0.0
+    rollout_time_ratio: float = 0.0
+    max_unavailable: int = 0
+    max_unavailable_seen: int = 0
+    unavailable_samples: int = 0
+    api_calls_rollout: dict[str, float] = field(default_factory=dict)
+    rollout_writes_per_well: float = 0.0
+    rollout_peak_rss_mb: float = 0.0
+    qps: float = 0.0
+    burst: int = 0
+    max_requests_in_1s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def measure_ready(
+    workdir: Path, wells: int, bundle_uri: str, res: Result, *, qps: float, burst: int,
+    concurrency: int, steady_s: float, flips: int,
+) -> None:
+    with kubesim_process(workdir, "instant") as (url, kc, sim_pid), httpx.Client(
+        base_url=url, timeout=60
+    ) as http:
+        install_crd(http)
+        with operator_process(kc, workdir, qps=qps, burst=burst, concurrency=concurrency) as op:
+            with DeploymentWatch(url) as md:
+                before = api_calls(op)
+                cpu0, sim_cpu0 = cpu_seconds(op.pid), cpu_seconds(sim_pid)
+                rate = RateSampler(op)
+                started = time.perf_counter()
+                r = http.post(MD_PATH, json=deployment(wells, "1.0.0", bundle_uri))
+                assert r.status_code == 201, r.text
+                done = md.wait(
+                    lambda s: s.get("readyWells") == wells
+                    and s.get("availableWells") == wells and s.get("phase") == "Available",
+                    timeout=3600,
+                )
+                res.time_to_ready_s = done - started
+                rate.stop()
+                res.max_requests_in_1s = rate.max_per_second
+                res.cpu_s_initial = cpu_seconds(op.pid) - cpu0
+                res.kubesim_cpu_s_initial = cpu_seconds(sim_pid) - sim_cpu0
+                time.sleep(1.0)  # let the last status write and event land before counting
+                after = api_calls(op)
+                res.api_calls_initial = calls_delta(after, before)
+                res.writes_per_well = writes(res.api_calls_initial) / wells
+                log(f"{wells} wells ready in {res.time_to_ready_s:.1f}s "
+                    f"(qps {qps}); calls {res.api_calls_initial}")
+                if steady_s > 0:
+                    rv0, calls0 = current_rv(http), api_calls(op)
+                    time.sleep(steady_s)
+                    rv1, calls1 = current_rv(http), api_calls(op)
+                    res.steady_window_s = steady_s
+                    res.steady_writes = writes(calls_delta(calls1, calls0))
+                    res.steady_store_writes = rv1 - rv0
+                    log(f"steady {steady_s:.0f}s: operator writes {res.steady_writes}, "
+                        f"store writes {res.steady_store_writes}")
+                if flips > 0:
+                    delays = flip_freshness(http, md, wells, flips)
+                    res.status_freshness_p50_s = statistics.median(delays)
+                    res.status_freshness_p99_s = percentile(delays, 99)
+                    res.status_freshness_samples = len(delays)
+                    log(f"freshness p50 {res.status_freshness_p50_s:.3f}s "
+                        f"p99 {res.status_freshness_p99_s:.3f}s")
+            res.peak_rss_mb = peak_rss_mb(op.pid)
+            res.cpu_s_total = cpu_seconds(op.pid) - cpu0
+
+
+class RateSampler:
+    """Samples the operator's request counter every second: the most requests in any 1 s."""
+
+    def __init__(self, op: OperatorProcess) -> None:
+        self.op = op
+        self.max_per_second = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        last = sum(api_calls(self.op).values())
+        while not self._stop.wait(1.0):
+            now = sum(api_calls(self.op).values())
+            self.max_per_second = max(self.max_per_second, now - last)
+            last = now
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def measure_rollout(
+    workdir: Path, wells: int, bundle_uri: str, res: Result, *, delay: float, concurrency: int
+) -> None:
+    """Runtime-image change (pods recreated) at maxUnavailable 10%, kubelet start delay D."""
+    with kubesim_process(workdir, f"delay={delay}") as (url, kc, _pid), httpx.Client(
+        base_url=url, timeout=60
+    ) as http:
+        install_crd(http)
+        with operator_process(kc, workdir, qps=0, burst=100, concurrency=concurrency) as op:
+            with DeploymentWatch(url) as md:
+                body = deployment(wells, "1.0.0", bundle_uri, maxUnavailable="10%")
+                r = http.post(MD_PATH, json=body)
+                assert r.status_code == 201, r.text
+                md.wait(lambda s: s.get("availableWells") == wells
+                        and s.get("phase") == "Available", timeout=3600)
+                time.sleep(1.0)
+                res.max_unavailable = max(1, wells * 10 // 100)
+                res.rollout_waves = math.ceil(wells / res.max_unavailable)
+                res.rollout_delay_s = delay
+                res.rollout_ideal_s = res.rollout_waves * delay
+                with UnavailableSampler(url, wells) as sampler:
+                    before = api_calls(op)
+                    image = "ghcr.io/modelfleet/model-runtime:bench-2"
+                    started = time.perf_counter()
+                    r = http.patch(f"{MD_PATH}/{NAME}",
+                                   content=json.dumps({"spec": {"runtime": {"image": image}}}),
+                                   headers={"Content-Type": "application/merge-patch+json"})
+                    r.raise_for_status()
+                    generation = r.json()["metadata"]["generation"]
+                    done = md.wait(
+                        lambda s: s.get("observedGeneration") == generation
+                        and s.get("updatedWells") == wells
+                        and s.get("availableWells") == wells
+                        and s.get("phase") == "Available",
+                        timeout=3600,
+                    )
+                    res.rollout_time_s = done - started
+                    time.sleep(1.0)
+                    res.max_unavailable_seen = sampler.max_unavailable
+                    res.unavailable_samples = sampler.samples
+                    res.api_calls_rollout = calls_delta(api_calls(op), before)
+                    res.rollout_writes_per_well = writes(res.api_calls_rollout) / wells
+                res.rollout_time_ratio = res.rollout_time_s / res.rollout_ideal_s
+                log(f"roll-out {res.rollout_time_s:.1f}s vs ideal {res.rollout_ideal_s:.1f}s; "
+                    f"max unavailable {res.max_unavailable_seen}/{res.max_unavailable}; "
+                    f"calls {res.api_calls_rollout}")
+            res.rollout_peak_rss_mb = peak_rss_mb(op.pid)
+
+
+# -------------------------------------------------------------------------------- object size
+
+
+def object_size_report(wells: int) -> dict[str, Any]:
+    """Bytes of a realistic ModelDeployment: ids, 3 labels, a digest per well; JSON as stored."""
+    import hashlib
+
+    countries = ("ca", "us", "no")
+    spec_wells = [
+        {"id": f"{countries[i % 3]}-pad{i // 8:04d}-w{i:05d}",
+         "labels": {"country": countries[i % 3], "field": f"field-{i // 500:03d}",
+                    "lift": "esp" if i % 4 else "gas-lift"}}
+        for i in range(wells)
+    ]
+    digests = {w["id"]: "sha256:" + hashlib.sha256(w["id"].encode()).hexdigest()
+               for w in spec_wells}
+    body = {
+        "apiVersion": "modelfleet.dev/v1alpha1", "kind": "ModelDeployment",
+        "metadata": {"name": "esp-failure-worldwide", "namespace": "modelfleet"},
+        "spec": {"model": {"name": "esp-failure", "version": "2026.11.3",
+                           "bundleUri": "https://models.example.com/esp/{version}/{well}/",
+                           "digests": digests},
+                 "wells": spec_wells},
+    }
+    size = len(json.dumps(body, separators=(",", ":")).encode())
+    without = len(json.dumps({**body, "spec": {**body["spec"], "model": {
+        k: v for k, v in body["spec"]["model"].items() if k != "digests"}}},
+        separators=(",", ":")).encode())
+    return {"wells": wells, "bytes": size, "bytes_without_digests": without,
+            "limit_bytes": 1536 * 1024, "fraction_of_limit": size / (1536 * 1024),
+            "max_wells_at_this_density": int(1536 * 1024 / (size / wells))}
+
+
+# ----------------------------------------------------------------------------------- reporting
+
+
+def table(results: list[Result]) -> str:
+    rows = [
+        ("wells", lambda r: f"{r.wells}"),
+        ("time to ready (s)", lambda r: f"{r.time_to_ready_s:.1f}"),
+        ("raw creates (s)", lambda r: f"{r.raw_create_s:.1f}"),
+        ("operator rate / raw rate", lambda r: f"{r.raw_create_ratio:.2f}"),
+        ("writes per well (initial)", lambda r: f"{r.writes_per_well:.3f}"),
+        ("steady writes (operator/store)", lambda r: f"{r.steady_writes:.0f}/{r.steady_store_writes}"),
+        ("peak RSS (MB)", lambda r: f"{max(r.peak_rss_mb, r.rollout_peak_rss_mb):.0f}"),
+        ("CPU s (initial / whole run)", lambda r: f"{r.cpu_s_initial:.1f}/{r.cpu_s_total:.1f}"),
+        ("kubesim CPU s (raw / initial)",
+         lambda r: f"{r.raw_kubesim_cpu_s:.1f}/{r.kubesim_cpu_s_initial:.1f}"),
+        ("roll-out s / ideal s", lambda r: f"{r.rollout_time_s:.1f}/{r.rollout_ideal_s:.1f}"),
+        ("roll-out ratio", lambda r: f"{r.rollout_time_ratio:.2f}"),
+        ("max unavailable seen / allowed", lambda r: f"{r.max_unavailable_seen}/{r.max_unavailable}"),
+        ("writes per well (roll-out)", lambda r: f"{r.rollout_writes_per_well:.3f}"),
+        ("status freshness p50/p99 (s)",
+         lambda r: f"{r.status_freshness_p50_s:.3f}/{r.status_freshness_p99_s:.3f}"),
+        ("most requests in 1 s", lambda r: f"{r.max_requests_in_1s:.0f}"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = []
+    for name, cell in rows:
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{cell(r):>12}" for r in results))
+    return "\n".join(lines)
+
+
+def plot(results: list[Result], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    wells = [r.wells for r in results]
+    fig, ax1 = plt.subplots(figsize=(7, 4))
+    ax1.plot(wells, [r.time_to_ready_s for r in results], "o-", color="tab:blue",
+             label="operator: apply -> all Ready")
+    ax1.plot(wells, [r.raw_create_s for r in results], "s--", color="tab:gray",
+             label="kubesim raw creates (limit)")
+    ax1.set_xlabel("wells under one ModelDeployment")
+    ax1.set_ylabel("seconds")
+    ax2 = ax1.twinx()
+    ax2.plot(wells, [max(r.peak_rss_mb, r.rollout_peak_rss_mb) for r in results], "^-",
+             color="tab:red", label="operator peak RSS")
+    ax2.set_ylabel("MB")
+    handles = ax1.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax1.legend(handles, [str(h.get_label()) for h in handles], loc="upper left", fontsize=8)
+    ax1.set_title("modelfleet operator at scale (kubesim, instant kubelet, 2 cores)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--wells", default="1000,5000,10000")
+    parser.add_argument("--json", type=Path, help="write results here")
+    parser.add_argument("--plot", type=Path, help="write the time/RSS plot here (PNG)")
+    parser.add_argument("--qps", type=float, default=0.0, help="operator --qps (0: no limit)")
+    parser.add_argument("--burst", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--steady", type=float, default=60.0, help="steady-state window, s")
+    parser.add_argument("--flips", type=int, default=25,
+                        help="readiness flips (each timed twice: to False and back)")
+    parser.add_argument("--delay", type=float, default=10.0,
+                        help="kubelet start delay D for the roll-out, s (0 skips the roll-out)")
+    parser.add_argument("--skip-raw", action="store_true")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "opscale")
+    args = parser.parse_args(argv)
+    counts = [int(x) for x in args.wells.split(",")]
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    bundle_uri = prepare_bundles(args.workdir / "bundles", ["1.0.0"], max(counts))["bundleUri"]
+    results: list[Result] = []
+    for wells in counts:
+        res = Result(wells, qps=args.qps, burst=args.burst)
+        if not args.skip_raw:
+            res.raw_create_s, res.raw_kubesim_cpu_s = raw_capacity(args.workdir, wells)
+            log(f"raw: {wells} creates in {res.raw_create_s:.1f}s")
+        measure_ready(args.workdir, wells, bundle_uri, res, qps=args.qps, burst=args.burst,
+                      concurrency=args.concurrency, steady_s=args.steady, flips=args.flips)
+        if res.raw_create_s:
+            res.raw_create_ratio = res.raw_create_s / res.time_to_ready_s
+        if args.delay > 0:
+            measure_rollout(args.workdir, wells, bundle_uri, res, delay=args.delay,
+                            concurrency=args.concurrency)
+        results.append(res)
+        if args.json:  # after every count: a long run that dies keeps what it measured
+            write_json(args.json, results, args)
+    print(table(results))
+    if args.plot:
+        plot(results, args.plot)
+    return 0
+
+
+def write_json(path: Path, results: list[Result], args: argparse.Namespace) -> None:
+    payload = {
+        "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()},
+        "settings": {"qps": args.qps, "burst": args.burst, "concurrency": args.concurrency,
+                     "steady_s": args.steady, "flips": args.flips, "delay_s": args.delay},
+        "object_size": object_size_report(10_000),
+        "results": [asdict(r) for r in results],
+    }
+    path.write_text(json.dumps(payload, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
