@@ -78,6 +78,18 @@ def country_values(country: str) -> dict[str, Any]:
     return values_from_files(EXAMPLES_DIR / name for name in COUNTRY_VALUES[country])
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader refusing duplicate keys: PyYAML keeps the last one silently, while the
+    apiserver's strict decoding (kubectl's default) rejects the object."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        duplicates = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if duplicates:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate keys {duplicates}", node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 @dataclass(frozen=True)
 class Rendered:
     """One rendered release: its objects (templates only, crds/ apart) and its NOTES."""
@@ -107,6 +119,6 @@ def render(
         if path.endswith("NOTES.txt"):
             notes = text
             continue
-        objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
+        objects.extend(doc for doc in yaml.load_all(text, Loader=UniqueKeyLoader) if doc)
     crds = [doc for crd in chart.crds for doc in yaml.safe_load_all(crd["data"]) if doc]
     return Rendered(objects=objects, notes=notes, crds=crds)

@@ -316,3 +316,25 @@ def test_operator_args_parse_with_the_real_cli(rendered: Rendered) -> None:
     replicas = rendered.one("Deployment")["spec"]["replicas"]
     assert (args.peering is not None) == (replicas > 1)
     assert args.standalone is (None if replicas > 1 else True)
+
+
+def test_helm_test_checks_the_operator_metrics_through_the_service(rendered: Rendered) -> None:
+    pods = [p for p in rendered.of_kind("Pod") if p["metadata"]["annotations"].get("helm.sh/hook") == "test"]
+    services = [s for s in rendered.of_kind("Service") if s["metadata"]["name"].endswith("-metrics")]
+    if not services:
+        assert pods == [], "a metrics test without a metrics Service"
+        return
+    [pod] = pods
+    [service] = services
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == _container(rendered)["image"]
+    script = container["command"][-1]
+    port = service["spec"]["ports"][0]["port"]
+    assert f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}/metrics" in script
+    assert "modelfleet_operator_" in script
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    # Its labels are the release's, but never the operator's selector: the metrics Service must
+    # not send traffic to the test pod.
+    selector = rendered.one("Deployment")["spec"]["selector"]["matchLabels"]
+    assert not selector.items() <= pod["metadata"]["labels"].items()

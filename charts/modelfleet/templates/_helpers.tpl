@@ -22,13 +22,20 @@
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* Labels on every object. */}}
-{{- define "modelfleet.labels" -}}
+{{/* Labels on every object of the release, without a component. */}}
+{{- define "modelfleet.baseLabels" -}}
 helm.sh/chart: {{ include "modelfleet.chart" . }}
-{{ include "modelfleet.selectorLabels" . }}
+app.kubernetes.io/name: {{ include "modelfleet.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: modelfleet
+{{- end -}}
+
+{{/* Labels on the operator's objects. */}}
+{{- define "modelfleet.labels" -}}
+{{ include "modelfleet.baseLabels" . }}
+app.kubernetes.io/component: operator
 {{- end -}}
 
 {{/* Labels selecting the operator pods (immutable in the Deployment's selector). */}}
