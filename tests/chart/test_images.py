@@ -147,3 +147,15 @@ def test_pyproject_splits_dependencies_per_image() -> None:
     assert {"operator", "runtime"} <= set(extras)
     core = closure(project["dependencies"])
     assert not core & {"onnxruntime", "kopf", "kubernetes", "scikit-learn"}
+
+
+def test_exposed_ports_are_the_ones_the_chart_and_the_crd_use() -> None:
+    import yaml
+
+    from modelfleet.spec import RuntimeSpec
+
+    values = yaml.safe_load((ROOT / "charts" / "modelfleet" / "values.yaml").read_text(encoding="utf-8"))
+    operator_ports = " ".join(parse_dockerfile(ROOT / "operator" / "Dockerfile")[-1].all("EXPOSE")).split()
+    assert operator_ports == [str(values["operator"]["metricsPort"]), str(values["operator"]["healthPort"])]
+    runtime_ports = " ".join(parse_dockerfile(ROOT / "model_runtime" / "Dockerfile")[-1].all("EXPOSE")).split()
+    assert runtime_ports == [str(RuntimeSpec().port)]
