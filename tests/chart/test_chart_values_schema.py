@@ -7,7 +7,7 @@ from typing import Any
 import helm_python as helm
 import pytest
 
-from .chart_rendering import country_values, merge_values
+from .chart_rendering import CHART_DIR, country_values, merge_values
 
 VALID_FLEET: dict[str, Any] = {
     "enabled": True,
@@ -87,3 +87,26 @@ def test_disabled_fleet_needs_nothing(chart: helm.Chart) -> None:
 @pytest.mark.parametrize("country", ["fr", "us", "no"])
 def test_example_values_pass_the_schema(chart: helm.Chart, country: str) -> None:
     chart.validate_schema(country_values(country))
+
+
+def test_helm_install_refuses_wrong_values_before_touching_the_cluster() -> None:
+    # The install action itself (client dry run: no cluster), as `helm install` reports it.
+    config = helm.Config(namespace="fleet-fr", storage_driver="memory")
+    try:
+        release = config.install(
+            str(CHART_DIR), "fleet-fr", country_values("fr"), namespace="fleet-fr", dry_run="client"
+        )
+        assert release["status"] == "pending-install"
+        assert "kind: ModelDeployment" in release["manifest"]
+        assert "get mdep esp-failure" in release["notes"]
+        with pytest.raises(helm.HelmReleaseError) as refused:
+            config.install(
+                str(CHART_DIR),
+                "fleet-fr",
+                {"fleet": {"rollout": {"paused": "yes"}}},
+                namespace="fleet-fr",
+                dry_run="client",
+            )
+        assert "at '/fleet/rollout/paused'" in str(refused.value)
+    finally:
+        config.close()
