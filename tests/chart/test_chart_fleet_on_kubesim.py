@@ -4,7 +4,6 @@ with kubectl, is served by the operator run with the Deployment's own arguments;
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,10 @@ from modelfleet.cli import build_parser
 from modelfleet.operator_main import OperatorOptions
 
 from .chart_rendering import CHART_DIR, country_values, merge_values, render
+from .kubectl_client import KUBECTL, Kubectl
 from .operator_on_kubesim import OperatorInThread, TestClient
-from .test_chart_on_kubesim import Kubectl
 
-pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
 
 NAMESPACE = "fleet-fr"
 FLEET_PATH = f"/apis/modelfleet.dev/v1alpha1/namespaces/{NAMESPACE}/modeldeployments/esp-failure"
