@@ -38,7 +38,7 @@ VERSIONS = ("1.0.0", "2.0.0")
 MD_PATH = f"/apis/modelfleet.dev/v1alpha1/namespaces/{NAMESPACE}/modeldeployments"
 DISCOVERY_PREFIXES = ("/api", "/apis", "/version", "/openapi")
 
-#: (apiGroup, resource, verb) and whether it was a cluster-scoped request.
+#: (apiGroup, resource, verb): what one RBAC rule entry grants and one request needs.
 Grant = tuple[str, str, str]
 
 
