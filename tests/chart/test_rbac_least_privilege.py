@@ -186,6 +186,9 @@ def _diff(called: set[Grant], grants: set[Grant]) -> str:
 
 def test_namespaced_role_grants_exactly_the_namespaced_calls(chart: helm.Chart, namespaced_run: OperatorRun) -> None:
     called = namespaced_run.called(cluster_scoped=False)
+    # A Role only grants in its namespace: every namespaced call must be in a watched one.
+    namespaces = {r.namespace for r in namespaced_run.operator_requests if r.is_resource_request}
+    assert namespaces - {None} == {NAMESPACE}
     roles = _chart_roles(chart, all_namespaces=False)
     assert {r["metadata"]["namespace"] for r in roles if r["kind"] == "Role"} == {NAMESPACE}
     grants = granted(roles, "Role")
