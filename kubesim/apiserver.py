@@ -31,6 +31,7 @@ from kubesim.kinds import (
     event_core_to_v1,
     event_v1_to_core,
     prepare_create,
+    strategic_schema,
     validate_kind,
     validate_update,
 )
@@ -541,11 +542,7 @@ class ApiServer:
                 )
             if not isinstance(patch, dict):
                 raise ApiError.bad_request("error decoding patch: the patch must be a JSON object")
-            schema = patching.strategic_schema_for(rdef.group, rdef.version, rdef.kind)
-            if schema is None:
-                # Built-ins without list merge keys of their own: metadata rules only.
-                schema = patching.STRATEGIC_SCHEMAS[("", "v1", "ConfigMap")]
-            new = patching.apply_strategic_merge_patch(current, patch, schema)
+            new = patching.apply_strategic_merge_patch(current, patch, strategic_schema(rdef))
         else:
             raise ApiError.unsupported_media_type(
                 content_type,

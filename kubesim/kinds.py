@@ -29,6 +29,7 @@ __all__ = [
     "event_core_to_v1",
     "event_v1_to_core",
     "prepare_create",
+    "strategic_schema",
     "validate_kind",
     "validate_update",
 ]
@@ -55,18 +56,21 @@ class ClusterIPAllocator:
         self._used.discard(ip)
 
 
-def _default_pod(obj: dict[str, Any]) -> None:
+def _default_pod(obj: dict[str, Any], admission: bool = True) -> None:
+    """Pod defaults; ``admission`` adds what admission plugins set on real pods only (service
+    account, priority, default tolerations), not on pod templates."""
     spec = obj.setdefault("spec", {})
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("securityContext", {})
-    spec.setdefault("enableServiceLinks", True)
-    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-    spec.setdefault("priority", 0)
-    spec.setdefault("serviceAccountName", "default")
-    spec.setdefault("serviceAccount", spec["serviceAccountName"])
+    if admission:
+        spec.setdefault("enableServiceLinks", True)
+        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+        spec.setdefault("priority", 0)
+        spec.setdefault("serviceAccountName", "default")
+        spec.setdefault("serviceAccount", spec["serviceAccountName"])
     for key in ("containers", "initContainers"):
         for container in spec.get(key) or []:
             if not isinstance(container, dict):
@@ -90,6 +94,8 @@ def _default_pod(obj: dict[str, Any]) -> None:
                     http = probe.get("httpGet")
                     if isinstance(http, dict):
                         http.setdefault("scheme", "HTTP")
+    if not admission:
+        return
     spec.setdefault(
         "tolerations",
         [
@@ -142,6 +148,18 @@ def prepare_create(rdef: ResourceDef, obj: dict[str, Any], ips: ClusterIPAllocat
         obj.setdefault("spec", {})["finalizers"] = ["kubernetes"]
         obj["status"] = {"phase": "Active"}
         obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+    elif rdef.group == "apps" and rdef.plural == "deployments":
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("replicas", 1)
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
+        spec.setdefault(
+            "strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+        )
+        template_spec = (spec.get("template") or {}).get("spec")
+        if isinstance(template_spec, dict):
+            _default_pod({"spec": template_spec}, admission=False)
+        obj["status"] = {}
     elif rdef.group == "apiextensions.k8s.io":
         spec = obj.setdefault("spec", {})
         names = spec.setdefault("names", {})
@@ -200,6 +218,29 @@ def validate_kind(rdef: ResourceDef, obj: dict[str, Any]) -> list[StatusCause]:
     elif rdef.group == "apiextensions.k8s.io":
         causes.extend(_validate_crd(obj))
     return causes
+
+
+def strategic_schema(rdef: ResourceDef) -> Any:
+    """Patch metadata for served built-ins that kubesim.patching does not list (Deployment: its
+    pod template merges like a Pod), else the metadata-only rules."""
+    from kubesim.patching import STRATEGIC_SCHEMAS, StrategicSchema, strategic_schema_for
+
+    known = strategic_schema_for(rdef.group, rdef.version, rdef.kind)
+    if known is not None:
+        return known
+    pod = STRATEGIC_SCHEMAS[("", "v1", "Pod")]
+    meta = pod.child("metadata")
+    if (rdef.group, rdef.kind) == ("apps", "Deployment"):
+        template = StrategicSchema({"metadata": meta, "spec": pod.child("spec")})
+        conditions = StrategicSchema({}, "merge", "type")
+        return StrategicSchema(
+            {
+                "metadata": meta,
+                "spec": StrategicSchema({"template": template}),
+                "status": StrategicSchema({"conditions": conditions}),
+            }
+        )
+    return StrategicSchema({"metadata": meta})
 
 
 def validate_update(rdef: ResourceDef, obj: dict[str, Any], old: dict[str, Any]) -> list[StatusCause]:

@@ -189,6 +189,59 @@ BUILTINS: list[ResourceDef] = [
         True,
         strategic=True,
     ),
+    # Stored and served without a controller (kubesim runs no Deployment, RBAC, disruption or
+    # network-policy controllers): charts and manifests apply as on a cluster, nothing acts on them.
+    ResourceDef(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        "deployment",
+        True,
+        short_names=["deploy"],
+        categories=["all"],
+        has_status=True,
+        has_generation=True,
+        strategic=True,
+    ),
+    ResourceDef("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True, strategic=True),
+    ResourceDef(
+        "rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", True, strategic=True
+    ),
+    ResourceDef(
+        "rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", False, strategic=True
+    ),
+    ResourceDef(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        False,
+        strategic=True,
+    ),
+    ResourceDef(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        True,
+        short_names=["pdb"],
+        has_status=True,
+        has_generation=True,
+        strategic=True,
+    ),
+    ResourceDef(
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        "networkpolicy",
+        True,
+        short_names=["netpol"],
+        strategic=True,
+    ),
     ResourceDef(
         "apiextensions.k8s.io",
         "v1",

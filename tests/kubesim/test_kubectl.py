@@ -166,3 +166,49 @@ def test_kubectl_reports_apiserver_errors_verbatim(kubectl: Any) -> None:
 
 def _unused(_: Path) -> None:  # keep Path import for type checkers of helpers above
     return None
+
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: op}
+spec:
+  selector: {matchLabels: {app: op}}
+  template:
+    metadata: {labels: {app: op}}
+    spec:
+      containers:
+      - {name: main, image: "registry.local/op:1", env: [{name: A, value: "1"}]}
+      - {name: side, image: "registry.local/side:1"}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: op}
+rules: [{apiGroups: [""], resources: [pods], verbs: [get, list, watch]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: op}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: op}
+subjects: [{kind: ServiceAccount, name: default, namespace: default}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: op}
+spec: {maxUnavailable: 1, selector: {matchLabels: {app: op}}}
+"""
+
+
+def test_kubectl_apply_of_stored_only_kinds_deployment_rbac_pdb(kubectl: Any) -> None:
+    """Deployments, RBAC and PodDisruptionBudgets are stored and served (no controller acts on
+    them); a re-apply strategic-merges the pod template's containers by name.
+    https://kubernetes.io/docs/tasks/manage-kubernetes-objects/declarative-config/#merging-changes-to-primitive-fields"""
+    out = kubectl("apply", "-f", "-", stdin=DEPLOYMENT).stdout
+    assert "deployment.apps/op created" in out and "role.rbac.authorization.k8s.io/op created" in out
+    out = kubectl("apply", "-f", "-", stdin=DEPLOYMENT.replace("registry.local/op:1", "registry.local/op:2")).stdout
+    assert "deployment.apps/op configured" in out
+    dep = json.loads(kubectl("get", "deploy", "op", "-o", "json").stdout)
+    images = [c["image"] for c in dep["spec"]["template"]["spec"]["containers"]]
+    assert images == ["registry.local/op:2", "registry.local/side:1"]
+    assert dep["metadata"]["generation"] == 2
+    assert kubectl("get", "pdb", "op", "-o", "name").stdout.strip() == "poddisruptionbudget.policy/op"
