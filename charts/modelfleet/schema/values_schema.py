@@ -143,10 +143,11 @@ def fleet_schema(spec: JsonSchema) -> JsonSchema:
         {
             "enabled": _boolean("Render the ModelDeployment."),
             "name": _string(
-                "ModelDeployment name (DNS-1123 label; pods are <name>-<well>).",
+                "ModelDeployment name (DNS-1123 label). Pods are <name>-<well>, so the name plus "
+                "the longest well id must stay within 62 characters (the CRD checks it).",
                 pattern=DNS1123_LABEL,
                 minLength=1,
-                maxLength=22,
+                maxLength=62,
             ),
             "labels": _map("Extra labels on the ModelDeployment."),
             "annotations": _map("Extra annotations on the ModelDeployment."),
