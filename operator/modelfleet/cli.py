@@ -43,14 +43,32 @@ def _add_crd_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     crd.add_argument(
         "--check", action="store_true", help="exit 1 if the file differs from the models"
     )
+    crd.add_argument(
+        "--reference", metavar="FILE", help="also write the field reference (Markdown) to FILE"
+    )
 
 
 def _run_crd_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from modelfleet.crd import render_crd_yaml
+    from modelfleet.crd import render_crd_yaml, render_reference_markdown
 
     text = render_crd_yaml()
+    if args.reference:
+        reference = Path(args.reference)
+        if args.check:
+            if (
+                not reference.exists()
+                or reference.read_text(encoding="utf-8") != render_reference_markdown()
+            ):
+                print(
+                    f"{reference} is out of date: run `modelfleet crd --reference {reference}`",
+                    file=sys.stderr,
+                )
+                return 1
+        else:
+            reference.write_text(render_reference_markdown(), encoding="utf-8")
+            print(f"wrote {reference}")
     if args.out == "-":
         sys.stdout.write(text)
         return 0
@@ -67,6 +85,16 @@ def _run_crd_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_demo_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="run the whole system locally (kubesim, operator, real bundles) and tell its story",
+    )
+    from modelfleet.demo import add_demo_arguments
+
+    add_demo_arguments(demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelfleet", description="Kubernetes-native fleet manager for per-well model bundles"
@@ -80,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     from modelfleet.operator_main import add_operator_arguments
 
     add_operator_arguments(operator)
+    _add_demo_command(sub)
     return parser
 
 
@@ -95,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from modelfleet.operator_main import main_from_args
 
         return main_from_args(args)
+    if args.command == "demo":
+        from modelfleet.demo import main_from_args as run_demo_command
+
+        return run_demo_command(args)
     raise AssertionError(f"unhandled command {args.command!r}")
 
 

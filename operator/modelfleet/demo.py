@@ -1,0 +1,590 @@
+"""`modelfleet demo`: the whole system on one machine, told as a story a new user can follow.
+
+Why this exists: it is the first thing a new user runs, so it must be the truth of the system,
+not a scripted show. It starts kubesim (with its simulated kubelet) as a process, installs the
+CRD with `kubectl apply`, runs the real operator as a process, builds real per-well bundles
+(cached: builds are deterministic), serves them from a local HTTP model store and applies a
+ModelDeployment. A few wells run the real `model-runtime` as processes, the others are
+simulated by kubesim. Every number on screen is read back from the API, and every step ends
+with the real `kubectl get mdep`. With KUBECONFIG set, the same story runs against that
+cluster instead (no simulated kubelet there: every pod runs whatever the image runs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from modelfleet.bundle_cache import CachedBundle, default_cache_dir, ensure_bundles
+from modelfleet.demo_fleet import DEPLOYMENT_NAME, MODEL_NAME, VERSIONS, FleetPlan, model_deployment
+from modelfleet.fleet_observer import FleetObserver, FleetSnapshot
+from modelfleet.local_cluster import (
+    CRD_PATH,
+    Kubectl,
+    LocalCluster,
+    ManagedProcess,
+    kubeconfig_server,
+    running_local_cluster,
+    start_operator,
+)
+from modelfleet.model_store import ModelStore
+from modelfleet.planning import resolve_max_unavailable
+from modelfleet.wellpod import pod_name
+
+#: Two rows of ESP sensor readings (intake/discharge pressure bar, motor temperature C, motor
+#: current A, vibration mm/s, frequency Hz, flow m3/d): a healthy pump and a hot, shaky one.
+SAMPLE_ROWS = [
+    [85.0, 190.0, 95.0, 42.0, 2.5, 55.0, 450.0],
+    [84.0, 180.0, 131.0, 55.0, 7.9, 55.0, 310.0],
+]
+RUNTIME_PORT = 8080
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    wells: int = 300
+    keep: bool = False
+    real_wells: int = 3
+    fleet_models: int = 1
+    real_models: int = 3
+    namespace: str = "default"
+    max_unavailable: str = "10%"
+    progress_deadline_seconds: int = 20
+    cache_dir: Path | None = None
+    work_dir: Path | None = None
+    kubeconfig: str | None = None
+    start_operator: bool = True
+    build_processes: int | None = None
+
+
+@dataclass
+class StepTimes:
+    started: float
+    marks: list[tuple[str, float]]
+
+    def mark(self, step: str) -> None:
+        self.marks.append((step, time.monotonic()))
+
+    def table(self) -> Table:
+        table = Table(title="wall time per step", show_header=True)
+        table.add_column("step")
+        table.add_column("seconds", justify="right")
+        previous = self.started
+        for step, at in self.marks:
+            table.add_row(step, f"{at - previous:.1f}")
+            previous = at
+        table.add_row("total", f"{previous - self.started:.1f}", style="bold")
+        return table
+
+
+class Story:
+    """The demo's narration: headings, commands as a user would type them, their output."""
+
+    def __init__(self, console: Console, kubectl: Kubectl) -> None:
+        self.console = console
+        self.kubectl = kubectl
+        self.step = 0
+
+    def heading(self, title: str) -> None:
+        self.step += 1
+        self.console.rule(f"[bold]{self.step}. {title}")
+
+    def say(self, text: str) -> None:
+        self.console.print(text)
+
+    def command(self, shown: str, output: str) -> None:
+        self.console.print(f"[bold cyan]$ {shown}[/]")
+        self.console.print(output.rstrip("\n"), markup=False, highlight=False)
+
+    def kubectl_shown(self, *args: str, stdin: str | None = None) -> str:
+        output = self.kubectl.text(*args, stdin=stdin)
+        self.command("kubectl " + " ".join(args), output)
+        return output
+
+    def get_mdep(self) -> str:
+        return self.kubectl_shown("get", "mdep")
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+@contextlib.contextmanager
+def _interrupt_on_sigterm() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so the same finally blocks stop every process."""
+
+    def raise_interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_demo(options: DemoOptions, console: Console | None = None) -> int:
+    """Run the story; 0 when every step ended as the system promises, 1 otherwise."""
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # piped to a file: keep kubectl's lines unwrapped
+            console = Console(width=max(console.width, 120))
+    work_dir = options.work_dir or Path(tempfile.mkdtemp(prefix="modelfleet-demo-"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with _interrupt_on_sigterm():
+            return _run(options, console, work_dir)
+    except KeyboardInterrupt:
+        console.print("\n[yellow]interrupted: everything the demo started is stopped[/]")
+        return 130
+
+
+def _run(options: DemoOptions, console: Console, work_dir: Path) -> int:
+    plan = FleetPlan.of(
+        options.wells, options.real_wells, options.fleet_models, options.real_models
+    )
+    times = StepTimes(time.monotonic(), [])
+    console.print(
+        Panel.fit(
+            f"modelfleet demo: {len(plan.wells)} wells, one inference pod each, "
+            f"{len(plan.real_wells)} of them running the real model-runtime\n"
+            f"work dir (logs, manifests, kubeconfig): {work_dir}",
+            title="modelfleet",
+        )
+    )
+    store = ModelStore(MODEL_NAME)
+    store.start()
+    try:
+        bundles = _build_bundles(console, plan, options)
+        times.mark("bundles")
+        _publish(store, plan, bundles)
+        with _cluster(console, options, plan, work_dir) as (kubectl, kubeconfig, metrics_port):
+            times.mark("cluster")
+            story = Story(console, kubectl)
+            observer = FleetObserver(kubeconfig, options.namespace, DEPLOYMENT_NAME)
+            try:
+                ok = _tell(story, observer, plan, bundles, store, options, work_dir, times)
+            finally:
+                observer.close()
+            console.print(times.table())
+            if options.keep:
+                _keep(console, kubeconfig, options.namespace, metrics_port)
+            return 0 if ok else 1
+    finally:
+        store.stop()
+
+
+def _build_bundles(
+    console: Console, plan: FleetPlan, options: DemoOptions
+) -> dict[tuple[str, str], CachedBundle]:
+    cache = options.cache_dir or default_cache_dir()
+    keys = plan.bundle_keys()
+    started = time.monotonic()
+    hits = 0
+    console.rule("[bold]0. Bundles")
+    console.print(
+        f"Real bundles (trained, converted to ONNX, parity-checked): {len(plan.wells)} wells x "
+        f"{len(VERSIONS)} versions; {plan.fleet_models} models per well, {plan.real_models} for "
+        f"the real-runtime wells. Cache: {cache}"
+    )
+    with _progress(console) as progress:
+        task = progress.add_task("building bundles", total=len(keys), detail="")
+
+        def report(done: int, total: int, cached: int) -> None:
+            nonlocal hits
+            hits = cached
+            progress.update(task, completed=done, detail=f"{cached} from cache")
+
+        built = ensure_bundles(keys, cache, processes=options.build_processes, progress=report)
+    console.print(
+        f"{len(built)} bundles ready in {time.monotonic() - started:.1f}s "
+        f"({hits} from the cache, {len(built) - hits} built)"
+    )
+    return {(key.version, key.well): bundle for key, bundle in built.items()}
+
+
+def _publish(
+    store: ModelStore, plan: FleetPlan, bundles: dict[tuple[str, str], CachedBundle]
+) -> None:
+    """Every bundle at its URI, except one: the version-3 upload of the broken well is a stale
+    copy of its version-2 bundle, so its digest is not the one version 3's spec expects."""
+    paths = {key: bundle.path for key, bundle in bundles.items()}
+    paths[(VERSIONS[2], plan.broken_well)] = bundles[(VERSIONS[1], plan.broken_well)].path
+    store.publish(paths)
+
+
+@contextlib.contextmanager
+def _cluster(
+    console: Console, options: DemoOptions, plan: FleetPlan, work_dir: Path
+) -> Iterator[tuple[Kubectl, Path, int | None]]:
+    console.rule("[bold]Cluster")
+    if options.kubeconfig:
+        kubeconfig = Path(options.kubeconfig)
+        console.print(
+            f"KUBECONFIG is set: the story runs against {kubeconfig_server(kubeconfig)}.\n"
+            "Without kubesim's simulated kubelet every pod runs the image's model-runtime, and "
+            "pods must reach the model store on this machine's loopback."
+        )
+        kubectl = Kubectl(kubeconfig, work_dir / "kubectl-cache", options.namespace)
+        _show(console, kubectl, "apply", "-f", str(CRD_PATH))
+        kubectl.run("wait", "--for=condition=Established", "crd/modeldeployments.modelfleet.dev")
+        operator: ManagedProcess | None = None
+        metrics_port: int | None = None
+        try:
+            if options.start_operator:
+                operator, metrics_port = start_operator(
+                    kubeconfig, work_dir, namespace=options.namespace
+                )
+                console.print(f"operator running (pid {operator.pid}), log {operator.log_path}")
+            yield kubectl, kubeconfig, metrics_port
+        finally:
+            if operator is not None:
+                operator.stop()
+        return
+    with running_local_cluster(work_dir, run_selector=plan.run_selector()) as cluster:
+        _describe_local(console, cluster, plan)
+        yield cluster.kubectl, cluster.kubeconfig, cluster.metrics_port
+
+
+def _describe_local(console: Console, cluster: LocalCluster, plan: FleetPlan) -> None:
+    operator_pid = cluster.operator.pid if cluster.operator else "-"
+    console.print(
+        f"kubesim serving {cluster.url} (pid {cluster.kubesim.pid}); its kubelet runs pods of "
+        f"wells {', '.join(plan.real_wells)} as real model-runtime processes and simulates the "
+        f"rest.\noperator: `modelfleet operator` (pid {operator_pid}), log "
+        f"{cluster.operator.log_path if cluster.operator else '-'}"
+    )
+    console.print(f"[bold cyan]$ kubectl apply -f {CRD_PATH.relative_to(CRD_PATH.parents[1])}[/]")
+    console.print(cluster.crd_applied.rstrip("\n"), markup=False, highlight=False)
+
+
+def _show(console: Console, kubectl: Kubectl, *args: str) -> str:
+    output = kubectl.text(*args)
+    console.print(f"[bold cyan]$ kubectl {' '.join(args)}[/]")
+    console.print(output.rstrip("\n"), markup=False, highlight=False)
+    return output
+
+
+def _tell(
+    story: Story,
+    observer: FleetObserver,
+    plan: FleetPlan,
+    bundles: dict[tuple[str, str], CachedBundle],
+    store: ModelStore,
+    options: DemoOptions,
+    work_dir: Path,
+    times: StepTimes,
+) -> bool:
+    wells = len(plan.wells)
+    budget = resolve_max_unavailable(options.max_unavailable, wells)
+    v1, v2, v3 = VERSIONS
+
+    # -- the fleet comes up -----------------------------------------------------------------
+    story.heading(f"The fleet comes up on {MODEL_NAME} {v1}")
+    manifest = model_deployment(
+        name=DEPLOYMENT_NAME,
+        namespace=options.namespace,
+        wells=plan.wells,
+        version=v1,
+        bundle_uri=store.uri_template(),
+        max_unavailable=options.max_unavailable,
+        progress_deadline_seconds=options.progress_deadline_seconds,
+    )
+    manifest_path = work_dir / "esp.yaml"
+    manifest_path.write_text(json.dumps(manifest, indent=1))
+    story.say(
+        f"{manifest_path.name}: {wells} wells, bundleUri {store.uri_template()}, "
+        f"maxUnavailable {options.max_unavailable} ({budget} wells), progressDeadlineSeconds "
+        f"{options.progress_deadline_seconds}, autoRollback"
+    )
+    story.kubectl_shown("apply", "-f", str(manifest_path))
+    _follow(
+        story, observer, "wells available", lambda s: _available_on(s, v1, wells), wells, budget
+    )
+    story.get_mdep()
+    times.mark(f"fleet up ({v1})")
+
+    # -- a real prediction ---------------------------------------------------------------------
+    well = plan.real_wells[0] if plan.real_wells else plan.wells[0]
+    story.heading(f"A real prediction from well {well} (Open Inference Protocol V2)")
+    ok = _predict(story, observer, well, bundles[(v1, well)].digest)
+    times.mark("prediction")
+
+    # -- roll-out to version 2 -------------------------------------------------------------
+    story.heading(f"Roll-out to {v2} in waves of at most {budget} wells (maxUnavailable)")
+    patch = json.dumps({"spec": {"model": {"version": v2}}})
+    story.kubectl_shown("patch", "mdep", DEPLOYMENT_NAME, "--type", "merge", "-p", patch)
+    _, worst = _follow(
+        story,
+        observer,
+        "wells on " + v2,
+        lambda s: _available_on(s, v2, wells),
+        wells,
+        budget,
+        count=lambda s: int(s.get("updatedWells") or 0),
+        snapshots=True,
+    )
+    story.get_mdep()
+    within = worst <= budget
+    ok = ok and within
+    story.say(
+        f"at most {worst} wells were without a ready pod at any sample "
+        f"(budget {budget}): {'[green]within budget[/]' if within else '[red]over budget[/]'}"
+    )
+    ok = _predict(story, observer, well, bundles[(v2, well)].digest) and ok
+    times.mark(f"roll-out ({v2})")
+
+    # -- a broken version 3 ----------------------------------------------------------------
+    broken = plan.broken_well
+    story.heading(f"A broken {v3}: the bundle uploaded for {broken} is not the one trained")
+    digests = {w: bundles[(v3, w)].digest for w in plan.wells}
+    story.say(
+        f"{v3}'s spec lists the expected digest of every well's bundle; the file served for "
+        f"{broken} is a stale copy of {v2} (digest {bundles[(v2, broken)].digest[:19]}..., "
+        f"expected {digests[broken][:19]}...)."
+    )
+    patch_path = work_dir / "esp-v3.json"
+    patch_path.write_text(json.dumps({"spec": {"model": {"version": v3, "digests": digests}}}))
+    story.kubectl_shown(
+        "patch", "mdep", DEPLOYMENT_NAME, "--type", "merge", "--patch-file", str(patch_path)
+    )
+    invalid, _ = _follow(
+        story,
+        observer,
+        f"{v3}: waiting for the runtime's verdict",
+        lambda s: "BundleInvalid" in s.reasons(),
+        wells,
+        budget,
+        count=lambda s: int(s.get("updatedWells") or 0),
+        timeout=120,
+    )
+    for entry in invalid.get("unhealthyWells") or []:
+        story.say(f"  unhealthy: {entry['well']} {entry['reason']}: {entry.get('message', '')}")
+    story.get_mdep()
+    story.say(
+        f"The roll-out stalls; after progressDeadlineSeconds ({options.progress_deadline_seconds}s) "
+        "without progress the operator declares it Degraded and rolls back."
+    )
+    final, _ = _follow(
+        story,
+        observer,
+        f"rollback to {v2}",
+        lambda s: (
+            bool(s.get("rolledBackFrom"))
+            and _all_on(s, v2, wells)
+            and s.get("availableWells") == wells
+            and s.get("updatedWells") == wells
+        ),
+        wells,
+        budget,
+        count=lambda s: s.pods_by_version.get(v2, 0),
+        timeout=options.progress_deadline_seconds + 120,
+    )
+    story.get_mdep()
+    for kind in ("Available", "Progressing", "Degraded"):
+        cond = final.condition(kind)
+        story.say(
+            f"  {kind:<12} {cond.get('status', '?'):<6} {cond.get('reason', '')}: "
+            f"{cond.get('message', '')}"
+        )
+    story.kubectl_shown(
+        "get",
+        "events",
+        "--field-selector",
+        "reason=RolledBack",
+        "-o",
+        "custom-columns=REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message",
+    )
+    rolled_back = final.get("phase") == "Degraded" and _all_on(final, v2, wells)
+    ok = ok and rolled_back
+    ok = _predict(story, observer, well, bundles[(v2, well)].digest) and ok
+    times.mark(f"broken {v3} + rollback")
+    story.console.rule("[bold green]done" if ok else "[bold red]done, with failures")
+    return ok
+
+
+def _available_on(s: FleetSnapshot, version: str, wells: int) -> bool:
+    return (
+        s.get("phase") == "Available"
+        and str(s.get("model", "")).endswith("@" + version)
+        and s.get("availableWells") == wells
+        and s.get("updatedWells") == wells
+    )
+
+
+def _all_on(s: FleetSnapshot, version: str, wells: int) -> bool:
+    return s.pods_by_version.get(version, 0) == wells and s.ready_pods == wells
+
+
+def _follow(
+    story: Story,
+    observer: FleetObserver,
+    what: str,
+    done: Any,
+    wells: int,
+    budget: int,
+    *,
+    count: Any = None,
+    snapshots: bool = False,
+    timeout: float = 300,
+) -> tuple[FleetSnapshot, int]:
+    """A progress bar fed by the API until `done`; returns the last snapshot and the most
+    wells seen without a ready pod at any one sample."""
+    count = count or (lambda s: int(s.get("availableWells") or 0))
+    worst = 0
+    next_snapshot = 0.25
+    with _progress(story.console) as progress:
+        task: TaskID = progress.add_task(what, total=wells, detail="")
+
+        def show(s: FleetSnapshot) -> None:
+            nonlocal worst, next_snapshot
+            worst = max(worst, s.unavailable)
+            n = count(s)
+            progress.update(
+                task,
+                completed=n,
+                detail=(
+                    f"{s.get('phase', 'Pending')}, ready {s.ready_pods}, unavailable "
+                    f"{s.unavailable} (max {worst}, budget {budget})"
+                ),
+            )
+            if snapshots and wells and n / wells >= next_snapshot and n < wells:
+                next_snapshot += 0.25
+                line = story.kubectl.text("get", "mdep", "--no-headers")
+                progress.console.print(
+                    f"  [dim]kubectl get mdep:[/] {line.strip()}", highlight=False
+                )
+
+        snapshot = observer.wait(what, done, timeout, on_snapshot=show)
+    return snapshot, worst
+
+
+def _predict(story: Story, observer: FleetObserver, well: str, expected_digest: str) -> bool:
+    pod = pod_name(DEPLOYMENT_NAME, well)
+    body = {
+        "id": "demo",
+        "inputs": [{"name": "sensors", "shape": [2, 7], "datatype": "FP32", "data": SAMPLE_ROWS}],
+    }
+    story.say(
+        f"POST /api/v1/namespaces/{observer.namespace}/pods/{pod}:{RUNTIME_PORT}/proxy/v2/well/infer"
+        "  (through the apiserver's pod proxy)"
+    )
+    answer = observer.well_infer(pod, RUNTIME_PORT, body)
+    table = Table(title=f"{well}: failure risk per model ({answer.get('model_version')})")
+    table.add_column("model")
+    table.add_column("healthy pump", justify="right")
+    table.add_column("hot, shaky pump", justify="right")
+    for output in answer.get("outputs", []):
+        data = output["data"]
+        table.add_row(output["name"], f"{data[0]:.3f}", f"{data[1]:.3f}")
+    story.console.print(table)
+    served = answer.get("bundle_digest")
+    match = served == expected_digest
+    story.say(
+        f"served bundle digest {served}\n"
+        f"built bundle digest  {expected_digest}: "
+        + ("[green]the same[/]" if match else "[red]DIFFERENT[/]")
+    )
+    return match
+
+
+def _keep(console: Console, kubeconfig: Path, namespace: str, metrics_port: int | None) -> None:
+    metrics = (
+        f"curl -s http://127.0.0.1:{metrics_port}/metrics | grep modelfleet_"
+        if metrics_port
+        else ""
+    )
+    console.print(
+        Panel.fit(
+            f"export KUBECONFIG={kubeconfig}\n"
+            "kubectl get mdep\n"
+            f"kubectl describe mdep {DEPLOYMENT_NAME}\n"
+            "kubectl get pods -l modelfleet.dev/deployment=esp | head\n"
+            "kubectl explain modeldeployment.spec.rollout\n"
+            f"kubectl patch mdep {DEPLOYMENT_NAME} --type merge -p "
+            '\'{"spec":{"rollout":{"paused":true}}}\'\n' + metrics,
+            title=f"still running (namespace {namespace}): Ctrl-C stops everything",
+        )
+    )
+    stop = threading.Event()
+    while not stop.wait(3600):
+        pass
+
+
+def add_demo_arguments(parser: Any) -> None:
+    parser.add_argument(
+        "--wells", type=int, default=DemoOptions.wells, help="wells in the fleet (default 300)"
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="stay up after the story; print the kubeconfig path to explore with kubectl",
+    )
+    parser.add_argument(
+        "--real-wells",
+        type=int,
+        default=DemoOptions.real_wells,
+        help="wells whose pods run the real model-runtime process (default 3; kubesim only)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="bundle cache (default ~/.cache/modelfleet/bundles)",
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="logs, manifests, kubeconfig (default: a new temp dir)",
+    )
+    parser.add_argument(
+        "--no-operator",
+        action="store_true",
+        help="with KUBECONFIG set: the cluster already runs the operator (e.g. installed with Helm)",
+    )
+
+
+def options_from_args(args: Any) -> DemoOptions:
+    return DemoOptions(
+        wells=args.wells,
+        keep=args.keep,
+        real_wells=args.real_wells,
+        cache_dir=args.cache_dir,
+        work_dir=args.work_dir,
+        kubeconfig=os.environ.get("KUBECONFIG") or None,
+        start_operator=not args.no_operator,
+    )
+
+
+def main_from_args(args: Any) -> int:
+    return run_demo(options_from_args(args))

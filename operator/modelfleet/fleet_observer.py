@@ -1,0 +1,169 @@
+"""Reads a ModelDeployment's fleet back from the API: status, pods, and a well's own answer.
+
+Why this exists: the demo's progress bars and the e2e assertions must show what the cluster
+says, not what the script expects. This talks to the apiserver with the kubeconfig's
+credentials (the operator's own `load_connection`, so it works on kubesim, kind or a real
+cluster alike) and reduces pods to the facts a person watching a roll-out wants: how many
+wells have a ready pod, on which version, and which digest each pod says it serves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from modelfleet.kube import load_connection
+from modelfleet.spec import GROUP, PLURAL, VERSION
+from modelfleet.wellpod import (
+    ANNOTATION_VERSION,
+    BUNDLE_CONDITION,
+    LABEL_DEPLOYMENT,
+    LABEL_WELL,
+)
+
+
+@dataclass(frozen=True)
+class FleetSnapshot:
+    """One look at the fleet: the operator's status and the pods as the API has them."""
+
+    status: dict[str, Any]
+    wells: int
+    ready_pods: int
+    pods_by_version: Counter[str] = field(default_factory=Counter)
+    served_digests: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def unavailable(self) -> int:
+        """Wells of the spec without a ready pod (missing pods count)."""
+        return self.wells - self.ready_pods
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.status.get(key, default)
+
+    def reasons(self) -> set[str]:
+        return {u.get("reason", "") for u in self.status.get("unhealthyWells") or []}
+
+    def condition(self, kind: str) -> dict[str, Any]:
+        for cond in self.status.get("conditions") or []:
+            if cond.get("type") == kind:
+                return dict(cond)
+        return {}
+
+
+def served_digest(gate: dict[str, Any]) -> str | None:
+    """The digest in a True bundle-current gate's message `serving <digest> from <uri>`."""
+    if gate.get("status") != "True":
+        return None
+    words = str(gate.get("message", "")).split()
+    return words[1] if len(words) >= 2 and words[0] == "serving" else None
+
+
+class FleetObserver:
+    """Polls one ModelDeployment and its pods through the API."""
+
+    def __init__(self, kubeconfig: Path | str, namespace: str, name: str) -> None:
+        connection = load_connection(str(kubeconfig))
+        self.namespace = namespace
+        self.name = name
+        self.http = httpx.Client(
+            base_url=connection.host,
+            headers=dict(connection.headers),
+            verify=connection.verify,
+            cert=connection.cert,
+            timeout=30,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    @property
+    def resource_path(self) -> str:
+        return f"/apis/{GROUP}/{VERSION}/namespaces/{self.namespace}/{PLURAL}/{self.name}"
+
+    def deployment(self) -> dict[str, Any] | None:
+        response = self.http.get(self.resource_path)
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+
+    def pods(self) -> list[dict[str, Any]]:
+        response = self.http.get(
+            f"/api/v1/namespaces/{self.namespace}/pods",
+            params={"labelSelector": f"{LABEL_DEPLOYMENT}={self.name}"},
+        )
+        response.raise_for_status()
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+    def snapshot(self) -> FleetSnapshot:
+        body = self.deployment() or {}
+        wells = {w["id"] for w in (body.get("spec") or {}).get("wells") or []}
+        ready = 0
+        versions: Counter[str] = Counter()
+        digests: dict[str, str] = {}
+        for pod in self.pods():
+            well = pod["metadata"]["labels"].get(LABEL_WELL, "")
+            if well not in wells or pod["metadata"].get("deletionTimestamp"):
+                continue
+            conditions = {c["type"]: c for c in (pod.get("status") or {}).get("conditions") or []}
+            if conditions.get("Ready", {}).get("status") == "True":
+                ready += 1
+                versions[pod["metadata"]["annotations"].get(ANNOTATION_VERSION, "?")] += 1
+            gate = conditions.get(BUNDLE_CONDITION, {})
+            served = served_digest(gate)
+            if served:
+                digests[well] = served
+        return FleetSnapshot(
+            status=dict(body.get("status") or {}),
+            wells=len(wells),
+            ready_pods=ready,
+            pods_by_version=versions,
+            served_digests=digests,
+        )
+
+    def wait(
+        self,
+        what: str,
+        check: Callable[[FleetSnapshot], bool],
+        timeout: float,
+        on_snapshot: Callable[[FleetSnapshot], None] | None = None,
+        interval: float = 0.25,
+    ) -> FleetSnapshot:
+        """Poll until `check` holds; every snapshot goes to `on_snapshot` (the progress bar)."""
+        deadline = time.monotonic() + timeout
+        last: FleetSnapshot | None = None
+        while True:
+            last = self.snapshot()
+            if on_snapshot is not None:
+                on_snapshot(last)
+            if check(last):
+                return last
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{what}: not reached after {timeout:.0f}s; last status "
+                    f"phase={last.get('phase')} updated={last.get('updatedWells')} "
+                    f"available={last.get('availableWells')}/{last.wells} "
+                    f"unhealthy={last.get('unhealthyWells')}"
+                )
+            time.sleep(interval)
+
+    def well_infer(self, pod: str, port: int, body: dict[str, Any]) -> dict[str, Any]:
+        """POST the well-level OIP endpoint of one pod, through the apiserver's pod proxy."""
+        response = self.http.post(
+            f"/api/v1/namespaces/{self.namespace}/pods/{pod}:{port}/proxy/v2/well/infer",
+            json=body,
+        )
+        if response.status_code != 200:
+            raise RuntimeError(
+                f"well infer on pod {pod} answered {response.status_code}: {response.text[:500]}"
+            )
+        answer: dict[str, Any] = response.json()
+        return answer
