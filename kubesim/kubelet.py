@@ -109,8 +109,20 @@ class KubeletConfig:
 
 def _split_options(text: str) -> list[str]:
     """Split on commas that start a new ``key=`` (selectors may contain commas themselves)."""
-    known = ("delay=", "jitter=", "failure_rate=", "failures=", "crash_loop=", "crash_loop_selector=",
-             "run=", "run_selector=", "refresh=", "annotation_refresh_delay=", "probe_time_scale=", "seed=")
+    known = (
+        "delay=",
+        "jitter=",
+        "failure_rate=",
+        "failures=",
+        "crash_loop=",
+        "crash_loop_selector=",
+        "run=",
+        "run_selector=",
+        "refresh=",
+        "annotation_refresh_delay=",
+        "probe_time_scale=",
+        "seed=",
+    )
     parts: list[str] = []
     for chunk in text.split(","):
         if parts and not chunk.strip().startswith(known):
@@ -174,8 +186,14 @@ class Kubelet:
         self.ips = PodIPAllocator()
         self.manifests = ManifestCache()
         self._rng = random.Random(self.config.seed)
-        self._crash = LabelSelector.parse(self.config.crash_loop_selector) if self.config.crash_loop_selector else None
-        self._run = LabelSelector.parse(self.config.run_selector) if self.config.run_selector else None
+        self._crash = (
+            LabelSelector.parse(self.config.crash_loop_selector)
+            if self.config.crash_loop_selector
+            else None
+        )
+        self._run = (
+            LabelSelector.parse(self.config.run_selector) if self.config.run_selector else None
+        )
         self._pods: dict[tuple[str, str], _Pod] = {}
         self._dirty: dict[tuple[str, str], None] = {}
         self._wake = asyncio.Event()
@@ -259,11 +277,18 @@ class Kubelet:
     def _new_pod(self, entry: StoredObject) -> _Pod:
         cfg = self.config
         loop = asyncio.get_running_loop()
-        delay = cfg.delay_seconds + (self._rng.uniform(0, cfg.jitter_seconds) if cfg.jitter_seconds else 0.0)
+        delay = cfg.delay_seconds + (
+            self._rng.uniform(0, cfg.jitter_seconds) if cfg.jitter_seconds else 0.0
+        )
         failing = bool(self._crash and self._crash.matches(entry.labels))
         if cfg.failure_rate and not failing:
             # Deterministic per pod name so a recreated pod fails the same way.
-            h = int(hashlib.sha256(f"{cfg.seed}:{entry.namespace}/{entry.name}".encode()).hexdigest()[:8], 16)
+            h = int(
+                hashlib.sha256(f"{cfg.seed}:{entry.namespace}/{entry.name}".encode()).hexdigest()[
+                    :8
+                ],
+                16,
+            )
             failing = (h / 0xFFFFFFFF) < cfg.failure_rate
         pod = _Pod(
             uid=entry.uid,
@@ -275,7 +300,9 @@ class Kubelet:
             run_process=bool(self._run and self._run.matches(entry.labels)),
         )
         if not pod.run_process:
-            pod.sim = SimulatedRuntime(entry.labels.get(WELL_LABEL), lambda: self._mark(pod.namespace, pod.name))
+            pod.sim = SimulatedRuntime(
+                entry.labels.get(WELL_LABEL), lambda: self._mark(pod.namespace, pod.name)
+            )
         return pod
 
     def _forget(self, pod: _Pod) -> None:
@@ -355,7 +382,9 @@ class Kubelet:
                 self._spawn(self._load_then_mark(pod, uri, digest))
         elif pod.run_process:
             assert self._work_dir is not None
-            pod.process = _ProcessPod(self, pod, self._work_dir / f"{pod.namespace}_{pod.name}_{pod.uid[:8]}")
+            pod.process = _ProcessPod(
+                self, pod, self._work_dir / f"{pod.namespace}_{pod.name}_{pod.uid[:8]}"
+            )
             pod.process.start(self._with_ip(entry, pod))
 
     async def _load_then_mark(self, pod: _Pod, uri: str, digest: str | None) -> None:
@@ -385,7 +414,9 @@ class Kubelet:
     def _watch_annotations(self, pod: _Pod, entry: StoredObject) -> None:
         annotations = entry.obj["metadata"].get("annotations") or {}
         labels_changed = pod.process is not None and entry.labels != pod.seen_labels
-        if (annotations == pod.seen_annotations and not labels_changed) or pod.refresh_handle is not None:
+        if (
+            annotations == pod.seen_annotations and not labels_changed
+        ) or pod.refresh_handle is not None:
             return
         loop = asyncio.get_running_loop()
 
@@ -400,7 +431,9 @@ class Kubelet:
             if pod.sim is not None:
                 uri = fresh.get(BUNDLE_URI_ANNOTATION)
                 if uri:
-                    self._spawn(pod.sim.load(self.manifests, uri, fresh.get(BUNDLE_DIGEST_ANNOTATION)))
+                    self._spawn(
+                        pod.sim.load(self.manifests, uri, fresh.get(BUNDLE_DIGEST_ANNOTATION))
+                    )
             elif pod.process is not None:
                 pod.process.refresh_downward(current.obj)
 
@@ -423,16 +456,29 @@ class Kubelet:
         spec = obj.get("spec") or {}
         old = obj.get("status") or {}
         now = self.api.now()
-        old_conditions = {c.get("type"): c for c in old.get("conditions") or [] if isinstance(c, dict)}
+        old_conditions = {
+            c.get("type"): c for c in old.get("conditions") or [] if isinstance(c, dict)
+        }
         ready = self._containers_ready(pod, entry)
-        gates = [g.get("conditionType") for g in spec.get("readinessGates") or [] if isinstance(g, dict)]
+        gates = [
+            g.get("conditionType") for g in spec.get("readinessGates") or [] if isinstance(g, dict)
+        ]
         gates_ok = all((old_conditions.get(g) or {}).get("status") == "True" for g in gates)
 
         def cond(type_: str, ok: bool, reason: str | None = None) -> dict[str, Any]:
             status = "True" if ok else "False"
             previous = old_conditions.get(type_)
-            since = previous.get("lastTransitionTime") if previous and previous.get("status") == status else now
-            out: dict[str, Any] = {"type": type_, "status": status, "lastProbeTime": None, "lastTransitionTime": since}
+            since = (
+                previous.get("lastTransitionTime")
+                if previous and previous.get("status") == status
+                else now
+            )
+            out: dict[str, Any] = {
+                "type": type_,
+                "status": status,
+                "lastProbeTime": None,
+                "lastTransitionTime": since,
+            }
             if not ok and reason:
                 out["reason"] = reason
             return out
@@ -441,7 +487,11 @@ class Kubelet:
         conditions = [
             cond("PodReadyToStartContainers", started),
             cond("Initialized", True),
-            cond("Ready", ready and gates_ok, "ReadinessGatesNotReady" if ready else "ContainersNotReady"),
+            cond(
+                "Ready",
+                ready and gates_ok,
+                "ReadinessGatesNotReady" if ready else "ContainersNotReady",
+            ),
             cond("ContainersReady", ready, "ContainersNotReady"),
             cond("PodScheduled", True),
         ]
@@ -452,7 +502,9 @@ class Kubelet:
         for container in spec.get("containers") or []:
             name = container.get("name", "")
             image = container.get("image", "")
-            previous: dict[str, Any] = next((c for c in old.get("containerStatuses") or [] if c.get("name") == name), {})
+            previous: dict[str, Any] = next(
+                (c for c in old.get("containerStatuses") or [] if c.get("name") == name), {}
+            )
             cs: dict[str, Any] = {
                 "name": name,
                 "image": image,
@@ -476,7 +528,9 @@ class Kubelet:
                 if pod.restart_count:
                     cs["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error"}}
             else:
-                started_at = ((previous.get("state") or {}).get("running") or {}).get("startedAt") or pod.started_time
+                started_at = ((previous.get("state") or {}).get("running") or {}).get(
+                    "startedAt"
+                ) or pod.started_time
                 cs["state"] = {"running": {"startedAt": started_at}}
             container_statuses.append(cs)
         status: dict[str, Any] = dict(old)
@@ -516,7 +570,11 @@ class Kubelet:
         if pod.process is not None:
             await pod.process.stop(grace)
         current = self.api.store.get(POD_STORAGE, pod.namespace, pod.name)
-        if current is not None and current.uid == pod.uid and not current.obj["metadata"].get("finalizers"):
+        if (
+            current is not None
+            and current.uid == pod.uid
+            and not current.obj["metadata"].get("finalizers")
+        ):
             self.api.finish_deletion(self.api.resource("", "v1", "pods"), current)
         self._mark(pod.namespace, pod.name)
 
@@ -528,7 +586,9 @@ class Kubelet:
             return b""
         return pod.process.log_tail()
 
-    async def proxy(self, entry: StoredObject, port: str, path: str, request: web.Request) -> web.StreamResponse:
+    async def proxy(
+        self, entry: StoredObject, port: str, path: str, request: web.Request
+    ) -> web.StreamResponse:
         pod = self._pods.get((entry.namespace, entry.name))
         if pod is None or not pod.started:
             raise ApiError(
@@ -542,19 +602,27 @@ class Kubelet:
             return web.Response(status=code, body=encode(answer), content_type="application/json")
         target_port = port or _first_port(entry.obj)
         if not target_port:
-            raise ApiError(503, "ServiceUnavailable", f"pod {entry.name} exposes no port to proxy to")
+            raise ApiError(
+                503, "ServiceUnavailable", f"pod {entry.name} exposes no port to proxy to"
+            )
         target_port = _resolve_port(entry.obj, target_port)
         url = f"http://{pod.ip}:{target_port}/{path}"
         if self._http is None:
             self._http = ClientSession(timeout=ClientTimeout(total=30))
-        headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "accept")}
+        headers = {
+            k: v for k, v in request.headers.items() if k.lower() in ("content-type", "accept")
+        }
         try:
-            async with self._http.request(request.method, url, params=request.query, data=body or None, headers=headers) as resp:
+            async with self._http.request(
+                request.method, url, params=request.query, data=body or None, headers=headers
+            ) as resp:
                 payload = await resp.read()
                 return web.Response(
                     status=resp.status,
                     body=payload,
-                    headers={"Content-Type": resp.headers.get("Content-Type", "application/octet-stream")},
+                    headers={
+                        "Content-Type": resp.headers.get("Content-Type", "application/octet-stream")
+                    },
                 )
         except ClientError as exc:
             raise ApiError(
@@ -631,12 +699,20 @@ class _ProcessPod:
     def refresh_downward(self, pod_obj: dict[str, Any]) -> None:
         status = self._pod_obj.get("status") or {}
         self._pod_obj = dict(pod_obj)
-        self._pod_obj["status"] = {**(pod_obj.get("status") or {}), "podIP": status.get("podIP"), "hostIP": "127.0.0.1"}
+        self._pod_obj["status"] = {
+            **(pod_obj.get("status") or {}),
+            "podIP": status.get("podIP"),
+            "hostIP": "127.0.0.1",
+        }
         self._write_volumes()
 
     def _argv_env(self) -> tuple[list[str], dict[str, str]]:
         container = self._container()
-        mounts = {m.get("mountPath", ""): self._volumes[m["name"]] for m in container.get("volumeMounts") or [] if m.get("name") in self._volumes}
+        mounts = {
+            m.get("mountPath", ""): self._volumes[m["name"]]
+            for m in container.get("volumeMounts") or []
+            if m.get("name") in self._volumes
+        }
 
         def remap(text: str) -> str:
             for mount_path, host in sorted(mounts.items(), key=lambda kv: -len(kv[0])):
@@ -654,11 +730,20 @@ class _ProcessPod:
                 value = field_ref_value(self._pod_obj, ref) if ref else None
                 if value is not None:
                     env[name] = value
-        argv = [remap(expand_vars(str(a), env)) for a in (container.get("command") or []) + (container.get("args") or [])]
-        host_env = {k: v for k, v in os.environ.items() if k in ("HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TMPDIR")}
+        argv = [
+            remap(expand_vars(str(a), env))
+            for a in (container.get("command") or []) + (container.get("args") or [])
+        ]
+        host_env = {
+            k: v
+            for k, v in os.environ.items()
+            if k in ("HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TMPDIR")
+        }
         bin_dir = str(Path(sys.executable).parent)
         host_env["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
-        host_env["HOSTNAME"] = (self._pod_obj.get("spec") or {}).get("hostname") or self.pod.name[:63]
+        host_env["HOSTNAME"] = (self._pod_obj.get("spec") or {}).get("hostname") or self.pod.name[
+            :63
+        ]
         return argv, {**host_env, **env}
 
     def start(self, pod_obj: dict[str, Any]) -> None:
@@ -724,39 +809,80 @@ class _ProcessPod:
         if session is None:
             session = self.kubelet._http = ClientSession(timeout=ClientTimeout(total=30))
         try:
-            async with session.get(url, timeout=ClientTimeout(total=float(probe.get("timeoutSeconds", 1)))) as resp:
+            async with session.get(
+                url, timeout=ClientTimeout(total=float(probe.get("timeoutSeconds", 1)))
+            ) as resp:
                 return 200 <= resp.status < 400
         except (ClientError, TimeoutError, OSError):
             return False
 
     async def _probe_loop(self) -> None:
+        """Startup, readiness and liveness probes, each on its own period, like the kubelet's
+        per-probe workers: until a startupProbe succeeds the other two do not run, a container
+        whose startup or liveness probe fails failureThreshold times in a row is killed (and
+        restarted by `_supervise`), and every (re)start begins with initialDelaySeconds again.
+        https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/
+        """
         container = self._container()
-        readiness = container.get("readinessProbe")
-        liveness = container.get("livenessProbe")
+        probes: dict[str, dict[str, Any]] = {
+            kind: container[f"{kind}Probe"]
+            for kind in ("startup", "readiness", "liveness")
+            if isinstance(container.get(f"{kind}Probe"), dict)
+        }
         scale = self.kubelet.config.probe_time_scale
-        period = max(0.05, min(float((readiness or liveness or {}).get("periodSeconds", 10)) * scale, 2.0))
-        await asyncio.sleep(float((readiness or {}).get("initialDelaySeconds", 0)) * scale)
-        ok_count = fail_count = live_fail = 0
+        loop = asyncio.get_running_loop()
+
+        def period(probe: dict[str, Any]) -> float:
+            return max(0.05, min(float(probe.get("periodSeconds", 10)) * scale, 2.0))
+
+        current: asyncio.subprocess.Process | None = None
+        started = False
+        due: dict[str, float] = {}
+        successes: dict[str, int] = {}
+        failures: dict[str, int] = {}
         while not self.stopping:
-            if self.running and readiness:
-                ok = await self._probe_once(readiness)
-                ok_count, fail_count = (ok_count + 1, 0) if ok else (0, fail_count + 1)
-                new_ready = self.ready
-                if ok and ok_count >= int(readiness.get("successThreshold", 1)):
-                    new_ready = True
-                elif not ok and fail_count >= int(readiness.get("failureThreshold", 3)):
-                    new_ready = False
-                if new_ready != self.ready:
-                    self.ready = new_ready
-                    self.kubelet._mark(self.pod.namespace, self.pod.name)
-            if self.running and liveness:
-                alive = await self._probe_once(liveness)
-                live_fail = 0 if alive else live_fail + 1
-                if live_fail >= int(liveness.get("failureThreshold", 3)) and self.proc is not None:
-                    live_fail = 0
+            if not self.running or self.proc is None:
+                current = None
+                await asyncio.sleep(0.05)
+                continue
+            now = loop.time()
+            if self.proc is not current:  # a new container start: probes begin afresh
+                current = self.proc
+                started = "startup" not in probes
+                due = {
+                    k: now + float(p.get("initialDelaySeconds", 0)) * scale
+                    for k, p in probes.items()
+                }
+                successes = dict.fromkeys(probes, 0)
+                failures = dict.fromkeys(probes, 0)
+            for kind in ("startup", "readiness", "liveness"):
+                probe = probes.get(kind)
+                if probe is None or now < due[kind] or (kind != "startup" and not started):
+                    continue
+                if kind == "startup" and started:
+                    continue
+                ok = await self._probe_once(probe)
+                due[kind] = loop.time() + period(probe)
+                successes[kind], failures[kind] = (
+                    (successes[kind] + 1, 0) if ok else (0, failures[kind] + 1)
+                )
+                if kind == "startup" and ok:
+                    started = True
+                elif kind == "readiness":
+                    new_ready = self.ready
+                    if ok and successes[kind] >= int(probe.get("successThreshold", 1)):
+                        new_ready = True
+                    elif not ok and failures[kind] >= int(probe.get("failureThreshold", 3)):
+                        new_ready = False
+                    if new_ready != self.ready:
+                        self.ready = new_ready
+                        self.kubelet._mark(self.pod.namespace, self.pod.name)
+                elif not ok and failures[kind] >= int(probe.get("failureThreshold", 3)):
+                    failures[kind] = 0
                     with contextlib.suppress(ProcessLookupError):
-                        os.killpg(self.proc.pid, signal.SIGKILL)
-            await asyncio.sleep(period)
+                        os.killpg(current.pid, signal.SIGKILL)
+            wake = min(due.values(), default=loop.time() + 0.5)
+            await asyncio.sleep(max(0.02, min(wake - loop.time(), 0.5)))
 
     async def stop(self, grace: float) -> None:
         self.stopping = True
@@ -777,5 +903,3 @@ class _ProcessPod:
                 await task
         self.running = False
         self.ready = False
-
-

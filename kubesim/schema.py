@@ -1222,9 +1222,25 @@ def _structural_issues(
         yield from _structural_issues(items, f"{path}.items", False, in_logic)
     for logic in ("allOf", "anyOf", "oneOf"):
         for index, sub in enumerate(schema.get(logic) or []):
+            if int_or_string and _is_int_or_string_idiom(logic, index, sub, schema):
+                continue
             yield from _structural_issues(sub, f"{path}.{logic}[{index}]", False, True)
     if isinstance(schema.get("not"), dict):
         yield from _structural_issues(schema["not"], f"{path}.not", False, True)
+
+
+_INT_OR_STRING_ANY_OF: Final = [{"type": "integer"}, {"type": "string"}]
+
+
+def _is_int_or_string_idiom(logic: str, index: int, sub: Any, schema: dict[str, Any]) -> bool:
+    """The two shapes ValidateStructural allows under x-kubernetes-int-or-string: true:
+    `anyOf: [{type: integer}, {type: string}]`, or the same anyOf as the first allOf item.
+    https://pkg.go.dev/k8s.io/apiextensions-apiserver/pkg/apiserver/schema#ValidateStructural"""
+    if logic == "anyOf":
+        return schema.get("anyOf") == _INT_OR_STRING_ANY_OF and sub in _INT_OR_STRING_ANY_OF
+    if logic == "allOf" and index == 0 and isinstance(sub, dict):
+        return sub == {"anyOf": _INT_OR_STRING_ANY_OF}
+    return False
 
 
 FIELD_VALUE_INVALID_REASON: Final = "FieldValueInvalid"

@@ -309,3 +309,46 @@ async def test_process_pod_failing_liveness_probe_is_restarted(tmp_path: Path) -
         await eventually(restarted, timeout=15)
         await http.request("DELETE", f"{PODS}/sick?gracePeriodSeconds=1")
         await eventually(lambda: sim.store.get("/pods", "default", "sick") is None, timeout=8)
+
+
+_SLOW_START = r"""
+import http.server, sys, time
+time.sleep(1.5)  # e.g. loading a large model bundle before listening
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers()
+    def log_message(self, *a): pass
+http.server.HTTPServer((sys.argv[1], 8080), H).serve_forever()
+"""
+
+
+@pytest.mark.kubelet
+async def test_startup_probe_holds_liveness_until_a_slow_container_listens(tmp_path: Path) -> None:
+    """While a startupProbe has not succeeded, liveness and readiness probes do not run, so a
+    slow-starting container is not killed; each probe keeps its own periodSeconds.
+    https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/#startup-probe"""
+    config = KubeletConfig(run_selector="run=process", work_dir=tmp_path / "kubelet", crash_backoff_seconds=0.05)
+    async with run_kubesim(tmp_path, kubelet=config) as sim, aiohttp.ClientSession() as session:
+        http = Http(session, sim.url)
+        body = pod("slow", {"run": "process"})
+        probe = {"httpGet": {"path": "/", "port": 8080}}
+        body["spec"]["containers"] = [{
+            "name": "main", "image": "local/python",
+            "command": [sys.executable, "-c", _SLOW_START, "$(POD_IP)"],
+            "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+            # Without the startupProbe this liveness probe (0.1 s apart at the test's time scale,
+            # threshold 1) would kill the container before it listens.
+            "startupProbe": {**probe, "periodSeconds": 1, "failureThreshold": 60},
+            "livenessProbe": {**probe, "periodSeconds": 1, "failureThreshold": 1},
+            "readinessProbe": {**probe, "periodSeconds": 1},
+        }]
+        await http.ok("POST", PODS, body)
+
+        async def ready() -> bool:
+            return _conditions(await _get(http, "slow")).get("Ready") == "True"
+
+        await eventually(ready, timeout=20)
+        statuses = (await _get(http, "slow"))["status"]["containerStatuses"]
+        assert statuses[0]["restartCount"] == 0
+        await http.request("DELETE", f"{PODS}/slow?gracePeriodSeconds=1")
+        await eventually(lambda: sim.store.get("/pods", "default", "slow") is None, timeout=8)

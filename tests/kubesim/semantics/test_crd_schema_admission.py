@@ -487,3 +487,24 @@ def test_junctors_validate_without_pruning() -> None:
     ]
     causes = compiled.admit({"spec": {"b": "y"}}, None, strict_unknown=False)[1]
     assert [c.error_text() for c in causes] == ["spec.a: Required value"]
+
+
+@pytest.mark.parametrize(
+    "int_or_string",
+    [
+        {"x-kubernetes-int-or-string": True},
+        {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]},
+        {
+            "x-kubernetes-int-or-string": True,
+            "allOf": [
+                {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+                {"pattern": "^[0-9]+%?$"},
+            ],
+        },
+    ],
+)
+def test_int_or_string_idioms_are_structural(int_or_string: dict[str, Any]) -> None:
+    """ValidateStructural allows exactly these int-or-string shapes (controller-gen emits the
+    anyOf one). https://pkg.go.dev/k8s.io/apiextensions-apiserver/pkg/apiserver/schema#ValidateStructural"""
+    schema = {"type": "object", "properties": {"maxUnavailable": int_or_string}}
+    assert validate_structural(schema) == []
