@@ -312,8 +312,8 @@ class RolloutPolicy(_Resource):
 
     max_unavailable: IntOrPercent = "10%"
     """Maximum number of wells (or percent of the fleet, rounded down) that may be without a
-    ready pod during a roll-out, counting wells that were already unavailable. If both this and
-    maxSurge round to 0, 1 is used."""
+    ready pod during a roll-out, counting wells that were already unavailable. A percent that
+    rounds down to 0 allows 1; an explicit 0 is refused (the roll-out could not move)."""
 
     max_surge: IntOrPercent = 0
     """Extra pods above one per well during a roll-out. Must be 0: each well has exactly one pod
