@@ -1,0 +1,188 @@
+"""End-to-end fixtures: one cluster per session, reached only through a kubeconfig.
+
+With KUBECONFIG set, the suite runs against that cluster (kind, a real one, or a kubesim you
+started yourself) and assumes the operator runs there; set MODELFLEET_E2E_START_OPERATOR=1 to
+run one from this checkout against it. Without KUBECONFIG, the session starts kubesim (with its
+simulated kubelet) and the operator as processes, the way `modelfleet demo` does. Tests that
+need the simulated kubelet are marked `kubelet` and skipped against other clusters.
+
+Bundles are real (one model per well), built once in a process pool and cached under
+~/.cache/modelfleet/bundles (builds are deterministic), and served by a local model store.
+Pods of a real cluster must be able to reach that store: it binds to loopback only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelfleet.bundle_cache import BundleKey, CachedBundle, ensure_bundles
+from modelfleet.demo_fleet import MODEL_NAME, model_deployment, version_seed
+from modelfleet.fleet_observer import FleetObserver, FleetSnapshot
+from modelfleet.local_cluster import (
+    CRD_PATH,
+    Kubectl,
+    ManagedProcess,
+    running_local_cluster,
+    start_operator,
+)
+from modelfleet.model_store import ModelStore
+
+EXTERNAL_KUBECONFIG = os.environ.get("KUBECONFIG") or None
+NAMESPACE = "default"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if EXTERNAL_KUBECONFIG is None:
+        return
+    skip = pytest.mark.skip(reason="needs kubesim's simulated kubelet (KUBECONFIG is set)")
+    for item in items:
+        if "kubelet" in item.keywords:
+            item.add_marker(skip)
+
+
+@dataclass
+class E2ECluster:
+    kubeconfig: Path
+    kubectl: Kubectl
+    simulated: bool
+    metrics_port: int | None
+    operator: ManagedProcess | None
+
+
+@pytest.fixture(scope="session")
+def e2e_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ECluster]:
+    work = tmp_path_factory.mktemp("e2e-cluster")
+    if EXTERNAL_KUBECONFIG is not None:
+        kubeconfig = Path(EXTERNAL_KUBECONFIG)
+        kubectl = Kubectl(kubeconfig, work / "kubectl-cache", NAMESPACE)
+        kubectl.apply(CRD_PATH)
+        kubectl.run("wait", "--for=condition=Established", "crd/modeldeployments.modelfleet.dev")
+        operator: ManagedProcess | None = None
+        metrics_port: int | None = None
+        if os.environ.get("MODELFLEET_E2E_START_OPERATOR") == "1":
+            operator, metrics_port = start_operator(kubeconfig, work, namespace=NAMESPACE)
+        try:
+            yield E2ECluster(kubeconfig, kubectl, False, metrics_port, operator)
+        finally:
+            if operator is not None:
+                operator.stop()
+        return
+    with running_local_cluster(work) as cluster:
+        yield E2ECluster(
+            cluster.kubeconfig, cluster.kubectl, True, cluster.metrics_port, cluster.operator
+        )
+
+
+@pytest.fixture(scope="session")
+def kubectl(e2e_cluster: E2ECluster) -> Kubectl:
+    return e2e_cluster.kubectl
+
+
+class BundleShelf:
+    """Real bundles on demand (cached), published in the session's model store."""
+
+    def __init__(self, store: ModelStore) -> None:
+        self.store = store
+        self.bundles: dict[tuple[str, str], CachedBundle] = {}
+
+    def ensure(self, wells: list[str], versions: list[str]) -> dict[tuple[str, str], str]:
+        keys = [
+            BundleKey(w, v, 1, version_seed(v))
+            for v in versions
+            for w in wells
+            if (v, w) not in self.bundles
+        ]
+        if keys:
+            built = ensure_bundles(keys)
+            for key, bundle in built.items():
+                self.bundles[(key.version, key.well)] = bundle
+            self.store.publish({k: b.path for k, b in self.bundles.items()})
+        return {(v, w): self.bundles[(v, w)].digest for v in versions for w in wells}
+
+
+@pytest.fixture(scope="session")
+def shelf() -> Iterator[BundleShelf]:
+    store = ModelStore(MODEL_NAME)
+    store.start()
+    try:
+        yield BundleShelf(store)
+    finally:
+        store.stop()
+
+
+_names = itertools.count(1)
+
+
+@dataclass
+class Fleet:
+    """One ModelDeployment of a test, with helpers that read the cluster back."""
+
+    name: str
+    kubectl: Kubectl
+    observer: FleetObserver
+    shelf: BundleShelf
+
+    def manifest(self, wells: list[str], version: str, **kwargs: Any) -> dict[str, Any]:
+        return model_deployment(
+            name=self.name,
+            namespace=NAMESPACE,
+            wells=wells,
+            version=version,
+            bundle_uri=self.shelf.store.uri_template(),
+            **kwargs,
+        )
+
+    def apply(self, wells: list[str], version: str, **kwargs: Any) -> str:
+        return self.kubectl.apply(self.manifest(wells, version, **kwargs))
+
+    def wait(
+        self, what: str, check: Callable[[FleetSnapshot], bool], timeout: float = 60
+    ) -> FleetSnapshot:
+        return self.observer.wait(what, check, timeout)
+
+    def wait_available(self, version: str, wells: int, timeout: float = 60) -> FleetSnapshot:
+        return self.wait(
+            f"{self.name} available on {version}",
+            lambda s: (
+                s.get("phase") == "Available"
+                and str(s.get("model", "")).endswith("@" + version)
+                and s.get("availableWells") == wells
+                and s.get("updatedWells") == wells
+                and s.ready_pods == wells
+            ),
+            timeout,
+        )
+
+    def pod_names(self) -> list[str]:
+        return sorted(
+            p["metadata"]["name"]
+            for p in self.observer.pods()
+            if not p["metadata"].get("deletionTimestamp")
+        )
+
+
+@pytest.fixture
+def fleet(e2e_cluster: E2ECluster, shelf: BundleShelf) -> Iterator[Fleet]:
+    """A fresh ModelDeployment name (e2e-1, e2e-2...); deleted after the test."""
+    name = f"e2e-{os.getpid() % 1000}-{next(_names)}"
+    observer = FleetObserver(e2e_cluster.kubeconfig, NAMESPACE, name)
+    try:
+        yield Fleet(name, e2e_cluster.kubectl, observer, shelf)
+    finally:
+        e2e_cluster.kubectl.run("delete", "mdep", name, "--ignore-not-found", "--wait=false")
+        deadline = time.monotonic() + 30
+        while observer.pods() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        observer.close()
+
+
+def wells_named(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}-{i:04d}" for i in range(1, count + 1)]

@@ -1,0 +1,84 @@
+"""`modelfleet demo` tells the truth, and Ctrl-C leaves nothing running."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from modelfleet.local_cluster import descendants
+
+pytestmark = pytest.mark.kubelet
+
+
+def _demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    env["COLUMNS"] = "160"
+    return subprocess.Popen(
+        [sys.executable, "-m", "modelfleet.cli", "demo", "--work-dir", str(tmp_path / "demo"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def test_demo_story_ends_with_fleet_rolled_back_to_version_2(tmp_path: Path) -> None:
+    demo = _demo(tmp_path, "--wells", "24")
+    try:
+        out, _ = demo.communicate(timeout=240)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+    assert demo.returncode == 0, out
+    out = " ".join(out.split())  # rich wraps long lines
+    # the fleet came up, a real runtime answered with the digest that was built...
+    assert re.search(r"esp\s+esp-failure@1\.0\.0\s+24\s+24\s+24\s+24\s+Available", out), out
+    assert out.count("the same") == 3, out
+    # ...the roll-out stayed within its budget...
+    assert re.search(r"esp\s+esp-failure@2\.0\.0\s+24\s+24\s+24\s+24\s+Available", out), out
+    assert "(budget 2): within budget" in out
+    # ...and the broken version was refused by the runtime, then rolled back.
+    assert re.search(r"unhealthy: \S+ BundleInvalid: .* has digest sha256:\w+, expected", out), out
+    assert re.search(r"esp\s+esp-failure@3\.0\.0\s+24\s+24\s+24\s+24\s+Degraded", out), out
+    assert "RolledBack" in out
+
+
+def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
+    demo = _demo(tmp_path, "--wells", "6", "--keep")
+    assert demo.stdout is not None
+    seen: list[str] = []
+    children: list[int] = []
+    deadline = time.monotonic() + 240
+    try:
+        for line in demo.stdout:
+            seen.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+            assert time.monotonic() < deadline, "".join(seen)
+        children = descendants(demo.pid)
+        assert any("kubesim" in _cmdline(pid) for pid in children), children
+        assert any("model-runtime" in _cmdline(pid) for pid in children), children
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+    assert demo.returncode == 130, "".join(seen) + rest
+    assert "everything the demo started is stopped" in rest
+    alive = [pid for pid in children if Path(f"/proc/{pid}").exists() and _cmdline(pid)]
+    assert alive == [], [(pid, _cmdline(pid)) for pid in alive]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
