@@ -328,7 +328,7 @@ def _tell(
     )
     story.kubectl_shown("apply", "-f", str(manifest_path))
     _follow(
-        story, observer, "wells available", lambda s: _available_on(s, v1, wells), wells, budget
+        story, observer, "wells available", lambda s: _available_on(s, v1, wells), wells, None
     )
     story.get_mdep()
     times.mark(f"fleet up ({v1})")
@@ -434,7 +434,8 @@ def _tell(
 
 def _available_on(s: FleetSnapshot, version: str, wells: int) -> bool:
     return (
-        s.get("phase") == "Available"
+        s.observed
+        and s.get("phase") == "Available"
         and str(s.get("model", "")).endswith("@" + version)
         and s.get("availableWells") == wells
         and s.get("updatedWells") == wells
@@ -451,7 +452,7 @@ def _follow(
     what: str,
     done: Any,
     wells: int,
-    budget: int,
+    budget: int | None,
     *,
     count: Any = None,
     snapshots: bool = False,
@@ -459,7 +460,7 @@ def _follow(
 ) -> tuple[FleetSnapshot, int]:
     """A progress bar fed by the API until `done`; returns the last snapshot and the most
     wells seen without a ready pod at any one sample."""
-    count = count or (lambda s: int(s.get("availableWells") or 0))
+    counted = count or (lambda s: int(s.get("availableWells") or 0))
     worst = 0
     next_snapshot = 0.25
     with _progress(story.console) as progress:
@@ -468,15 +469,12 @@ def _follow(
         def show(s: FleetSnapshot) -> None:
             nonlocal worst, next_snapshot
             worst = max(worst, s.unavailable)
-            n = count(s)
-            progress.update(
-                task,
-                completed=n,
-                detail=(
-                    f"{s.get('phase', 'Pending')}, ready {s.ready_pods}, unavailable "
-                    f"{s.unavailable} (max {worst}, budget {budget})"
-                ),
-            )
+            # Until the operator has seen the new spec, its counts describe the old one.
+            n = counted(s) if s.observed else 0
+            detail = f"{s.get('phase', 'Pending')}, ready {s.ready_pods}"
+            if budget is not None:
+                detail += f", unavailable {s.unavailable} (max {worst}, budget {budget})"
+            progress.update(task, completed=n, detail=detail)
             if snapshots and wells and n / wells >= next_snapshot and n < wells:
                 next_snapshot += 0.25
                 line = story.kubectl.text("get", "mdep", "--no-headers")

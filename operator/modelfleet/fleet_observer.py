@@ -33,10 +33,16 @@ class FleetSnapshot:
     """One look at the fleet: the operator's status and the pods as the API has them."""
 
     status: dict[str, Any]
+    generation: int
     wells: int
     ready_pods: int
     pods_by_version: Counter[str] = field(default_factory=Counter)
     served_digests: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def observed(self) -> bool:
+        """The status was written for the current spec (not left over from the last one)."""
+        return int(self.status.get("observedGeneration") or 0) >= self.generation
 
     @property
     def unavailable(self) -> int:
@@ -123,6 +129,7 @@ class FleetObserver:
                 digests[well] = served
         return FleetSnapshot(
             status=dict(body.get("status") or {}),
+            generation=int((body.get("metadata") or {}).get("generation") or 0),
             wells=len(wells),
             ready_pods=ready,
             pods_by_version=versions,

@@ -152,7 +152,8 @@ class Fleet:
         return self.wait(
             f"{self.name} available on {version}",
             lambda s: (
-                s.get("phase") == "Available"
+                s.observed
+                and s.get("phase") == "Available"
                 and str(s.get("model", "")).endswith("@" + version)
                 and s.get("availableWells") == wells
                 and s.get("updatedWells") == wells
