@@ -25,6 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import (
@@ -266,6 +267,8 @@ def _cluster(
                 )
                 console.print(f"operator running (pid {operator.pid}), log {operator.log_path}")
             yield kubectl, kubeconfig, metrics_port
+            if not options.keep:  # leave someone else's cluster as it was
+                _show(console, kubectl, "delete", "mdep", DEPLOYMENT_NAME, "--wait=false")
         finally:
             if operator is not None:
                 operator.stop()
@@ -496,7 +499,11 @@ def _predict(story: Story, observer: FleetObserver, well: str, expected_digest: 
         f"POST /api/v1/namespaces/{observer.namespace}/pods/{pod}:{RUNTIME_PORT}/proxy/v2/well/infer"
         "  (through the apiserver's pod proxy)"
     )
-    answer = observer.well_infer(pod, RUNTIME_PORT, body)
+    try:
+        answer = observer.well_infer(pod, RUNTIME_PORT, body)
+    except (RuntimeError, httpx.HTTPError) as exc:
+        story.say(f"[red]no prediction:[/] {exc}")
+        return False
     table = Table(title=f"{well}: failure risk per model ({answer.get('model_version')})")
     table.add_column("model")
     table.add_column("healthy pump", justify="right")

@@ -82,3 +82,38 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def test_demo_with_kubeconfig_set_runs_the_story_against_that_cluster(tmp_path: Path) -> None:
+    """A kubesim started by hand stands in for "a cluster the user already has"."""
+    kubeconfig = tmp_path / "cluster.kubeconfig"
+    scratch = Path.home() / ".cache" / "modelfleet" / "kubelet"  # no "/tmp" in it: see tour.md
+    scratch.mkdir(parents=True, exist_ok=True)
+    cluster = subprocess.Popen(
+        [
+            sys.executable, "-m", "kubesim", "serve", "--kubeconfig", str(kubeconfig),
+            "--kubelet", "probe_time_scale=1",
+            "--run-selector", "modelfleet.dev/well in (no-0004,nl-0005,dk-0006)",
+        ],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": str(scratch)}, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not kubeconfig.exists():
+            assert time.monotonic() < deadline and cluster.poll() is None
+            time.sleep(0.1)
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig), "COLUMNS": "160"}
+        result = subprocess.run(
+            [sys.executable, "-m", "modelfleet.cli", "demo", "--wells", "6",
+             "--work-dir", str(tmp_path / "demo")],
+            capture_output=True, text=True, env=env, timeout=240, check=False,
+        )
+    finally:
+        cluster.send_signal(signal.SIGTERM)
+        cluster.wait(30)
+    out = " ".join(result.stdout.split())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "KUBECONFIG is set: the story runs against http://127.0.0.1:" in out
+    assert re.search(r"esp\s+esp-failure@3\.0\.0\s+6\s+6\s+6\s+6\s+Degraded", out), out
+    assert 'modeldeployment.modelfleet.dev "esp" deleted' in out
