@@ -241,6 +241,7 @@ class DeploymentWatch:
     def __init__(self, url: str) -> None:
         self.url = url
         self.status: dict[str, Any] = {}
+        self.history: list[tuple[float, int, int]] = []  # (perf_counter, updated, available)
         self.cond = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -268,6 +269,11 @@ class DeploymentWatch:
                         if event["type"] in ("ADDED", "MODIFIED"):
                             with self.cond:
                                 self.status = obj.get("status") or {}
+                                self.history.append((
+                                    time.perf_counter(),
+                                    int(self.status.get("updatedWells") or 0),
+                                    int(self.status.get("availableWells") or 0),
+                                ))
                                 self.cond.notify_all()
 
     def wait(self, check: Callable[[dict[str, Any]], bool], timeout: float) -> float:
@@ -355,22 +361,24 @@ class UnavailableSampler:
 # ----------------------------------------------------------------------------- measurements
 
 
-def raw_pod(i: int) -> dict[str, Any]:
-    """The pod the operator would create for well i, without an owner (kubesim's GC would
-    collect a pod owned by a deployment that does not exist)."""
+def raw_pod(i: int, bundle_uri: str) -> dict[str, Any]:
+    """The pod the operator would create for well i (same template, same bundle URI, so the
+    simulated kubelet does the same work), without an owner (kubesim's GC would collect a pod
+    owned by a deployment that does not exist)."""
     wid = well_id(i)
+    uri = bundle_uri.replace("{version}", "1.0.0").replace("{well}", wid)
     body = desired_pod(
         deployment=NAME,
         deployment_uid="00000000-0000-0000-0000-000000000000",
-        target=WellTarget(wid, "rev", "tmpl", "1.0.0", f"file:///bundles/1.0.0/{wid}", None),
+        target=WellTarget(wid, "rev", "tmpl", "1.0.0", uri, None),
         runtime=RuntimeSpec(),
     )
     del body["metadata"]["ownerReferences"]
     return body
 
 
-async def _raw_creates(url: str, wells: int, concurrency: int) -> float:
-    bodies = [json.dumps(raw_pod(i)).encode() for i in range(wells)]
+async def _raw_creates(url: str, wells: int, bundle_uri: str, concurrency: int) -> float:
+    bodies = [json.dumps(raw_pod(i, bundle_uri)).encode() for i in range(wells)]
     queue = list(range(wells))
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -391,13 +399,25 @@ async def _raw_creates(url: str, wells: int, concurrency: int) -> float:
         return time.perf_counter() - started
 
 
-def raw_capacity(workdir: Path, wells: int) -> tuple[float, float]:
+def raw_capacity(workdir: Path, wells: int, bundle_uri: str) -> tuple[float, float]:
     """Seconds kubesim (instant kubelet) needs for `wells` pod creates from a plain client,
     and kubesim's CPU seconds meanwhile."""
     with kubesim_process(workdir, "instant") as (url, _kc, pid):
         cpu0 = cpu_seconds(pid)
-        seconds = asyncio.run(_raw_creates(url, wells, 64))
-        return seconds, cpu_seconds(pid) - cpu0
+        seconds = asyncio.run(_raw_creates(url, wells, bundle_uri, 64))
+        return seconds, _until_idle(pid) - cpu0
+
+
+def _until_idle(pid: int) -> float:
+    """kubesim's CPU seconds once it has gone idle (its kubelet finishes after the creates)."""
+    last = cpu_seconds(pid)
+    for _ in range(600):
+        time.sleep(0.5)
+        now = cpu_seconds(pid)
+        if now - last < 0.05:
+            return now
+        last = now
+    return last
 
 
 def current_rv(http: httpx.Client) -> int:
@@ -433,9 +453,13 @@ def flip_freshness(
             r = http.patch(path, content=json.dumps({"status": {"conditions": [condition]}}),
                            headers={"Content-Type": "application/strategic-merge-patch+json"})
             r.raise_for_status()
-            seen = md.wait(lambda s, e=expected: s.get("readyWells") == e, timeout=60)
+            seen = md.wait(_ready_wells_is(expected), timeout=60)
             delays.append(seen - started)
     return delays
+
+
+def _ready_wells_is(expected: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda status: status.get("readyWells") == expected
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -461,7 +485,7 @@ class Result:
     cpu_s_initial: float = 0.0
     cpu_s_total: float = 0.0
     kubesim_cpu_s_initial: float = 0.0  # kubesim's CPU from apply to all Ready
-    raw_kubesim_cpu_s: float = 0.0  # kubesim's CPU during the raw creates
+    raw_kubesim_cpu_s: float = 0.0  # kubesim's CPU for the raw creates, kubelet included
     status_freshness_p50_s: float = 0.0
     status_freshness_p99_s: float = 0.0
     status_freshness_samples: int = 0
@@ -476,6 +500,7 @@ class Result:
     api_calls_rollout: dict[str, float] = field(default_factory=dict)
     rollout_writes_per_well: float = 0.0
     rollout_peak_rss_mb: float = 0.0
+    rollout_timeline: list[tuple[float, int, int]] = field(default_factory=list)
     qps: float = 0.0
     burst: int = 0
     max_requests_in_1s: float = 0.0
@@ -593,6 +618,9 @@ def measure_rollout(
                         timeout=3600,
                     )
                     res.rollout_time_s = done - started
+                    res.rollout_timeline = [
+                        (round(t - started, 2), u, a) for t, u, a in md.history if t >= started
+                    ]
                     time.sleep(1.0)
                     res.max_unavailable_seen = sampler.max_unavailable
                     res.unavailable_samples = sampler.samples
@@ -613,7 +641,7 @@ def object_size_report(wells: int) -> dict[str, Any]:
     import hashlib
 
     countries = ("ca", "us", "no")
-    spec_wells = [
+    spec_wells: list[dict[str, Any]] = [
         {"id": f"{countries[i % 3]}-pad{i // 8:04d}-w{i:05d}",
          "labels": {"country": countries[i % 3], "field": f"field-{i // 500:03d}",
                     "lift": "esp" if i % 4 else "gas-lift"}}
@@ -621,18 +649,16 @@ def object_size_report(wells: int) -> dict[str, Any]:
     ]
     digests = {w["id"]: "sha256:" + hashlib.sha256(w["id"].encode()).hexdigest()
                for w in spec_wells}
-    body = {
+    model: dict[str, Any] = {"name": "esp-failure", "version": "2026.11.3",
+                             "bundleUri": "https://models.example.com/esp/{version}/{well}/"}
+    body: dict[str, Any] = {
         "apiVersion": "modelfleet.dev/v1alpha1", "kind": "ModelDeployment",
         "metadata": {"name": "esp-failure-worldwide", "namespace": "modelfleet"},
-        "spec": {"model": {"name": "esp-failure", "version": "2026.11.3",
-                           "bundleUri": "https://models.example.com/esp/{version}/{well}/",
-                           "digests": digests},
-                 "wells": spec_wells},
+        "spec": {"model": model, "wells": spec_wells},
     }
+    without = len(json.dumps(body, separators=(",", ":")).encode())
+    model["digests"] = digests
     size = len(json.dumps(body, separators=(",", ":")).encode())
-    without = len(json.dumps({**body, "spec": {**body["spec"], "model": {
-        k: v for k, v in body["spec"]["model"].items() if k != "digests"}}},
-        separators=(",", ":")).encode())
     return {"wells": wells, "bytes": size, "bytes_without_digests": without,
             "limit_bytes": 1536 * 1024, "fraction_of_limit": size / (1536 * 1024),
             "max_wells_at_this_density": int(1536 * 1024 / (size / wells))}
@@ -642,7 +668,7 @@ def object_size_report(wells: int) -> dict[str, Any]:
 
 
 def table(results: list[Result]) -> str:
-    rows = [
+    rows: list[tuple[str, Callable[[Result], str]]] = [
         ("wells", lambda r: f"{r.wells}"),
         ("time to ready (s)", lambda r: f"{r.time_to_ready_s:.1f}"),
         ("raw creates (s)", lambda r: f"{r.raw_create_s:.1f}"),
@@ -707,6 +733,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=10.0,
                         help="kubelet start delay D for the roll-out, s (0 skips the roll-out)")
     parser.add_argument("--skip-raw", action="store_true")
+    parser.add_argument("--skip-ready", action="store_true", help="roll-out measurement only")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "opscale")
     args = parser.parse_args(argv)
     counts = [int(x) for x in args.wells.split(",")]
@@ -716,11 +743,12 @@ def main(argv: list[str] | None = None) -> int:
     for wells in counts:
         res = Result(wells, qps=args.qps, burst=args.burst)
         if not args.skip_raw:
-            res.raw_create_s, res.raw_kubesim_cpu_s = raw_capacity(args.workdir, wells)
+            res.raw_create_s, res.raw_kubesim_cpu_s = raw_capacity(args.workdir, wells, bundle_uri)
             log(f"raw: {wells} creates in {res.raw_create_s:.1f}s")
-        measure_ready(args.workdir, wells, bundle_uri, res, qps=args.qps, burst=args.burst,
-                      concurrency=args.concurrency, steady_s=args.steady, flips=args.flips)
-        if res.raw_create_s:
+        if not args.skip_ready:
+            measure_ready(args.workdir, wells, bundle_uri, res, qps=args.qps, burst=args.burst,
+                          concurrency=args.concurrency, steady_s=args.steady, flips=args.flips)
+        if res.raw_create_s and res.time_to_ready_s:
             res.raw_create_ratio = res.raw_create_s / res.time_to_ready_s
         if args.delay > 0:
             measure_rollout(args.workdir, wells, bundle_uri, res, delay=args.delay,

@@ -52,6 +52,7 @@ class ExecutionResult:
     stored: list[dict[str, Any]]  # pod bodies as the apiserver answered
     gone: list[str]  # well ids whose pod no longer exists
     inconclusive: int = 0  # bundle confirmations to retry soon
+    failed: bool = False  # an API error other than a benign race (logged)
 
 
 class FleetExecutor:
@@ -65,6 +66,7 @@ class FleetExecutor:
         self.clock = clock
         # A little above the client's concurrency, so its slots never wait for a body.
         self.in_flight = in_flight or 2 * client.settings.concurrency
+        self._in_flight = asyncio.Semaphore(self.in_flight)
 
     async def execute(
         self,
@@ -72,40 +74,47 @@ class FleetExecutor:
         actions: Sequence[Action],
         runtime: Mapping[str, RuntimeSpec],
         pods: Mapping[str, WellPod],
-        observe: Callable[[dict[str, Any]], None] | None = None,
+        on_done: Callable[[Action, ExecutionResult], None] | None = None,
     ) -> ExecutionResult:
-        """Run the actions concurrently, at most `in_flight` at a time.
+        """Run the actions concurrently, at most `in_flight` at a time across all calls.
 
         Bounded here, not only in the client: the client's own limit is taken after a request
         body is built, so 10,000 actions started at once held 10,000 pod bodies (and then
-        10,000 answers) in memory. With `observe`, each answer is handed over as it arrives
-        and not kept in the result (the operator's peak RSS at 10,000 wells depends on it).
+        10,000 answers) in memory. With `on_done`, each action's outcome is handed over as soon
+        as it is known (and its answer is not kept in the returned result): the caller can act
+        on one well without waiting for the other 9,999.
         """
-        result = ExecutionResult(stored=[], gone=[])
+        total = ExecutionResult(stored=[], gone=[])
         pending = iter(actions)
 
         async def worker() -> None:
             for action in pending:
-                try:
-                    await self._one(fleet, action, runtime, pods, result)
-                except KubeApiError as exc:
-                    logger.warning(
-                        "%s/%s: %s failed: %s",
-                        fleet.namespace,
-                        fleet.name,
-                        type(action).__name__,
-                        exc,
-                    )
-                    if isinstance(action, ConfirmBundle):
-                        result.inconclusive += 1
-                if observe is not None and result.stored:
-                    for stored in result.stored:
-                        observe(stored)
-                    result.stored.clear()
+                one = ExecutionResult(stored=[], gone=[])
+                async with self._in_flight:
+                    try:
+                        await self._one(fleet, action, runtime, pods, one)
+                    except KubeApiError as exc:
+                        logger.warning(
+                            "%s/%s: %s failed: %s",
+                            fleet.namespace,
+                            fleet.name,
+                            type(action).__name__,
+                            exc,
+                        )
+                        one.failed = True
+                        if isinstance(action, ConfirmBundle):
+                            one.inconclusive += 1
+                if on_done is not None:
+                    on_done(action, one)
+                else:
+                    total.stored.extend(one.stored)
+                total.gone.extend(one.gone)
+                total.inconclusive += one.inconclusive
+                total.failed = total.failed or one.failed
 
         workers = max(1, min(self.in_flight, len(actions)))
         await asyncio.gather(*(worker() for _ in range(workers)))
-        return result
+        return total
 
     async def _one(
         self,
