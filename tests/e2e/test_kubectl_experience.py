@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from modelfleet.local_cluster import Kubectl
 
@@ -31,14 +32,17 @@ def test_describe_mdep_shows_conditions_and_events(fleet: Fleet, kubectl: Kubect
     fleet.apply(wells, V1)
     fleet.wait_available(V1, 3)
     text = kubectl.text("describe", "mdep", fleet.name)
-    assert "Conditions:" in text
-    for condition in ("Available", "Progressing", "Degraded"):
-        assert f"Type:                  {condition}" in text or f"Type:    {condition}" in text or (
-            condition in text
-        )
-    assert "MinimumWellsAvailable" in text
-    events = text[text.index("Events:") :]
-    assert "Normal" in events and fleet.name in text
+    conditions = text[text.index("  Conditions:") : text.index("Events:")]
+    types = re.findall(r"^\s+Type:\s+(\w+)$", conditions, re.MULTILINE)
+    reasons = re.findall(r"^\s+Reason:\s+(\w+)$", conditions, re.MULTILINE)
+    assert types == ["Available", "Progressing", "Degraded"]
+    assert reasons == ["MinimumWellsAvailable", "NewRevisionAvailable", "AsExpected"]
+    events = text[text.index("Events:") :].splitlines()
+    assert events[1].split() == ["Type", "Reason", "Age", "From", "Message"]
+    assert any(
+        line.split()[:2] == ["Normal", "RolloutComplete"] and "modelfleet-operator" in line
+        for line in events[3:]
+    ), events
 
 
 def test_kubectl_wait_for_condition_available_returns(fleet: Fleet, kubectl: Kubectl) -> None:
