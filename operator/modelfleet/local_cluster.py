@@ -246,9 +246,15 @@ def start_kubesim(
 
 
 def start_operator(
-    kubeconfig: Path, work_dir: Path, *, namespace: str = "default"
+    kubeconfig: Path,
+    work_dir: Path,
+    *,
+    namespace: str = "default",
+    extra_args: Sequence[str] = (),
 ) -> tuple[ManagedProcess, int]:
-    """`modelfleet operator` against `kubeconfig`; returns it and its metrics port once live."""
+    """`modelfleet operator` against `kubeconfig`; returns it and its metrics port once live.
+
+    `extra_args` go to the command line as they are, e.g. ("--qps", "200")."""
     metrics_port = free_loopback_port()
     liveness_port = free_loopback_port()
     argv = [
@@ -265,6 +271,7 @@ def start_operator(
         str(metrics_port),
         "--liveness",
         f"http://127.0.0.1:{liveness_port}/healthz",
+        *extra_args,
     ]
     process = ManagedProcess("operator", argv, work_dir / "operator.log")
     process.start()
@@ -365,6 +372,7 @@ def running_local_cluster(
     run_selector: str = "",
     namespace: str = "default",
     with_operator: bool = True,
+    operator_args: Sequence[str] = (),
 ) -> Iterator[LocalCluster]:
     """kubesim, the CRD applied with kubectl, and the operator; all stopped on exit."""
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -383,7 +391,7 @@ def running_local_cluster(
         )
         if with_operator:
             cluster.operator, cluster.metrics_port = start_operator(
-                cluster.kubeconfig, work_dir, namespace=namespace
+                cluster.kubeconfig, work_dir, namespace=namespace, extra_args=operator_args
             )
         yield cluster
     finally:

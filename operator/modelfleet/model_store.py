@@ -87,6 +87,12 @@ class ModelStore:
         return path if path.is_file() else None
 
     def _serve(self, handler: BaseHTTPRequestHandler, *, body: bool) -> None:
+        try:
+            self._answer(handler, body=body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away (a pod deleted mid-download): nothing to answer
+
+    def _answer(self, handler: BaseHTTPRequestHandler, *, body: bool) -> None:
         self.requests += 1
         path = self._resolve(handler.path)
         if path is None:
