@@ -9,6 +9,7 @@ the way an object store would serve them. Loopback only, read-only, GET and HEAD
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -87,10 +88,9 @@ class ModelStore:
         return path if path.is_file() else None
 
     def _serve(self, handler: BaseHTTPRequestHandler, *, body: bool) -> None:
-        try:
+        # A client that went away (a pod deleted mid-download) needs no answer.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self._answer(handler, body=body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client went away (a pod deleted mid-download): nothing to answer
 
     def _answer(self, handler: BaseHTTPRequestHandler, *, body: bool) -> None:
         self.requests += 1
