@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -159,6 +160,12 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> int:
         console = Console()
         if not console.is_terminal:  # piped to a file: keep kubectl's lines unwrapped
             console = Console(width=max(console.width, 120))
+    if shutil.which("kubectl") is None:
+        console.print(
+            "[red]modelfleet demo needs kubectl on PATH[/] (every step shows real kubectl "
+            "output); install it: https://kubernetes.io/docs/tasks/tools/#kubectl"
+        )
+        return 2
     work_dir = options.work_dir or Path(tempfile.mkdtemp(prefix="modelfleet-demo-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
