@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import tempfile
@@ -28,6 +29,7 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import (
     BarColumn,
@@ -117,12 +119,12 @@ class Story:
         self.console.print(text)
 
     def command(self, shown: str, output: str) -> None:
-        self.console.print(f"[bold cyan]$ {shown}[/]")
+        self.console.print(f"[bold cyan]$ {escape(shown)}[/]", highlight=False)
         self.console.print(output.rstrip("\n"), markup=False, highlight=False)
 
     def kubectl_shown(self, *args: str, stdin: str | None = None) -> str:
         output = self.kubectl.text(*args, stdin=stdin)
-        self.command("kubectl " + " ".join(args), output)
+        self.command("kubectl " + shlex.join(args), output)
         return output
 
     def get_mdep(self) -> str:
@@ -299,7 +301,7 @@ def _describe_local(console: Console, cluster: LocalCluster, plan: FleetPlan) ->
 
 def _show(console: Console, kubectl: Kubectl, *args: str) -> str:
     output = kubectl.text(*args)
-    console.print(f"[bold cyan]$ kubectl {' '.join(args)}[/]")
+    console.print(f"[bold cyan]$ kubectl {escape(shlex.join(args))}[/]", highlight=False)
     console.print(output.rstrip("\n"), markup=False, highlight=False)
     return output
 
@@ -351,7 +353,7 @@ def _tell(
 
     # -- roll-out to version 2 -------------------------------------------------------------
     story.heading(f"Roll-out to {v2} in waves of at most {budget} wells (maxUnavailable)")
-    patch = json.dumps({"spec": {"model": {"version": v2}}})
+    patch = json.dumps({"spec": {"model": {"version": v2}}}, separators=(",", ":"))
     story.kubectl_shown("patch", "mdep", DEPLOYMENT_NAME, "--type", "merge", "-p", patch)
     _, worst = _follow(
         story,
