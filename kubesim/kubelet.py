@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import random
+import re
 import signal
 import sys
 import tempfile
@@ -133,9 +134,16 @@ def _split_options(text: str) -> list[str]:
 
 
 class PodIPAllocator:
-    """Unique pod IPs from 127.1.0.1 upward, skipping .0 and .255, reusing released ones."""
+    """Unique pod IPs in 127.<b>.0.1 upward, skipping .0 and .255, reusing released ones.
 
-    def __init__(self) -> None:
+    Each kubesim picks its own random second octet <b> (like a node's pod CIDR), so two kubesims
+    on one host (parallel tests, a demo beside a test run) do not hand out the same IP, where
+    their process pods would collide on IP:port and pod proxies would reach the wrong runtime.
+    Service IPs live in 127.96.0.0/16, above every pod range.
+    """
+
+    def __init__(self, base_octet: int | None = None) -> None:
+        self._base = base_octet if base_octet is not None else random.SystemRandom().randrange(1, 64)
         self._next = 0
         self._free: list[str] = []
 
@@ -146,7 +154,7 @@ class PodIPAllocator:
         self._next += 1
         last = n % 254 + 1
         rest = n // 254
-        return f"127.{1 + rest // 256}.{rest % 256}.{last}"
+        return f"127.{self._base + rest // 256}.{rest % 256}.{last}"
 
     def release(self, ip: str) -> None:
         self._free.append(ip)
@@ -714,11 +722,21 @@ class _ProcessPod:
             if m.get("name") in self._volumes
         }
 
+        # One pass, longest mount path first, only at a path boundary: replacing mount paths
+        # one after another rewrote paths already rewritten (a /tmp mount inside a host
+        # directory under /tmp).
+        paths = sorted((m for m in mounts if m.rstrip("/")), key=len, reverse=True)
+        pattern = (
+            re.compile("|".join(re.escape(m.rstrip("/")) + r"(?=/|$|\s|:)" for m in paths))
+            if paths
+            else None
+        )
+        hosts = {m.rstrip("/"): str(h) for m, h in mounts.items() if m.rstrip("/")}
+
         def remap(text: str) -> str:
-            for mount_path, host in sorted(mounts.items(), key=lambda kv: -len(kv[0])):
-                if mount_path and mount_path in text:
-                    text = text.replace(mount_path, str(host))
-            return text
+            if pattern is None:
+                return text
+            return pattern.sub(lambda match: hosts[match.group(0)], text)
 
         env: dict[str, str] = {}
         for var in container.get("env") or []:

@@ -352,3 +352,44 @@ async def test_startup_probe_holds_liveness_until_a_slow_container_listens(tmp_p
         assert statuses[0]["restartCount"] == 0
         await http.request("DELETE", f"{PODS}/slow?gracePeriodSeconds=1")
         await eventually(lambda: sim.store.get("/pods", "default", "slow") is None, timeout=8)
+
+
+_PRINT_FILE = r"""
+import sys, time
+print(open(sys.argv[1]).read(), flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.kubelet
+async def test_process_pod_mount_paths_are_rewritten_once_even_when_tmp_is_mounted(tmp_path: Path) -> None:
+    """A container sees its volumes at their mountPath; kubesim maps each mountPath in the
+    command to the pod's host directory exactly once (a /tmp emptyDir beside a downward-API
+    volume, with the kubelet's own directory under /tmp).
+    https://kubernetes.io/docs/concepts/workloads/pods/downward-api/"""
+    config = KubeletConfig(run_selector="run=process", work_dir=tmp_path / "kubelet")
+    async with run_kubesim(tmp_path, kubelet=config) as sim, aiohttp.ClientSession() as session:
+        http = Http(session, sim.url)
+        body = pod("reader", {"run": "process"})
+        body["metadata"]["annotations"] = {"modelfleet.dev/bundle-uri": "file:///b/w1"}
+        body["spec"]["volumes"] = [
+            {"name": "podinfo", "downwardAPI": {"items": [
+                {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}}]}},
+            {"name": "tmp", "emptyDir": {}},
+        ]
+        body["spec"]["containers"] = [{
+            "name": "main", "image": "local/python",
+            "command": [sys.executable, "-c", _PRINT_FILE, "/etc/podinfo/annotations"],
+            "volumeMounts": [
+                {"name": "podinfo", "mountPath": "/etc/podinfo"},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
+        }]
+        await http.ok("POST", PODS, body)
+
+        async def printed() -> bool:
+            async with session.get(f"{sim.url}{PODS}/reader/log") as resp:
+                return 'modelfleet.dev/bundle-uri="file:///b/w1"' in await resp.text()
+
+        await eventually(printed, timeout=15)
+        await http.request("DELETE", f"{PODS}/reader?gracePeriodSeconds=1")
