@@ -500,6 +500,10 @@ class Result:
     api_calls_rollout: dict[str, float] = field(default_factory=dict)
     rollout_writes_per_well: float = 0.0
     rollout_peak_rss_mb: float = 0.0
+    inplace_time_s: float = 0.0  # model version change, instant kubelet, maxUnavailable 10%
+    inplace_max_unavailable_seen: int = 0
+    api_calls_inplace: dict[str, float] = field(default_factory=dict)
+    inplace_writes_per_well: float = 0.0
     rollout_timeline: list[tuple[float, int, int]] = field(default_factory=list)
     qps: float = 0.0
     burst: int = 0
@@ -509,7 +513,7 @@ class Result:
 
 def measure_ready(
     workdir: Path, wells: int, bundle_uri: str, res: Result, *, qps: float, burst: int,
-    concurrency: int, steady_s: float, flips: int,
+    concurrency: int, steady_s: float, flips: int, inplace: bool,
 ) -> None:
     with kubesim_process(workdir, "instant") as (url, kc, sim_pid), httpx.Client(
         base_url=url, timeout=60
@@ -555,8 +559,39 @@ def measure_ready(
                     res.status_freshness_samples = len(delays)
                     log(f"freshness p50 {res.status_freshness_p50_s:.3f}s "
                         f"p99 {res.status_freshness_p99_s:.3f}s")
+                if inplace:
+                    measure_inplace(http, op, md, url, wells, res)
             res.peak_rss_mb = peak_rss_mb(op.pid)
             res.cpu_s_total = cpu_seconds(op.pid) - cpu0
+
+
+def measure_inplace(
+    http: httpx.Client, op: OperatorProcess, md: DeploymentWatch, url: str, wells: int,
+    res: Result,
+) -> None:
+    """Model version 1.0.0 -> 2.0.0 at maxUnavailable 10%: pods stay, bundles are swapped."""
+    with UnavailableSampler(url, wells) as sampler:
+        before = api_calls(op)
+        started = time.perf_counter()
+        r = http.patch(f"{MD_PATH}/{NAME}",
+                       content=json.dumps({"spec": {"model": {"version": "2.0.0"},
+                                                    "rollout": {"maxUnavailable": "10%"}}}),
+                       headers={"Content-Type": "application/merge-patch+json"})
+        r.raise_for_status()
+        generation = r.json()["metadata"]["generation"]
+        done = md.wait(
+            lambda s: s.get("observedGeneration") == generation
+            and s.get("updatedWells") == wells and s.get("availableWells") == wells
+            and s.get("phase") == "Available" and str(s.get("model", "")).endswith("2.0.0"),
+            timeout=3600,
+        )
+        res.inplace_time_s = done - started
+        time.sleep(1.0)
+        res.inplace_max_unavailable_seen = sampler.max_unavailable
+        res.api_calls_inplace = calls_delta(api_calls(op), before)
+        res.inplace_writes_per_well = writes(res.api_calls_inplace) / wells
+    log(f"in-place version roll-out {res.inplace_time_s:.1f}s; max unavailable "
+        f"{res.inplace_max_unavailable_seen}; calls {res.api_calls_inplace}")
 
 
 class RateSampler:
@@ -683,6 +718,9 @@ def table(results: list[Result]) -> str:
         ("roll-out ratio", lambda r: f"{r.rollout_time_ratio:.2f}"),
         ("max unavailable seen / allowed", lambda r: f"{r.max_unavailable_seen}/{r.max_unavailable}"),
         ("writes per well (roll-out)", lambda r: f"{r.rollout_writes_per_well:.3f}"),
+        ("in-place version roll-out (s)", lambda r: f"{r.inplace_time_s:.1f}"),
+        ("writes per well (in-place)", lambda r: f"{r.inplace_writes_per_well:.3f}"),
+        ("max unavailable (in-place)", lambda r: f"{r.inplace_max_unavailable_seen}"),
         ("status freshness p50/p99 (s)",
          lambda r: f"{r.status_freshness_p50_s:.3f}/{r.status_freshness_p99_s:.3f}"),
         ("most requests in 1 s", lambda r: f"{r.max_requests_in_1s:.0f}"),
@@ -733,12 +771,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=10.0,
                         help="kubelet start delay D for the roll-out, s (0 skips the roll-out)")
     parser.add_argument("--skip-raw", action="store_true")
+    parser.add_argument("--inplace", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time an in-place model version roll-out (instant kubelet)")
     parser.add_argument("--skip-ready", action="store_true", help="roll-out measurement only")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "opscale")
     args = parser.parse_args(argv)
     counts = [int(x) for x in args.wells.split(",")]
     args.workdir.mkdir(parents=True, exist_ok=True)
-    bundle_uri = prepare_bundles(args.workdir / "bundles", ["1.0.0"], max(counts))["bundleUri"]
+    bundle_uri = prepare_bundles(args.workdir / "bundles", ["1.0.0", "2.0.0"], max(counts))["bundleUri"]
     results: list[Result] = []
     for wells in counts:
         res = Result(wells, qps=args.qps, burst=args.burst)
@@ -747,7 +787,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"raw: {wells} creates in {res.raw_create_s:.1f}s")
         if not args.skip_ready:
             measure_ready(args.workdir, wells, bundle_uri, res, qps=args.qps, burst=args.burst,
-                          concurrency=args.concurrency, steady_s=args.steady, flips=args.flips)
+                          concurrency=args.concurrency, steady_s=args.steady, flips=args.flips,
+                          inplace=args.inplace)
         if res.raw_create_s and res.time_to_ready_s:
             res.raw_create_ratio = res.raw_create_s / res.time_to_ready_s
         if args.delay > 0:
