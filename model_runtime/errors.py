@@ -93,3 +93,7 @@ class ParityError(Exception):
         self.model = model
         self.max_abs_diff = max_abs_diff
         self.tolerance = tolerance
+
+    def __reduce__(self) -> tuple[type[ParityError], tuple[str, float, float]]:
+        # Builds run in process pools: the error must cross the process boundary intact.
+        return (ParityError, (self.model, self.max_abs_diff, self.tolerance))

@@ -146,3 +146,19 @@ def test_cli_quiet_build_in_another_process_gives_the_same_digest(tmp_path: Path
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == small_bundle.digest
     assert "built " not in result.stderr
+
+
+def test_parity_error_crosses_process_boundaries_intact() -> None:
+    """Builds run in process pools (the demo's bundle cache): the error must unpickle."""
+    import pickle
+
+    error = pickle.loads(pickle.dumps(ParityError("gas-lock-01d", 0.5, 1e-5)))
+    assert (error.model, error.max_abs_diff, error.tolerance) == ("gas-lock-01d", 0.5, 1e-5)
+    assert "gas-lock-01d" in str(error)
+
+
+def test_rare_failure_mode_gradient_boosting_converts_without_overflow(tmp_path: Path) -> None:
+    """This well/seed once produced a leaf value beyond float32 range in the gradient-boosted
+    electrical-fault model: ONNX scored NaN and the build failed."""
+    built = build_bundle("nl-0002", tmp_path / "nl-0002", models=4, version="1.0.0", seed=1)
+    assert built.manifest.models[3].name == "electrical-fault-01d"
