@@ -135,11 +135,6 @@ def test_entrypoint_imports_with_only_the_images_dependencies(image: str, tmp_pa
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pyproject.toml still installs every stack for every image: the lead applies the "
-    "extras split of docs/images.md (then this passes and the xfail must go)",
-)
 def test_pyproject_splits_dependencies_per_image() -> None:
     project = pyproject()["project"]
     assert isinstance(project, dict)
