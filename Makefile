@@ -9,7 +9,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: install demo test lint
+.PHONY: install demo test lint generate
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -21,3 +21,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# Everything generated from the ModelDeployment models: the CRD (and the chart's copy), the
+# field reference, the chart's values schema. Tests fail when any of them drifts.
+generate: $(STAMP)
+	$(VENV)/bin/modelfleet crd --reference docs/reference.md
+	cp crds/modeldeployment.yaml charts/modelfleet/crds/modeldeployment.yaml
+	$(VENV)/bin/python charts/modelfleet/schema/values_schema.py
