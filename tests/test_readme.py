@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
