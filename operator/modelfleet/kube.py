@@ -335,17 +335,10 @@ class KubeClient:
     async def list(
         self, path: str, resource: str, *, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        params: dict[str, str] = {"limit": "500"}
-        if label_selector:
-            params["labelSelector"] = label_selector
-        while True:
-            page = await self.request("list", path, resource=resource, params=params)
-            items.extend(page.get("items") or [])
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                return items
-            params["continue"] = token
+        items, _version = await self.list_with_version(
+            path, resource, label_selector=label_selector
+        )
+        return items
 
 
 def _backoff(attempt: int) -> float:
