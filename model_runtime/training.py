@@ -102,11 +102,18 @@ def to_onnx(estimator: Any, n_features: int, name: str) -> bytes:
         options={id(estimator): {"zipmap": False}},
         final_types=None,
     )
+    # skl2onnx collects opset imports in a set: their order follows the process's string hash
+    # seed, so two builds of the same model serialized differently. Sort them by domain.
+    opsets = sorted(model.opset_import, key=lambda o: o.domain)
+    del model.opset_import[:]
+    model.opset_import.extend(opsets)
     # skl2onnx stamps its own version into producer fields: keep them, they are deterministic.
     return bytes(model.SerializeToString())
 
 
-def onnx_probabilities(onnx_model: bytes, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def onnx_probabilities(
+    onnx_model: bytes, features: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -136,7 +136,8 @@ def test_cli_verify_exits_non_zero_naming_the_corrupt_file(tmp_path: Path, small
 
 
 def test_cli_quiet_build_in_another_process_gives_the_same_digest(tmp_path: Path, small_bundle: BuiltBundle) -> None:
-    """Determinism across processes (hash seeds differ), not only within one."""
+    """Determinism across processes (hash seeds differ), not only within one: skl2onnx's
+    opset-import order once followed the string hash seed, so about half the builds differed."""
     import os
 
     result = subprocess.run(
