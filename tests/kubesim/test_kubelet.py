@@ -379,7 +379,9 @@ async def test_process_pod_mount_paths_are_rewritten_once_even_when_tmp_is_mount
         ]
         body["spec"]["containers"] = [{
             "name": "main", "image": "local/python",
-            "command": [sys.executable, "-c", _PRINT_FILE, "/etc/podinfo/annotations"],
+            # "python", not sys.executable: the interpreter may itself live under /tmp (a CI
+            # clone), and in a container /tmp/... means the mounted volume.
+            "command": ["python", "-c", _PRINT_FILE, "/etc/podinfo/annotations"],
             "volumeMounts": [
                 {"name": "podinfo", "mountPath": "/etc/podinfo"},
                 {"name": "tmp", "mountPath": "/tmp"},
