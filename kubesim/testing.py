@@ -128,7 +128,9 @@ def kubesim_in_thread(
     kubelet: KubeletConfig | None = None,
     faults: FaultConfig | None = None,
     run_kubelet: bool = True,
+    before_start: Callable[[KubeSim], None] | None = None,
 ) -> Iterator[KubeSimThread]:
+    """`before_start` sees the KubeSim before it serves (e.g. to wrap its request handler)."""
     started = threading.Event()
     holder: dict[str, Any] = {}
 
@@ -142,6 +144,8 @@ def kubesim_in_thread(
             faults=faults,
             run_kubelet=run_kubelet,
         )
+        if before_start is not None:
+            before_start(sim)
         try:
             await sim.start()
         except BaseException as exc:

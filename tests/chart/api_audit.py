@@ -11,7 +11,6 @@ kubesim in a thread with every request recorded before kubesim handles it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Mapping
@@ -23,7 +22,7 @@ from aiohttp import web
 
 from kubesim.cluster import KubeSim
 from kubesim.kubelet import KubeletConfig
-from kubesim.testing import KubeSimThread
+from kubesim.testing import KubeSimThread, kubesim_in_thread
 
 VERBS_BY_METHOD = {"POST": "create", "PUT": "update", "PATCH": "patch"}
 
@@ -120,41 +119,12 @@ class AuditLog:
 def recording_kubesim(
     tmp_path: Path, log: AuditLog, *, kubelet: KubeletConfig | None = None
 ) -> Iterator[KubeSimThread]:
-    """kubesim on its own loop in a thread (like kubesim.testing.kubesim_in_thread), every HTTP
-    request recorded into `log` before kubesim handles it."""
-    started = threading.Event()
-    holder: dict[str, Any] = {}
+    """kubesim in a thread (kubesim.testing.kubesim_in_thread), every HTTP request recorded into
+    `log` before kubesim handles it."""
 
-    async def main() -> None:
-        sim = KubeSim(kubeconfig=tmp_path / "kubesim.kubeconfig", kubelet=kubelet)
+    def audit(sim: KubeSim) -> None:
         # The app's catch-all route is bound to http.handle when the server starts.
         sim.http.handle = log.wrap(sim.http.handle)  # type: ignore[method-assign,assignment]
-        holder["loop"] = asyncio.get_running_loop()
-        holder["stop"] = stop = asyncio.Event()
-        try:
-            await sim.start()
-        except BaseException as exc:
-            holder["error"] = exc
-            started.set()
-            raise
-        holder["sim"] = sim
-        started.set()
-        try:
-            await stop.wait()
-        finally:
-            await sim.stop()
 
-    def run() -> None:
-        with contextlib.suppress(BaseException):
-            asyncio.run(main())
-
-    thread = threading.Thread(target=run, name="kubesim-audited", daemon=True)
-    thread.start()
-    assert started.wait(30), "kubesim did not start"
-    if "error" in holder:
-        raise RuntimeError("kubesim failed to start") from holder["error"]
-    try:
-        yield KubeSimThread(holder["sim"], holder["loop"])
-    finally:
-        holder["loop"].call_soon_threadsafe(holder["stop"].set)
-        thread.join(30)
+    with kubesim_in_thread(tmp_path, kubelet=kubelet, before_start=audit) as ks:
+        yield ks
