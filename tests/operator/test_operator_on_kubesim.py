@@ -30,6 +30,20 @@ def is_available(version: str, wells: int) -> Any:
     return check
 
 
+def settled_on_generation(generation: int, wells: int) -> Any:
+    """The spec of `generation` is fully rolled out: every well available on its revision."""
+
+    def check(status: dict[str, Any]) -> bool:
+        return (
+            status.get("phase") == "Available"
+            and status.get("currentRevision") == status.get("updateRevision")
+            and status.get("availableWells") == wells
+            and status.get("observedGeneration") == generation
+        )
+
+    return check
+
+
 def writes_so_far() -> float:
     total = 0.0
     for metric in REGISTRY.collect():
@@ -152,12 +166,7 @@ def test_runtime_change_recreates_pods_never_exceeding_budget(
             )
             api.wait_status(
                 "esp",
-                lambda s: (
-                    s.get("phase") == "Available"
-                    and s["currentRevision"] == s["updateRevision"]
-                    and s["availableWells"] == 8
-                    and s["observedGeneration"] == 2
-                ),
+                settled_on_generation(2, len(WELLS)),
             )
         assert 0 < watch.max_unavailable <= 3
     pods = api.pods()
@@ -283,12 +292,7 @@ def test_operator_restart_mid_rollout_converges_without_duplicates(
     with PodWatch(slow_cluster.url, set(WELLS)) as watch, running_operator(slow_cluster.kubeconfig):
         api.wait_status(
             "esp",
-            lambda s: (
-                s.get("phase") == "Available"
-                and s["currentRevision"] == s["updateRevision"]
-                and s["availableWells"] == 8
-                and s["observedGeneration"] == 2
-            ),
+            settled_on_generation(2, len(WELLS)),
             timeout=40,
         )
     assert watch.max_unavailable <= 2
