@@ -328,9 +328,16 @@ class KubeClient:
             if response.status >= 400:
                 raw = await response.read()
                 raise _error_from(response.status, raw, response.headers.get("Retry-After"))
-            async for line in response.content:
-                if line.strip():
-                    yield json.loads(line)
+            # Lines split here, not by aiohttp's readline: that refuses lines above 128 KiB,
+            # and one event carries a whole object (a ConfigMap inventory is up to 1 MiB).
+            pending = b""
+            async for chunk in response.content.iter_any():
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+            if pending.strip():
+                yield json.loads(pending)
 
     async def list(
         self, path: str, resource: str, *, label_selector: str | None = None
