@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from kubesim.errors import ApiError, StatusCause, field_forbidden, field_invalid
+from kubesim.jsonwire import clone, decode, encode
 from kubesim.kinds import (
     ClusterIPAllocator,
     crd_resource_defs,
@@ -37,7 +38,7 @@ from kubesim.kinds import (
 )
 from kubesim.registry import Registry, ResourceDef
 from kubesim.selectors import FieldSelector, LabelSelector
-from kubesim.store import Store, StoredObject, encode
+from kubesim.store import Store, StoredObject
 from kubesim.validation import validate_metadata
 from kubesim.watch import Watcher
 
@@ -519,7 +520,7 @@ class ApiServer:
         from kubesim import patching
 
         old = self.get(rdef, namespace, name)
-        current = json.loads(self.render(rdef, old))
+        current = decode(self.render(rdef, old))
         if content_type == "application/json-patch+json":
             if not isinstance(patch, list):
                 raise ApiError.bad_request(
@@ -657,8 +658,8 @@ class ApiServer:
 
     def _check_pod_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Pod spec is immutable except images, activeDeadlineSeconds and added tolerations."""
-        old_spec = json.loads(json.dumps(old.get("spec") or {}))
-        new_spec = json.loads(json.dumps(new.get("spec") or {}))
+        old_spec = clone(old.get("spec") or {})
+        new_spec = clone(new.get("spec") or {})
         for spec in (old_spec, new_spec):
             for key in ("containers", "initContainers"):
                 for container in spec.get(key) or []:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -90,5 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             await sim.stop()
 
+    # The store holds every object as a decoded JSON tree (no reference cycles) plus a watch
+    # history: with the default thresholds the cyclic collector's full passes over that heap took
+    # 4.5 of kubesim's 15 CPU seconds while 10,000 pods came up (3.4 s in 16 full passes).
+    # Collecting young objects less often and old ones almost never leaves 0.8 s.
+    gc.set_threshold(50_000, 20, 100)
     asyncio.run(run())
     return 0

@@ -32,6 +32,7 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from kubesim.apiserver import NODE_NAME, POD_STORAGE, ApiServer
 from kubesim.downward import expand_vars, field_ref_value, write_atomic_dir
 from kubesim.errors import ApiError
+from kubesim.jsonwire import encode
 from kubesim.runtime_sim import (
     BUNDLE_DIGEST_ANNOTATION,
     BUNDLE_URI_ANNOTATION,
@@ -39,7 +40,7 @@ from kubesim.runtime_sim import (
     SimulatedRuntime,
 )
 from kubesim.selectors import LabelSelector
-from kubesim.store import StoredObject, WatchEvent, encode
+from kubesim.store import StoredObject, WatchEvent
 
 __all__ = ["Kubelet", "KubeletConfig", "PodIPAllocator"]
 

@@ -16,7 +16,6 @@ Every function returns a new object and never mutates its inputs.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import jsonpatch
 import jsonpointer
 
 from kubesim.errors import ApiError, StatusCause
+from kubesim.jsonwire import clone
 
 __all__ = [
     "STRATEGIC_SCHEMAS",
@@ -43,7 +43,7 @@ __all__ = [
 
 def _merge_value(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     result: dict[str, Any] = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -63,7 +63,7 @@ def apply_merge_patch(target: dict[str, Any], patch: Any) -> dict[str, Any]:
         raise ApiError.bad_request(
             f"json: cannot unmarshal {_json_kind(patch)} into Go value of type map[string]interface {{}}"
         )
-    merged = _merge_value(copy.deepcopy(target), patch)
+    merged = _merge_value(clone(target), patch)
     assert isinstance(merged, dict)
     return merged
 
@@ -569,7 +569,7 @@ def apply_strategic_merge_patch(
     if not isinstance(patch, dict):
         raise ApiError.bad_request("invalid JSON document")
     try:
-        merged = _merge_map(copy.deepcopy(target), copy.deepcopy(patch), merge_keys)
+        merged = _merge_map(clone(target), clone(patch), merge_keys)
     except _PatchError as exc:
         if exc.code == 422:
             raise _unprocessable(str(exc)) from None

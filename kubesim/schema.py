@@ -45,6 +45,7 @@ from kubesim.errors import (
     field_type_invalid,
     format_bad_value,
 )
+from kubesim.jsonwire import clone
 
 __all__ = [
     "CompiledSchema",
@@ -916,7 +917,7 @@ class CompiledSchema:
         then list-type, then CEL, the unknown field paths pruned). ``old`` enables transition
         rules and ratcheting on update. ``strict_unknown=False`` skips collecting unknown paths.
         """
-        result = copy.deepcopy(obj)
+        result = clone(obj)
         walk = _Walk(collect_unknown=strict_unknown)
         old_root: Any = old if old is not None else _ABSENT
         _admit_node(self.root, result, old_root, None, walk, root=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,8 +22,9 @@ from aiohttp import web
 from kubesim.apiserver import ApiServer, ListResult, WriteResult
 from kubesim.errors import ApiError
 from kubesim.faults import FaultConfig, FaultPlan
+from kubesim.jsonwire import decode, encode
 from kubesim.registry import ResourceDef
-from kubesim.store import StoredObject, encode
+from kubesim.store import StoredObject
 
 __all__ = ["MAX_BODY_BYTES", "HttpConfig", "build_app"]
 
@@ -353,7 +353,7 @@ class KubeHttp:
                     f"{content_type} is unsupported here ({exc}); send application/json",
                 ) from None
         try:
-            return json.loads(raw)
+            return decode(raw)
         except ValueError as exc:
             raise ApiError.bad_request(
                 f"the object provided is unrecognized (must be of type {rdef.kind}): couldn't get "
@@ -366,7 +366,7 @@ class KubeHttp:
             raw = await _read_body(request)
             if raw.strip():
                 try:
-                    parsed = json.loads(raw)
+                    parsed = decode(raw)
                 except ValueError as exc:
                     raise ApiError.bad_request(f"invalid DeleteOptions: {exc}") from None
                 if isinstance(parsed, dict):
@@ -604,7 +604,7 @@ class KubeHttp:
         return resp
 
     def _table_line(self, request: web.Request, rdef: ResourceDef, line: bytes) -> bytes:
-        event: dict[str, Any] = json.loads(line)
+        event: dict[str, Any] = decode(line)
         if event["type"] in ("ERROR", "BOOKMARK"):
             return line
         obj = event["object"]

@@ -15,19 +15,15 @@ Docs: https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-vers
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kubesim.errors import ApiError
+from kubesim.jsonwire import decode, encode
 
-__all__ = ["Collection", "Store", "StoredObject", "WatchEvent", "encode"]
-
-
-def encode(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+__all__ = ["Collection", "Store", "StoredObject", "WatchEvent"]
 
 
 class StoredObject:
@@ -57,7 +53,7 @@ class StoredObject:
     @property
     def obj(self) -> dict[str, Any]:
         if self._obj is None:
-            self._obj = json.loads(self.raw)
+            self._obj = decode(self.raw)
         return self._obj
 
     def release(self) -> None:
@@ -66,7 +62,7 @@ class StoredObject:
 
     def copy(self) -> dict[str, Any]:
         """A private deep copy for a caller to modify (decoding is faster than deepcopy)."""
-        result: dict[str, Any] = json.loads(self.raw)
+        result: dict[str, Any] = decode(self.raw)
         return result
 
 

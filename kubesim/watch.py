@@ -15,7 +15,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from kubesim.store import StoredObject, WatchEvent, encode
+from kubesim.jsonwire import encode
+from kubesim.store import StoredObject, WatchEvent
 
 __all__ = ["Watcher"]
 
