@@ -13,7 +13,6 @@ are mapped once to `KubeApiError` carrying the apiserver's Status.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import ssl
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 from prometheus_client import Counter, Histogram
 
 logger = logging.getLogger("modelfleet.kube")
@@ -193,7 +193,7 @@ class KubeClient:
             "update": "PUT",
             "proxy": "POST",
         }[verb]
-        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        content = None if body is None else orjson.dumps(body)
         headers = {"Content-Type": content_type} if content is not None else None
         attempt = 0
         while True:
@@ -221,7 +221,7 @@ class KubeClient:
             API_LATENCY.labels(verb, resource).observe(time.perf_counter() - started)
             API_CALLS.labels(verb, resource, str(status)).inc()
             if status < 400:
-                return json.loads(raw) if raw else None
+                return orjson.loads(raw) if raw else None
             error = _error_from(status, raw, retry_after)
             if status in RETRYABLE and attempt <= self.settings.max_retries:
                 delay = error.retry_after if error.retry_after is not None else _backoff(attempt)
@@ -269,7 +269,7 @@ class KubeClient:
         """POST through the apiserver's pod proxy: the pod's own status and body, no retries
         (a 5xx from the pod is an answer, not an apiserver hiccup)."""
         await self._bucket.acquire()
-        content = json.dumps(body).encode()
+        content = orjson.dumps(body)
         try:
             async with (
                 self._slots,
@@ -283,7 +283,7 @@ class KubeClient:
             return 0, {"error": str(exc)}
         API_CALLS.labels("proxy", "pods/proxy", str(status)).inc()
         try:
-            return status, json.loads(raw)
+            return status, orjson.loads(raw)
         except ValueError:
             return status, {"error": raw[:500].decode(errors="replace")}
 
@@ -335,9 +335,9 @@ class KubeClient:
                 *lines, pending = (pending + chunk).split(b"\n")
                 for line in lines:
                     if line.strip():
-                        yield json.loads(line)
+                        yield orjson.loads(line)
             if pending.strip():
-                yield json.loads(pending)
+                yield orjson.loads(pending)
 
     async def list(
         self, path: str, resource: str, *, label_selector: str | None = None
@@ -355,7 +355,7 @@ def _backoff(attempt: int) -> float:
 def _error_from(code: int, raw: bytes, retry_after_header: str | None) -> KubeApiError:
     reason, message = "", raw[:500].decode(errors="replace")
     try:
-        status = json.loads(raw)
+        status = orjson.loads(raw)
         reason = status.get("reason") or ""
         message = status.get("message") or message
     except (ValueError, AttributeError):
