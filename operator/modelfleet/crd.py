@@ -18,7 +18,7 @@ from modelfleet import spec
 #: Root-level rules: only the root may read metadata.name.
 ROOT_VALIDATIONS: list[dict[str, str]] = [
     {
-        "rule": "self.spec.wells.all(w, size(self.metadata.name) + size(w.id) <= 62)",
+        "rule": "!has(self.spec.wells) || self.spec.wells.all(w, size(self.metadata.name) + size(w.id) <= 62)",
         "message": "metadata.name + '-' + a well id must fit in 63 characters: the pod name is "
         "the well's hostname; shorten the ModelDeployment name or the well ids",
         "fieldPath": ".spec.wells",
@@ -132,7 +132,7 @@ def openapi_schema() -> dict[str, Any]:
         _camel_case_default(spec.RuntimeSpec().resources)
     )
     status_schema.pop("required", None)
-    return {
+    schema = {
         "type": "object",
         "description": (spec.ModelDeployment.__doc__ or "").strip(),
         "required": ["spec"],
@@ -144,6 +144,9 @@ def openapi_schema() -> dict[str, Any]:
         },
         "x-kubernetes-validations": ROOT_VALIDATIONS,
     }
+    # Types used twice (ConfigMapRef) share nodes; a copy keeps YAML anchors out of the CRD.
+    result: dict[str, Any] = json.loads(json.dumps(schema))
+    return result
 
 
 def custom_resource_definition() -> dict[str, Any]:

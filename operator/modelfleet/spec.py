@@ -23,12 +23,23 @@ SINGULAR = "modeldeployment"
 SHORT_NAMES = ("mdep",)
 CATEGORIES = ("modelfleet",)
 
-#: Inline wells per ModelDeployment. 10,000 wells of realistic form stay under the apiserver's
-#: object size limit (see docs), and the bound keeps the per-well CEL rule under its cost limit.
+#: Inline wells per ModelDeployment. The bound keeps the per-well CEL rule under its cost limit;
+#: the apiserver's object size limit (1.5 MiB) bites first once every well has a digest (about
+#: 8,600 realistic wells, see docs/benchmarks.md): larger fleets use wellsFrom / digestsFrom.
 MAX_WELLS = 10_000
+#: Wells per fleet, inline and from ConfigMaps together. Set by the ControllerRevision, which
+#: records every well's expected digest so a rollback restores exactly what was served: 12,000
+#: digests of the longest well ids (40 characters) take 1.40 MB of its 1.5 MiB.
+MAX_FLEET_WELLS = 12_000
+#: ConfigMaps one fleet may read its wells (or its digests) from.
+MAX_INVENTORY_SOURCES = 64
+#: The ConfigMap keys an inventory is read from.
+WELLS_KEY = "wells.yaml"
+DIGESTS_KEY = "digests.yaml"
 MAX_UNHEALTHY_REPORTED = 20
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 PERCENT_OR_INT = r"^(100|[1-9]?[0-9])%$"
 VERSION_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._+-]{0,61}[A-Za-z0-9])?$"
 DIGEST_PATTERN = r"^sha256:[a-f0-9]{64}$"
@@ -73,6 +84,29 @@ class _Resource(BaseModel):
 # ---------------------------------------------------------------------------------------- spec
 
 
+class ConfigMapRef(_Resource):
+    """A ConfigMap in the ModelDeployment's namespace."""
+
+    config_map: Annotated[
+        str, StringConstraints(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)
+    ]
+    """Name of the ConfigMap."""
+
+
+#: A bounded list of ConfigMaps, each named at most once (the apiserver rejects duplicates).
+ConfigMapRefs = Annotated[
+    list[ConfigMapRef],
+    Field(
+        min_length=1,
+        max_length=MAX_INVENTORY_SOURCES,
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["configMap"],
+        },
+    ),
+]
+
+
 class ModelSource(_Resource):
     """Which model the wells serve and where each well's bundle comes from."""
 
@@ -88,6 +122,11 @@ class ModelSource(_Resource):
                     "rule": "!has(self.digests) || self.digests.all(k, k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))",
                     "message": "digests keys must be well ids (DNS-1123 labels)",
                     "fieldPath": ".digests",
+                },
+                {
+                    "rule": "!(has(self.digests) && has(self.digestsFrom))",
+                    "message": "set digests or digestsFrom, not both: one source of truth per version",
+                    "fieldPath": ".digestsFrom",
                 },
             ]
         }
@@ -113,7 +152,15 @@ class ModelSource(_Resource):
     )
     """Optional expected bundle digest per well id (sha256:<64 hex>, the sha256 of the bundle's
     canonical manifest) for this version. A well whose bundle does not match is refused with
-    reason BundleInvalid and keeps serving its previous bundle."""
+    reason BundleInvalid and keeps serving its previous bundle. Exclusive with digestsFrom."""
+
+    digests_from: ConfigMapRefs | None = None
+    """ConfigMaps holding the expected digests instead of digests (for fleets too large to list
+    them inline): key digests.yaml, a YAML or JSON mapping of well id to sha256:<64 hex>, the
+    same meaning as digests. Several ConfigMaps are merged; a well id in two of them is an
+    error. Ids of wells outside the fleet are ignored, so one ConfigMap per version
+    (esp-2026.11.2-digests) can serve several fleets. While one is missing or invalid, no pod of
+    the fleet is changed and status says Degraded (InventoryNotFound / InventoryInvalid)."""
 
 
 class Well(_Resource):
@@ -124,7 +171,7 @@ class Well(_Resource):
     <deployment>-<id>."""
 
     labels: dict[str, Annotated[str, StringConstraints(max_length=63)]] | None = Field(
-        default=None, json_schema_extra={"maxProperties": 32}
+        default=None, max_length=32
     )
     """Labels of the well (region, field, pump type...), used by rollout.canary.selector."""
 
@@ -277,8 +324,9 @@ class Canary(_Resource):
         }
     )
 
-    wells: Annotated[int, Field(ge=1, le=MAX_WELLS)] | None = None
-    """Number of wells updated first (the first ones in spec.wells order)."""
+    wells: Annotated[int, Field(ge=1, le=MAX_FLEET_WELLS)] | None = None
+    """Number of wells updated first (the first ones in fleet order: spec.wells, then each
+    wellsFrom ConfigMap in turn)."""
 
     selector: LabelSelector | None = None
     """Label selector on well labels choosing the canary wells."""
@@ -343,14 +391,38 @@ class RolloutPolicy(_Resource):
 class ModelDeploymentSpec(_Resource):
     """Desired state: one inference pod per well, serving the given model version."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.wells) || has(self.wellsFrom)",
+                    "message": "set wells, wellsFrom or both: the fleet is their union",
+                    "fieldPath": ".wells",
+                }
+            ]
+        }
+    )
+
     model: ModelSource
     """The model the wells serve and where the bundles are."""
 
     wells: list[Well] = Field(
+        default_factory=list,
         max_length=MAX_WELLS,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["id"]},
     )
-    """The wells of the fleet; each id at most once (the apiserver rejects duplicates)."""
+    """The wells of the fleet listed inline; each id at most once (the apiserver rejects
+    duplicates). Set wells, wellsFrom or both."""
+
+    wells_from: ConfigMapRefs | None = None
+    """ConfigMaps holding more wells, for fleets too large to list inline (a ModelDeployment
+    must fit in the apiserver's 1.5 MiB object limit): key wells.yaml, a YAML or JSON list of
+    wells with the same fields as spec.wells items (id, labels, pin). Create one with kubectl
+    create configmap NAME --from-file=wells.yaml. A ConfigMap holds at most 1 MiB (about 9,000
+    wells with three labels): split larger fleets over several. The fleet is spec.wells followed
+    by each ConfigMap's wells in list order, at most 12,000 wells, each id once across all of
+    them. While a ConfigMap is missing or invalid, no pod of the fleet is changed and status
+    says Degraded (InventoryNotFound / InventoryInvalid); fixing it resumes the fleet."""
 
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
     """How each well's pod runs."""
@@ -389,6 +461,8 @@ class Reason(enum.StrEnum):
     PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
     ROLLED_BACK = "RolledBack"
     BUNDLE_INVALID = "BundleInvalid"
+    INVENTORY_INVALID = "InventoryInvalid"
+    INVENTORY_NOT_FOUND = "InventoryNotFound"
     AS_EXPECTED = "AsExpected"
     WELLS_UNHEALTHY = "WellsUnhealthy"
 

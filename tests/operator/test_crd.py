@@ -138,7 +138,58 @@ INVALID: list[tuple[str, Mutation, str, str]] = [
         "spec.model.digests",
         "digests keys must be well ids",
     ),
-    ("no-wells", setter("spec.wells", DELETE), "spec.wells", "Required value"),
+    ("no-wells", setter("spec.wells", DELETE), "spec.wells", "set wells, wellsFrom or both"),
+    (
+        "wells-from-empty",
+        setter("spec.wellsFrom", []),
+        "spec.wellsFrom",
+        "should have at least 1 items",
+    ),
+    (
+        "wells-from-name-invalid",
+        setter("spec.wellsFrom", [{"configMap": "FR_Wells"}]),
+        "spec.wellsFrom[0].configMap",
+        "should match",
+    ),
+    (
+        "wells-from-without-name",
+        setter("spec.wellsFrom", [{}]),
+        "spec.wellsFrom[0].configMap",
+        "Required value",
+    ),
+    (
+        "wells-from-duplicate",
+        setter("spec.wellsFrom", [{"configMap": "fr-wells"}, {"configMap": "fr-wells"}]),
+        "spec.wellsFrom[1]",
+        "Duplicate value",
+    ),
+    (
+        "wells-from-too-many",
+        setter("spec.wellsFrom", [{"configMap": f"fr-wells-{i}"} for i in range(65)]),
+        "spec.wellsFrom",
+        "must have at most 64 items",
+    ),
+    (
+        "digests-and-digests-from",
+        setter(
+            "spec.model",
+            {
+                "name": "esp-failure",
+                "version": "2026.11.2",
+                "bundleUri": "http://127.0.0.1:9000/{version}/{well}/",
+                "digests": {"fr-0001": "sha256:" + "a" * 64},
+                "digestsFrom": [{"configMap": "esp-2026.11.2-digests"}],
+            },
+        ),
+        "spec.model.digestsFrom",
+        "set digests or digestsFrom, not both",
+    ),
+    (
+        "digests-from-name-invalid",
+        setter("spec.model.digestsFrom", [{"configMap": "esp digests"}]),
+        "spec.model.digestsFrom[0].configMap",
+        "should match",
+    ),
     ("wells-not-a-list", setter("spec.wells", "fr-0001"), "spec.wells", "must be of type array"),
     ("well-id-uppercase", setter("spec.wells.0.id", "FR-1"), "spec.wells[0].id", "should match"),
     ("well-id-too-long", setter("spec.wells.0.id", "w" * 41), "spec.wells[0].id", "40"),
@@ -314,6 +365,17 @@ def test_valid_manifest_is_admitted_with_defaults(cluster: KubeSimThread) -> Non
     assert spec["revisionHistoryLimit"] == 10
     assert spec["runtime"]["port"] == 8080
     assert spec["runtime"]["resources"]["requests"] == {"cpu": "50m", "memory": "128Mi"}
+
+
+def test_wells_from_config_maps_alone_is_admitted(cluster: KubeSimThread) -> None:
+    body = valid()
+    body["metadata"]["name"] = "by-reference"
+    del body["spec"]["wells"]
+    body["spec"]["wellsFrom"] = [{"configMap": "fr-wells-a"}, {"configMap": "fr-wells-b"}]
+    body["spec"]["model"]["digestsFrom"] = [{"configMap": "esp-2026.11.2-digests"}]
+    r = Api(cluster.url).create(MD_PATH, body)
+    assert r.status_code == 201, r.text
+    assert "wells" not in r.json()["spec"]  # no default: "neither" stays detectable
 
 
 def test_ten_thousand_wells_are_admitted(cluster: KubeSimThread) -> None:
