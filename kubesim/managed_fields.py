@@ -1,0 +1,542 @@
+"""Field ownership: the field sets of ``metadata.managedFields`` and how writes move them.
+
+Why this exists: server-side apply decides conflicts and removals from who owns which field, and
+``kubectl get --show-managed-fields``, Helm 4 and controllers read ``managedFields`` back. The
+set semantics follow sigs.k8s.io/structured-merge-diff (``fieldpath``, ``typed.ToFieldSet``,
+``typed.Compare``, ``merge.Updater.Update``) and k8s.io/apimachinery ``managedfields`` (the
+FieldsV1 encoding, the entry order, the stripped metadata fields, the manager derived from the
+User-Agent).
+
+A field set is a ``frozenset`` of paths; a path is a tuple of FieldsV1 path elements:
+``f:<field>``, ``k:<json object of the key fields>`` (an element of an associative list),
+``v:<json value>`` (an element of a set list) and ``i:<index>``. Lists and maps follow the
+schema's ``x-kubernetes-list-type`` / ``x-kubernetes-list-map-keys`` / ``x-kubernetes-map-type``
+(built-in kinds: the Kubernetes 1.32 OpenAPI definitions; custom resources: their CRD schema).
+Lists without a list type are atomic, objects are granular unless marked atomic.
+
+Docs: https://kubernetes.io/docs/reference/using-api/server-side-apply/#field-management
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+__all__ = [
+    "Comparison",
+    "FieldSet",
+    "ManagerKey",
+    "Managers",
+    "ObjectShape",
+    "compare",
+    "decode_managed_fields",
+    "empty_object",
+    "encode_managed_fields",
+    "from_fields_v1",
+    "list_elements",
+    "manager_from_request",
+    "path_string",
+    "shape_for",
+    "strip_meta",
+    "to_field_set",
+    "to_fields_v1",
+    "track_update",
+]
+
+Path = tuple[str, ...]
+FieldSet = frozenset[Path]
+EMPTY: Final[FieldSet] = frozenset()
+
+# FieldManagerMaxLength in apimachinery's validation.
+MANAGER_MAX_LENGTH: Final = 128
+_OBJECT_META: Final = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+_METADATA: Final[Path] = ("f:metadata",)
+# The apiserver's own metadata never belongs to a manager (managedfields stripMetaManager).
+_STRIPPED: Final[FieldSet] = frozenset(
+    {
+        ("f:apiVersion",),
+        ("f:kind",),
+        _METADATA,
+        *(
+            (*_METADATA, "f:" + name)
+            for name in (
+                "name",
+                "namespace",
+                "creationTimestamp",
+                "selfLink",
+                "uid",
+                "clusterName",
+                "generation",
+                "managedFields",
+                "resourceVersion",
+            )
+        ),
+    }
+)
+# Key fields the 1.32 OpenAPI v3 documents default (``+default="TCP"`` on ContainerPort and
+# ServicePort) but the v2-derived definitions kubesim reads do not carry.
+_BUILTIN_KEY_DEFAULTS: Final = {"protocol": "TCP"}
+# Never compared: kept by the apiserver, not part of anyone's intent.
+_UNCOMPARED_METADATA: Final = frozenset({"managedFields", "resourceVersion"})
+
+
+# --------------------------------------------------------------------------------------------
+# The schema, as far as field ownership needs it
+# --------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _builtin_definitions() -> Mapping[str, Any]:
+    from kubesim.openapi import _raw_definitions
+
+    return _raw_definitions()
+
+
+class ObjectShape:
+    """Navigates an OpenAPI schema (``$ref`` into the built-in definitions, ``allOf`` wrappers)."""
+
+    def __init__(self, root: Mapping[str, Any] | None) -> None:
+        self.root = root
+        self.definitions = _builtin_definitions()
+
+    def resolve(self, node: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        for _ in range(16):  # a $ref chain is short; the bound guards a cycle
+            if node is None:
+                return None
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                node = self.definitions.get(ref.rsplit("/", 1)[-1])
+                continue
+            all_of = node.get("allOf")
+            if isinstance(all_of, list) and len(all_of) == 1 and "properties" not in node:
+                node = all_of[0]
+                continue
+            return node
+        return None
+
+    def field(self, node: Mapping[str, Any] | None, name: str) -> tuple[Mapping[str, Any] | None, bool]:
+        """The schema of ``name`` inside an object, and whether it is a declared (struct) field."""
+        resolved = self.resolve(node)
+        if resolved is None:
+            return None, False
+        props = resolved.get("properties")
+        if isinstance(props, Mapping) and name in props:
+            return props[name], True
+        extra = resolved.get("additionalProperties")
+        return (extra if isinstance(extra, Mapping) else None), False
+
+    def items(self, node: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        resolved = self.resolve(node)
+        items = resolved.get("items") if resolved is not None else None
+        return items if isinstance(items, Mapping) else None
+
+    def list_type(self, node: Mapping[str, Any] | None) -> tuple[str, tuple[str, ...]]:
+        """``(atomic|set|map, map keys)``; lists without a list type are atomic."""
+        for candidate in (node, self.resolve(node)):
+            if candidate is not None and "x-kubernetes-list-type" in candidate:
+                kind = str(candidate["x-kubernetes-list-type"])
+                keys = tuple(candidate.get("x-kubernetes-list-map-keys") or ())
+                if kind == "map" and not keys:
+                    return "atomic", ()
+                return kind, keys
+        return "atomic", ()
+
+    def atomic_map(self, node: Mapping[str, Any] | None) -> bool:
+        return any(
+            candidate is not None and candidate.get("x-kubernetes-map-type") == "atomic"
+            for candidate in (node, self.resolve(node))
+        )
+
+    def key_defaults(self, node: Mapping[str, Any] | None, keys: tuple[str, ...]) -> dict[str, Any]:
+        """Defaults of list-map key fields (``protocol: TCP`` of container ports)."""
+        item = self.resolve(self.items(node))
+        props = item.get("properties") if item is not None else None
+        out: dict[str, Any] = {}
+        for key in keys:
+            sub = self.resolve(props.get(key)) if isinstance(props, Mapping) else None
+            if sub is not None and "default" in sub:
+                out[key] = sub["default"]
+            elif key in _BUILTIN_KEY_DEFAULTS:
+                out[key] = _BUILTIN_KEY_DEFAULTS[key]
+        return out
+
+
+def shape_for(group: str, version: str, kind: str, crd_schema: Mapping[str, Any] | None) -> ObjectShape:
+    """The shape of a built-in kind (its 1.32 definition) or of a custom resource (its CRD schema
+    with ``metadata`` as ObjectMeta, as the apiextensions-apiserver publishes it)."""
+    key = (group, version, kind, id(crd_schema))
+    hit = _SHAPES.get(key)
+    if hit is not None and hit[0] is crd_schema:
+        return hit[1]
+    shape = _build_shape(group, version, kind, crd_schema)
+    # The cache keeps the schema alive, so its id cannot be reused by another schema.
+    _SHAPES[key] = (crd_schema, shape)
+    return shape
+
+
+_SHAPES: dict[tuple[str, str, str, int], tuple[Any, ObjectShape]] = {}
+
+
+def _build_shape(group: str, version: str, kind: str, crd_schema: Mapping[str, Any] | None) -> ObjectShape:
+    if crd_schema is not None:
+        root = dict(crd_schema)
+        props = dict(root.get("properties") or {})
+        props["metadata"] = {"$ref": "#/$defs/" + _OBJECT_META}
+        root["properties"] = props
+        return ObjectShape(root)
+    from kubesim.openapi import builtin_definition_name
+
+    name = builtin_definition_name(group, version, kind)
+    return ObjectShape({"$ref": "#/$defs/" + name} if name else None)
+
+
+# --------------------------------------------------------------------------------------------
+# Path elements
+# --------------------------------------------------------------------------------------------
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def _element(
+    item: Any, index: int, kind: str, keys: tuple[str, ...], defaults: Mapping[str, Any]
+) -> str:
+    if kind == "set" and not isinstance(item, (dict, list)):
+        return "v:" + _json(item)
+    if kind == "map" and isinstance(item, dict):
+        key = {k: item.get(k, defaults.get(k)) for k in keys if k in item or k in defaults}
+        if key:
+            return "k:" + _json(key)
+    return f"i:{index}"
+
+
+def list_elements(shape: ObjectShape, node: Mapping[str, Any] | None, items: list[Any]) -> list[str]:
+    kind, keys = shape.list_type(node)
+    defaults = shape.key_defaults(node, keys) if kind == "map" else {}
+    return [_element(item, i, kind, keys, defaults) for i, item in enumerate(items)]
+
+
+def path_string(path: Path) -> str:
+    """fieldpath.Path.String(): ``.spec.containers[name="main"].image``."""
+    out: list[str] = []
+    for element in path:
+        tag, body = element[:2], element[2:]
+        if tag == "f:":
+            out.append("." + body)
+        elif tag == "k:":
+            fields = json.loads(body)
+            out.append("[" + ",".join(f"{k}={_json(v)}" for k, v in sorted(fields.items())) + "]")
+        elif tag == "v:":
+            out.append("[=" + body + "]")
+        else:
+            out.append("[" + body + "]")
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Field sets of values, and what changed between two values
+# --------------------------------------------------------------------------------------------
+
+
+def to_field_set(value: Mapping[str, Any], shape: ObjectShape) -> FieldSet:
+    """typed.ToFieldSet: the leaves of an applied configuration, plus list elements, map entries
+    that are not struct fields, and empty objects; not the objects that merely contain them."""
+    out: set[Path] = set()
+    _collect(value, shape.root, (), shape, out)
+    return frozenset(out)
+
+
+def _collect(value: Any, node: Mapping[str, Any] | None, path: Path, shape: ObjectShape, out: set[Path]) -> None:
+    if isinstance(value, dict):
+        if path and shape.atomic_map(node):
+            out.add(path)
+            return
+        for key, child in value.items():
+            child_node, declared = shape.field(node, key)
+            child_path = (*path, "f:" + key)
+            _collect(child, child_node, child_path, shape, out)
+            if child is None or child == {} or not declared:
+                out.add(child_path)
+    elif isinstance(value, list):
+        if shape.list_type(node)[0] == "atomic":
+            out.add(path)
+            return
+        item_node = shape.items(node)
+        for element, item in zip(list_elements(shape, node, value), value, strict=True):
+            child_path = (*path, element)
+            _collect(item, item_node, child_path, shape, out)
+            out.add(child_path)
+    else:
+        out.add(path)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """typed.Comparison: paths added, modified and removed between two versions of an object."""
+
+    added: FieldSet
+    modified: FieldSet
+    removed: FieldSet
+
+    def empty(self) -> bool:
+        return not (self.added or self.modified or self.removed)
+
+
+def compare(old: Mapping[str, Any], new: Mapping[str, Any], shape: ObjectShape) -> Comparison:
+    added: set[Path] = set()
+    modified: set[Path] = set()
+    removed: set[Path] = set()
+    _compare(old, new, shape.root, (), shape, added, modified, removed)
+    return Comparison(frozenset(added), frozenset(modified), frozenset(removed))
+
+
+_ABSENT: Final = object()
+
+
+def _granular(value: Any, node: Mapping[str, Any] | None, path: Path, shape: ObjectShape) -> str:
+    """``map``/``list`` when ownership descends into ``value``, else ``leaf``."""
+    if isinstance(value, dict):
+        return "leaf" if path and shape.atomic_map(node) else "map"
+    if isinstance(value, list):
+        return "leaf" if shape.list_type(node)[0] == "atomic" else "list"
+    return "leaf"
+
+
+def _compare(
+    lhs: Any,
+    rhs: Any,
+    node: Mapping[str, Any] | None,
+    path: Path,
+    shape: ObjectShape,
+    added: set[Path],
+    modified: set[Path],
+    removed: set[Path],
+) -> None:
+    if lhs is not _ABSENT and rhs is not _ABSENT and lhs == rhs:
+        return
+    lkind = _granular(lhs, node, path, shape) if lhs is not _ABSENT else None
+    rkind = _granular(rhs, node, path, shape) if rhs is not _ABSENT else None
+    kind = rkind or lkind
+    # Both empty (or of different kinds): a leaf, like structured-merge-diff's emptyPromoteToLeaf.
+    if kind == "leaf" or (lkind and rkind and lkind != rkind) or (not lhs and not rhs):
+        if lhs is _ABSENT:
+            added.add(path)
+        elif rhs is _ABSENT:
+            removed.add(path)
+        else:
+            modified.add(path)
+        return
+    if path:
+        if lhs is _ABSENT:
+            added.add(path)
+        elif rhs is _ABSENT:
+            removed.add(path)
+    if kind == "map":
+        left = lhs if isinstance(lhs, dict) else {}
+        right = rhs if isinstance(rhs, dict) else {}
+        skip = _UNCOMPARED_METADATA if path == _METADATA else ()
+        for key in (*left, *(k for k in right if k not in left)):
+            if key in skip:
+                continue
+            child_node, _ = shape.field(node, key)
+            _compare(left.get(key, _ABSENT), right.get(key, _ABSENT), child_node, (*path, "f:" + key), shape, added, modified, removed)
+        return
+    left_items = lhs if isinstance(lhs, list) else []
+    right_items = rhs if isinstance(rhs, list) else []
+    item_node = shape.items(node)
+    left_by = dict(zip(list_elements(shape, node, left_items), left_items, strict=True))
+    right_by = dict(zip(list_elements(shape, node, right_items), right_items, strict=True))
+    for element in (*left_by, *(e for e in right_by if e not in left_by)):
+        _compare(left_by.get(element, _ABSENT), right_by.get(element, _ABSENT), item_node, (*path, element), shape, added, modified, removed)
+
+
+def strip_meta(fields: FieldSet) -> FieldSet:
+    return fields - _STRIPPED if fields & _STRIPPED else fields
+
+
+def without_prefix(fields: FieldSet, prefix: Path) -> FieldSet:
+    """fieldpath.Set.RecursiveDifference with one path: drop ``prefix`` and everything below."""
+    n = len(prefix)
+    return frozenset(p for p in fields if p[:n] != prefix)
+
+
+def only_prefix(fields: FieldSet, prefix: Path) -> FieldSet:
+    n = len(prefix)
+    return frozenset(p for p in fields if p[:n] == prefix)
+
+
+# --------------------------------------------------------------------------------------------
+# FieldsV1
+# --------------------------------------------------------------------------------------------
+
+_ORDER: Final = {".": 0, "f": 1, "k": 2, "v": 3, "i": 4}
+
+
+def to_fields_v1(fields: Iterable[Path]) -> dict[str, Any]:
+    """The FieldsV1 JSON of a set: ``{}`` for a member leaf, ``".": {}`` for a member with children."""
+    tree: dict[str, Any] = {}
+    for path in fields:
+        node = tree
+        for element in path:
+            node = node.setdefault(element, {})
+        node["."] = {}
+    return _finish(tree)
+
+
+def _finish(node: dict[str, Any]) -> dict[str, Any]:
+    if list(node) == ["."]:
+        return {}
+    return {
+        key: (_finish(node[key]) if key != "." else {})
+        for key in sorted(node, key=lambda k: (_ORDER.get(k[0], 5), k))
+    }
+
+
+def from_fields_v1(tree: Mapping[str, Any]) -> FieldSet:
+    out: set[Path] = set()
+    _read_tree(tree, (), out)
+    return frozenset(out)
+
+
+def _read_tree(node: Mapping[str, Any], path: Path, out: set[Path]) -> None:
+    for key, child in node.items():
+        if key == ".":
+            if path:
+                out.add(path)
+        elif isinstance(child, Mapping) and child:
+            _read_tree(child, (*path, key), out)
+        else:
+            out.add((*path, key))
+
+
+# --------------------------------------------------------------------------------------------
+# managedFields entries
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ManagerKey:
+    """What tells two entries apart (the manager identifier of apimachinery's managedfields)."""
+
+    manager: str
+    operation: str
+    api_version: str
+    subresource: str = ""
+
+    def describe(self) -> str:
+        """printManager: Update managers name their apiVersion, appliers only themselves."""
+        if self.operation == "Update":
+            return f"{_json(self.manager)} using {self.api_version}"
+        return _json(self.manager)
+
+
+@dataclass
+class Managers:
+    """Decoded managedFields: each manager's set and time, in the order they were read."""
+
+    fields: dict[ManagerKey, FieldSet]
+    times: dict[ManagerKey, str]
+
+    def others(self, key: ManagerKey) -> Iterator[tuple[ManagerKey, FieldSet]]:
+        return ((k, v) for k, v in self.fields.items() if k != key)
+
+
+def decode_managed_fields(entries: Any) -> Managers:
+    fields: dict[ManagerKey, FieldSet] = {}
+    times: dict[ManagerKey, str] = {}
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, dict) or (not entry.get("manager") and not entry.get("fieldsV1")):
+            continue
+        key = ManagerKey(
+            str(entry.get("manager", "")),
+            str(entry.get("operation", "")),
+            str(entry.get("apiVersion", "")),
+            str(entry.get("subresource", "")),
+        )
+        tree = entry.get("fieldsV1")
+        fields[key] = fields.get(key, EMPTY) | (from_fields_v1(tree) if isinstance(tree, Mapping) else EMPTY)
+        if entry.get("time"):
+            times[key] = str(entry["time"])
+    return Managers(fields, times)
+
+
+def encode_managed_fields(managers: Managers) -> list[dict[str, Any]]:
+    """The entries in the apiserver's order: Apply before Update, then by time, manager, version."""
+    keys = sorted(
+        (k for k, v in managers.fields.items() if v),
+        key=lambda k: (k.operation, managers.times.get(k, ""), k.manager, k.api_version, k.subresource),
+    )
+    out: list[dict[str, Any]] = []
+    for key in keys:
+        entry: dict[str, Any] = {"manager": key.manager, "operation": key.operation, "apiVersion": key.api_version}
+        if key in managers.times:
+            entry["time"] = managers.times[key]
+        entry["fieldsType"] = "FieldsV1"
+        entry["fieldsV1"] = to_fields_v1(managers.fields[key])
+        if key.subresource:
+            entry["subresource"] = key.subresource
+        out.append(entry)
+    return out
+
+
+def empty_object(builtin: bool, new: Mapping[str, Any]) -> dict[str, Any]:
+    """What a create is compared with: the apiserver starts from a new, empty object of the kind.
+    A built-in's Go struct already has (empty) metadata, spec and status, so a creator does not
+    own those objects themselves, only what is inside; a custom resource starts from nothing."""
+    if not builtin:
+        return {}
+    return {key: {} for key in ("metadata", "spec", "status") if isinstance(new.get(key), dict)}
+
+
+def base_entries(sent: Any, live: Any) -> Any:
+    """The entries an update starts from: the client's, if it sent any (that is how managedFields
+    are edited), else the live ones; ``[{}]`` resets them (docs: Clearing managedFields)."""
+    if isinstance(sent, list) and sent:
+        if all(isinstance(e, dict) and not e for e in sent):
+            return []
+        return sent
+    return live
+
+
+def track_update(
+    base: Any,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    shape: ObjectShape,
+    key: ManagerKey,
+    now: str,
+) -> Any:
+    """merge.Updater.Update: the updater takes every field it added or changed (from whoever owned
+    it), removed fields leave every set. Returns ``base`` itself when nothing changed."""
+    change = compare(old, new, shape)
+    if change.empty():
+        return base
+    managers = decode_managed_fields(base)
+    taken = change.added | change.modified
+    for other, owned in list(managers.others(key)):
+        kept = owned - taken - change.removed if owned & (taken | change.removed) else owned
+        managers.fields[other] = kept
+    mine = (managers.fields.get(key, EMPTY) - change.removed) | taken
+    managers.fields[key] = strip_meta(mine)
+    managers.times[key] = now
+    return encode_managed_fields(managers)
+
+
+def manager_from_request(field_manager: str, user_agent: str) -> str:
+    """managerOrUserAgent: the fieldManager parameter, else the User-Agent before its first
+    ``/`` without unprintable characters, cut at 128 characters."""
+    if field_manager:
+        return field_manager
+    out = ""
+    for char in user_agent.split("/", 1)[0]:
+        if not char.isprintable() or unicodedata.category(char) == "Cc":
+            continue
+        if len((out + char).encode()) > MANAGER_MAX_LENGTH:
+            break
+        out += char
+    return out
