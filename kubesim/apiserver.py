@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from kubesim import apply, managed_fields
 from kubesim.errors import ApiError, StatusCause, field_forbidden, field_invalid
 from kubesim.jsonwire import clone, decode, encode
 from kubesim.kinds import (
@@ -74,6 +75,8 @@ class WriteResult:
     warnings: list[str]
     # DELETE only: False when the object is only marked (finalizers or grace period pending).
     deleted: bool = True
+    # Server-side apply only: the apply created the object (201).
+    created: bool = False
 
 
 class ApiServer:
@@ -434,6 +437,8 @@ class ApiServer:
         *,
         dry_run: bool = False,
         field_validation: str = "",
+        field_manager: str | None = None,
+        applied_fields: list[dict[str, Any]] | None = None,
     ) -> WriteResult:
         obj = self._check_body(rdef, namespace, body)
         meta = obj["metadata"]
@@ -472,6 +477,7 @@ class ApiServer:
             finalizers = meta.setdefault("finalizers", [])
             if CRD_CLEANUP_FINALIZER not in finalizers:
                 finalizers.append(CRD_CLEANUP_FINALIZER)
+        self._own_fields(rdef, None, obj, None, field_manager, None, applied_fields)
         self._size_check(obj)
         if dry_run:
             return WriteResult(_DryRun(obj), warnings)  # type: ignore[arg-type]
@@ -490,6 +496,7 @@ class ApiServer:
         subresource: str | None = None,
         dry_run: bool = False,
         field_validation: str = "",
+        field_manager: str | None = None,
     ) -> WriteResult:
         old = self.get(rdef, namespace, name)
         obj = self._check_body(rdef, namespace, body)
@@ -503,7 +510,7 @@ class ApiServer:
         wanted_rv = meta.get("resourceVersion")
         if wanted_rv and str(wanted_rv) != str(old.rv):
             raise ApiError.conflict(rdef.group, rdef.plural, name)
-        return self._update(rdef, old, obj, subresource, dry_run, field_validation)
+        return self._update(rdef, old, obj, subresource, dry_run, field_validation, field_manager)
 
     def patch(
         self,
@@ -516,6 +523,7 @@ class ApiServer:
         subresource: str | None = None,
         dry_run: bool = False,
         field_validation: str = "",
+        field_manager: str | None = None,
     ) -> WriteResult:
         from kubesim import patching
 
@@ -562,7 +570,7 @@ class ApiServer:
         wanted_rv = meta.get("resourceVersion")
         if wanted_rv and str(wanted_rv) != str(old.rv):
             raise ApiError.conflict(rdef.group, rdef.plural, name)
-        return self._update(rdef, old, obj, subresource, dry_run, field_validation)
+        return self._update(rdef, old, obj, subresource, dry_run, field_validation, field_manager)
 
     def _update(
         self,
@@ -572,8 +580,11 @@ class ApiServer:
         subresource: str | None,
         dry_run: bool,
         field_validation: str,
+        field_manager: str | None = None,
+        applied_fields: list[dict[str, Any]] | None = None,
     ) -> WriteResult:
         warnings: list[str] = []
+        sent_fields = None
         old_obj = old.obj
         old_meta = old_obj["metadata"]
         if subresource == "status":
@@ -598,7 +609,7 @@ class ApiServer:
                     meta[key] = old_meta[key]
                 else:
                     meta.pop(key, None)
-            meta.pop("managedFields", None)
+            sent_fields = meta.pop("managedFields", None)
             if rdef.has_status:
                 if "status" in old_obj:
                     obj["status"] = old_obj["status"]
@@ -635,6 +646,7 @@ class ApiServer:
                 obj.get(k) != old_obj.get(k) for k in (set(obj) | set(old_obj)) - skip
             )
             meta["generation"] = int(old_meta.get("generation", 1)) + (1 if changed else 0)
+        self._own_fields(rdef, old_obj, obj, subresource, field_manager, sent_fields, applied_fields)
         self._size_check(obj)
         meta.pop("resourceVersion", None)
         if _same_content(obj, old_obj):
@@ -655,6 +667,90 @@ class ApiServer:
         if rdef.storage == CRD_STORAGE and subresource is None and not meta.get("deletionTimestamp"):
             entry = self._establish_crd(entry)
         return WriteResult(entry, warnings)
+
+    # -- field ownership and server-side apply (kubesim.managed_fields, kubesim.apply) ------------
+
+    def _own_fields(
+        self,
+        rdef: ResourceDef,
+        old_obj: dict[str, Any] | None,
+        obj: dict[str, Any],
+        subresource: str | None,
+        field_manager: str | None,
+        sent: Any,
+        applied: list[dict[str, Any]] | None,
+    ) -> None:
+        """metadata.managedFields of a write: an apply's, else the updater takes what it changed.
+        Writes without a manager (kubesim's own kubelet and controllers) leave them as they are."""
+        meta = obj["metadata"]
+        if applied is not None:
+            entries: Any = applied
+        else:
+            live = (old_obj or {}).get("metadata", {}).get("managedFields")
+            entries = managed_fields.base_entries(sent, live)
+            if field_manager is not None:
+                key = managed_fields.ManagerKey(field_manager, "Update", rdef.api_version, subresource or "")
+                before = old_obj if old_obj is not None else managed_fields.empty_object(rdef.crd_name is None, obj)
+                entries = managed_fields.track_update(entries, before, obj, self.shape(rdef), key, self.now())
+        if entries:
+            meta["managedFields"] = entries
+        else:
+            meta.pop("managedFields", None)
+
+    def shape(self, rdef: ResourceDef) -> managed_fields.ObjectShape:
+        crd_schema = rdef.raw_schema if rdef.crd_name is not None else None
+        return managed_fields.shape_for(rdef.group, rdef.version, rdef.kind, crd_schema)
+
+    def apply(
+        self,
+        rdef: ResourceDef,
+        namespace: str,
+        name: str,
+        body: Any,
+        *,
+        field_manager: str,
+        force: bool = False,
+        subresource: str | None = None,
+        dry_run: bool = False,
+        field_validation: str = "",
+    ) -> WriteResult:
+        """Server-side apply (PATCH application/apply-patch+yaml): creates the object if absent."""
+        config = apply.check_configuration(body, rdef.kind, name)
+        key = managed_fields.ManagerKey(field_manager, "Apply", rdef.api_version, subresource or "")
+        existing = self.store.get(rdef.storage, namespace if rdef.namespaced else "", name)
+        if existing is None:
+            if subresource is not None:
+                raise ApiError.not_found(rdef.group, rdef.plural, name)
+            result = apply.apply_configuration(
+                {}, config, self.shape(rdef), key, force=force, now=self.now(), has_status=rdef.has_status
+            )
+            written = self.create(
+                rdef,
+                namespace,
+                result.obj,
+                dry_run=dry_run,
+                field_validation=field_validation,
+                applied_fields=result.managed_fields,
+            )
+            written.created = True
+            return written
+        wanted_rv = (config.get("metadata") or {}).get("resourceVersion")
+        if wanted_rv and str(wanted_rv) != str(existing.rv):
+            raise ApiError.conflict(rdef.group, rdef.plural, name)
+        result = apply.apply_configuration(
+            decode(self.render(rdef, existing)),
+            config,
+            self.shape(rdef),
+            key,
+            force=force,
+            now=self.now(),
+            subresource=subresource,
+            has_status=rdef.has_status,
+        )
+        obj = self._check_body(rdef, namespace, result.obj)
+        return self._update(
+            rdef, existing, obj, subresource, dry_run, field_validation, applied_fields=result.managed_fields
+        )
 
     def _check_pod_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Pod spec is immutable except images, activeDeadlineSeconds and added tolerations."""

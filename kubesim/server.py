@@ -20,9 +20,11 @@ import yaml
 from aiohttp import web
 
 from kubesim.apiserver import ApiServer, ListResult, WriteResult
+from kubesim.apply import APPLY_PATCH, validate_patch_options
 from kubesim.errors import ApiError
 from kubesim.faults import FaultConfig, FaultPlan
 from kubesim.jsonwire import decode, encode
+from kubesim.managed_fields import manager_from_request
 from kubesim.registry import ResourceDef
 from kubesim.store import StoredObject
 
@@ -262,6 +264,7 @@ class KubeHttp:
                 f"fieldValidation must be one of Ignore, Warn, or Strict, got {field_validation}"
             )
         ns = target.namespace
+        manager = manager_from_request(query.get("fieldManager", ""), request.headers.get("User-Agent", ""))
 
         if method == "GET":
             if watching:
@@ -284,7 +287,9 @@ class KubeHttp:
             if target.name:
                 raise ApiError.method_not_allowed(rdef.group, rdef.plural, "create")
             body = await self._body(request, rdef)
-            written = self.api.create(rdef, ns, body, dry_run=dry_run, field_validation=field_validation)
+            written = self.api.create(
+                rdef, ns, body, dry_run=dry_run, field_validation=field_validation, field_manager=manager
+            )
             return self._object_response(request, rdef, written.entry, 201, written.warnings)
         if method == "PUT":
             if not target.name:
@@ -298,21 +303,29 @@ class KubeHttp:
                 subresource=target.subresource,
                 dry_run=dry_run,
                 field_validation=field_validation,
+                field_manager=manager,
             )
             return self._object_response(request, rdef, written.entry, 200, written.warnings)
         if method == "PATCH":
             if not target.name:
                 raise ApiError.method_not_allowed(rdef.group, rdef.plural, "patch")
             content_type = request.content_type
-            if content_type == "application/apply-patch+yaml":
-                raise ApiError.unsupported_media_type(
-                    content_type,
-                    [
-                        "application/json-patch+json",
-                        "application/merge-patch+json",
-                        "application/strategic-merge-patch+json",
-                    ],
+            is_apply = content_type == APPLY_PATCH
+            validate_patch_options(is_apply, query.get("fieldManager", ""), query.get("force"))
+            if is_apply:
+                written = self.api.apply(
+                    rdef,
+                    ns,
+                    target.name,
+                    await self._body(request, rdef),
+                    field_manager=manager,
+                    force=_bool(query.get("force")),
+                    subresource=target.subresource,
+                    dry_run=dry_run,
+                    field_validation=field_validation,
                 )
+                status = 201 if written.created else 200
+                return self._object_response(request, rdef, written.entry, status, written.warnings)
             patch = await self._body(request, rdef, allow_list=True)
             written = self.api.patch(
                 rdef,
@@ -323,6 +336,7 @@ class KubeHttp:
                 subresource=target.subresource,
                 dry_run=dry_run,
                 field_validation=field_validation,
+                field_manager=manager,
             )
             return self._object_response(request, rdef, written.entry, 200, written.warnings)
         if method == "DELETE":
