@@ -15,15 +15,17 @@ from typing import Any
 
 import kopf
 
-from modelfleet.informer import PodInformer
+from modelfleet.informer import Informer
 from modelfleet.reconciler import FleetReconciler
 from modelfleet.spec import GROUP, PLURAL, VERSION
 
 
 def build_registry(
-    reconciler: FleetReconciler, informers: Sequence[PodInformer]
+    reconciler: FleetReconciler, informers: Sequence[Informer]
 ) -> kopf.OperatorRegistry:
-    """kopf watches ModelDeployments; our informers watch pods (see informer.py for why)."""
+    """kopf watches ModelDeployments; our informers watch pods and inventory ConfigMaps (see
+    informer.py for why). Fleets are planned only once every informer has listed: before that a
+    fleet would see its wells' pods, or its ConfigMaps, as missing."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)  # type: ignore[arg-type]
@@ -36,7 +38,9 @@ def build_registry(
     async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_kopf(settings)
         for informer in informers:
-            informer_tasks.append(asyncio.create_task(informer.run(), name="pod informer"))
+            informer_tasks.append(
+                asyncio.create_task(informer.run(), name=f"{informer.resource} informer")
+            )
 
         async def all_synced() -> None:
             await asyncio.gather(*(i.synced.wait() for i in informers))

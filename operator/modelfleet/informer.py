@@ -1,4 +1,5 @@
-"""A pod informer: one list + watch stream for all well pods, feeding the reconciler.
+"""Informers: one list + watch stream per resource (well pods, inventory ConfigMaps), feeding
+the reconciler.
 
 Why not a kopf handler for pods: kopf processes every event through its cause detection,
 which deep-copies the body to build a diff-base and progress records; at 10,000 pods that was
@@ -6,6 +7,10 @@ the operator's largest CPU cost (see docs/benchmarks.md). Well pods need none of
 latest state of each pod. This informer does what client-go's reflector does: list, then watch
 from the list's resourceVersion with bookmarks, re-watch when the server ends the stream, and
 re-list on 410 Gone; the label selector is applied by the server, so unrelated pods cost nothing.
+
+ConfigMaps carry no label of ours (`kubectl create configmap --from-file` adds none, and asking
+users to label their inventories is one more step to forget), so their informer watches the
+namespace's ConfigMaps and the reconciler keeps only those a fleet references.
 """
 
 from __future__ import annotations
@@ -26,7 +31,12 @@ EventSink = Callable[[str, Mapping[str, Any]], None]
 ResyncSink = Callable[[str | None, Sequence[Mapping[str, Any]]], None]
 
 
-class PodInformer:
+class Informer:
+    """List + watch of one core/v1 resource in one namespace (or all of them)."""
+
+    resource = ""
+    label_selector: str | None = None
+
     def __init__(
         self,
         client: KubeClient,
@@ -43,7 +53,11 @@ class PodInformer:
         self.watch_timeout = watch_timeout
         self.synced = asyncio.Event()
         self._resource_version: str | None = None
-        self.path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
+        self.path = (
+            f"/api/v1/namespaces/{namespace}/{self.resource}"
+            if namespace
+            else f"/api/v1/{self.resource}"
+        )
 
     async def run(self) -> None:
         backoff = 0.1
@@ -52,7 +66,7 @@ class PodInformer:
             try:
                 if self._resource_version is None:
                     items, self._resource_version = await self.client.list_with_version(
-                        self.path, "pods", label_selector=LABEL_DEPLOYMENT
+                        self.path, self.resource, label_selector=self.label_selector
                     )
                     self.on_resync(self.namespace, items)
                     self.synced.set()
@@ -61,12 +75,14 @@ class PodInformer:
             except asyncio.CancelledError:
                 raise
             except _Expired:
-                logger.info("pod watch expired (410 Gone); re-listing")
+                logger.info("%s watch expired (410 Gone); re-listing", self.resource)
                 self._resource_version = None
             except (KubeApiError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 if self._resource_version != before:
                     backoff = 0.1  # the stream delivered before it broke: not a failing server
-                logger.warning("pod watch interrupted: %s; resuming in %.1fs", exc, backoff)
+                logger.warning(
+                    "%s watch interrupted: %s; resuming in %.1fs", self.resource, exc, backoff
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 if isinstance(exc, KubeApiError) and exc.code == 410:
@@ -76,9 +92,9 @@ class PodInformer:
         assert self._resource_version is not None
         async for event in self.client.watch(
             self.path,
-            "pods",
+            self.resource,
             resource_version=self._resource_version,
-            label_selector=LABEL_DEPLOYMENT,
+            label_selector=self.label_selector,
             timeout_seconds=self.watch_timeout,
         ):
             kind, obj = event.get("type"), event.get("object") or {}
@@ -93,6 +109,19 @@ class PodInformer:
                 self._resource_version = rv
             if kind != "BOOKMARK":
                 self.on_event(str(kind), obj)
+
+
+class PodInformer(Informer):
+    """Well pods only: the server filters on the deployment label."""
+
+    resource = "pods"
+    label_selector = LABEL_DEPLOYMENT
+
+
+class ConfigMapInformer(Informer):
+    """The namespace's ConfigMaps; the reconciler keeps those a fleet reads its inventory from."""
+
+    resource = "configmaps"
 
 
 class _Expired(Exception):

@@ -21,7 +21,7 @@ from prometheus_client import start_http_server
 
 from modelfleet.execution import FleetExecutor
 from modelfleet.handlers import build_registry
-from modelfleet.informer import PodInformer
+from modelfleet.informer import ConfigMapInformer, Informer, PodInformer
 from modelfleet.kube import ClientSettings, Connection, KubeClient, load_connection
 from modelfleet.reconciler import FleetReconciler
 
@@ -57,8 +57,12 @@ async def run_operator(
     )
     reconciler = FleetReconciler(FleetExecutor(client))
     scopes: list[str | None] = [None] if options.all_namespaces else list(options.namespaces)
-    informers = [
+    informers: list[Informer] = [
         PodInformer(client, ns, reconciler.observe_pod, reconciler.resync_pods) for ns in scopes
+    ]
+    informers += [
+        ConfigMapInformer(client, ns, reconciler.observe_config_map, reconciler.resync_config_maps)
+        for ns in scopes
     ]
     registry = build_registry(reconciler, informers)
     _register_login(registry, connection)

@@ -6,6 +6,11 @@ events cause a handful of plans, not 10,000. A reconcile reads only memory (the 
 by the watches) plus the fleet's ControllerRevisions once, plans, executes, and writes status
 only when it changed. Everything it needs to resume lives in the API server, so a restarted
 operator continues a roll-out where it stood.
+
+Fleets that read their wells or digests from ConfigMaps (`spec.wellsFrom`,
+`spec.model.digestsFrom`) are resolved here into a plain spec before planning: the ConfigMap watch
+keeps only the ConfigMaps some fleet references, a reference never seen is read once, and while
+an inventory cannot be read the fleet's pods are left alone and status says why.
 """
 
 from __future__ import annotations
@@ -29,7 +34,16 @@ from modelfleet.fleet_status import (
     rollout_state_from_status,
     status_events,
 )
-from modelfleet.kube import KubeApiError
+from modelfleet.inventory import (
+    InventoryError,
+    InventorySource,
+    failure_of,
+    failure_status,
+    referenced_config_maps,
+    resolve_inventory,
+    uses_inventory,
+)
+from modelfleet.kube import KubeApiError, namespaced
 from modelfleet.planning import (
     Action,
     ConfirmBundle,
@@ -73,12 +87,25 @@ FAILED_ACTION_RETRY_SECONDS = 1.0
 MAX_TOMBSTONES = 20_000
 
 FleetKey = tuple[str, str]  # (namespace, name)
+ConfigMapKey = tuple[str, str]  # (namespace, name)
 
 
 @dataclass
 class _CachedPod:
     resource_version: int
     pod: WellPod
+
+
+@dataclass
+class _CachedConfigMap:
+    resource_version: int
+    source: InventorySource | None  # None: the ConfigMap does not exist
+
+
+def _same_inventory(a: InventorySource | None, b: InventorySource | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.data == b.data and a.other_keys == b.other_keys
 
 
 @dataclass
@@ -91,6 +118,7 @@ class FleetMemory:
     # event must not resurrect the pod in the cache.
     deleted_uids: dict[str, None] = field(default_factory=dict)
     revisions: dict[str, dict[str, Any]] | None = None  # ControllerRevisions by revision hash
+    inventory_refs: frozenset[str] = frozenset()  # ConfigMaps the spec reads wells/digests from
     service_ensured: bool = False
     last_status: Mapping[str, Any] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -121,6 +149,9 @@ class FleetReconciler:
         self.executor = executor
         self.clock = clock
         self.fleets: dict[FleetKey, FleetMemory] = {}
+        # Inventory ConfigMaps referenced by some fleet, as last seen (only those: a namespace's
+        # other ConfigMaps are dropped on arrival).
+        self.config_maps: dict[ConfigMapKey, _CachedConfigMap] = {}
         # Set once the pod cache has been filled from a list: planning before that would see
         # every well as missing.
         self.pods_synced = asyncio.Event()
@@ -133,13 +164,67 @@ class FleetReconciler:
             memory = self.fleets.pop(key, None)
             if memory:
                 memory.cancel()
+                self._forget_unreferenced(key[0])
             return
         memory = self.fleets.setdefault(key, FleetMemory())
         if memory.body is not None and _rv(memory.body) > _rv(body):
             return  # an older view than one we already hold
         memory.body = body
         memory.last_status = body.get("status")
+        refs = referenced_config_maps(body.get("spec") or {})
+        if refs != memory.inventory_refs:
+            memory.inventory_refs = refs
+            self._forget_unreferenced(key[0])
         self._wake(key, memory)
+
+    def observe_config_map(self, event_type: str, body: Mapping[str, Any]) -> None:
+        """Keep a ConfigMap some fleet reads its inventory from; wake those fleets if it changed."""
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        readers = self._readers_of(key)
+        if not readers:
+            self.config_maps.pop(key, None)
+            return
+        rv = _rv(body)
+        cached = self.config_maps.get(key)
+        if cached is not None and cached.resource_version > rv:
+            return
+        source = None if event_type == "DELETED" else InventorySource.from_config_map(body)
+        if cached is not None and _same_inventory(cached.source, source):
+            cached.resource_version = rv  # metadata only: keep the parsed inventory
+            return
+        self.config_maps[key] = _CachedConfigMap(rv, source)
+        for fleet in readers:
+            self._wake(fleet, self.fleets[fleet])
+
+    def resync_config_maps(
+        self, namespace: str | None, bodies: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """A fresh list of the ConfigMaps (in `namespace`, or everywhere)."""
+        listed = set()
+        for body in bodies:
+            meta = body.get("metadata") or {}
+            listed.add((meta.get("namespace", ""), meta.get("name", "")))
+            self.observe_config_map("ADDED", body)
+        for fleet, memory in list(self.fleets.items()):
+            if namespace is not None and fleet[0] != namespace:
+                continue
+            for name in memory.inventory_refs:
+                key = (fleet[0], name)
+                cached = self.config_maps.get(key)
+                if key not in listed and (cached is None or cached.source is not None):
+                    self.config_maps[key] = _CachedConfigMap(0, None)
+                    self._wake(fleet, memory)
+
+    def _readers_of(self, key: ConfigMapKey) -> list[FleetKey]:
+        return [f for f, m in self.fleets.items() if f[0] == key[0] and key[1] in m.inventory_refs]
+
+    def _forget_unreferenced(self, namespace: str) -> None:
+        referenced = {
+            name for f, m in self.fleets.items() if f[0] == namespace for name in m.inventory_refs
+        }
+        for key in [k for k in self.config_maps if k[0] == namespace and k[1] not in referenced]:
+            del self.config_maps[key]
 
     def observe_pod(self, event_type: str, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata") or {}
@@ -254,6 +339,21 @@ class FleetReconciler:
         except ValidationError as exc:
             logger.error("%s/%s: spec rejected: %s", *key, exc)
             return None
+        if uses_inventory(spec):
+            sources = await self._inventory_sources(key[0], memory.inventory_refs)
+            try:
+                spec = resolve_inventory(spec, key[1], sources)
+            except InventoryError as exc:
+                await self._report_inventory_failure(fleet, memory, spec, exc, meta)
+                return None  # the ConfigMap watch wakes the fleet when one changes
+            if failure_of(memory.last_status) is not None:
+                logger.info("%s/%s: inventory readable again", *key)
+                await self.executor.post_event(
+                    fleet,
+                    "Normal",
+                    "InventoryResolved",
+                    f"{len(spec.wells)} wells and their digests read from the ConfigMaps",
+                )
         update = revision_of(spec)
         revisions = await self._revisions(fleet, memory, update, spec.revision_history_limit)
         previous = memory.last_status or {}
@@ -391,6 +491,66 @@ class FleetReconciler:
             memory.body = stored
         for etype, reason, message in events:
             await self.executor.post_event(fleet, etype, reason, message)
+
+    async def _inventory_sources(
+        self, namespace: str, names: frozenset[str]
+    ) -> dict[str, InventorySource | None]:
+        """What the watch holds of each ConfigMap; one read of a reference it has not seen.
+
+        The watch drops ConfigMaps no fleet referenced when they arrived, so a new reference
+        (a fleet created after its ConfigMaps, or a spec edited to name another one) is read
+        once; from then on the watch keeps it current.
+        """
+        sources: dict[str, InventorySource | None] = {}
+        for name in sorted(names):
+            key = (namespace, name)
+            if key not in self.config_maps:
+                await self._read_config_map(key)
+            cached = self.config_maps.get(key)
+            sources[name] = cached.source if cached is not None else None
+        return sources
+
+    async def _read_config_map(self, key: ConfigMapKey) -> None:
+        path = namespaced("v1", key[0], "configmaps", key[1])
+        body: dict[str, Any] | None
+        try:
+            body = await self.executor.client.get(path, "configmaps")
+        except KubeApiError as exc:
+            if not exc.not_found:
+                raise
+            body = None
+        if key in self.config_maps or not self._readers_of(key):
+            return  # the watch delivered it meanwhile (newer), or nobody needs it any more
+        source = InventorySource.from_config_map(body) if body is not None else None
+        self.config_maps[key] = _CachedConfigMap(_rv(body) if body else 0, source)
+
+    async def _report_inventory_failure(
+        self,
+        fleet: FleetRef,
+        memory: FleetMemory,
+        spec: ModelDeploymentSpec,
+        error: InventoryError,
+        meta: Mapping[str, Any],
+    ) -> None:
+        """Status says Degraded with the inventory's reason; one Warning event per new error."""
+        previous = memory.last_status or {}
+        status = failure_status(
+            previous,
+            error,
+            generation=int(meta.get("generation") or 0),
+            model=f"{spec.model.name}@{spec.model.version}",
+            now=self.clock(),
+        )
+        if _same_status(status, previous):
+            return
+        logger.warning("%s/%s: %s: %s", fleet.namespace, fleet.name, error.reason, error)
+        reported = failure_of(previous)
+        stored = await self.executor.write_status(fleet, status)
+        memory.last_status = stored.get("status") or status
+        if memory.body is not None and _rv(stored) >= _rv(memory.body):
+            memory.body = stored
+        if reported != (error.reason.value, error.message[:1024]):
+            await self.executor.post_event(fleet, "Warning", error.reason.value, error.message)
 
     async def _revisions(
         self, fleet: FleetRef, memory: FleetMemory, update: Revision, history_limit: int
