@@ -157,7 +157,8 @@ class ModelSource(_Resource):
     digests_from: ConfigMapRefs | None = None
     """ConfigMaps holding the expected digests instead of digests (for fleets too large to list
     them inline): key digests.yaml, a YAML or JSON mapping of well id to sha256:<64 hex>, the
-    same meaning as digests. Several ConfigMaps are merged; a well id in two of them is an
+    same meaning as digests (one ConfigMap holds about 11,000 digests). Several ConfigMaps are
+    merged; a well id in two of them is an
     error. Ids of wells outside the fleet are ignored, so one ConfigMap per version
     (esp-2026.11.2-digests) can serve several fleets. While one is missing or invalid, no pod of
     the fleet is changed and status says Degraded (InventoryNotFound / InventoryInvalid)."""
@@ -418,8 +419,9 @@ class ModelDeploymentSpec(_Resource):
     """ConfigMaps holding more wells, for fleets too large to list inline (a ModelDeployment
     must fit in the apiserver's 1.5 MiB object limit): key wells.yaml, a YAML or JSON list of
     wells with the same fields as spec.wells items (id, labels, pin). Create one with kubectl
-    create configmap NAME --from-file=wells.yaml. A ConfigMap holds at most 1 MiB (about 9,000
-    wells with three labels): split larger fleets over several. The fleet is spec.wells followed
+    create configmap NAME --from-file=wells.yaml. A ConfigMap holds at most 1 MiB of data (about
+    12,000 wells with ids like ca-pad0123-w01234 and three labels, fewer with longer ids): split
+    larger fleets over several. The fleet is spec.wells followed
     by each ConfigMap's wells in list order, at most 12,000 wells, each id once across all of
     them. While a ConfigMap is missing or invalid, no pod of the fleet is changed and status
     says Degraded (InventoryNotFound / InventoryInvalid); fixing it resumes the fleet."""

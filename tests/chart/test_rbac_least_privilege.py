@@ -1,7 +1,7 @@
 """The chart's RBAC grants the operator exactly what it calls: no more, no less, no wildcard.
 
 The real operator (its own client and kopf, with peering as when replicas > 1) runs on kubesim
-through a whole fleet life: create, in-place model upgrade (bundle-load nudges through the pod
+through a whole fleet life: create (one well from a ConfigMap inventory), in-place model upgrade (bundle-load nudges through the pod
 proxy, readiness gate), runtime change (pods recreated), a lost pod, a revision name already
 taken, revision history pruning, shutdown. kubesim records every request as RBAC sees it
 (api_audit.py). The set of (apiGroup, resource, verb) it issued must equal what the rendered
@@ -91,9 +91,14 @@ def exercise_operator(sim: KubeSimThread, bundles: Path, *, all_namespaces: bool
     else:
         peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}}
         api.create(f"/apis/kopf.dev/v1/namespaces/{NAMESPACE}/kopfpeerings", peering)
+    # The last well comes from a ConfigMap made before the operator starts: its watch lists it
+    # before any fleet names it, so the operator reads it once (get) and then follows it (watch).
+    inventory = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "esp-wells"}, "data": {"wells.yaml": yaml.safe_dump([{"id": WELLS[-1]}])}}
+    api.create(f"/api/v1/namespaces/{NAMESPACE}/configmaps", inventory)
     spec = {
         "model": {"name": "esp-failure", "version": "1.0.0", "bundleUri": f"file://{bundles}/{{version}}/{{well}}"},
-        "wells": [{"id": well} for well in WELLS],
+        "wells": [{"id": well} for well in WELLS[:-1]],
+        "wellsFrom": [{"configMap": "esp-wells"}],
         "revisionHistoryLimit": 0,
     }
     # A revision named like the one the fleet needs already exists (left by an earlier fleet of

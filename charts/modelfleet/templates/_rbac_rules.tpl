@@ -33,6 +33,11 @@ Argument: a dict with "peering" (kopfpeerings or clusterkopfpeerings, or "" with
 - apiGroups: ["apps"]
   resources: ["controllerrevisions"]
   verbs: ["create", "delete", "get", "list"]
+# Well inventories (spec.wellsFrom, spec.model.digestsFrom): the namespace's ConfigMaps are
+# watched, and one a fleet newly names is read once. Never written.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch"]
 # Fleet-level Events (roll-out started, rolled back...).
 - apiGroups: [""]
   resources: ["events"]
