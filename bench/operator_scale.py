@@ -232,6 +232,55 @@ def deployment(wells: int, version: str, bundle_uri: str, **rollout: Any) -> dic
     }
 
 
+WELLS_PER_CONFIG_MAP = 5_000  # 3 labels each: ~0.45 MB of wells.yaml, well under 1 MiB
+
+
+def by_reference(
+    http: httpx.Client, body: dict[str, Any], bundles: Path, version: str
+) -> dict[str, int]:
+    """--inventory configmap: the fleet's wells, with 3 labels each, in ConfigMaps of
+    WELLS_PER_CONFIG_MAP wells, and a digest per well in one more (YAML, as `kubectl create
+    configmap --from-file` stores it); `body` is changed to name them. Returns their sizes."""
+    from model_runtime.manifest import manifest_digest
+
+    digest = manifest_digest((bundles / "real" / version / "manifest.json").read_bytes())
+    lifts = ("esp", "gas-lift", "rod-pump")
+    wells = [
+        {"id": w["id"], "labels": {"country": ("ca", "us", "no")[i % 3],
+                                   "field": f"field-{i // 500:03d}", "lift": lifts[i % 3]}}
+        for i, w in enumerate(body["spec"].pop("wells"))
+    ]
+    maps = {
+        f"{NAME}-wells-{k}": {"wells.yaml": yaml.safe_dump(wells[k * WELLS_PER_CONFIG_MAP:][
+            :WELLS_PER_CONFIG_MAP])}
+        for k in range(math.ceil(len(wells) / WELLS_PER_CONFIG_MAP))
+    }
+    digests = f"{NAME}-{version}-digests"
+    maps[digests] = {"digests.yaml": yaml.safe_dump({w["id"]: digest for w in wells})}
+    sizes = {}
+    for name, data in maps.items():
+        r = http.post(f"/api/v1/namespaces/{NS}/configmaps",
+                      json={"apiVersion": "v1", "kind": "ConfigMap",
+                            "metadata": {"name": name}, "data": data})
+        assert r.status_code == 201, r.text[:300]
+        sizes[f"configmap/{name}"] = sum(len(v.encode()) for v in data.values())
+    body["spec"]["wellsFrom"] = [{"configMap": n} for n in maps if n != digests]
+    body["spec"]["model"]["digestsFrom"] = [{"configMap": digests}]
+    return sizes
+
+
+def stored_sizes(http: httpx.Client) -> dict[str, int]:
+    """Bytes of the ModelDeployment and its ControllerRevisions as stored (compact JSON)."""
+    sizes = {}
+    for path in (MD_PATH, f"/apis/apps/v1/namespaces/{NS}/controllerrevisions"):
+        for item in http.get(path).json()["items"]:
+            kind = item["kind"] if "kind" in item else path.rsplit("/", 1)[-1]
+            item["metadata"].pop("managedFields", None)
+            sizes[f"{kind.lower()}/{item['metadata']['name']}"] = len(
+                json.dumps(item, separators=(",", ":")).encode())
+    return sizes
+
+
 # ------------------------------------------------------------------------------------ watches
 
 
@@ -509,11 +558,13 @@ class Result:
     burst: int = 0
     max_requests_in_1s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    inventory: str = "inline"  # or "configmap": wellsFrom + digestsFrom (--inventory)
+    inventory_bytes: dict[str, int] = field(default_factory=dict)
 
 
 def measure_ready(
     workdir: Path, wells: int, bundle_uri: str, res: Result, *, qps: float, burst: int,
-    concurrency: int, steady_s: float, flips: int, inplace: bool,
+    concurrency: int, steady_s: float, flips: int, inplace: bool, inventory: str = "inline",
 ) -> None:
     with kubesim_process(workdir, "instant") as (url, kc, sim_pid), httpx.Client(
         base_url=url, timeout=60
@@ -521,11 +572,15 @@ def measure_ready(
         install_crd(http)
         with operator_process(kc, workdir, qps=qps, burst=burst, concurrency=concurrency) as op:
             with DeploymentWatch(url) as md:
+                body = deployment(wells, "1.0.0", bundle_uri)
+                if inventory == "configmap":
+                    res.inventory = inventory
+                    res.inventory_bytes = by_reference(http, body, workdir / "bundles", "1.0.0")
                 before = api_calls(op)
                 cpu0, sim_cpu0 = cpu_seconds(op.pid), cpu_seconds(sim_pid)
                 rate = RateSampler(op)
                 started = time.perf_counter()
-                r = http.post(MD_PATH, json=deployment(wells, "1.0.0", bundle_uri))
+                r = http.post(MD_PATH, json=body)
                 assert r.status_code == 201, r.text
                 done = md.wait(
                     lambda s: s.get("readyWells") == wells
@@ -543,6 +598,9 @@ def measure_ready(
                 res.writes_per_well = writes(res.api_calls_initial) / wells
                 log(f"{wells} wells ready in {res.time_to_ready_s:.1f}s "
                     f"(qps {qps}); calls {res.api_calls_initial}")
+                if inventory == "configmap":
+                    res.inventory_bytes.update(stored_sizes(http))
+                    log(f"object sizes (bytes): {res.inventory_bytes}")
                 if steady_s > 0:
                     rv0, calls0 = current_rv(http), api_calls(op)
                     time.sleep(steady_s)
@@ -774,6 +832,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inplace", action=argparse.BooleanOptionalAction, default=True,
                         help="also time an in-place model version roll-out (instant kubelet)")
     parser.add_argument("--skip-ready", action="store_true", help="roll-out measurement only")
+    parser.add_argument("--inventory", choices=("inline", "configmap"), default="inline",
+                        help="wells inline, or in ConfigMaps with 3 labels and a digest each")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "opscale")
     args = parser.parse_args(argv)
     counts = [int(x) for x in args.wells.split(",")]
@@ -788,7 +848,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_ready:
             measure_ready(args.workdir, wells, bundle_uri, res, qps=args.qps, burst=args.burst,
                           concurrency=args.concurrency, steady_s=args.steady, flips=args.flips,
-                          inplace=args.inplace)
+                          inplace=args.inplace, inventory=args.inventory)
         if res.raw_create_s and res.time_to_ready_s:
             res.raw_create_ratio = res.raw_create_s / res.time_to_ready_s
         if args.delay > 0:
