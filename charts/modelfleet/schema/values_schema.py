@@ -132,6 +132,8 @@ def fleet_schema(spec: JsonSchema) -> JsonSchema:
     model_required = model.pop("required", [])
     wells = properties["wells"]
     wells.pop("default", None)
+    # An empty wellsFrom means "none" in values (the template leaves it out of the spec).
+    properties["wellsFrom"].pop("minItems", None)
     history = properties["revisionHistoryLimit"]
     history["type"] = ["integer", "null"]
     history.pop("default", None)
@@ -158,10 +160,10 @@ def fleet_schema(spec: JsonSchema) -> JsonSchema:
     fleet["if"] = {"properties": {"enabled": {"const": True}}, "required": ["enabled"]}
     fleet["then"] = {
         "required": ["model", "wells"],
-        "properties": {
-            "model": {"required": model_required},
-            "wells": {"minItems": 1},
-        },
+        "properties": {"model": {"required": model_required}},
+        # Inline wells are required unless the fleet reads them from ConfigMaps.
+        "if": {"properties": {"wellsFrom": {"maxItems": 0}}},
+        "then": {"properties": {"wells": {"minItems": 1}}},
     }
     return fleet
 
