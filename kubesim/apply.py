@@ -25,6 +25,7 @@ from kubesim.managed_fields import (
     MANAGER_MAX_LENGTH,
     FieldSet,
     ManagerKey,
+    Managers,
     ObjectShape,
     Path,
     compare,
@@ -189,6 +190,30 @@ def _remove(value: Any, path: Path, node: Mapping[str, Any] | None, shape: Objec
 # --------------------------------------------------------------------------------------------
 
 
+def _prune(
+    merged: dict[str, Any],
+    last: FieldSet,
+    applied: FieldSet,
+    managers: Managers,
+    key: ManagerKey,
+    shape: ObjectShape,
+) -> Any:
+    """merge.Updater.prune: what the applier applied last time and no longer applies leaves the
+    object, unless a manager (the applier included) still owns it or something below it."""
+    kept: set[Path] = set(applied)
+    for _, owned in managers.others(key):
+        kept |= owned
+    for path in list(kept):
+        kept.update(path[:i] for i in range(1, len(path)))
+    removed: set[Path] = set()
+    for path in sorted(last - kept, key=len):
+        if any(path[:i] in removed for i in range(1, len(path))):
+            continue  # went with its parent
+        merged = _remove_path(merged, path, shape)
+        removed.add(path)
+    return merged
+
+
 @dataclass(frozen=True)
 class AppliedObject:
     obj: dict[str, Any]
@@ -245,11 +270,7 @@ def apply_configuration(
     applied = _owned_part(strip_meta(to_field_set(config, shape)), subresource, has_status)
     last = managers.fields.get(key, EMPTY)
     if last:
-        others: set[Path] = set()
-        for _, owned in managers.others(key):
-            others |= owned
-        for path in sorted(last - applied - others, key=len, reverse=True):
-            merged = _remove_path(merged, path, shape)
+        merged = _prune(merged, last, applied, managers, key, shape)
     managers.fields[key] = applied
     change = compare(live, merged, shape)
     changed = change.added | change.modified

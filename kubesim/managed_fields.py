@@ -26,6 +26,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from kubesim.jsonwire import encode
+
 __all__ = [
     "Comparison",
     "FieldSet",
@@ -44,6 +46,7 @@ __all__ = [
     "strip_meta",
     "to_field_set",
     "to_fields_v1",
+    "track_create",
     "track_update",
 ]
 
@@ -97,11 +100,62 @@ def _builtin_definitions() -> Mapping[str, Any]:
 
 
 class ObjectShape:
-    """Navigates an OpenAPI schema (``$ref`` into the built-in definitions, ``allOf`` wrappers)."""
+    """Navigates an OpenAPI schema (``$ref`` into the built-in definitions, ``allOf`` wrappers).
+
+    Answers are memoized by the identity of the schema node: schemas are never mutated and live
+    as long as the shape (built-in definitions forever, a CRD's schema in the shape cache), and
+    ownership is tracked on every write, so the walk must not resolve ``$ref`` chains each time.
+    """
 
     def __init__(self, root: Mapping[str, Any] | None) -> None:
         self.root = root
         self.definitions = _builtin_definitions()
+        self._fields: dict[tuple[int, str], tuple[Mapping[str, Any] | None, bool]] = {}
+        self._items: dict[int, Mapping[str, Any] | None] = {}
+        self._list_types: dict[int, tuple[str, tuple[str, ...]]] = {}
+        self._atomic_maps: dict[int, bool] = {}
+        self._key_defaults: dict[int, dict[str, Any]] = {}
+        self.added_memo: dict[tuple[Path, bytes], FieldSet] = {}
+
+    def field(self, node: Mapping[str, Any] | None, name: str) -> tuple[Mapping[str, Any] | None, bool]:
+        """The schema of ``name`` inside an object, and whether it is a declared (struct) field."""
+        key = (id(node), name)
+        hit = self._fields.get(key)
+        if hit is None:
+            hit = self._fields[key] = self._field(node, name)
+        return hit
+
+    def items(self, node: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        key = id(node)
+        if key not in self._items:
+            self._items[key] = self._items_of(node)
+        return self._items[key]
+
+    def list_type(self, node: Mapping[str, Any] | None) -> tuple[str, tuple[str, ...]]:
+        """``(atomic|set|map, map keys)``; lists without a list type are atomic."""
+        key = id(node)
+        hit = self._list_types.get(key)
+        if hit is None:
+            hit = self._list_types[key] = self._list_type(node)
+        return hit
+
+    def atomic_map(self, node: Mapping[str, Any] | None) -> bool:
+        key = id(node)
+        hit = self._atomic_maps.get(key)
+        if hit is None:
+            hit = self._atomic_maps[key] = any(
+                candidate is not None and candidate.get("x-kubernetes-map-type") == "atomic"
+                for candidate in (node, self.resolve(node))
+            )
+        return hit
+
+    def key_defaults(self, node: Mapping[str, Any] | None, keys: tuple[str, ...]) -> dict[str, Any]:
+        """Defaults of list-map key fields (``protocol: TCP`` of container ports)."""
+        key = id(node)
+        hit = self._key_defaults.get(key)
+        if hit is None:
+            hit = self._key_defaults[key] = self._defaults_of(node, keys)
+        return hit
 
     def resolve(self, node: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         for _ in range(16):  # a $ref chain is short; the bound guards a cycle
@@ -118,8 +172,7 @@ class ObjectShape:
             return node
         return None
 
-    def field(self, node: Mapping[str, Any] | None, name: str) -> tuple[Mapping[str, Any] | None, bool]:
-        """The schema of ``name`` inside an object, and whether it is a declared (struct) field."""
+    def _field(self, node: Mapping[str, Any] | None, name: str) -> tuple[Mapping[str, Any] | None, bool]:
         resolved = self.resolve(node)
         if resolved is None:
             return None, False
@@ -129,13 +182,12 @@ class ObjectShape:
         extra = resolved.get("additionalProperties")
         return (extra if isinstance(extra, Mapping) else None), False
 
-    def items(self, node: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    def _items_of(self, node: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         resolved = self.resolve(node)
         items = resolved.get("items") if resolved is not None else None
         return items if isinstance(items, Mapping) else None
 
-    def list_type(self, node: Mapping[str, Any] | None) -> tuple[str, tuple[str, ...]]:
-        """``(atomic|set|map, map keys)``; lists without a list type are atomic."""
+    def _list_type(self, node: Mapping[str, Any] | None) -> tuple[str, tuple[str, ...]]:
         for candidate in (node, self.resolve(node)):
             if candidate is not None and "x-kubernetes-list-type" in candidate:
                 kind = str(candidate["x-kubernetes-list-type"])
@@ -145,14 +197,7 @@ class ObjectShape:
                 return kind, keys
         return "atomic", ()
 
-    def atomic_map(self, node: Mapping[str, Any] | None) -> bool:
-        return any(
-            candidate is not None and candidate.get("x-kubernetes-map-type") == "atomic"
-            for candidate in (node, self.resolve(node))
-        )
-
-    def key_defaults(self, node: Mapping[str, Any] | None, keys: tuple[str, ...]) -> dict[str, Any]:
-        """Defaults of list-map key fields (``protocol: TCP`` of container ports)."""
+    def _defaults_of(self, node: Mapping[str, Any] | None, keys: tuple[str, ...]) -> dict[str, Any]:
         item = self.resolve(self.items(node))
         props = item.get("properties") if item is not None else None
         out: dict[str, Any] = {}
@@ -287,15 +332,35 @@ class Comparison:
         return not (self.added or self.modified or self.removed)
 
 
-def compare(old: Mapping[str, Any], new: Mapping[str, Any], shape: ObjectShape) -> Comparison:
+def compare(
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    shape: ObjectShape,
+    *,
+    skip: Iterable[str] = (),
+    only: Iterable[str] | None = None,
+) -> Comparison:
+    """typed.Compare of two objects; ``skip``/``only`` name top-level fields left out (a
+    resource's reset fields: status for the main resource, all but status for /status)."""
     added: set[Path] = set()
     modified: set[Path] = set()
     removed: set[Path] = set()
-    _compare(old, new, shape.root, (), shape, added, modified, removed)
+    skipped = frozenset(skip)
+    wanted = frozenset(only) if only is not None else None
+    for key in (*old, *(k for k in new if k not in old)):
+        if key in skipped or (wanted is not None and key not in wanted):
+            continue
+        child_node, _ = shape.field(shape.root, key)
+        _compare(old.get(key, _ABSENT), new.get(key, _ABSENT), child_node, ("f:" + key,), shape, added, modified, removed)
     return Comparison(frozenset(added), frozenset(modified), frozenset(removed))
 
 
 _ABSENT: Final = object()
+# Subtrees this shallow are memoized by their JSON: objects made from one template (the pods of a
+# workload) share their spec, so a create costs one encode instead of a walk. Metadata is unique
+# per object (name, uid) and is walked.
+_MEMO_DEPTH: Final = 2
+_MEMO_LIMIT: Final = 4096
 
 
 def _granular(value: Any, node: Mapping[str, Any] | None, path: Path, shape: ObjectShape) -> str:
@@ -305,6 +370,41 @@ def _granular(value: Any, node: Mapping[str, Any] | None, path: Path, shape: Obj
     if isinstance(value, list):
         return "leaf" if shape.list_type(node)[0] == "atomic" else "list"
     return "leaf"
+
+
+def _added_paths(value: Any, node: Mapping[str, Any] | None, path: Path, shape: ObjectShape) -> FieldSet:
+    """Every path of a subtree that is new (typed.Compare puts all of them in Added)."""
+    if len(path) > _MEMO_DEPTH or path[0] == "f:metadata" or not value or not isinstance(value, (dict, list)):
+        out: set[Path] = set()
+        _collect_all(value, node, path, shape, out)
+        return frozenset(out)
+    memo_key = (path, encode(value))
+    hit = shape.added_memo.get(memo_key)
+    if hit is None:
+        found: set[Path] = set()
+        _collect_all(value, node, path, shape, found)
+        hit = frozenset(found)
+        if len(shape.added_memo) >= _MEMO_LIMIT:
+            shape.added_memo.clear()
+        shape.added_memo[memo_key] = hit
+    return hit
+
+
+def _collect_all(value: Any, node: Mapping[str, Any] | None, path: Path, shape: ObjectShape, out: set[Path]) -> None:
+    out.add(path)
+    if not isinstance(value, (dict, list)):
+        return
+    kind = _granular(value, node, path, shape)
+    if isinstance(value, dict):
+        if kind == "map":
+            skip = _UNCOMPARED_METADATA if path == _METADATA else ()
+            for key, child in value.items():
+                if key not in skip:
+                    _collect_all(child, shape.field(node, key)[0], (*path, "f:" + key), shape, out)
+    elif kind == "list":
+        item_node = shape.items(node)
+        for element, item in zip(list_elements(shape, node, value), value, strict=True):
+            _collect_all(item, item_node, (*path, element), shape, out)
 
 
 def _compare(
@@ -317,40 +417,35 @@ def _compare(
     modified: set[Path],
     removed: set[Path],
 ) -> None:
-    if lhs is not _ABSENT and rhs is not _ABSENT and lhs == rhs:
+    if lhs is _ABSENT:
+        added.update(_added_paths(rhs, node, path, shape))
         return
-    lkind = _granular(lhs, node, path, shape) if lhs is not _ABSENT else None
-    rkind = _granular(rhs, node, path, shape) if rhs is not _ABSENT else None
-    kind = rkind or lkind
-    # Both empty (or of different kinds): a leaf, like structured-merge-diff's emptyPromoteToLeaf.
-    if kind == "leaf" or (lkind and rkind and lkind != rkind) or (not lhs and not rhs):
-        if lhs is _ABSENT:
-            added.add(path)
-        elif rhs is _ABSENT:
-            removed.add(path)
-        else:
-            modified.add(path)
+    if rhs is _ABSENT:
+        removed.update(_added_paths(lhs, node, path, shape))
         return
-    if path:
-        if lhs is _ABSENT:
-            added.add(path)
-        elif rhs is _ABSENT:
-            removed.add(path)
-    if kind == "map":
-        left = lhs if isinstance(lhs, dict) else {}
-        right = rhs if isinstance(rhs, dict) else {}
+    if lhs == rhs:
+        return
+    lkind = _granular(lhs, node, path, shape)
+    rkind = _granular(rhs, node, path, shape)
+    # Both empty, or of different kinds: a leaf (structured-merge-diff's emptyPromoteToLeaf).
+    if rkind == "leaf" or lkind != rkind or (not lhs and not rhs):
+        modified.add(path)
+        return
+    if rkind == "map":
+        if not lhs:
+            # An empty object on the left (a new object's spec): everything inside is new.
+            added.update(_added_paths(rhs, node, path, shape) - {path})
+            return
         skip = _UNCOMPARED_METADATA if path == _METADATA else ()
-        for key in (*left, *(k for k in right if k not in left)):
+        for key in (*lhs, *(k for k in rhs if k not in lhs)):
             if key in skip:
                 continue
             child_node, _ = shape.field(node, key)
-            _compare(left.get(key, _ABSENT), right.get(key, _ABSENT), child_node, (*path, "f:" + key), shape, added, modified, removed)
+            _compare(lhs.get(key, _ABSENT), rhs.get(key, _ABSENT), child_node, (*path, "f:" + key), shape, added, modified, removed)
         return
-    left_items = lhs if isinstance(lhs, list) else []
-    right_items = rhs if isinstance(rhs, list) else []
     item_node = shape.items(node)
-    left_by = dict(zip(list_elements(shape, node, left_items), left_items, strict=True))
-    right_by = dict(zip(list_elements(shape, node, right_items), right_items, strict=True))
+    left_by = dict(zip(list_elements(shape, node, lhs), lhs, strict=True))
+    right_by = dict(zip(list_elements(shape, node, rhs), rhs, strict=True))
     for element in (*left_by, *(e for e in right_by if e not in left_by)):
         _compare(left_by.get(element, _ABSENT), right_by.get(element, _ABSENT), item_node, (*path, element), shape, added, modified, removed)
 
@@ -377,8 +472,22 @@ def only_prefix(fields: FieldSet, prefix: Path) -> FieldSet:
 _ORDER: Final = {".": 0, "f": 1, "k": 2, "v": 3, "i": 4}
 
 
-def to_fields_v1(fields: Iterable[Path]) -> dict[str, Any]:
-    """The FieldsV1 JSON of a set: ``{}`` for a member leaf, ``".": {}`` for a member with children."""
+_FIELDS_V1_MEMO: dict[FieldSet, dict[str, Any]] = {}
+
+
+def to_fields_v1(fields: FieldSet) -> dict[str, Any]:
+    """The FieldsV1 JSON of a set: ``{}`` for a member leaf, ``".": {}`` for a member with children.
+
+    Memoized (the same sets recur on every object of a workload): callers must not mutate it."""
+    hit = _FIELDS_V1_MEMO.get(fields)
+    if hit is None:
+        if len(_FIELDS_V1_MEMO) >= _MEMO_LIMIT:
+            _FIELDS_V1_MEMO.clear()
+        hit = _FIELDS_V1_MEMO[fields] = _build_fields_v1(fields)
+    return hit
+
+
+def _build_fields_v1(fields: FieldSet) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for path in fields:
         node = tree
@@ -510,10 +619,16 @@ def track_update(
     shape: ObjectShape,
     key: ManagerKey,
     now: str,
+    *,
+    has_status: bool = False,
 ) -> Any:
     """merge.Updater.Update: the updater takes every field it added or changed (from whoever owned
-    it), removed fields leave every set. Returns ``base`` itself when nothing changed."""
-    change = compare(old, new, shape)
+    it), removed fields leave every set. Returns ``base`` itself when nothing changed. Status is
+    the /status subresource's alone when the resource has one (its reset fields)."""
+    if key.subresource == "status":
+        change = compare(old, new, shape, only=("status",))
+    else:
+        change = compare(old, new, shape, skip=("status",) if has_status else ())
     if change.empty():
         return base
     managers = decode_managed_fields(base)
@@ -527,11 +642,49 @@ def track_update(
     return encode_managed_fields(managers)
 
 
+_CREATE_MEMO: dict[tuple[Any, ...], Any] = {}
+
+
+def track_create(
+    new: Mapping[str, Any], shape: ObjectShape, key: ManagerKey, now: str, *, builtin: bool, has_status: bool
+) -> Any:
+    """The creator's Update entry: it owns everything it sent (and the defaults), not status.
+
+    Creates are the hot path (a workload's pods), and the entry depends only on the object's
+    structure: its spec's JSON, which metadata fields, label and annotation keys and list
+    elements it has. That signature is memoized with the second-resolution time."""
+    meta = new.get("metadata") or {}
+    signature = (
+        id(shape),
+        key,
+        now,
+        tuple(
+            (k, tuple(v) if isinstance(v, dict) else encode(v) if isinstance(v, list) else None)
+            for k, v in meta.items()
+        ),
+        tuple(
+            (k, None if k == "metadata" or (has_status and k == "status") else encode(v))
+            for k, v in new.items()
+        ),
+    )
+    hit = _CREATE_MEMO.get(signature)
+    if hit is None:
+        if len(_CREATE_MEMO) >= _MEMO_LIMIT:
+            _CREATE_MEMO.clear()
+        hit = _CREATE_MEMO[signature] = track_update(
+            None, empty_object(builtin, new), new, shape, key, now, has_status=has_status
+        )
+    return hit
+
+
 def manager_from_request(field_manager: str, user_agent: str) -> str:
     """managerOrUserAgent: the fieldManager parameter, else the User-Agent before its first
     ``/`` without unprintable characters, cut at 128 characters."""
     if field_manager:
         return field_manager
+    prefix = user_agent.split("/", 1)[0]
+    if prefix.isprintable() and len(prefix) <= MANAGER_MAX_LENGTH and prefix.isascii():
+        return prefix
     out = ""
     for char in user_agent.split("/", 1)[0]:
         if not char.isprintable() or unicodedata.category(char) == "Cc":

@@ -1,0 +1,183 @@
+"""Field sets, FieldsV1 and the server-side apply merge, as pure functions.
+
+Docs: https://kubernetes.io/docs/reference/using-api/server-side-apply/ (sections cited per test);
+the set semantics are sigs.k8s.io/structured-merge-diff's (typed.ToFieldSet, typed.Compare,
+merge.Updater).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kubesim.apply import apply_configuration, merge
+from kubesim.errors import ApiError
+from kubesim.managed_fields import (
+    ManagerKey,
+    compare,
+    decode_managed_fields,
+    from_fields_v1,
+    manager_from_request,
+    path_string,
+    shape_for,
+    to_field_set,
+    to_fields_v1,
+    track_update,
+)
+
+DEPLOYMENT = shape_for("apps", "v1", "Deployment", None)
+CONFIGMAP = shape_for("", "v1", "ConfigMap", None)
+NOW = "2026-01-01T00:00:00Z"
+ALICE = ManagerKey("alice", "Apply", "v1")
+BOB = ManagerKey("bob", "Apply", "v1")
+
+
+def deployment(replicas: int = 1, image: str = "nginx:1", **container: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "main", "image": image, **container}]},
+            },
+        },
+    }
+
+
+def configmap(**data: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": data}
+
+
+def test_field_set_of_an_applied_deployment_is_fields_v1() -> None:
+    """Field management: list elements by their keys (``k:``), ``.`` for an element that also has
+    children, atomic maps (the label selector) as one leaf, no entry for objects that merely
+    contain fields."""
+    fields = to_field_set(deployment(ports=[{"containerPort": 80}]), DEPLOYMENT)
+    tree = to_fields_v1(fields)
+    assert tree["f:spec"]["f:selector"] == {}
+    assert tree["f:spec"]["f:replicas"] == {}
+    container = tree["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"main"}']
+    assert container == {
+        ".": {},
+        "f:image": {},
+        "f:name": {},
+        # protocol is a key with a default (TCP), as in the apiserver's OpenAPI.
+        "f:ports": {'k:{"containerPort":80,"protocol":"TCP"}': {".": {}, "f:containerPort": {}}},
+    }
+    assert "." not in tree["f:spec"] and "f:labels" in tree["f:metadata"]
+
+
+path_elements = st.one_of(
+    st.from_regex(r"f:[a-z]{1,6}", fullmatch=True),
+    st.from_regex(r'k:\{"name":"[a-z]{1,4}"\}', fullmatch=True),
+    st.from_regex(r'v:"[a-z]{1,4}"', fullmatch=True),
+)
+
+
+@given(st.frozensets(st.lists(path_elements, min_size=1, max_size=4).map(tuple), max_size=12))
+def test_fields_v1_encodes_any_set_losslessly(fields: frozenset[tuple[str, ...]]) -> None:
+    """FieldsV1 is a trie of path elements where ``.`` marks a member that has children."""
+    assert from_fields_v1(to_fields_v1(fields)) == fields
+
+
+def test_path_strings_match_the_conflict_messages() -> None:
+    assert path_string(("f:spec", "f:replicas")) == ".spec.replicas"
+    assert path_string(("f:spec", 'k:{"name":"main"}', "f:image")) == '.spec[name="main"].image'
+    assert path_string(("f:metadata", "f:finalizers", 'v:"x"')) == '.metadata.finalizers[="x"]'
+
+
+def test_compare_reports_added_modified_removed_and_nothing_for_equal_objects() -> None:
+    old = deployment(replicas=1, env=[{"name": "A", "value": "1"}])
+    new = deployment(replicas=2)
+    new["metadata"]["annotations"] = {"note": "x"}
+    change = compare(old, new, DEPLOYMENT)
+    assert ("f:spec", "f:replicas") in change.modified
+    assert ("f:metadata", "f:annotations", "f:note") in change.added
+    containers = ("f:spec", "f:template", "f:spec", "f:containers", 'k:{"name":"main"}')
+    assert (*containers, "f:env") in change.removed
+    assert compare(old, old, DEPLOYMENT).empty()
+
+
+def test_merge_follows_list_types_of_the_schema() -> None:
+    """Merge strategy: associative lists merge by key, atomic lists and maps are replaced."""
+    live = deployment(args=["a", "b"])
+    live["spec"]["template"]["spec"]["containers"].append({"name": "side", "image": "side:1"})
+    live["spec"]["selector"]["matchLabels"]["tier"] = "x"
+    config = deployment(image="nginx:2", args=["c"])
+    merged = merge(live, config, DEPLOYMENT)
+    containers = merged["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["main", "side"]
+    assert containers[0]["image"] == "nginx:2" and containers[0]["args"] == ["c"]
+    assert merged["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+
+
+def test_different_value_for_a_field_of_another_manager_is_a_conflict() -> None:
+    """Conflicts: a 409 naming each field unless forced; forcing moves the ownership."""
+    first = apply_configuration({}, configmap(a="1", b="2"), CONFIGMAP, ALICE, force=False, now=NOW)
+    live = {**first.obj, "metadata": {**first.obj["metadata"], "managedFields": first.managed_fields}}
+    with pytest.raises(ApiError) as refused:
+        apply_configuration(live, configmap(a="9"), CONFIGMAP, BOB, force=False, now=NOW)
+    status = refused.value.to_status()
+    assert status["code"] == 409 and status["reason"] == "Conflict"
+    assert status["message"] == 'Apply failed with 1 conflict: conflict with "alice": .data.a'
+    assert status["details"]["causes"] == [
+        {"reason": "FieldManagerConflict", "message": 'conflict with "alice"', "field": ".data.a"}
+    ]
+    forced = apply_configuration(live, configmap(a="9"), CONFIGMAP, BOB, force=True, now=NOW)
+    owners = decode_managed_fields(forced.managed_fields).fields
+    assert ("f:data", "f:a") in owners[BOB] and ("f:data", "f:a") not in owners[ALICE]
+
+
+def test_same_value_is_shared_ownership_and_survives_the_other_managers_removal() -> None:
+    """Conflicts (shared ownership) and Merge strategy: a field leaves the object only when the
+    last manager that applied it stops applying it."""
+    first = apply_configuration({}, configmap(a="1"), CONFIGMAP, ALICE, force=False, now=NOW)
+    live = {**first.obj, "metadata": {**first.obj["metadata"], "managedFields": first.managed_fields}}
+    shared = apply_configuration(live, configmap(a="1"), CONFIGMAP, BOB, force=False, now=NOW)
+    live = {**shared.obj, "metadata": {**shared.obj["metadata"], "managedFields": shared.managed_fields}}
+    alice_left = apply_configuration(live, configmap(), CONFIGMAP, ALICE, force=False, now=NOW)
+    assert alice_left.obj["data"] == {"a": "1"}
+
+
+@given(
+    st.dictionaries(st.sampled_from("abcdef"), st.sampled_from(["1", "2"]), max_size=5),
+    st.dictionaries(st.sampled_from("abcdef"), st.sampled_from(["1", "2"]), max_size=5),
+)
+def test_a_sole_applier_gets_exactly_its_latest_configuration(
+    before: dict[str, str], after: dict[str, str]
+) -> None:
+    """Merge strategy: fields the manager applied before and omits now are removed."""
+    first = apply_configuration({}, configmap(**before), CONFIGMAP, ALICE, force=False, now=NOW)
+    live = {**first.obj, "metadata": {**first.obj["metadata"], "managedFields": first.managed_fields}}
+    second = apply_configuration(live, configmap(**after), CONFIGMAP, ALICE, force=False, now=NOW)
+    assert (second.obj.get("data") or {}) == after
+    again = {**second.obj, "metadata": {**second.obj["metadata"], "managedFields": second.managed_fields}}
+    assert apply_configuration(again, configmap(**after), CONFIGMAP, ALICE, force=False, now="later").managed_fields == second.managed_fields
+
+
+def test_an_update_takes_the_fields_it_changes_from_their_appliers() -> None:
+    """Field management: "If you change a field through an update, ownership moves to you"."""
+    first = apply_configuration({}, configmap(a="1", b="1"), CONFIGMAP, ALICE, force=False, now=NOW)
+    live = {**first.obj, "metadata": {**first.obj["metadata"], "managedFields": first.managed_fields}}
+    updated = configmap(a="2", b="1")
+    editor = ManagerKey("kubectl-edit", "Update", "v1")
+    entries = track_update(first.managed_fields, live, updated, CONFIGMAP, editor, NOW)
+    owners = decode_managed_fields(entries).fields
+    assert owners[editor] == {("f:data", "f:a")}
+    assert owners[ALICE] == {("f:data", "f:b")}
+    assert track_update(entries, updated, updated, CONFIGMAP, editor, "later") is entries
+
+
+def test_manager_defaults_to_the_user_agent_prefix() -> None:
+    """Using Server-Side Apply in a controller / managers: the fieldManager parameter, else the
+    User-Agent up to its first slash."""
+    assert manager_from_request("", "kubectl/v1.32.0 (linux/amd64) kubernetes/abc") == "kubectl"
+    assert manager_from_request("helm", "Helm/4.0") == "helm"
+    assert len(manager_from_request("", "x" * 300)) == 128
