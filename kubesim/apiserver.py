@@ -690,8 +690,14 @@ class ApiServer:
             entries = managed_fields.base_entries(sent, live)
             if field_manager is not None:
                 key = managed_fields.ManagerKey(field_manager, "Update", rdef.api_version, subresource or "")
-                before = old_obj if old_obj is not None else managed_fields.empty_object(rdef.crd_name is None, obj)
-                entries = managed_fields.track_update(entries, before, obj, self.shape(rdef), key, self.now())
+                if old_obj is None:
+                    entries = managed_fields.track_create(
+                        obj, self.shape(rdef), key, self.now(), builtin=rdef.crd_name is None, has_status=rdef.has_status
+                    )
+                else:
+                    entries = managed_fields.track_update(
+                        entries, old_obj, obj, self.shape(rdef), key, self.now(), has_status=rdef.has_status
+                    )
         if entries:
             meta["managedFields"] = entries
         else:
