@@ -2,7 +2,8 @@
 
 Why this exists: kubectl 1.32's generators (``kubectl create configmap|secret|namespace|
 serviceaccount``) send their request body as ``application/vnd.kubernetes.protobuf`` and do not
-fall back to JSON, so an API server that only reads JSON breaks them. kubesim answers in JSON
+fall back to JSON, so an API server that only reads JSON breaks them; so does the DeleteOptions
+body of client-go's typed deletes (Helm's uninstall deleting its release Secret). kubesim answers in JSON
 (clients accept it) and decodes protobuf bodies for those few kinds only, from the field numbers
 of ``k8s.io/api/core/v1/generated.proto`` and ``k8s.io/apimachinery/pkg/apis/meta/v1/
 generated.proto``. Anything else still gets 415, with a message that names the kind.
@@ -159,7 +160,28 @@ def _service_account(buf: bytes) -> dict[str, Any]:
     return out
 
 
+def _delete_options(buf: bytes) -> dict[str, Any]:
+    """meta/v1 DeleteOptions: what client-go's typed clients (Helm's release Secrets) send."""
+    out: dict[str, Any] = {}
+    for number, _, value in _fields(buf):
+        if number == 1:
+            # int64 as a two's complement varint
+            out["gracePeriodSeconds"] = value - (1 << 64) if value >= 1 << 63 else value
+        elif number == 2:
+            pre = {("uid", "resourceVersion")[sub - 1]: _str(text) for sub, _, text in _fields(value) if sub in (1, 2)}
+            out["preconditions"] = pre
+        elif number == 3:
+            out["orphanDependents"] = bool(value)
+        elif number == 4:
+            out["propagationPolicy"] = _str(value)
+        elif number == 5:
+            out.setdefault("dryRun", []).append(_str(value))
+    return out
+
+
 _DECODERS: Final[dict[tuple[str, str], Callable[[bytes], dict[str, Any]]]] = {
+    ("v1", "DeleteOptions"): _delete_options,
+    ("meta.k8s.io/v1", "DeleteOptions"): _delete_options,
     ("v1", "ConfigMap"): _config_map,
     ("v1", "Secret"): _secret,
     ("v1", "Namespace"): _namespace,

@@ -380,7 +380,12 @@ class KubeHttp:
             raw = await _read_body(request)
             if raw.strip():
                 try:
-                    parsed = decode(raw)
+                    if request.content_type == "application/vnd.kubernetes.protobuf":
+                        from kubesim.protobuf import decode_object
+
+                        parsed = decode_object(raw)
+                    else:
+                        parsed = decode(raw)
                 except ValueError as exc:
                     raise ApiError.bad_request(f"invalid DeleteOptions: {exc}") from None
                 if isinstance(parsed, dict):
