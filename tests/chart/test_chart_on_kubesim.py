@@ -157,22 +157,30 @@ def test_fleet_the_crd_rejects_is_refused_by_kubectl_apply(chart: helm.Chart, ku
     assert "spec.rollout.maxSurge" in done.stderr and "maxSurge must be 0" in done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=helm.HelmReleaseError,
-    reason="Helm 4 installs with server-side apply (CRDs included) and kubesim answers 415 to "
-    "application/apply-patch+yaml; remove this mark once kubesim supports server-side apply",
-)
-def test_one_helm_install_brings_the_whole_country_up(tmp_path: Path) -> None:
+def test_helm_install_upgrade_and_uninstall_of_a_country_on_kubesim(tmp_path: Path) -> None:
+    """A real Helm 4 install (server-side apply, CRDs included), an upgrade that changes a value
+    and an uninstall, against kubesim."""
     with kubesim_in_thread(tmp_path, run_kubelet=False) as sim:
         config = helm.Config(kubeconfig_path=str(sim.kubeconfig), namespace="fleet-fr")
+        local = Kubectl(sim.kubeconfig, tmp_path / "kubectl-cache")
         try:
+            values = country_values("fr")
             release = config.install(
-                str(CHART_DIR), "fleet-fr", country_values("fr"), namespace="fleet-fr", create_namespace=True, timeout=60
+                str(CHART_DIR), "fleet-fr", values, namespace="fleet-fr", create_namespace=True, timeout=60
             )
             assert release["status"] == "deployed"
-            local = Kubectl(sim.kubeconfig, tmp_path / "kubectl-cache")
             assert "esp-failure" in local.run("get", "mdep", "-n", "fleet-fr")
             assert "fleet-fr-modelfleet" in local.run("get", "deployment", "-n", "fleet-fr")
+
+            values["fleet"]["rollout"]["maxUnavailable"] = 3
+            upgraded = config.upgrade(str(CHART_DIR), "fleet-fr", values, namespace="fleet-fr", timeout=60)
+            assert upgraded["status"] == "deployed"
+            mdep = json.loads(local.run("get", "mdep", "esp-failure", "-n", "fleet-fr", "-o", "json", "--show-managed-fields"))
+            assert mdep["spec"]["rollout"]["maxUnavailable"] == 3
+            assert [e["operation"] for e in mdep["metadata"]["managedFields"]] == ["Apply"]
+
+            config.uninstall("fleet-fr", timeout=60)
+            left = local.run("get", "mdep,deployment", "-n", "fleet-fr", "-o", "name")
+            assert left.strip() == ""
         finally:
             config.close()
