@@ -100,6 +100,10 @@ def _merge(live: Any, config: Any, node: Mapping[str, Any] | None, path: Path, s
     if isinstance(config, dict) and isinstance(live, dict) and not (path and shape.atomic_map(node)):
         out = dict(live)
         for key, value in config.items():
+            if value is None:
+                # An explicit null leaves the field unset (the typed object has no null fields).
+                out.pop(key, None)
+                continue
             child_node, _ = shape.field(node, key)
             out[key] = _merge(live[key], value, child_node, (*path, "f:" + key), shape) if key in live else value
         return out

@@ -425,6 +425,9 @@ def _compare(
         return
     if lhs == rhs:
         return
+    if lhs is None and isinstance(rhs, (dict, list)) and rhs:
+        # null on the left is an empty value of the right's kind (a Go nil slice or map).
+        lhs = type(rhs)()
     lkind = _granular(lhs, node, path, shape)
     rkind = _granular(rhs, node, path, shape)
     # Both empty, or of different kinds: a leaf (structured-merge-diff's emptyPromoteToLeaf).

@@ -160,6 +160,7 @@ async def test_custom_resources_apply_with_their_list_map_keys_and_status(http: 
     with_status = {**widget("w", 2), "status": {"phase": "Ready"}}
     ignored = await apply(http, f"{WIDGETS}/w", with_status, "one")
     assert "status" not in ignored.body
+    assert [p["id"] for p in ignored.body["spec"]["parts"]] == ["b"]  # "one" stopped applying "a"
     status = await apply(http, f"{WIDGETS}/w/status", with_status, "reporter")
     assert status.status == 200 and status.body["status"] == {"phase": "Ready"}
     assert managers(status.body)[("reporter", "Apply")]["subresource"] == "status"
