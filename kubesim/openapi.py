@@ -188,10 +188,29 @@ def _crd_definition_name(group: str, version: str, kind: str) -> str:
     return f"{reversed_group}.{version}.{kind}" if reversed_group else f"{version}.{kind}"
 
 
+def _unfold_int_or_string(node: Any) -> None:
+    """Validation schema publishing unfolds ``x-kubernetes-int-or-string: true`` into
+    ``anyOf: [{type: integer}, {type: string}]``, as apiextensions-apiserver's structural
+    ``Unfold`` does (docs: CustomResourceDefinitions, "IntOrString"). kubectl explain still prints such a
+    field as ``<Object>``: its type guess reads ``type`` only (kubernetes/kubernetes#130946)."""
+    if isinstance(node, list):
+        for item in node:
+            _unfold_int_or_string(item)
+        return
+    if not isinstance(node, dict):
+        return
+    for value in node.values():
+        _unfold_int_or_string(value)
+    # A schema that already spells out one of the two allowed patterns is published as written.
+    if node.get("x-kubernetes-int-or-string") is True and "anyOf" not in node and "allOf" not in node:
+        node["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+
+
 def _crd_definition(resource: ServedResource, ref_prefix: str) -> dict[str, Any]:
     schema = copy.deepcopy(
         resource.raw_schema or {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
     )
+    _unfold_int_or_string(schema)
     props = schema.setdefault("properties", {})
     props["apiVersion"] = {
         "type": "string",
