@@ -206,6 +206,6 @@ def decode_object(body: bytes) -> dict[str, Any]:
             raw = bytes(value)
     decoder = _DECODERS.get((api_version, kind))
     if decoder is None:
-        raise ProtobufError(f"kubesim reads protobuf only for {sorted(k for _, k in _DECODERS)}, not {api_version} {kind}")
+        raise ProtobufError(f"kubesim reads protobuf only for {sorted({k for _, k in _DECODERS})}, not {api_version} {kind}")
     obj = decoder(raw)
     return {"apiVersion": api_version, "kind": kind, **obj}
