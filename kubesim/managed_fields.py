@@ -509,10 +509,21 @@ def _finish(node: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_FROM_FIELDS_V1_MEMO: dict[bytes, FieldSet] = {}
+
+
 def from_fields_v1(tree: Mapping[str, Any]) -> FieldSet:
-    out: set[Path] = set()
-    _read_tree(tree, (), out)
-    return frozenset(out)
+    """The set a FieldsV1 tree encodes (memoized by its JSON: every update decodes the entries)."""
+    memo_key = encode(tree)
+    hit = _FROM_FIELDS_V1_MEMO.get(memo_key)
+    if hit is None:
+        found: set[Path] = set()
+        _read_tree(tree, (), found)
+        hit = frozenset(found)
+        if len(_FROM_FIELDS_V1_MEMO) >= _MEMO_LIMIT:
+            _FROM_FIELDS_V1_MEMO.clear()
+        _FROM_FIELDS_V1_MEMO[memo_key] = hit
+    return hit
 
 
 def _read_tree(node: Mapping[str, Any], path: Path, out: set[Path]) -> None:
