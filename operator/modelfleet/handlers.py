@@ -24,8 +24,8 @@ def build_registry(
     reconciler: FleetReconciler, informers: Sequence[Informer]
 ) -> kopf.OperatorRegistry:
     """kopf watches ModelDeployments; our informers watch pods and inventory ConfigMaps (see
-    informer.py for why). Fleets are planned only once every informer has listed: before that a
-    fleet would see its wells' pods, or its ConfigMaps, as missing."""
+    informer.py for why). Fleets are planned only once the pod informers have listed: before
+    that a fleet would see its wells' pods as missing."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)  # type: ignore[arg-type]
@@ -43,7 +43,9 @@ def build_registry(
             )
 
         async def all_synced() -> None:
-            await asyncio.gather(*(i.synced.wait() for i in informers))
+            await asyncio.gather(
+                *(i.synced.wait() for i in informers if i.required_before_planning)
+            )
             reconciler.pods_synced.set()
 
         informer_tasks.append(asyncio.create_task(all_synced()))

@@ -36,6 +36,8 @@ class Informer:
 
     resource = ""
     label_selector: str | None = None
+    #: Fleets are planned only once this informer has listed (see handlers.build_registry).
+    required_before_planning = True
 
     def __init__(
         self,
@@ -122,6 +124,9 @@ class ConfigMapInformer(Informer):
     """The namespace's ConfigMaps; the reconciler keeps those a fleet reads its inventory from."""
 
     resource = "configmaps"
+    # Not awaited before planning: a reference the cache lacks is read with a GET, so fleets
+    # without inventories never wait on this watch (nor on its RBAC, during an upgrade).
+    required_before_planning = False
 
 
 class _Expired(Exception):
