@@ -15,6 +15,7 @@ Docs: https://kubernetes.io/docs/reference/using-api/server-side-apply/
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -263,13 +264,44 @@ def apply_configuration(
     has_status: bool = False,
 ) -> AppliedObject:
     """merge.Updater.Apply on the live object (``{}`` when creating). Raises the 409 apply
-    conflict unless ``force``."""
-    managers = decode_managed_fields((live.get("metadata") or {}).get("managedFields"))
+    conflict unless ``force``.
+
+    For the manager ``kubectl`` on an object that carries client-side apply's
+    last-applied-configuration annotation, the apiserver eases the move to server-side apply
+    (managedfields ``lastAppliedManager`` / ``lastAppliedUpdater``): conflicts on fields whose
+    live value is still the last-applied one are forced, and the annotation follows the applied
+    configuration so a later client-side apply diffs against it."""
+    sent = config
     if subresource == "status":
         config = {k: v for k, v in config.items() if k in ("apiVersion", "kind", "metadata", "status")}
         config["metadata"] = {k: v for k, v in (config.get("metadata") or {}).items() if k in ("name", "namespace")}
     elif has_status:
         config = {k: v for k, v in config.items() if k != "status"}
+    kubectl_migration = key.manager == "kubectl" and subresource is None and _last_applied(live) is not None
+    result, conflicts = _apply_once(live, config, shape, key, force, now, subresource, has_status)
+    if conflicts:
+        allowed = _unchanged_since_last_applied(live, shape) if kubectl_migration else EMPTY
+        remaining = {m: paths - allowed for m, paths in conflicts.items() if paths - allowed}
+        if remaining:
+            raise conflict_error(remaining)
+        result, _ = _apply_once(live, config, shape, key, True, now, subresource, has_status)
+    assert result is not None
+    if kubectl_migration:
+        _set_last_applied(result.obj, sent)
+    return result
+
+
+def _apply_once(
+    live: dict[str, Any],
+    config: dict[str, Any],
+    shape: ObjectShape,
+    key: ManagerKey,
+    force: bool,
+    now: str,
+    subresource: str | None,
+    has_status: bool,
+) -> tuple[AppliedObject | None, dict[ManagerKey, FieldSet]]:
+    managers = decode_managed_fields((live.get("metadata") or {}).get("managedFields"))
     merged = merge(live, config, shape)
     applied = _owned_part(strip_meta(to_field_set(config, shape)), subresource, has_status)
     last = managers.fields.get(key, EMPTY)
@@ -282,7 +314,7 @@ def apply_configuration(
         other: owned & changed for other, owned in managers.others(key) if owned & changed
     }
     if conflicts and not force:
-        raise conflict_error(conflicts)
+        return None, conflicts
     for other, owned in list(managers.others(key)):
         managers.fields[other] = owned - changed - change.removed
     previous = decode_managed_fields((live.get("metadata") or {}).get("managedFields"))
@@ -292,4 +324,38 @@ def apply_configuration(
     else:
         managers.times[key] = now
         entries = encode_managed_fields(managers)
-    return AppliedObject(merged, entries)
+    return AppliedObject(merged, entries), {}
+
+
+LAST_APPLIED: Final = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _last_applied(obj: Mapping[str, Any]) -> str | None:
+    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    return value if isinstance(value, str) and value else None
+
+
+def _unchanged_since_last_applied(live: Mapping[str, Any], shape: ObjectShape) -> FieldSet:
+    """allowedConflictsFromLastApplied: the last-applied fields whose live value is unchanged."""
+    try:
+        last = json.loads(_last_applied(live) or "")
+    except ValueError:
+        return EMPTY
+    if not isinstance(last, dict):
+        return EMPTY
+    unchanged = compare(last, live, shape)
+    return to_field_set(last, shape) - unchanged.modified - unchanged.removed
+
+
+def _set_last_applied(obj: dict[str, Any], sent: Mapping[str, Any]) -> None:
+    """buildLastApplied: the applied configuration without the annotation, as Go encodes it."""
+    config = json.loads(json.dumps(sent))
+    annotations = (config.get("metadata") or {}).get("annotations")
+    if isinstance(annotations, dict):
+        annotations.pop(LAST_APPLIED, None)
+    meta = dict(obj["metadata"])
+    meta["annotations"] = {
+        **(meta.get("annotations") or {}),
+        LAST_APPLIED: json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n",
+    }
+    obj["metadata"] = meta

@@ -208,3 +208,26 @@ def test_kubectl_apply_server_side_conflicts_and_force_conflicts(
     assert "kubectl" not in entries  # it owned nothing else: an empty entry is dropped
     hidden = json.loads(kubectl("get", "configmap", "ssa", "-o", "json").stdout)
     assert "managedFields" not in hidden["metadata"]
+
+
+@kubectl_installed
+def test_kubectl_moves_from_client_side_to_server_side_apply_without_conflicts(
+    cluster: KubeSimThread, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Upgrading from client-side apply: "kubectl apply --server-side" of a changed manifest on an
+    object made by "kubectl apply" succeeds (fields still at their last-applied value are taken
+    over), and the last-applied annotation follows, so client-side apply keeps working."""
+    cache = tmp_path_factory.mktemp("kubectl-cache")
+
+    def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run_kubectl(cluster.kubeconfig, cache, *args, stdin=stdin, check=check)
+
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(deployment("csa", 1)))
+    kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(deployment("csa", 2, image="nginx:2")))
+    live = json.loads(kubectl("get", "deployment", "csa", "-o", "json").stdout)
+    assert live["spec"]["replicas"] == 2
+    last = json.loads(live["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"])
+    assert last["spec"]["replicas"] == 2
+    other = kubectl("apply", "--server-side", "--field-manager=ops", "-f", "-", stdin=yaml.safe_dump(deployment("csa", 5)), check=False)
+    assert other.returncode != 0 and 'conflicts with "kubectl":\n- .spec.replicas' in other.stderr
+    assert "configured" in kubectl("apply", "-f", "-", stdin=yaml.safe_dump(deployment("csa", 3))).stdout
