@@ -553,13 +553,10 @@ class ApiServer:
                 raise ApiError.bad_request("error decoding patch: the patch must be a JSON object")
             new = patching.apply_strategic_merge_patch(current, patch, strategic_schema(rdef))
         else:
+            strategic = ["application/strategic-merge-patch+json"] if rdef.strategic else []
             raise ApiError.unsupported_media_type(
                 content_type,
-                [
-                    "application/json-patch+json",
-                    "application/merge-patch+json",
-                    "application/strategic-merge-patch+json",
-                ],
+                ["application/json-patch+json", "application/merge-patch+json", *strategic, apply.APPLY_PATCH],
             )
         if not isinstance(new, dict):
             raise ApiError.bad_request("the patch did not produce an object")
