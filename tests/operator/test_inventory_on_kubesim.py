@@ -93,6 +93,20 @@ def degraded(reason: str, *fragments: str) -> Any:
     return check
 
 
+def settled_writes(timeout: float = 10.0) -> float:
+    """The operator's write count once a reconcile's trailing writes (its Events come right
+    after the status write the test waited for) have landed: unchanged for half a second."""
+    deadline = time.monotonic() + timeout
+    last = writes_so_far()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = writes_so_far()
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"the operator kept writing for {timeout}s")
+
+
 def events(api: Api, name: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = api.get("/api/v1/namespaces/default/events")["items"]
     return [e for e in items if e["involvedObject"]["name"] == name]
@@ -129,7 +143,7 @@ def test_fleet_from_two_config_maps_comes_up_and_follows_their_edits(
             lambda: sorted(live_pods(api)) == [f"esp-w{i}" for i in (0, 1, 3, 4, 5)],
         )
         status = api.wait_status("esp", is_available("1.0.0", 5))
-        writes = writes_so_far()
+        writes = settled_writes()
         time.sleep(1.5 * ROLLOUT_RECHECK_SECONDS)  # absence of writes needs a window
         assert writes_so_far() == writes
     assert status["wells"] == 5
@@ -157,7 +171,7 @@ def test_a_broken_inventory_changes_no_pod_is_reported_and_recovers_when_fixed(
             degraded("InventoryInvalid", "ConfigMap fr-wells key wells.yaml: well [1] (id 'W_2')"),
         )
         assert status["readyWells"] == 3 and status["wells"] == 3  # as they were
-        writes = writes_so_far()
+        writes = settled_writes()
         time.sleep(1.5 * ROLLOUT_RECHECK_SECONDS)
         assert writes_so_far() == writes, "a broken inventory must not cause repeated writes"
 
