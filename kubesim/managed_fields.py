@@ -38,6 +38,7 @@ __all__ = [
     "decode_managed_fields",
     "empty_object",
     "encode_managed_fields",
+    "forget_removed",
     "from_fields_v1",
     "list_elements",
     "manager_from_request",
@@ -653,7 +654,52 @@ def track_update(
     mine = (managers.fields.get(key, EMPTY) - change.removed) | taken
     managers.fields[key] = strip_meta(mine)
     managers.times[key] = now
+    _cap_update_managers(managers)
     return encode_managed_fields(managers)
+
+
+def forget_removed(base: Any, old: Mapping[str, Any], new: Mapping[str, Any], shape: ObjectShape, *, has_status: bool) -> Any:
+    """A write without a manager (kubesim's garbage collector dropping an ownerReference): what
+    it removed leaves every set, what it changed stays with its owners."""
+    if not base:
+        return base
+    removed = compare(old, new, shape, skip=("status",) if has_status else ()).removed
+    if not removed:
+        return base
+    managers = decode_managed_fields(base)
+    for key, owned in list(managers.fields.items()):
+        managers.fields[key] = owned - removed
+    return encode_managed_fields(managers)
+
+
+MAX_UPDATE_MANAGERS: Final = 10
+ANCIENT_CHANGES: Final = "ancient-changes"
+
+
+def _cap_update_managers(managers: Managers) -> None:
+    """capManagersManager: beyond 10 Update entries the oldest merge, per apiVersion, into an
+    ``ancient-changes`` entry (carrying the newest merged time)."""
+    updaters = [k for k, v in managers.fields.items() if k.operation == "Update" and v]
+    if len(updaters) <= MAX_UPDATE_MANAGERS:
+        return
+    updaters.sort(key=lambda k: (managers.times.get(k, ""), k.manager))
+    first_by_version: dict[str, ManagerKey] = {}
+    count = len(updaters)
+    for key in updaters:
+        if count <= MAX_UPDATE_MANAGERS:
+            break
+        bucket = ManagerKey(ANCIENT_CHANGES, "Update", key.api_version)
+        first = first_by_version.get(key.api_version)
+        if first is None:
+            first_by_version[key.api_version] = key
+            continue
+        if bucket not in managers.fields:
+            managers.fields[bucket] = managers.fields.pop(first)
+            managers.times.pop(first, None)
+        managers.fields[bucket] = managers.fields[bucket] | managers.fields.pop(key)
+        if key in managers.times:
+            managers.times[bucket] = managers.times.pop(key)
+        count -= 1
 
 
 _CREATE_MEMO: dict[tuple[Any, ...], Any] = {}

@@ -19,6 +19,7 @@ from kubesim.managed_fields import (
     ManagerKey,
     compare,
     decode_managed_fields,
+    forget_removed,
     from_fields_v1,
     manager_from_request,
     path_string,
@@ -181,3 +182,29 @@ def test_manager_defaults_to_the_user_agent_prefix() -> None:
     assert manager_from_request("", "kubectl/v1.32.0 (linux/amd64) kubernetes/abc") == "kubectl"
     assert manager_from_request("helm", "Helm/4.0") == "helm"
     assert len(manager_from_request("", "x" * 300)) == 128
+
+
+def test_more_than_ten_updaters_merge_the_oldest_into_ancient_changes() -> None:
+    """Field management (managedFields cap): at most 10 Update entries; the oldest merge into an
+    ``ancient-changes`` entry per apiVersion."""
+    entries: Any = None
+    live = configmap()
+    for i in range(12):
+        new = configmap(**{f"k{j}": "v" for j in range(i + 1)})
+        key = ManagerKey(f"editor-{i:02d}", "Update", "v1")
+        entries = track_update(entries, live, new, CONFIGMAP, key, f"2026-01-01T00:00:{i:02d}Z")
+        live = new
+    owners = decode_managed_fields(entries).fields
+    assert len(owners) == 10
+    ancient = owners[ManagerKey("ancient-changes", "Update", "v1")]
+    assert {("f:data", "f:k0"), ("f:data", "f:k1"), ("f:data", "f:k2")} <= ancient
+    assert ManagerKey("editor-11", "Update", "v1") in owners
+
+
+def test_a_write_without_a_manager_only_takes_removed_fields_out_of_the_sets() -> None:
+    """kubesim's own controllers write without a manager: a field they remove leaves every set."""
+    old = configmap(a="1", b="1")
+    creator = ManagerKey("creator", "Update", "v1")
+    entries = track_update(None, configmap(), old, CONFIGMAP, creator, NOW)
+    after = forget_removed(entries, old, configmap(a="2"), CONFIGMAP, has_status=False)
+    assert decode_managed_fields(after).fields[creator] == {("f:data", "f:a")}
