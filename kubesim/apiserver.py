@@ -685,7 +685,9 @@ class ApiServer:
         else:
             live = (old_obj or {}).get("metadata", {}).get("managedFields")
             entries = managed_fields.base_entries(sent, live)
-            if field_manager is not None:
+            if field_manager is None and old_obj is not None and subresource is None:
+                entries = managed_fields.forget_removed(entries, old_obj, obj, self.shape(rdef), has_status=rdef.has_status)
+            elif field_manager is not None:
                 key = managed_fields.ManagerKey(field_manager, "Update", rdef.api_version, subresource or "")
                 if old_obj is None:
                     entries = managed_fields.track_create(
