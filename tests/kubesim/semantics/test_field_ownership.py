@@ -208,3 +208,56 @@ def test_a_write_without_a_manager_only_takes_removed_fields_out_of_the_sets() -
     entries = track_update(None, configmap(), old, CONFIGMAP, creator, NOW)
     after = forget_removed(entries, old, configmap(a="2"), CONFIGMAP, has_status=False)
     assert decode_managed_fields(after).fields[creator] == {("f:data", "f:a")}
+
+
+containers = st.lists(
+    st.fixed_dictionaries(
+        {"name": st.sampled_from(["a", "b", "c", "d"]), "image": st.sampled_from(["x:1", "x:2"])},
+        optional={"args": st.lists(st.sampled_from(["-v", "-q"]), max_size=2)},
+    ),
+    max_size=4,
+    unique_by=lambda c: c["name"],
+)
+
+
+@given(containers, containers)
+def test_a_sole_applier_of_a_deployment_gets_its_latest_containers_in_its_order(
+    before: list[dict[str, Any]], after: list[dict[str, Any]]
+) -> None:
+    """Merge strategy: containers merge by name; what the applier dropped is removed; applying
+    the same configuration again is a no-op."""
+    def config(items: list[dict[str, Any]]) -> dict[str, Any]:
+        body = deployment()
+        body["spec"]["template"]["spec"]["containers"] = items
+        return body
+
+    first = apply_configuration({}, config(before), DEPLOYMENT, ALICE, force=False, now=NOW)
+    live = {**first.obj, "metadata": {**first.obj["metadata"], "managedFields": first.managed_fields}}
+    second = apply_configuration(live, config(after), DEPLOYMENT, ALICE, force=False, now=NOW)
+    assert second.obj["spec"]["template"]["spec"]["containers"] == after
+    again = {**second.obj, "metadata": {**second.obj["metadata"], "managedFields": second.managed_fields}}
+    third = apply_configuration(again, config(after), DEPLOYMENT, ALICE, force=False, now="later")
+    assert third.obj["spec"] == second.obj["spec"] and third.managed_fields == second.managed_fields
+
+
+@given(containers, containers)
+def test_containers_of_two_appliers_merge_and_each_removes_only_its_own(
+    mine: list[dict[str, Any]], theirs: list[dict[str, Any]]
+) -> None:
+    """Merge strategy with two managers: an element leaves only when no manager applies it;
+    shared elements with equal values are co-owned, different values conflict (then forced)."""
+    def config(items: list[dict[str, Any]]) -> dict[str, Any]:
+        body = deployment()
+        body["spec"]["template"]["spec"]["containers"] = items
+        return body
+
+    def live_of(result: Any) -> dict[str, Any]:
+        return {**result.obj, "metadata": {**result.obj["metadata"], "managedFields": result.managed_fields}}
+
+    first = apply_configuration({}, config(mine), DEPLOYMENT, ALICE, force=False, now=NOW)
+    both = apply_configuration(live_of(first), config(theirs), DEPLOYMENT, BOB, force=True, now=NOW)
+    names = [c["name"] for c in both.obj["spec"]["template"]["spec"]["containers"]]
+    assert set(names) == {c["name"] for c in mine + theirs}
+    alice_left = apply_configuration(live_of(both), config([]), DEPLOYMENT, ALICE, force=False, now=NOW)
+    left = alice_left.obj["spec"]["template"]["spec"]["containers"]
+    assert {c["name"] for c in left} == {c["name"] for c in theirs}
