@@ -98,6 +98,12 @@ class InventorySource:
             return exc
 
     def _text(self, key: str) -> str:
+        if key in self.other_keys:  # kept keys come from data, so this one is binaryData
+            raise InventoryError(
+                Reason.INVENTORY_INVALID,
+                f"ConfigMap {self.name} has {key} under binaryData; expected it under data as "
+                "UTF-8 text (kubectl create configmap --from-file puts text files there)",
+            )
         if key not in self.data:
             keys = ", ".join(self.other_keys) or "none"
             raise InventoryError(

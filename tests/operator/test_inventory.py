@@ -160,6 +160,14 @@ def test_a_missing_key_is_not_found_and_lists_the_keys_there_are() -> None:
     assert "has no key wells.yaml (its keys: wells.yml)" in error.message
 
 
+def test_an_inventory_under_binary_data_is_refused_saying_where_it_belongs() -> None:
+    body = {"metadata": {"name": "fr"}, "binaryData": {"wells.yaml": "LSBpZDogdzE="}}
+    fleet = spec(wellsFrom=[{"configMap": "fr"}])
+    error = error_of(fleet, "esp", {"fr": InventorySource.from_config_map(body)})
+    assert error.reason == Reason.INVENTORY_INVALID
+    assert "has wells.yaml under binaryData; expected it under data" in error.message
+
+
 def test_a_well_in_two_sources_names_both_places() -> None:
     fleet = spec(wells=[{"id": "w1"}], wellsFrom=[{"configMap": "a"}])
     error = error_of(fleet, "esp", {"a": wells_map("a", [{"id": "w0"}, {"id": "w1"}])})
