@@ -29,11 +29,14 @@ from typing import Any, Final
 from kubesim.jsonwire import encode
 
 __all__ = [
+    "EMPTY",
+    "MANAGER_MAX_LENGTH",
     "Comparison",
     "FieldSet",
     "ManagerKey",
     "Managers",
     "ObjectShape",
+    "Path",
     "compare",
     "decode_managed_fields",
     "empty_object",
@@ -42,6 +45,7 @@ __all__ = [
     "from_fields_v1",
     "list_elements",
     "manager_from_request",
+    "only_prefix",
     "path_string",
     "shape_for",
     "strip_meta",
@@ -49,6 +53,7 @@ __all__ = [
     "to_fields_v1",
     "track_create",
     "track_update",
+    "without_prefix",
 ]
 
 Path = tuple[str, ...]

@@ -1,5 +1,6 @@
 """`kubectl apply` of the rendered chart on kubesim: the objects are accepted (CRD schemas and
-CEL rules included, with kubectl's default strict validation) and exist afterwards.
+CEL rules included, with kubectl's default strict validation) and exist afterwards; and a real
+Helm 4 install, upgrade and uninstall (server-side apply) of one country.
 
 Every kind the chart renders must be served by kubesim, except those listed in KUBESIM_GAPS
 (none since kubesim added Deployment, RBAC, PodDisruptionBudget and NetworkPolicy); custom
