@@ -367,6 +367,10 @@ _ABSENT: Final = object()
 # per object (name, uid) and is walked.
 _MEMO_DEPTH: Final = 2
 _MEMO_LIMIT: Final = 4096
+# Memo keys and values stay small (a template's spec, not a 1 MiB ConfigMap): 4,096 entries of at
+# most 8 KiB keys and sets of at most 1,024 paths bound each memo; bigger objects are walked.
+_MEMO_MAX_KEY_BYTES: Final = 8192
+_MEMO_MAX_SET: Final = 1024
 
 
 def _granular(value: Any, node: Mapping[str, Any] | None, path: Path, shape: ObjectShape) -> str:
@@ -384,15 +388,17 @@ def _added_paths(value: Any, node: Mapping[str, Any] | None, path: Path, shape: 
         out: set[Path] = set()
         _collect_all(value, node, path, shape, out)
         return frozenset(out)
-    memo_key = (path, encode(value))
+    encoded = encode(value)
+    memo_key = (path, encoded)
     hit = shape.added_memo.get(memo_key)
     if hit is None:
         found: set[Path] = set()
         _collect_all(value, node, path, shape, found)
         hit = frozenset(found)
-        if len(shape.added_memo) >= _MEMO_LIMIT:
-            shape.added_memo.clear()
-        shape.added_memo[memo_key] = hit
+        if len(encoded) <= _MEMO_MAX_KEY_BYTES:
+            if len(shape.added_memo) >= _MEMO_LIMIT:
+                shape.added_memo.clear()
+            shape.added_memo[memo_key] = hit
     return hit
 
 
@@ -488,6 +494,8 @@ def to_fields_v1(fields: FieldSet) -> dict[str, Any]:
     """The FieldsV1 JSON of a set: ``{}`` for a member leaf, ``".": {}`` for a member with children.
 
     Memoized (the same sets recur on every object of a workload): callers must not mutate it."""
+    if len(fields) > _MEMO_MAX_SET:
+        return _build_fields_v1(fields)
     hit = _FIELDS_V1_MEMO.get(fields)
     if hit is None:
         if len(_FIELDS_V1_MEMO) >= _MEMO_LIMIT:
@@ -526,9 +534,10 @@ def from_fields_v1(tree: Mapping[str, Any]) -> FieldSet:
         found: set[Path] = set()
         _read_tree(tree, (), found)
         hit = frozenset(found)
-        if len(_FROM_FIELDS_V1_MEMO) >= _MEMO_LIMIT:
-            _FROM_FIELDS_V1_MEMO.clear()
-        _FROM_FIELDS_V1_MEMO[memo_key] = hit
+        if len(memo_key) <= _MEMO_MAX_KEY_BYTES:
+            if len(_FROM_FIELDS_V1_MEMO) >= _MEMO_LIMIT:
+                _FROM_FIELDS_V1_MEMO.clear()
+            _FROM_FIELDS_V1_MEMO[memo_key] = hit
     return hit
 
 
@@ -734,11 +743,12 @@ def track_create(
     )
     hit = _CREATE_MEMO.get(signature)
     if hit is None:
-        if len(_CREATE_MEMO) >= _MEMO_LIMIT:
-            _CREATE_MEMO.clear()
-        hit = _CREATE_MEMO[signature] = track_update(
-            None, empty_object(builtin, new), new, shape, key, now, has_status=has_status
-        )
+        hit = track_update(None, empty_object(builtin, new), new, shape, key, now, has_status=has_status)
+        size = sum(len(v) for part in signature[3:] for _, v in part if isinstance(v, bytes))
+        if size <= _MEMO_MAX_KEY_BYTES:
+            if len(_CREATE_MEMO) >= _MEMO_LIMIT:
+                _CREATE_MEMO.clear()
+            _CREATE_MEMO[signature] = hit
     return hit
 
 
