@@ -116,7 +116,7 @@ class ObjectShape:
     def __init__(self, root: Mapping[str, Any] | None) -> None:
         self.root = root
         self.definitions = _builtin_definitions()
-        self._fields: dict[tuple[int, str], tuple[Mapping[str, Any] | None, bool]] = {}
+        self._objects: dict[int, tuple[Mapping[str, Any], Mapping[str, Any] | None]] = {}
         self._items: dict[int, Mapping[str, Any] | None] = {}
         self._list_types: dict[int, tuple[str, tuple[str, ...]]] = {}
         self._atomic_maps: dict[int, bool] = {}
@@ -125,11 +125,15 @@ class ObjectShape:
 
     def field(self, node: Mapping[str, Any] | None, name: str) -> tuple[Mapping[str, Any] | None, bool]:
         """The schema of ``name`` inside an object, and whether it is a declared (struct) field."""
-        key = (id(node), name)
-        hit = self._fields.get(key)
+        # Memoized per node, not per name: map keys (ConfigMap data, labels) are unbounded.
+        hit = self._objects.get(id(node))
         if hit is None:
-            hit = self._fields[key] = self._field(node, name)
-        return hit
+            hit = self._objects[id(node)] = self._object_of(node)
+        props, extra = hit
+        found = props.get(name)
+        if found is not None:
+            return found, True
+        return extra, False
 
     def items(self, node: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         key = id(node)
@@ -178,15 +182,14 @@ class ObjectShape:
             return node
         return None
 
-    def _field(self, node: Mapping[str, Any] | None, name: str) -> tuple[Mapping[str, Any] | None, bool]:
+    def _object_of(self, node: Mapping[str, Any] | None) -> tuple[Mapping[str, Any], Mapping[str, Any] | None]:
+        """(declared properties, schema of other keys) of an object schema."""
         resolved = self.resolve(node)
         if resolved is None:
-            return None, False
+            return {}, None
         props = resolved.get("properties")
-        if isinstance(props, Mapping) and name in props:
-            return props[name], True
         extra = resolved.get("additionalProperties")
-        return (extra if isinstance(extra, Mapping) else None), False
+        return (props if isinstance(props, Mapping) else {}), (extra if isinstance(extra, Mapping) else None)
 
     def _items_of(self, node: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         resolved = self.resolve(node)
