@@ -216,7 +216,34 @@ def _prune(
             continue  # went with its parent
         merged = _remove_path(merged, path, shape)
         removed.add(path)
+        if shape.builtin:
+            # omitempty: a built-in's map (labels, annotations, data) emptied by the removal is
+            # not serialized, unless someone owns it; structs and lists stay.
+            for depth in range(len(path) - 1, 0, -1):
+                value, node = _value_at(merged, path[:depth], shape)
+                resolved = shape.resolve(node)
+                if value != {} or path[:depth] in kept or resolved is None or "additionalProperties" not in resolved:
+                    break
+                merged = _remove_path(merged, path[:depth], shape)
     return merged
+
+
+def _value_at(obj: Any, path: Path, shape: ObjectShape) -> tuple[Any, Mapping[str, Any] | None]:
+    """The value at ``path`` and its schema."""
+    node = shape.root
+    for element in path:
+        if isinstance(obj, dict) and element.startswith("f:"):
+            node = shape.field(node, element[2:])[0]
+            obj = obj.get(element[2:])
+        elif isinstance(obj, list):
+            elements = list_elements(shape, node, obj)
+            if element not in elements:
+                return None, None
+            obj = obj[elements.index(element)]
+            node = shape.items(node)
+        else:
+            return None, None
+    return obj, node
 
 
 @dataclass(frozen=True)

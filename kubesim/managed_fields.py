@@ -113,8 +113,11 @@ class ObjectShape:
     ownership is tracked on every write, so the walk must not resolve ``$ref`` chains each time.
     """
 
-    def __init__(self, root: Mapping[str, Any] | None) -> None:
+    def __init__(self, root: Mapping[str, Any] | None, *, builtin: bool = False) -> None:
         self.root = root
+        # Built-in kinds are Go structs whose optional fields are omitempty: an emptied map or
+        # list is not serialized. A custom resource is unstructured and keeps it.
+        self.builtin = builtin
         self.definitions = _builtin_definitions()
         self._objects: dict[int, tuple[Mapping[str, Any], Mapping[str, Any] | None]] = {}
         self._items: dict[int, Mapping[str, Any] | None] = {}
@@ -245,7 +248,7 @@ def _build_shape(group: str, version: str, kind: str, crd_schema: Mapping[str, A
     from kubesim.openapi import builtin_definition_name
 
     name = builtin_definition_name(group, version, kind)
-    return ObjectShape({"$ref": "#/$defs/" + name} if name else None)
+    return ObjectShape({"$ref": "#/$defs/" + name} if name else None, builtin=True)
 
 
 # --------------------------------------------------------------------------------------------

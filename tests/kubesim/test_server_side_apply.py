@@ -231,3 +231,13 @@ def test_kubectl_moves_from_client_side_to_server_side_apply_without_conflicts(
     other = kubectl("apply", "--server-side", "--field-manager=ops", "-f", "-", stdin=yaml.safe_dump(deployment("csa", 5)), check=False)
     assert other.returncode != 0 and 'conflicts with "kubectl":\n- .spec.replicas' in other.stderr
     assert "configured" in kubectl("apply", "-f", "-", stdin=yaml.safe_dump(deployment("csa", 3))).stdout
+
+
+async def test_a_built_in_map_emptied_by_removal_is_omitted(http: Http) -> None:
+    """Merge strategy: the last label and data key the applier stops applying go, and so do the
+    emptied maps (ObjectMeta and ConfigMap serialize empty maps as absent)."""
+    body = configmap("omit", a="1")
+    body["metadata"]["labels"] = {"team": "x"}
+    await apply(http, f"{CMS}/omit", body, "tool")
+    emptied = (await apply(http, f"{CMS}/omit", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "omit"}}, "tool")).body
+    assert "data" not in emptied and "labels" not in emptied["metadata"]
