@@ -691,7 +691,7 @@ class ApiServer:
                 key = managed_fields.ManagerKey(field_manager, "Update", rdef.api_version, subresource or "")
                 if old_obj is None:
                     entries = managed_fields.track_create(
-                        obj, self.shape(rdef), key, self.now(), builtin=rdef.crd_name is None, has_status=rdef.has_status
+                        obj, self.shape(rdef), key, self.now(), has_status=rdef.has_status
                     )
                 else:
                     entries = managed_fields.track_update(

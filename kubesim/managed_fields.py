@@ -118,6 +118,7 @@ class ObjectShape:
         # Built-in kinds are Go structs whose optional fields are omitempty: an emptied map or
         # list is not serialized. A custom resource is unstructured and keeps it.
         self.builtin = builtin
+        self.zero: dict[str, Any] | None = None
         self.definitions = _builtin_definitions()
         self._objects: dict[int, tuple[Mapping[str, Any], Mapping[str, Any] | None]] = {}
         self._items: dict[int, Mapping[str, Any] | None] = {}
@@ -628,13 +629,40 @@ def encode_managed_fields(managers: Managers) -> list[dict[str, Any]]:
     return out
 
 
-def empty_object(builtin: bool, new: Mapping[str, Any]) -> dict[str, Any]:
-    """What a create is compared with: the apiserver starts from a new, empty object of the kind.
-    A built-in's Go struct already has (empty) metadata, spec and status, so a creator does not
-    own those objects themselves, only what is inside; a custom resource starts from nothing."""
-    if not builtin:
+def empty_object(shape: ObjectShape) -> dict[str, Any]:
+    """What a create is compared with: the apiserver starts from a new object of the kind. A
+    custom resource starts from nothing. A built-in is a Go zero value, which already holds its
+    struct fields (metadata, spec, status, a template) and, as null, the fields serialized
+    without omitempty (the schema's required ones, e.g. containers): the creator owns what is
+    inside those, not the objects themselves (so no ``.`` on them). Which other struct fields
+    are values rather than pointers the schema does not say; those get a ``.``."""
+    if not shape.builtin:
         return {}
-    return {key: {} for key in ("metadata", "spec", "status") if isinstance(new.get(key), dict)}
+    if shape.zero is None:
+        shape.zero = _zero_value(shape, shape.root, 0)
+    return shape.zero
+
+
+_VALUE_STRUCTS: Final = frozenset({"metadata", "spec", "status", "template"})
+
+
+def _zero_value(shape: ObjectShape, node: Mapping[str, Any] | None, depth: int) -> dict[str, Any]:
+    resolved = shape.resolve(node)
+    out: dict[str, Any] = {}
+    if resolved is None or depth > 4:
+        return out
+    props = resolved.get("properties") or {}
+    required = set(resolved.get("required") or ())
+    for name, sub in props.items():
+        sub_resolved = shape.resolve(sub)
+        is_struct = sub_resolved is not None and "properties" in sub_resolved
+        if is_struct and (name in _VALUE_STRUCTS or name in required):
+            out[name] = _zero_value(shape, sub, depth + 1)
+        elif name in required and sub_resolved is not None and (
+            "items" in sub_resolved or "additionalProperties" in sub_resolved
+        ):
+            out[name] = None
+    return out
 
 
 def base_entries(sent: Any, live: Any) -> Any:
@@ -725,9 +753,7 @@ def _cap_update_managers(managers: Managers) -> None:
 _CREATE_MEMO: dict[tuple[Any, ...], Any] = {}
 
 
-def track_create(
-    new: Mapping[str, Any], shape: ObjectShape, key: ManagerKey, now: str, *, builtin: bool, has_status: bool
-) -> Any:
+def track_create(new: Mapping[str, Any], shape: ObjectShape, key: ManagerKey, now: str, *, has_status: bool) -> Any:
     """The creator's Update entry: it owns everything it sent (and the defaults), not status.
 
     Creates are the hot path (a workload's pods), and the entry depends only on the object's
@@ -749,7 +775,7 @@ def track_create(
     )
     hit = _CREATE_MEMO.get(signature)
     if hit is None:
-        hit = track_update(None, empty_object(builtin, new), new, shape, key, now, has_status=has_status)
+        hit = track_update(None, empty_object(shape), new, shape, key, now, has_status=has_status)
         size = sum(len(v) for part in signature[3:] for _, v in part if isinstance(v, bytes))
         if size <= _MEMO_MAX_KEY_BYTES:
             if len(_CREATE_MEMO) >= _MEMO_LIMIT:
