@@ -26,6 +26,7 @@ from kubesim.managed_fields import (
     shape_for,
     to_field_set,
     to_fields_v1,
+    track_create,
     track_update,
 )
 
@@ -261,3 +262,16 @@ def test_containers_of_two_appliers_merge_and_each_removes_only_its_own(
     alice_left = apply_configuration(live_of(both), config([]), DEPLOYMENT, ALICE, force=False, now=NOW)
     left = alice_left.obj["spec"]["template"]["spec"]["containers"]
     assert {c["name"] for c in left} == {c["name"] for c in theirs}
+
+
+def test_a_creators_entry_does_not_own_what_the_empty_built_in_already_had() -> None:
+    """Field management: a create is an update from the kind's empty object, so spec, the pod
+    template and the (null) containers list are not the creator's own; what it added is."""
+    creator = ManagerKey("kubectl-create", "Update", "apps/v1")
+    entries = track_create(deployment(), DEPLOYMENT, creator, NOW, has_status=True)
+    tree = entries[0]["fieldsV1"]
+    template = tree["f:spec"]["f:template"]
+    assert "." not in tree["f:spec"] and "." not in template and "." not in template["f:spec"]
+    assert "." not in template["f:spec"]["f:containers"]
+    assert template["f:spec"]["f:containers"]['k:{"name":"main"}'] == {".": {}, "f:image": {}, "f:name": {}}
+    assert template["f:metadata"]["f:labels"] == {".": {}, "f:app": {}}
