@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from kubesim.jsonwire import encode
+from kubesim.openapi import builtin_definition_name, builtin_definitions
 
 __all__ = [
     "EMPTY",
@@ -100,9 +101,7 @@ _UNCOMPARED_METADATA: Final = frozenset({"managedFields", "resourceVersion"})
 
 @functools.cache
 def _builtin_definitions() -> Mapping[str, Any]:
-    from kubesim.openapi import _raw_definitions
-
-    return _raw_definitions()
+    return builtin_definitions()
 
 
 class ObjectShape:
@@ -115,8 +114,8 @@ class ObjectShape:
 
     def __init__(self, root: Mapping[str, Any] | None, *, builtin: bool = False) -> None:
         self.root = root
-        # Built-in kinds are Go structs whose optional fields are omitempty: an emptied map or
-        # list is not serialized. A custom resource is unstructured and keeps it.
+        # Built-in kinds are Go structs: their zero value has structs in it, and an emptied
+        # optional map is not serialized (omitempty). A custom resource is unstructured.
         self.builtin = builtin
         self.zero: dict[str, Any] | None = None
         self.definitions = _builtin_definitions()
@@ -246,8 +245,6 @@ def _build_shape(group: str, version: str, kind: str, crd_schema: Mapping[str, A
         props["metadata"] = {"$ref": "#/$defs/" + _OBJECT_META}
         root["properties"] = props
         return ObjectShape(root)
-    from kubesim.openapi import builtin_definition_name
-
     name = builtin_definition_name(group, version, kind)
     return ObjectShape({"$ref": "#/$defs/" + name} if name else None, builtin=True)
 

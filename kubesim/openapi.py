@@ -32,6 +32,7 @@ from typing import Any, Final, Protocol
 __all__ = [
     "ServedResource",
     "builtin_definition_name",
+    "builtin_definitions",
     "openapi_v2_document",
     "openapi_v3_document",
     "openapi_v3_index",
@@ -89,6 +90,12 @@ def _raw_definitions() -> dict[str, Any]:
     defs = data.get("$defs") or data.get("definitions") or {}
     assert isinstance(defs, dict)
     return defs
+
+
+def builtin_definitions() -> dict[str, Any]:
+    """The Kubernetes 1.32 definitions in kubernetes-validate's JSON-schema form (``$ref`` to
+    ``#/$defs/<name>``), with their list types: what kubesim.managed_fields walks."""
+    return _raw_definitions()
 
 
 def _to_openapi(node: Any, ref_prefix: str) -> Any:
