@@ -328,8 +328,9 @@ class KubeClient:
             if response.status >= 400:
                 raw = await response.read()
                 raise _error_from(response.status, raw, response.headers.get("Retry-After"))
-            # Lines split here, not by aiohttp's readline: that refuses lines above 128 KiB,
-            # and one event carries a whole object (a ConfigMap inventory is up to 1 MiB).
+            # Lines split here, not by aiohttp's readline: that refuses lines above its buffer's
+            # high-water mark (512 KiB with aiohttp 3.14), and one event carries a whole object
+            # (a ConfigMap inventory holds up to 1 MiB, more once JSON-escaped).
             pending = b""
             async for chunk in response.content.iter_any():
                 *lines, pending = (pending + chunk).split(b"\n")

@@ -135,9 +135,12 @@ def test_fleet_from_two_config_maps_comes_up_and_follows_their_edits(
         api.wait_status("esp", is_available("1.0.0", 4))
         assert sorted(live_pods(api)) == ["esp-w0", "esp-w1", "esp-w2", "esp-w3"]
 
-        # One well leaves the south ConfigMap, two arrive.
+        # One well leaves the south ConfigMap, two arrive. The ConfigMap also grows past
+        # 512 KiB, so the change must come through a watch event longer than aiohttp reads
+        # as one line by itself.
         kubectl.write("south.yaml", [{"id": "w3"}, {"id": "w4"}, {"id": "w5"}])
-        kubectl.replace_config_map("fr-wells-south", "wells.yaml=south.yaml")
+        kubectl.write("notes.txt", "field notes\n" * 60_000)
+        kubectl.replace_config_map("fr-wells-south", "wells.yaml=south.yaml", "notes.txt")
         api.wait_for(
             "pods follow the ConfigMap",
             lambda: sorted(live_pods(api)) == [f"esp-w{i}" for i in (0, 1, 3, 4, 5)],
