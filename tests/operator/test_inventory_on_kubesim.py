@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 
 from kubesim.testing import KubeSimThread
 from modelfleet.reconciler import ROLLOUT_RECHECK_SECONDS
@@ -263,3 +264,49 @@ def test_digests_from_a_config_map_are_verified_like_inline_digests(
     }
     assert by_name[invalid["updateRevision"]]["data"]["model"]["digests"] == expected
     assert "digestsFrom" not in by_name[invalid["updateRevision"]]["data"]["model"]
+
+
+def config_map_reads() -> float:
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "modelfleet_operator_api_calls"
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+        and (sample.labels["verb"], sample.labels["resource"]) == ("get", "configmaps")
+    )
+
+
+def test_a_restarted_operator_resolves_the_same_fleet_and_rewrites_nothing(
+    cluster: KubeSimThread, api: Api, bundles: Bundles, tmp_path: Path
+) -> None:
+    root, digests = bundles
+    wells = ["w0", "w1", "w2", "w3"]
+    kubectl = Kubectl(cluster, tmp_path)
+    kubectl.write("wells.yaml", [{"id": w, "labels": {"n": str(i)}} for i, w in enumerate(wells)])
+    kubectl.run("create", "configmap", "fr-wells", "--from-file=wells.yaml")
+    kubectl.write("digests.yaml", {w: digests[("1.0.0", w)] for w in reversed(wells)})
+    kubectl.run("create", "configmap", "esp-1.0.0-digests", "--from-file=digests.yaml")
+    fleet = inventory_deployment(
+        "esp",
+        root,
+        wellsFrom=[{"configMap": "fr-wells"}],
+        model={"digestsFrom": [{"configMap": "esp-1.0.0-digests"}]},
+    )
+    with running_operator(cluster.kubeconfig):
+        api.create(MD_PATH, fleet)
+        api.wait_status("esp", is_available("1.0.0", 4))
+        settled_writes()
+    pods, md = live_pods(api), api.deployment("esp")
+    revisions = api.get("/apis/apps/v1/namespaces/default/controllerrevisions")["items"]
+    reads = config_map_reads()
+    with running_operator(cluster.kubeconfig):
+        # The new operator's watch listed the ConfigMaps before it knew the fleet: it reads
+        # each once, resolves the same wells and digests, hence the same revision.
+        api.wait_for("the ConfigMaps read again", lambda: config_map_reads() >= reads + 2)
+        writes = settled_writes()
+        time.sleep(ROLLOUT_RECHECK_SECONDS)
+        assert writes_so_far() == writes
+    assert live_pods(api) == pods
+    assert api.deployment("esp")["metadata"]["resourceVersion"] == md["metadata"]["resourceVersion"]
+    assert api.get("/apis/apps/v1/namespaces/default/controllerrevisions")["items"] == revisions
