@@ -299,6 +299,8 @@ class _Node:
     not_: _Node | None = None
     # True when nothing below this node can default, prune or fail, so admit may skip it.
     has_checks: bool = True
+    # True when a rule at or below this node reads oldSelf (transition rules are not ratcheted).
+    has_transition: bool = False
 
 
 class SchemaCompileError(ValueError):
@@ -375,7 +377,26 @@ def _compile_node(schema: Any, where: str) -> _Node:
     for index, raw in enumerate(schema.get("x-kubernetes-validations") or []):
         node.rules.append(_compile_rule(raw, f"{where}.x-kubernetes-validations[{index}]"))
     node.has_checks = _node_has_checks(node)
+    node.has_transition = any(r.transition for r in node.rules) or any(
+        child.has_transition for child in _children(node)
+    )
     return node
+
+
+def _children(node: _Node) -> list[_Node]:
+    children = list((node.properties or {}).values())
+    children += [c for c in (node.additional, node.items, node.not_) if c is not None]
+    return children + node.all_of + node.any_of + node.one_of
+
+
+def _unchanged(node: _Node, value: Any, old: Any) -> bool:
+    """An update leaves this value as stored, so admitting it again can change nothing.
+
+    The stored value was pruned and defaulted when it was written, and ratcheting (GA since
+    1.30) drops every error an unchanged value could raise, except from rules that read oldSelf.
+    Skipping it keeps a status write to a 10,000-well resource from re-walking its spec.
+    """
+    return old is not _ABSENT and not node.has_transition and old == value
 
 
 def _node_has_checks(node: _Node) -> bool:
@@ -628,6 +649,8 @@ def _admit_object(
         if (root or node.embedded) and key in _META_FIELDS and (props is None or key not in props):
             continue
         child_old = old_obj.get(key, _ABSENT) if old_obj is not None else _ABSENT
+        if _unchanged(sub, child, child_old):
+            continue
         _admit_node(sub, child, child_old, (path, segment), walk)
 
 
@@ -682,6 +705,8 @@ def _admit_array(node: _Node, value: list[Any], old: Any, path: Path, walk: _Wal
             if old_by_key is not None:
                 key = _effective_map_key(items, item, node.list_map_keys)
                 item_old = old_by_key.get(key, _ABSENT)
+                if _unchanged(items, item, item_old):
+                    continue
             _admit_node(items, item, item_old, (path, index), walk)
     # Uniqueness is checked on the pruned and defaulted items, as the apiserver validates
     # only after decoding has pruned and defaulted the whole object.

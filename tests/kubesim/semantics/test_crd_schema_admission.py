@@ -508,3 +508,28 @@ def test_int_or_string_idioms_are_structural(int_or_string: dict[str, Any]) -> N
     anyOf one). https://pkg.go.dev/k8s.io/apiextensions-apiserver/pkg/apiserver/schema#ValidateStructural"""
     schema = {"type": "object", "properties": {"maxUnavailable": int_or_string}}
     assert validate_structural(schema) == []
+
+
+def test_transition_rules_still_run_on_unchanged_values() -> None:
+    # Docs (#validation-ratcheting): rules that read oldSelf are not ratcheted, so an update
+    # that leaves their value unchanged (here: a status-like sibling changes) still runs them.
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "properties": {"n": {"type": "integer"}},
+                "x-kubernetes-validations": [
+                    {"rule": "self.n != oldSelf.n", "message": "n must change on every update"}
+                ],
+            },
+            "status": {"type": "object", "properties": {"seen": {"type": "integer"}}},
+        },
+    }
+    compiled = compile_schema(schema)
+    old = {"spec": {"n": 1}, "status": {"seen": 1}}
+    new = {"spec": {"n": 1}, "status": {"seen": 2}}
+    causes = compiled.admit(new, old, strict_unknown=False)[1]
+    assert [c.error_text() for c in causes] == [
+        'spec: Invalid value: "object": n must change on every update'
+    ]
