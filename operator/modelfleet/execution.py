@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from modelfleet.fleet_status import rfc3339
 from modelfleet.kube import KubeApiError, KubeClient, namespaced
@@ -179,34 +179,33 @@ class FleetExecutor:
         runtime: Mapping[str, RuntimeSpec],
         pods: Mapping[str, WellPod],
     ) -> dict[str, Any] | None:
-        """Ask the runtime (through the apiserver's pod proxy) to load the pod's annotated
-        bundle; record its verdict in the pod's readiness-gate condition."""
+        """Learn which bundle the pod's runtime serves (through the apiserver's pod proxy) and
+        record it in the pod's readiness-gate condition.
+
+        A pod with no verdict yet (just created) loads its annotated bundle by itself at start,
+        so reading its server metadata (GET /v2: a read, not a write) is enough. A pod whose
+        annotations moved on (an in-place swap), or whose runtime reports another bundle, is
+        asked to load it (POST .../bundle/load, idempotent): the downward-API file would reach
+        it only at the kubelet's next sync, tens of seconds later.
+        """
         pod = pods[action.well]
         rt = runtime.get(pod.revision)
         port = rt.port if rt is not None else RuntimeSpec().port
-        path = namespaced("v1", fleet.namespace, "pods", f"{action.name}:{port}") + (
-            "/proxy/v2/repository/bundle/load"
-        )
-        code, answer = await self.client.proxy_post(
-            path, {"uri": action.uri, "digest": action.digest}
-        )
-        now = rfc3339(self.clock())
-        if code == 200 and isinstance(answer, dict) and isinstance(answer.get("bundle"), dict):
-            bundle = answer["bundle"]
-            digest, uri = bundle.get("digest"), bundle.get("uri")
-            if uri != action.uri or (action.digest and digest != action.digest):
-                return None  # answered about another bundle; ask again later
-            status, reason, message = "True", BUNDLE_SERVED_REASON, served_message(digest, uri)
-        elif (
-            isinstance(answer, dict)
-            and answer.get("kind") != "Status"
-            and answer.get("reason") in DEFINITE_REASONS
-        ):
-            reason = "BundleInvalid" if answer["reason"] != "Unreachable" else "Unreachable"
-            status, message = "False", f"{action.uri}: {answer.get('error', '')}"[:1024]
-        else:
+        proxy = namespaced("v1", fleet.namespace, "pods", f"{action.name}:{port}") + "/proxy"
+        verdict: Verdict | Literal["nudge"] | None = "nudge"
+        if pod.bundle is None:
+            code, answer = await self.client.proxy_get(proxy + "/v2")
+            verdict = verdict_from_metadata(code, answer, action)
+        if verdict == "nudge":
+            code, answer = await self.client.proxy_post(
+                proxy + "/v2/repository/bundle/load", {"uri": action.uri, "digest": action.digest}
+            )
+            verdict = verdict_from_load(code, answer, action)
+        if not isinstance(verdict, tuple):
             logger.debug("bundle of %s not confirmed yet (%s): %s", action.name, code, answer)
             return None
+        status, reason, message = verdict
+        now = rfc3339(self.clock())
         previous = pod.bundle.status if pod.bundle else None
         condition = {
             "type": BUNDLE_CONDITION,
@@ -333,3 +332,71 @@ class FleetExecutor:
             logger.warning(
                 "event %s for %s/%s not posted: %s", reason, fleet.namespace, fleet.name, exc
             )
+
+
+# ------------------------------------------------------------------------------ bundle verdicts
+
+#: (gate condition status, reason, message) to record for a pod's bundle.
+Verdict = tuple[str, str, str]
+
+
+def _served(bundle: Mapping[str, Any]) -> Verdict:
+    message = served_message(str(bundle.get("digest") or ""), str(bundle.get("uri")))
+    return "True", BUNDLE_SERVED_REASON, message
+
+
+def _refused(uri: str, reason: str, error: Any) -> Verdict:
+    gate_reason = "Unreachable" if reason == "Unreachable" else "BundleInvalid"
+    return "False", gate_reason, f"{uri}: {error or ''}"[:1024]
+
+
+def _serving(bundle: Any, action: ConfirmBundle) -> dict[str, Any] | None:
+    """The runtime's bundle report when it is the action's bundle (and digest, if expected)."""
+    if (
+        isinstance(bundle, dict)
+        and bundle.get("uri") == action.uri
+        and (not action.digest or bundle.get("digest") == action.digest)
+    ):
+        return bundle
+    return None
+
+
+def verdict_from_metadata(
+    code: int, answer: Any, action: ConfirmBundle
+) -> Verdict | Literal["nudge"] | None:
+    """What a runtime's server metadata (GET /v2) says about the pod's annotated bundle.
+
+    None: no answer yet (unreachable, or still loading its first bundle): ask again later.
+    "nudge": it serves or last tried another bundle: ask it to load this one.
+    """
+    if code != 200 or not isinstance(answer, dict):
+        return None
+    bundle, last = answer.get("bundle"), answer.get("lastLoad")
+    serving = _serving(bundle, action)
+    if serving is not None:
+        return _served(serving)
+    if (
+        isinstance(last, dict)
+        and last.get("uri") == action.uri
+        and not last.get("ok")
+        and last.get("reason") in DEFINITE_REASONS
+    ):
+        return _refused(action.uri, last["reason"], last.get("error"))
+    if bundle is None and last is None:
+        return None
+    return "nudge"
+
+
+def verdict_from_load(code: int, answer: Any, action: ConfirmBundle) -> Verdict | None:
+    """What a runtime's answer to a load request says; None: ask again later."""
+    if code == 200 and isinstance(answer, dict) and isinstance(answer.get("bundle"), dict):
+        serving = _serving(answer["bundle"], action)
+        # Answered about another bundle (a newer request won): ask again later.
+        return _served(serving) if serving is not None else None
+    if (
+        isinstance(answer, dict)
+        and answer.get("kind") != "Status"
+        and answer.get("reason") in DEFINITE_REASONS
+    ):
+        return _refused(action.uri, answer["reason"], answer.get("error"))
+    return None

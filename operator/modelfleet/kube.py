@@ -265,23 +265,33 @@ class KubeClient:
         )
         return result
 
+    async def proxy_get(self, path: str) -> tuple[int, Any]:
+        """GET through the apiserver's pod proxy (RBAC: get pods/proxy, a read)."""
+        return await self._proxy("GET", path, None)
+
     async def proxy_post(self, path: str, body: Mapping[str, Any]) -> tuple[int, Any]:
-        """POST through the apiserver's pod proxy: the pod's own status and body, no retries
-        (a 5xx from the pod is an answer, not an apiserver hiccup)."""
+        """POST through the apiserver's pod proxy (RBAC: create pods/proxy)."""
+        return await self._proxy("POST", path, body)
+
+    async def _proxy(
+        self, method: str, path: str, body: Mapping[str, Any] | None
+    ) -> tuple[int, Any]:
+        """The pod's own status and decoded body, no retries (a 5xx from the pod is an answer,
+        not an apiserver hiccup)."""
         await self._bucket.acquire()
-        content = orjson.dumps(body)
+        verb = "get" if method == "GET" else "proxy"
+        content = None if body is None else orjson.dumps(body)
+        headers = None if body is None else {"Content-Type": "application/json"}
         try:
             async with (
                 self._slots,
-                self._http.post(
-                    path, data=content, headers={"Content-Type": "application/json"}
-                ) as response,
+                self._http.request(method, path, data=content, headers=headers) as response,
             ):
                 status, raw = response.status, await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            API_CALLS.labels("proxy", "pods/proxy", "error").inc()
+            API_CALLS.labels(verb, "pods/proxy", "error").inc()
             return 0, {"error": str(exc)}
-        API_CALLS.labels("proxy", "pods/proxy", str(status)).inc()
+        API_CALLS.labels(verb, "pods/proxy", str(status)).inc()
         try:
             return status, orjson.loads(raw)
         except ValueError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import threading
 from collections.abc import Sequence
@@ -171,6 +172,10 @@ def main_from_args(args: argparse.Namespace) -> int:
         standalone=True if args.standalone else None,
     )
     logger.info("watching %s", "all namespaces" if args.all_namespaces else ", ".join(namespaces))
+    # The pod cache holds a decoded JSON tree per well (no reference cycles): with the default
+    # thresholds the cyclic collector's full passes over 10,000 of them cost seconds of CPU
+    # during a roll-out. Young objects are collected less often and old ones almost never.
+    gc.set_threshold(50_000, 20, 100)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_operator(options))
     return 0

@@ -21,10 +21,11 @@ Argument: a dict with "peering" (kopfpeerings or clusterkopfpeerings, or "" with
 - apiGroups: [""]
   resources: ["pods/status"]
   verbs: ["patch"]
-# Nudge a well's runtime to load its bundle (POST through the apiserver's pod proxy).
+# Through the apiserver's pod proxy: read which bundle a new well's runtime serves (GET), and
+# nudge a runtime to load its bundle after an in-place swap (POST).
 - apiGroups: [""]
   resources: ["pods/proxy"]
-  verbs: ["create"]
+  verbs: ["get", "create"]
 # The headless Service that gives every well a DNS name.
 - apiGroups: [""]
   resources: ["services"]
