@@ -14,7 +14,8 @@ new bundle and minReadySeconds have passed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from modelfleet.revisions import Revision, WellTarget, well_target
@@ -65,6 +66,13 @@ class ConfirmBundle:
 
 
 Action = CreatePod | DeletePod | RetargetPod | ConfirmBundle
+
+
+def action_well(action: Action) -> str:
+    """The well an action is for."""
+    if isinstance(action, CreatePod | RetargetPod):
+        return action.target.well
+    return action.well
 
 
 # ------------------------------------------------------------------------------------- inputs
@@ -125,6 +133,11 @@ class FleetPlan:
     versions: dict[tuple[str, str], int] = field(default_factory=dict)  # (version, rev) -> wells
     started_updates: int = 0
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    targets: dict[str, WellTarget] = field(default_factory=dict)  # what each well converges to
+    # The budget ledger's starting point (see BudgetLedger): wells counted unavailable once the
+    # plan's actions start, and the disruptive updates the budget left for later, in order.
+    unavailable_wells: set[str] = field(default_factory=set)
+    deferred: list[Action] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------- arithmetic
@@ -223,23 +236,14 @@ def plan_fleet(inp: FleetInput) -> FleetPlan:
     plan.available = sum(available.values())
     plan.unavailable = total - plan.available
 
-    # Pods are created for missing wells and confirmed whatever the budget: a missing pod is
-    # already unavailable, and confirming only ever makes a well available.
     pending_updates: list[tuple[Well, WellPod, WellTarget]] = []
     for w in inp.wells:
         target, pod = targets[w.id], inp.pods.get(w.id)
-        if pod is None:
-            plan.actions.append(CreatePod(target))
-            continue
-        if pod.deleting:
-            continue
-        if on_target(pod, target):
-            if not pod.serves_own_target and _should_probe(pod, now):
-                plan.actions.append(
-                    ConfirmBundle(pod.name, w.id, pod.bundle_uri, pod.bundle_digest)
-                )
-            continue
-        pending_updates.append((w, pod, target))
+        action = budget_free_action(pod, target, now)
+        if action is not None:
+            plan.actions.append(action)
+        elif pod is not None and not pod.deleting and not on_target(pod, target):
+            pending_updates.append((w, pod, target))
 
     _count_fleet(inp, targets, plan)
     canary = canary_wells(inp.wells, policy)
@@ -250,11 +254,30 @@ def plan_fleet(inp: FleetInput) -> FleetPlan:
     plan.rollout_done = plan.updated == total and not inp.stray_pods
     plan.complete = plan.rollout_done and plan.available == total
 
+    plan.unavailable_wells = {w for w, ok in available.items() if not ok}
     if not policy.paused:
         _plan_updates(plan, pending_updates, available, canary)
 
     _track_progress(inp, plan, target_rev)
+    plan.targets = targets
     return plan
+
+
+def budget_free_action(pod: WellPod | None, target: WellTarget, now: float) -> Action | None:
+    """The write a well needs that costs no unavailability budget, if any.
+
+    A missing pod is created and a pod on its target has its bundle confirmed whatever the
+    budget (and even while paused): a missing pod is already unavailable, and confirming only
+    ever makes a well available. The reconciler also calls this for one well as soon as its
+    pod changes, so a recreated pod or a started runtime does not wait for the next full plan.
+    """
+    if pod is None:
+        return CreatePod(target)
+    if pod.deleting or not on_target(pod, target):
+        return None
+    if not pod.serves_own_target and _should_probe(pod, now):
+        return ConfirmBundle(pod.name, target.well, pod.bundle_uri, pod.bundle_digest)
+    return None
 
 
 def _should_probe(pod: WellPod, now: float) -> bool:
@@ -288,15 +311,19 @@ def _plan_updates(
             # Same template, same bundle: relabel only, the well stays available.
             plan.actions.append(RetargetPod(pod.name, target, swaps_bundle=False))
             continue
+        action: Action = (
+            DeletePod(pod.name, pod.uid, well.id, "Recreate")
+            if needs_recreate(pod, target)
+            else RetargetPod(pod.name, target, swaps_bundle=True)
+        )
         if available[well.id]:
             if budget <= 0:
+                plan.deferred.append(action)
                 continue
             budget -= 1
+            plan.unavailable_wells.add(well.id)
         plan.started_updates += 1
-        if needs_recreate(pod, target):
-            plan.actions.append(DeletePod(pod.name, pod.uid, well.id, "Recreate"))
-        else:
-            plan.actions.append(RetargetPod(pod.name, target, swaps_bundle=True))
+        plan.actions.append(action)
 
 
 def _count_fleet(inp: FleetInput, targets: Mapping[str, WellTarget], plan: FleetPlan) -> None:
@@ -382,3 +409,52 @@ def _track_progress(inp: FleetInput, plan: FleetPlan, target_rev: Revision) -> N
         last_progress=last_progress,
         progress_mark=mark,
     )
+
+
+# ------------------------------------------------------------------------------ budget ledger
+
+
+@dataclass
+class BudgetLedger:
+    """The unavailability budget between two plans, kept up to date one pod event at a time.
+
+    A plan spends the budget it has and defers the other disruptive updates. Without the
+    ledger, budget freed by a well that became available again waited for the next plan of
+    the whole fleet (spaced by up to a second at 10,000 wells, every wave of a roll-out).
+    The ledger holds the exact set of wells counted unavailable: each event re-evaluates its
+    well, so the count cannot drift, and a deferred update starts only while the set is
+    smaller than maxUnavailable. Being unavailable is judged as strictly as by the plan (a
+    well is available only when its pod is ready, serves its own target and has no
+    disruptive action in flight), so the ledger never allows more than a plan would.
+    """
+
+    max_unavailable: int
+    unavailable: set[str]
+    deferred: deque[Action]
+
+    @classmethod
+    def from_plan(cls, plan: FleetPlan) -> BudgetLedger:
+        return cls(plan.max_unavailable, set(plan.unavailable_wells), deque(plan.deferred))
+
+    def observe(self, well: str, available: bool) -> None:
+        """A well's availability as just observed."""
+        if available:
+            self.unavailable.discard(well)
+        else:
+            self.unavailable.add(well)
+
+    def spend(self, still_wanted: Callable[[Action], bool]) -> list[Action]:
+        """Deferred updates to start now, in plan order, within the budget.
+
+        `still_wanted` drops an update the fleet has moved past (its pod replaced, already
+        updated, no longer available: the next plan decides about those).
+        """
+        started: list[Action] = []
+        while self.deferred and len(self.unavailable) < self.max_unavailable:
+            action = self.deferred.popleft()
+            well = action_well(action)
+            if well in self.unavailable or not still_wanted(action):
+                continue
+            self.unavailable.add(well)
+            started.append(action)
+        return started
