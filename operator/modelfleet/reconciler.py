@@ -212,7 +212,11 @@ class FleetReconciler:
             return
         self.config_maps[key] = _CachedConfigMap(rv, source)
         for fleet in readers:
-            self._wake(fleet, self.fleets[fleet])
+            memory = self.fleets[fleet]
+            # Its wells or digests may have changed: no reaction until the next plan.
+            memory.targets = None
+            memory.ledger = None
+            self._wake(fleet, memory)
 
     def resync_config_maps(
         self, namespace: str | None, bodies: Sequence[Mapping[str, Any]]
@@ -231,6 +235,8 @@ class FleetReconciler:
                 cached = self.config_maps.get(key)
                 if key not in listed and (cached is None or cached.source is not None):
                     self.config_maps[key] = _CachedConfigMap(0, None)
+                    memory.targets = None
+                    memory.ledger = None
                     self._wake(fleet, memory)
 
     def _readers_of(self, key: ConfigMapKey) -> list[FleetKey]:
