@@ -30,10 +30,12 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 __all__ = [
+    "OPENAPI_V2_PROTOBUF",
     "ServedResource",
     "builtin_definition_name",
     "builtin_definitions",
     "openapi_v2_document",
+    "openapi_v2_protobuf",
     "openapi_v3_document",
     "openapi_v3_index",
 ]
@@ -643,6 +645,33 @@ def openapi_v2_document(resources: Sequence[ServedResource]) -> dict[str, Any]:
         "paths": paths,
         "definitions": dict(sorted(definitions.items())),
     }
+
+
+# kube-openapi answers the deprecated "...spec.v2@v1.0+protobuf" Accept with this type (Go's mime
+# parser refuses the "@" in a Content-Type).
+OPENAPI_V2_PROTOBUF: Final = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+
+
+def _proto_string(field: int, text: str) -> bytes:
+    data = text.encode()
+    # Short strings only (a one-byte length), which is all this document holds.
+    assert len(data) < 128
+    return bytes([field << 3 | 2, len(data)]) + data
+
+
+def openapi_v2_protobuf() -> bytes:
+    """``/openapi/v2`` as client-go asks for it (gnostic ``openapi_v2.Document`` in protobuf):
+    swagger "2.0" and info, without definitions or paths.
+
+    Why no definitions: kubectl 1.32 (and Helm 4, which validates through kubectl's code) read
+    v3 for every group-version the server publishes there and fall back to v2 only for kinds v3
+    does not have, i.e. kinds the server does not serve, which a real v2 document lacks as well;
+    for them the validator finds no schema and skips, and the apply then fails on the missing
+    kind (Helm: "resource mapping not found ... ensure CRDs are installed first"), as on a real
+    cluster. A JSON answer there breaks the client with "proto: cannot parse invalid wire-format
+    data" instead."""
+    info = _proto_string(1, "Kubernetes") + _proto_string(2, KUBERNETES_VERSION)
+    return _proto_string(1, "2.0") + bytes([2 << 3 | 2, len(info)]) + info
 
 
 def _v3_path_to_v2(item: Mapping[str, Any]) -> dict[str, Any]:
