@@ -188,6 +188,8 @@ class KubeHttp:
             resp.headers["Cache-Control"] = "public, immutable" if "hash" in request.query else "no-cache"
             return resp
         if parts == ["v2"]:
+            if "application/com.github.proto-openapi.spec.v2" in request.headers.get("Accept", ""):
+                return web.Response(body=openapi.openapi_v2_protobuf(), headers={"Content-Type": openapi.OPENAPI_V2_PROTOBUF})
             v2 = getattr(openapi, "openapi_v2_document", None)
             if v2 is None:
                 raise ApiError.resource_not_found()
