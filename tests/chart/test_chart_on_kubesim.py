@@ -185,3 +185,24 @@ def test_helm_install_upgrade_and_uninstall_of_a_country_on_kubesim(tmp_path: Pa
             assert left.strip() == ""
         finally:
             config.close()
+
+
+def test_helm_install_of_norway_with_4000_wells_fits_with_its_managed_fields(tmp_path: Path) -> None:
+    """Server-side apply at Norway's scale: the ModelDeployment's managedFields (one entry per
+    well) count against the object size limit, as on a real cluster, and still fit."""
+    with kubesim_in_thread(tmp_path, run_kubelet=False) as sim:
+        local = Kubectl(sim.kubeconfig, tmp_path / "kubectl-cache")
+        local.apply([SERVICE_MONITOR_CRD])
+        config = helm.Config(kubeconfig_path=str(sim.kubeconfig), namespace="fleet-no")
+        try:
+            release = config.install(
+                str(CHART_DIR), "fleet-no", country_values("no"), namespace="fleet-no", create_namespace=True, timeout=60
+            )
+        finally:
+            config.close()
+        assert release["status"] == "deployed"
+        mdeps = json.loads(local.run("get", "mdep", "-n", "fleet-no", "-o", "json", "--show-managed-fields"))["items"]
+        (mdep,) = mdeps
+        wells = mdep["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:wells"]
+        assert len(wells) == len(mdep["spec"]["wells"]) == 4000
+        assert len(json.dumps(mdep, separators=(",", ":"))) < 1536 * 1024
