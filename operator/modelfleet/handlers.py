@@ -60,10 +60,26 @@ def build_registry(
     return registry
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf builds every event's "essence" (a deep copy of the body) to diff it for change
+    handlers. We have none, and a 10,000-well ModelDeployment made that 12% of the operator's
+    CPU while a fleet came up (one event per status write): nothing is built or stored."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
     # We post our own fleet-level Events; kopf's per-handler events would be one per pod.
     settings.posting.enabled = False
     # No change handlers: nothing for kopf to persist on our objects.
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.persistence.finalizer = "modelfleet.dev/kopf-finalizer"
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

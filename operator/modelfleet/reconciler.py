@@ -362,7 +362,10 @@ class FleetReconciler:
         actions = [a for w, a in memory.reactions.items() if w not in memory.in_flight]
         memory.reactions.clear()
         if actions and memory.fleet is not None and self.fleets.get(key) is memory:
-            pods = {w: c.pod for w, c in memory.pods.items()}
+            # Only these wells' pods: a copy of the whole 10,000-well cache per batch of events
+            # was 4% of the operator's CPU.
+            wells = [action_well(a) for a in actions]
+            pods = {w: memory.pods[w].pod for w in wells if w in memory.pods}
             self._start_actions(key, memory, memory.fleet, actions, memory.runtimes, pods)
 
     def _wake(self, key: FleetKey, memory: FleetMemory) -> None:
