@@ -695,7 +695,14 @@ class ApiServer:
                     )
                 else:
                     entries = managed_fields.track_update(
-                        entries, old_obj, obj, self.shape(rdef), key, self.now(), has_status=rdef.has_status
+                        entries,
+                        old_obj,
+                        obj,
+                        self.shape(rdef),
+                        key,
+                        self.now(),
+                        has_status=rdef.has_status,
+                        canonical=entries is live,
                     )
         if entries:
             meta["managedFields"] = entries

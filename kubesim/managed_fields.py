@@ -681,16 +681,24 @@ def track_update(
     now: str,
     *,
     has_status: bool = False,
+    canonical: bool = False,
 ) -> Any:
     """merge.Updater.Update: the updater takes every field it added or changed (from whoever owned
     it), removed fields leave every set. Returns ``base`` itself when nothing changed. Status is
-    the /status subresource's alone when the resource has one (its reset fields)."""
+    the /status subresource's alone when the resource has one (its reset fields).
+
+    ``canonical``: ``base`` are entries this module wrote (the live object's), so an entry the
+    change does not touch is kept as it is instead of being decoded and encoded again."""
     if key.subresource == "status":
         change = compare(old, new, shape, only=("status",))
     else:
         change = compare(old, new, shape, skip=("status",) if has_status else ())
     if change.empty():
         return base
+    if canonical:
+        quick = _update_touched_entries(base, change, key, now)
+        if quick is not None:
+            return quick
     managers = decode_managed_fields(base)
     taken = change.added | change.modified
     for other, owned in list(managers.others(key)):
@@ -701,6 +709,72 @@ def track_update(
     managers.times[key] = now
     _cap_update_managers(managers)
     return encode_managed_fields(managers)
+
+
+def _owns(tree: Any, path: Path) -> bool:
+    """Whether a FieldsV1 tree holds ``path`` (a leaf ``{}`` or a node with ``.``)."""
+    node = tree
+    for element in path:
+        if not isinstance(node, Mapping):
+            return False
+        node = node.get(element)
+        if node is None:
+            return False
+    return isinstance(node, Mapping) and (not node or "." in node)
+
+
+def _entry_key(entry: Mapping[str, Any]) -> ManagerKey:
+    return ManagerKey(
+        str(entry.get("manager", "")),
+        str(entry.get("operation", "")),
+        str(entry.get("apiVersion", "")),
+        str(entry.get("subresource", "")),
+    )
+
+
+def _update_touched_entries(base: Any, change: Comparison, key: ManagerKey, now: str) -> Any:
+    """track_update for entries this module wrote, decoding only the entries the change touches.
+
+    A status write to a ModelDeployment with 10,000 wells decoded and encoded its creator's
+    entry (a path per well) every time: most of kubesim's managedFields cost while such a fleet
+    came up. An entry owns none of the changed paths in a few dict lookups per path, and such
+    an entry is exactly what decoding and encoding it again would give. None: take the general
+    path (entries that do not look like ours, or the Update-manager cap would merge some).
+    """
+    if not isinstance(base, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("fieldsV1"), Mapping) for e in base
+    ):
+        return None
+    changed = change.added | change.modified | change.removed
+    kept: list[dict[str, Any]] = []
+    touched: list[dict[str, Any]] = []
+    for entry in base:
+        mine = _entry_key(entry) == key
+        tree = entry["fieldsV1"]
+        if mine or any(_owns(tree, path) for path in changed):
+            touched.append(entry)
+        else:
+            kept.append(entry)
+    updaters = {_entry_key(e) for e in base if e.get("operation") == "Update"} | {key}
+    if len(updaters) > MAX_UPDATE_MANAGERS:
+        return None
+    managers = decode_managed_fields(touched)
+    taken = change.added | change.modified
+    for other, owned in list(managers.others(key)):
+        managers.fields[other] = owned - taken - change.removed
+    managers.fields[key] = strip_meta((managers.fields.get(key, EMPTY) - change.removed) | taken)
+    managers.times[key] = now
+    entries = kept + encode_managed_fields(managers)
+    entries.sort(
+        key=lambda e: (
+            e.get("operation", ""),
+            e.get("time", ""),
+            e.get("manager", ""),
+            e.get("apiVersion", ""),
+            e.get("subresource", ""),
+        )
+    )
+    return entries
 
 
 def forget_removed(base: Any, old: Mapping[str, Any], new: Mapping[str, Any], shape: ObjectShape, *, has_status: bool) -> Any:

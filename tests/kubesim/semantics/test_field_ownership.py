@@ -275,3 +275,32 @@ def test_a_creators_entry_does_not_own_what_the_empty_built_in_already_had() -> 
     assert "." not in template["f:spec"]["f:containers"]
     assert template["f:spec"]["f:containers"]['k:{"name":"main"}'] == {".": {}, "f:image": {}, "f:name": {}}
     assert template["f:metadata"]["f:labels"] == {".": {}, "f:app": {}}
+
+
+UPDATE = st.sampled_from(
+    [ManagerKey(m, "Update", "apps/v1", sub) for m in ("kubectl", "operator") for sub in ("", "status")]
+)
+
+
+@given(
+    writes=st.lists(
+        st.tuples(UPDATE, st.integers(0, 3), st.sampled_from(["nginx:1", "nginx:2"]), st.integers(0, 2)),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_updates_keep_untouched_entries_as_decoding_and_encoding_them_would(
+    writes: list[tuple[ManagerKey, int, str, int]],
+) -> None:
+    """The fast path of track_update (entries this module wrote: untouched ones are kept as they
+    are) gives exactly the entries of the general decode-and-encode path, write after write."""
+    old: dict[str, Any] = deployment()
+    entries = track_create(old, DEPLOYMENT, ManagerKey("creator", "Update", "apps/v1"), NOW, has_status=True)
+    for index, (key, replicas, image, ready) in enumerate(writes):
+        new = deployment(replicas=replicas, image=image)
+        new["status"] = {"readyReplicas": ready} if ready else {}
+        now = f"2026-01-01T00:00:{index:02d}Z"
+        general = track_update(entries, old, new, DEPLOYMENT, key, now, has_status=True)
+        quick = track_update(entries, old, new, DEPLOYMENT, key, now, has_status=True, canonical=True)
+        assert quick == general
+        entries, old = general, new
