@@ -26,6 +26,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import orjson
+
 from kubesim.jsonwire import encode
 from kubesim.openapi import builtin_definition_name, builtin_definitions
 
@@ -124,7 +126,7 @@ class ObjectShape:
         self._list_types: dict[int, tuple[str, tuple[str, ...]]] = {}
         self._atomic_maps: dict[int, bool] = {}
         self._key_defaults: dict[int, dict[str, Any]] = {}
-        self.added_memo: dict[tuple[Path, bytes], FieldSet] = {}
+        self.added_memo: dict[tuple[int, bytes], tuple[Path, ...]] = {}
 
     def field(self, node: Mapping[str, Any] | None, name: str) -> tuple[Mapping[str, Any] | None, bool]:
         """The schema of ``name`` inside an object, and whether it is a declared (struct) field."""
@@ -255,7 +257,10 @@ def _build_shape(group: str, version: str, kind: str, crd_schema: Mapping[str, A
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # beyond 64-bit integers, non-string keys
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 def _element(
@@ -366,10 +371,10 @@ def compare(
 
 
 _ABSENT: Final = object()
-# Subtrees this shallow are memoized by their JSON: objects made from one template (the pods of a
-# workload) share their spec, so a create costs one encode instead of a walk. Metadata is unique
-# per object (name, uid) and is walked.
-_MEMO_DEPTH: Final = 2
+# Subtrees are memoized by their schema node and JSON, at every depth, as paths relative to the
+# subtree: objects made from one template (the pods of a workload) share most of their spec even
+# when a few values differ per object (a hostname, one env var), so a create walks only the
+# subtrees that differ. Metadata is unique per object (name, uid) and is walked.
 _MEMO_LIMIT: Final = 4096
 # Memo keys and values stay small (a template's spec, not a 1 MiB ConfigMap): 4,096 entries of at
 # most 8 KiB keys and sets of at most 1,024 paths bound each memo; bigger objects are walked.
@@ -388,22 +393,45 @@ def _granular(value: Any, node: Mapping[str, Any] | None, path: Path, shape: Obj
 
 def _added_paths(value: Any, node: Mapping[str, Any] | None, path: Path, shape: ObjectShape) -> FieldSet:
     """Every path of a subtree that is new (typed.Compare puts all of them in Added)."""
-    if len(path) > _MEMO_DEPTH or path[0] == "f:metadata" or not value or not isinstance(value, (dict, list)):
+    if path[0] == "f:metadata" or not value or not isinstance(value, (dict, list)):
         out: set[Path] = set()
         _collect_all(value, node, path, shape, out)
         return frozenset(out)
+    return frozenset([path, *(path + rel for rel in _relative_paths(value, node, shape))])
+
+
+def _relative_paths(value: Any, node: Mapping[str, Any] | None, shape: ObjectShape) -> tuple[Path, ...]:
+    """The paths inside a non-empty container, relative to it (what _collect_all finds below a
+    path outside metadata, which depends only on the value and its schema node)."""
     encoded = encode(value)
-    memo_key = (path, encoded)
+    memo_key = (id(node), encoded)
     hit = shape.added_memo.get(memo_key)
-    if hit is None:
-        found: set[Path] = set()
-        _collect_all(value, node, path, shape, found)
-        hit = frozenset(found)
-        if len(encoded) <= _MEMO_MAX_KEY_BYTES:
-            if len(shape.added_memo) >= _MEMO_LIMIT:
-                shape.added_memo.clear()
-            shape.added_memo[memo_key] = hit
-    return hit
+    if hit is not None:
+        return hit
+    out: list[Path] = []
+    kind = _granular(value, node, _SOME_PATH, shape)
+    children: list[tuple[str, Any, Mapping[str, Any] | None]] = []
+    if isinstance(value, dict) and kind == "map":
+        children = [("f:" + k, v, shape.field(node, k)[0]) for k, v in value.items()]
+    elif isinstance(value, list) and kind == "list":
+        item_node = shape.items(node)
+        children = [
+            (element, item, item_node)
+            for element, item in zip(list_elements(shape, node, value), value, strict=True)
+        ]
+    for element, child, child_node in children:
+        out.append((element,))
+        if child and isinstance(child, (dict, list)):
+            out.extend((element, *rel) for rel in _relative_paths(child, child_node, shape))
+    found = tuple(out)
+    if len(encoded) <= _MEMO_MAX_KEY_BYTES and len(found) <= _MEMO_MAX_SET:
+        if len(shape.added_memo) >= _MEMO_LIMIT:
+            shape.added_memo.clear()
+        shape.added_memo[memo_key] = found
+    return found
+
+
+_SOME_PATH: Final[Path] = ("f:",)  # any non-empty path: granularity below the root
 
 
 def _collect_all(value: Any, node: Mapping[str, Any] | None, path: Path, shape: ObjectShape, out: set[Path]) -> None:

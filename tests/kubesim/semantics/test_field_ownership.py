@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kubesim import managed_fields
 from kubesim.apply import apply_configuration, merge
 from kubesim.errors import ApiError
 from kubesim.managed_fields import (
@@ -304,3 +305,45 @@ def test_updates_keep_untouched_entries_as_decoding_and_encoding_them_would(
         quick = track_update(entries, old, new, DEPLOYMENT, key, now, has_status=True, canonical=True)
         assert quick == general
         entries, old = general, new
+
+
+POD = shape_for("", "v1", "Pod", None)
+
+
+def pod(well: str, image: str = "runtime:1") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"fleet-{well}", "labels": {"well": well}},
+        "spec": {
+            "hostname": well,
+            "containers": [
+                {
+                    "name": "runtime",
+                    "image": image,
+                    "env": [{"name": "WELL", "value": well}, {"name": "MODE", "value": "serve"}],
+                    "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                    "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
+                }
+            ],
+            "volumes": [{"name": "tmp", "emptyDir": {}}],
+            "readinessGates": [{"conditionType": "example.com/ready"}],
+        },
+    }
+
+
+@given(wells=st.lists(st.sampled_from(["a", "b", "w-1", "w-2"]), min_size=1, max_size=6))
+def test_a_creators_entry_does_not_depend_on_what_earlier_objects_memoized(wells: list[str]) -> None:
+    """Subtrees are memoized across objects (pods of one template share most of their spec):
+    each create's entry is the one computed with nothing memoized."""
+    key = ManagerKey("operator", "Update", "v1")
+    for index, well in enumerate(wells):
+        body = pod(well, image=f"runtime:{index % 2}")
+        warm = track_create(body, POD, key, NOW, has_status=True)
+        POD.added_memo.clear()
+        managed_fields._CREATE_MEMO.clear()
+        cold = track_create(body, POD, key, NOW, has_status=True)
+        assert warm == cold
+        owned = from_fields_v1(cold[0]["fieldsV1"])
+        assert ("f:spec", "f:containers", 'k:{"name":"runtime"}', "f:env", 'k:{"name":"WELL"}', "f:value") in owned
+        assert ("f:spec", "f:hostname") in owned
