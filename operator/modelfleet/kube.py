@@ -13,6 +13,7 @@ are mapped once to `KubeApiError` carrying the apiserver's Status.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import random
 import ssl
@@ -26,6 +27,12 @@ import orjson
 from prometheus_client import Counter, Histogram
 
 logger = logging.getLogger("modelfleet.kube")
+
+try:
+    _VERSION = importlib.metadata.version("modelfleet")
+except importlib.metadata.PackageNotFoundError:  # run from a source tree
+    _VERSION = "0.0.0"
+USER_AGENT = f"modelfleet-operator/{_VERSION}"
 
 API_CALLS = Counter(
     "modelfleet_operator_api_calls_total",
@@ -163,7 +170,13 @@ class KubeClient:
                     ssl_context.load_cert_chain(*self.connection.cert)
             self._session = aiohttp.ClientSession(
                 base_url=self.connection.host,
-                headers={"Accept": "application/json", **self.connection.headers},
+                # The User-Agent names the operator in audit logs and, before its first "/", is
+                # the field manager of every write (metadata.managedFields).
+                headers={
+                    "Accept": "application/json",
+                    "User-Agent": USER_AGENT,
+                    **self.connection.headers,
+                },
                 timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
                 connector=aiohttp.TCPConnector(limit=self.settings.concurrency, ssl=ssl_context),
             )

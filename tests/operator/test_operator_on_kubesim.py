@@ -102,6 +102,9 @@ def test_create_makes_one_owned_hardened_pod_per_well_behind_a_headless_service(
         c for c in pod["status"]["conditions"] if c["type"] == "modelfleet.dev/bundle-current"
     )
     assert gate["status"] == "True" and digests[("1.0.0", "w3")] in gate["message"]
+    # The operator's User-Agent names it as the field manager of its writes.
+    managers = {(m["manager"], m.get("subresource", "")) for m in pod["metadata"]["managedFields"]}
+    assert {("modelfleet-operator", ""), ("modelfleet-operator", "status")} <= managers
     service = api.get("/api/v1/namespaces/default/services/esp")
     assert service["spec"]["clusterIP"] == "None"
     assert service["metadata"]["ownerReferences"][0]["uid"] == uid
