@@ -59,7 +59,7 @@ from modelfleet.planning import (
     plan_fleet,
 )
 from modelfleet.revisions import Revision, WellTarget, revision_of
-from modelfleet.spec import ModelDeploymentSpec, RuntimeSpec
+from modelfleet.spec import ModelDeploymentSpec, Phase, RuntimeSpec
 from modelfleet.wellpod import LABEL_DEPLOYMENT, WellPod, observe_pod
 
 logger = logging.getLogger("modelfleet.reconciler")
@@ -75,6 +75,11 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 WELLS = Gauge("modelfleet_operator_wells", "Wells by state", ["namespace", "deployment", "state"])
+FLEET_PHASE = Gauge(
+    "modelfleet_operator_fleet_phase",
+    "1 for the phase the fleet's status reports, 0 for the others (kube-state-metrics style)",
+    ["namespace", "deployment", "phase"],
+)
 
 #: Bursts of events within this window share one reconcile.
 COALESCE_SECONDS = 0.05
@@ -606,6 +611,7 @@ class FleetReconciler:
             ("bundle_invalid", plan.bundle_invalid),
         ):
             WELLS.labels(fleet.namespace, fleet.name, state_name).set(count)
+        _export_phase(fleet, status)
         if _same_status(status, previous):
             return
         events = status_events(plan, previous, status)
@@ -665,6 +671,7 @@ class FleetReconciler:
             model=f"{spec.model.name}@{spec.model.version}",
             now=self.clock(),
         )
+        _export_phase(fleet, status)
         if _same_status(status, previous):
             return
         logger.warning("%s/%s: %s: %s", fleet.namespace, fleet.name, error.reason, error)
@@ -697,6 +704,13 @@ class FleetReconciler:
                 await self.executor.delete_revision(fleet, item["metadata"]["name"])
                 del revisions[name]
         return revisions
+
+
+def _export_phase(fleet: FleetRef, status: Mapping[str, Any]) -> None:
+    for phase in Phase:
+        FLEET_PHASE.labels(fleet.namespace, fleet.name, phase.value).set(
+            1 if status.get("phase") == phase.value else 0
+        )
 
 
 def _generation(body: Mapping[str, Any]) -> int:

@@ -44,6 +44,17 @@ def settled_on_generation(generation: int, wells: int) -> Any:
     return check
 
 
+def fleet_phases(deployment: str) -> set[str]:
+    """Phases `modelfleet_operator_fleet_phase` reports as current (1) for a fleet."""
+    return {
+        sample.labels["phase"]
+        for metric in REGISTRY.collect()
+        if metric.name == "modelfleet_operator_fleet_phase"
+        for sample in metric.samples
+        if sample.labels["deployment"] == deployment and sample.value == 1
+    }
+
+
 def writes_so_far() -> float:
     total = 0.0
     for metric in REGISTRY.collect():
@@ -189,6 +200,7 @@ def test_paused_rollout_changes_nothing_until_resumed(
         )
         status = api.wait_status("esp", lambda s: s.get("phase") == "Paused")
         assert status["updatedWells"] == 0
+        assert fleet_phases("esp") == {"Paused"}  # the metric follows the status
         assert {p["metadata"]["annotations"]["modelfleet.dev/version"] for p in api.pods()} == {
             "1.0.0"
         }
