@@ -495,8 +495,11 @@ def flip_freshness(
         original = next(
             c for c in pod["status"]["conditions"] if c["type"] == BUNDLE_CONDITION
         )
+        # Shaped like a refusal of the pod's own bundle (its URI first), which the operator
+        # lets stand; a gate of unknown meaning it would re-verify and restore at once.
+        uri = pod["metadata"]["annotations"]["modelfleet.dev/bundle-uri"]
         flipped = {**original, "status": "False", "reason": "BenchFlip",
-                   "message": "readiness flipped by bench/operator_scale.py"}
+                   "message": f"{uri}: readiness flipped by bench/operator_scale.py"}
         for condition, expected in ((flipped, wells - 1), (original, wells)):
             started = time.perf_counter()
             r = http.patch(path, content=json.dumps({"status": {"conditions": [condition]}}),

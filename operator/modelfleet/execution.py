@@ -30,6 +30,7 @@ from modelfleet.wellpod import (
     desired_pod,
     headless_service,
     owner_reference,
+    refused_message,
     served_message,
     target_metadata_patch,
 )
@@ -347,7 +348,7 @@ def _served(bundle: Mapping[str, Any]) -> Verdict:
 
 def _refused(uri: str, reason: str, error: Any) -> Verdict:
     gate_reason = "Unreachable" if reason == "Unreachable" else "BundleInvalid"
-    return "False", gate_reason, f"{uri}: {error or ''}"[:1024]
+    return "False", gate_reason, refused_message(uri, str(error or ""))
 
 
 def _serving(bundle: Any, action: ConfirmBundle) -> dict[str, Any] | None:

@@ -34,6 +34,7 @@ PODINFO_DIR = "/etc/modelfleet/podinfo"
 CONTAINER_NAME = "runtime"
 
 _SERVED = re.compile(r"^serving (?P<digest>\S+) from (?P<uri>\S+)$")
+_REFUSED = re.compile(r"^(?P<uri>\S+): ")
 
 
 def pod_name(deployment: str, well: str) -> str:
@@ -42,6 +43,12 @@ def pod_name(deployment: str, well: str) -> str:
 
 def served_message(digest: str, uri: str) -> str:
     return f"serving {digest} from {uri}"
+
+
+def refused_message(uri: str, error: str) -> str:
+    """The gate's message when the runtime refused or could not reach a bundle: it names the
+    bundle first, so the verdict is known to be about this bundle (and is not asked again)."""
+    return f"{uri}: {error}"[:1024]
 
 
 def desired_pod(
@@ -273,14 +280,16 @@ def observe_pod(body: Mapping[str, Any]) -> WellPod | None:
     bundle: BundleReport | None = None
     gate = conditions.get(BUNDLE_CONDITION)
     if gate:
-        match = _SERVED.match(gate.get("message") or "")
+        message = gate.get("message") or ""
+        served = _SERVED.match(message)
+        refused = None if served or gate.get("status") == "True" else _REFUSED.match(message)
         bundle = BundleReport(
             status=gate.get("status", "Unknown"),
             reason=gate.get("reason") or "",
-            message=gate.get("message") or "",
+            message=message,
             probed_at=parse_time(gate.get("lastProbeTime")),
-            digest=match["digest"] if match else None,
-            uri=match["uri"] if match else None,
+            digest=served["digest"] if served else None,
+            uri=served["uri"] if served else refused["uri"] if refused else None,
         )
     return WellPod(
         name=meta.get("name", ""),

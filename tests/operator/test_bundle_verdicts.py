@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from modelfleet.execution import verdict_from_load, verdict_from_metadata
-from modelfleet.planning import ConfirmBundle
+from modelfleet.planning import ConfirmBundle, budget_free_action
+from modelfleet.revisions import WellTarget
+from modelfleet.spec import RuntimeSpec
+from modelfleet.wellpod import desired_pod, observe_pod
 
 URI = "file:///bundles/1.0.0/w-1"
 DIGEST = "sha256:" + "a" * 64
@@ -61,3 +65,32 @@ def test_an_unreachable_bundle_is_reported_as_unreachable_not_invalid() -> None:
     # An apiserver Status (the pod is gone, say) is not the runtime's verdict.
     status = {"kind": "Status", "reason": "NotFound"}
     assert verdict_from_load(404, status, ACTION) is None
+
+
+def test_a_refused_bundle_is_not_asked_about_again_until_the_target_changes() -> None:
+    """A definite refusal recorded on the pod stands: re-asking would rewrite the gate (its
+    lastProbeTime) on every plan, a write loop for every broken well."""
+    target = WellTarget("w-1", "rev1", "tmpl", "1.0.0", URI, DIGEST)
+    body = desired_pod(
+        deployment="fleet", deployment_uid="uid", target=target, runtime=RuntimeSpec()
+    )
+    status, reason, message = verdict_from_load(
+        422, {"reason": "BundleInvalid", "error": "digest mismatch"}, ACTION
+    ) or ("", "", "")
+    body["metadata"].update(name="fleet-w-1", uid="pod-uid")
+    body["status"] = {
+        "phase": "Running",
+        "podIP": "127.0.0.2",
+        "conditions": [
+            {"type": "modelfleet.dev/bundle-current", "status": status, "reason": reason,
+             "message": message, "lastProbeTime": "2026-11-25T10:00:00Z"},
+        ],
+    }
+    pod = observe_pod(body)
+    assert pod is not None and pod.bundle is not None and pod.bundle.uri == URI
+    assert budget_free_action(pod, target, now=1e10) is None
+    # A new target (another version's bundle) is asked about.
+    moved = WellTarget("w-1", "rev2", "tmpl", "2.0.0", URI.replace("1.0.0", "2.0.0"), None)
+    retargeted = dataclasses.replace(pod, bundle_uri=moved.bundle_uri, bundle_digest=None,
+                                     revision="rev2", version="2.0.0")
+    assert isinstance(budget_free_action(retargeted, moved, now=1e10), ConfirmBundle)
