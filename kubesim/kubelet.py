@@ -563,12 +563,18 @@ class Kubelet:
         spec = entry.obj.get("spec") or {}
         if status == entry.obj.get("status") and spec.get("nodeName"):
             return
-        obj = entry.copy()
+        # A new version sharing the stored one's unchanged parts (stored objects are never
+        # mutated): decoding a whole copy of the pod, managedFields included, for every status
+        # write was most of what managedFields cost the kubelet.
+        current = entry.obj
+        obj = dict(current)
+        obj["metadata"] = dict(current["metadata"])  # the store stamps its resourceVersion
         # Binding (spec.nodeName) and the first status land in one write: the instant profile
         # costs one write per pod.
-        obj.setdefault("spec", {}).setdefault("nodeName", NODE_NAME)
-        if not obj["spec"]["nodeName"]:
-            obj["spec"]["nodeName"] = NODE_NAME
+        spec = dict(current.get("spec") or {})
+        if not spec.get("nodeName"):
+            spec["nodeName"] = NODE_NAME
+        obj["spec"] = spec
         obj["status"] = status
         self.api.store.update(POD_STORAGE, obj)
         self.status_writes += 1
