@@ -44,14 +44,17 @@ def settled_on_generation(generation: int, wells: int) -> Any:
     return check
 
 
-def fleet_phases(deployment: str) -> set[str]:
-    """Phases `modelfleet_operator_fleet_phase` reports as current (1) for a fleet."""
+def fleet_phases(deployment: str, namespace: str = "default") -> set[str]:
+    """Phases `modelfleet_operator_fleet_phase` reports as current (1) for a fleet (the registry
+    is the process's: fleets of other tests keep their own label sets)."""
     return {
         sample.labels["phase"]
         for metric in REGISTRY.collect()
         if metric.name == "modelfleet_operator_fleet_phase"
         for sample in metric.samples
-        if sample.labels["deployment"] == deployment and sample.value == 1
+        if sample.labels["deployment"] == deployment
+        and sample.labels["namespace"] == namespace
+        and sample.value == 1
     }
 
 
