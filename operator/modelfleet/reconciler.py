@@ -48,6 +48,7 @@ from modelfleet.planning import (
     Action,
     BudgetLedger,
     ConfirmBundle,
+    CreatePod,
     DeletePod,
     FleetInput,
     FleetPlan,
@@ -151,6 +152,7 @@ class FleetMemory:
     reactions_scheduled: bool = False
     planning_seconds: float = 0.0  # CPU time of the last reconcile's planning (no API waits)
     ledger: BudgetLedger | None = None  # None: the last plan deferred no update
+    recreating: set[str] = field(default_factory=set)  # wells whose pod we deleted to recreate
     min_ready_seconds: int = 0
 
     def cancel(self) -> None:
@@ -334,7 +336,13 @@ class FleetReconciler:
         target = targets.get(well)
         if target is not None and flight is None and well not in memory.not_before:
             action = budget_free_action(pod, target, now)
+            # Only a pod this operator deleted to recreate it is replaced at once: one that
+            # vanished otherwise (the fleet deleted and its pods collected, whose events can
+            # arrive before the fleet's own) waits for the next plan.
+            if isinstance(action, CreatePod) and well not in memory.recreating:
+                action = None
             if action is not None:
+                memory.recreating.discard(well)
                 self._queue_reaction(key, memory, action)
         if ledger is not None:
             for action in ledger.spend(lambda a: self._still_wanted(memory, a, now)):
@@ -551,6 +559,10 @@ class FleetReconciler:
         """
         for action in actions:
             memory.in_flight[action_well(action)] = action
+            if isinstance(action, DeletePod) and action.why == "Recreate":
+                memory.recreating.add(action.well)
+            elif isinstance(action, CreatePod):
+                memory.recreating.discard(action.target.well)
 
         def done(action: Action, outcome: ExecutionResult) -> None:
             well = action_well(action)
