@@ -393,26 +393,38 @@ def _granular(value: Any, node: Mapping[str, Any] | None, path: Path, shape: Obj
 
 def _added_paths(value: Any, node: Mapping[str, Any] | None, path: Path, shape: ObjectShape) -> FieldSet:
     """Every path of a subtree that is new (typed.Compare puts all of them in Added)."""
-    if path[0] == "f:metadata" or not value or not isinstance(value, (dict, list)):
-        out: set[Path] = set()
-        _collect_all(value, node, path, shape, out)
-        return frozenset(out)
-    return frozenset([path, *(path + rel for rel in _relative_paths(value, node, shape))])
+    if not value or not isinstance(value, (dict, list)):
+        return frozenset([path])
+    if path[0] == "f:metadata":
+        # Unique per object (name, uid): walked, not memoized; the object's own metadata leaves
+        # out what the apiserver does not compare.
+        skip = _UNCOMPARED_METADATA if path == _METADATA else frozenset()
+        inside = _relative_paths(value, node, shape, memoize=False, skip=skip)
+    else:
+        inside = _relative_paths(value, node, shape)
+    return frozenset([path, *(path + rel for rel in inside)])
 
 
-def _relative_paths(value: Any, node: Mapping[str, Any] | None, shape: ObjectShape) -> tuple[Path, ...]:
-    """The paths inside a non-empty container, relative to it (what _collect_all finds below a
-    path outside metadata, which depends only on the value and its schema node)."""
-    encoded = encode(value)
+def _relative_paths(
+    value: Any,
+    node: Mapping[str, Any] | None,
+    shape: ObjectShape,
+    *,
+    memoize: bool = True,
+    skip: frozenset[str] = frozenset(),
+) -> tuple[Path, ...]:
+    """The paths inside a non-empty container, relative to it: they depend only on the value and
+    its schema node (and ``skip``, the keys left out at this level)."""
+    encoded = encode(value) if memoize else b""
     memo_key = (id(node), encoded)
-    hit = shape.added_memo.get(memo_key)
+    hit = shape.added_memo.get(memo_key) if memoize else None
     if hit is not None:
         return hit
     out: list[Path] = []
     kind = _granular(value, node, _SOME_PATH, shape)
     children: list[tuple[str, Any, Mapping[str, Any] | None]] = []
     if isinstance(value, dict) and kind == "map":
-        children = [("f:" + k, v, shape.field(node, k)[0]) for k, v in value.items()]
+        children = [("f:" + k, v, shape.field(node, k)[0]) for k, v in value.items() if k not in skip]
     elif isinstance(value, list) and kind == "list":
         item_node = shape.items(node)
         children = [
@@ -422,9 +434,9 @@ def _relative_paths(value: Any, node: Mapping[str, Any] | None, shape: ObjectSha
     for element, child, child_node in children:
         out.append((element,))
         if child and isinstance(child, (dict, list)):
-            out.extend((element, *rel) for rel in _relative_paths(child, child_node, shape))
+            out.extend((element, *rel) for rel in _relative_paths(child, child_node, shape, memoize=memoize))
     found = tuple(out)
-    if len(encoded) <= _MEMO_MAX_KEY_BYTES and len(found) <= _MEMO_MAX_SET:
+    if memoize and len(encoded) <= _MEMO_MAX_KEY_BYTES and len(found) <= _MEMO_MAX_SET:
         if len(shape.added_memo) >= _MEMO_LIMIT:
             shape.added_memo.clear()
         shape.added_memo[memo_key] = found
@@ -432,23 +444,6 @@ def _relative_paths(value: Any, node: Mapping[str, Any] | None, shape: ObjectSha
 
 
 _SOME_PATH: Final[Path] = ("f:",)  # any non-empty path: granularity below the root
-
-
-def _collect_all(value: Any, node: Mapping[str, Any] | None, path: Path, shape: ObjectShape, out: set[Path]) -> None:
-    out.add(path)
-    if not isinstance(value, (dict, list)):
-        return
-    kind = _granular(value, node, path, shape)
-    if isinstance(value, dict):
-        if kind == "map":
-            skip = _UNCOMPARED_METADATA if path == _METADATA else ()
-            for key, child in value.items():
-                if key not in skip:
-                    _collect_all(child, shape.field(node, key)[0], (*path, "f:" + key), shape, out)
-    elif kind == "list":
-        item_node = shape.items(node)
-        for element, item in zip(list_elements(shape, node, value), value, strict=True):
-            _collect_all(item, item_node, (*path, element), shape, out)
 
 
 def _compare(
@@ -616,18 +611,27 @@ class Managers:
         return ((k, v) for k, v in self.fields.items() if k != key)
 
 
+def _entry_key(entry: Mapping[str, Any]) -> ManagerKey:
+    return ManagerKey(
+        str(entry.get("manager", "")),
+        str(entry.get("operation", "")),
+        str(entry.get("apiVersion", "")),
+        str(entry.get("subresource", "")),
+    )
+
+
+def _entry_order(key: ManagerKey, time: str) -> tuple[str, ...]:
+    """The apiserver's order of entries: Apply before Update, then by time, manager, version."""
+    return (key.operation, time, key.manager, key.api_version, key.subresource)
+
+
 def decode_managed_fields(entries: Any) -> Managers:
     fields: dict[ManagerKey, FieldSet] = {}
     times: dict[ManagerKey, str] = {}
     for entry in entries if isinstance(entries, list) else ():
         if not isinstance(entry, dict) or (not entry.get("manager") and not entry.get("fieldsV1")):
             continue
-        key = ManagerKey(
-            str(entry.get("manager", "")),
-            str(entry.get("operation", "")),
-            str(entry.get("apiVersion", "")),
-            str(entry.get("subresource", "")),
-        )
+        key = _entry_key(entry)
         tree = entry.get("fieldsV1")
         fields[key] = fields.get(key, EMPTY) | (from_fields_v1(tree) if isinstance(tree, Mapping) else EMPTY)
         if entry.get("time"):
@@ -639,7 +643,7 @@ def encode_managed_fields(managers: Managers) -> list[dict[str, Any]]:
     """The entries in the apiserver's order: Apply before Update, then by time, manager, version."""
     keys = sorted(
         (k for k, v in managers.fields.items() if v),
-        key=lambda k: (k.operation, managers.times.get(k, ""), k.manager, k.api_version, k.subresource),
+        key=lambda k: _entry_order(k, managers.times.get(k, "")),
     )
     out: list[dict[str, Any]] = []
     for key in keys:
@@ -728,6 +732,13 @@ def track_update(
         if quick is not None:
             return quick
     managers = decode_managed_fields(base)
+    _take(managers, change, key, now)
+    _cap_update_managers(managers)
+    return encode_managed_fields(managers)
+
+
+def _take(managers: Managers, change: Comparison, key: ManagerKey, now: str) -> None:
+    """The updater takes every field it added or changed; removed fields leave every set."""
     taken = change.added | change.modified
     for other, owned in list(managers.others(key)):
         kept = owned - taken - change.removed if owned & (taken | change.removed) else owned
@@ -735,8 +746,6 @@ def track_update(
     mine = (managers.fields.get(key, EMPTY) - change.removed) | taken
     managers.fields[key] = strip_meta(mine)
     managers.times[key] = now
-    _cap_update_managers(managers)
-    return encode_managed_fields(managers)
 
 
 def _owns(tree: Any, path: Path) -> bool:
@@ -749,15 +758,6 @@ def _owns(tree: Any, path: Path) -> bool:
         if node is None:
             return False
     return isinstance(node, Mapping) and (not node or "." in node)
-
-
-def _entry_key(entry: Mapping[str, Any]) -> ManagerKey:
-    return ManagerKey(
-        str(entry.get("manager", "")),
-        str(entry.get("operation", "")),
-        str(entry.get("apiVersion", "")),
-        str(entry.get("subresource", "")),
-    )
 
 
 def _update_touched_entries(base: Any, change: Comparison, key: ManagerKey, now: str) -> Any:
@@ -787,21 +787,9 @@ def _update_touched_entries(base: Any, change: Comparison, key: ManagerKey, now:
     if len(updaters) > MAX_UPDATE_MANAGERS:
         return None
     managers = decode_managed_fields(touched)
-    taken = change.added | change.modified
-    for other, owned in list(managers.others(key)):
-        managers.fields[other] = owned - taken - change.removed
-    managers.fields[key] = strip_meta((managers.fields.get(key, EMPTY) - change.removed) | taken)
-    managers.times[key] = now
+    _take(managers, change, key, now)
     entries = kept + encode_managed_fields(managers)
-    entries.sort(
-        key=lambda e: (
-            e.get("operation", ""),
-            e.get("time", ""),
-            e.get("manager", ""),
-            e.get("apiVersion", ""),
-            e.get("subresource", ""),
-        )
-    )
+    entries.sort(key=lambda e: _entry_order(_entry_key(e), str(e.get("time", ""))))
     return entries
 
 
