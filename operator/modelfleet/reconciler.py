@@ -148,8 +148,7 @@ class FleetMemory:
     targets: dict[str, WellTarget] | None = None
     targets_generation: int = -1
     runtimes: dict[str, RuntimeSpec] = field(default_factory=dict)
-    reactions: dict[str, Action] = field(default_factory=dict)
-    reactions_scheduled: bool = False
+    reactions: dict[str, Action] = field(default_factory=dict)  # non-empty: a start is queued
     planning_seconds: float = 0.0  # CPU time of the last reconcile's planning (no API waits)
     ledger: BudgetLedger | None = None  # None: the last plan deferred no update
     recreating: set[str] = field(default_factory=set)  # wells whose pod we deleted to recreate
@@ -364,14 +363,12 @@ class FleetReconciler:
         return False
 
     def _queue_reaction(self, key: FleetKey, memory: FleetMemory, action: Action) -> None:
-        memory.reactions[action_well(action)] = action
-        if not memory.reactions_scheduled:
+        if not memory.reactions:
             # Events of one read from the watch arrive together: start them as one batch.
-            memory.reactions_scheduled = True
             asyncio.get_running_loop().call_soon(self._start_reactions, key, memory)
+        memory.reactions[action_well(action)] = action
 
     def _start_reactions(self, key: FleetKey, memory: FleetMemory) -> None:
-        memory.reactions_scheduled = False
         actions = [a for w, a in memory.reactions.items() if w not in memory.in_flight]
         memory.reactions.clear()
         if actions and memory.fleet is not None and self.fleets.get(key) is memory:
@@ -623,16 +620,24 @@ class FleetReconciler:
             ("bundle_invalid", plan.bundle_invalid),
         ):
             WELLS.labels(fleet.namespace, fleet.name, state_name).set(count)
-        _export_phase(fleet, status)
-        if _same_status(status, previous):
-            return
         events = status_events(plan, previous, status)
+        if await self._publish(fleet, memory, status):
+            for etype, reason, message in events:
+                await self.executor.post_event(fleet, etype, reason, message)
+
+    async def _publish(
+        self, fleet: FleetRef, memory: FleetMemory, status: Mapping[str, Any]
+    ) -> bool:
+        """Export the fleet's phase; write its status if a reader would see a difference.
+        Whether it was written."""
+        _export_phase(fleet, status)
+        if _same_status(status, memory.last_status or {}):
+            return False
         stored = await self.executor.write_status(fleet, status)
         memory.last_status = stored.get("status") or status
         if memory.body is not None and _rv(stored) >= _rv(memory.body):
             memory.body = stored
-        for etype, reason, message in events:
-            await self.executor.post_event(fleet, etype, reason, message)
+        return True
 
     async def _inventory_sources(
         self, namespace: str, names: frozenset[str]
@@ -683,15 +688,10 @@ class FleetReconciler:
             model=f"{spec.model.name}@{spec.model.version}",
             now=self.clock(),
         )
-        _export_phase(fleet, status)
-        if _same_status(status, previous):
+        reported = failure_of(previous)
+        if not await self._publish(fleet, memory, status):
             return
         logger.warning("%s/%s: %s: %s", fleet.namespace, fleet.name, error.reason, error)
-        reported = failure_of(previous)
-        stored = await self.executor.write_status(fleet, status)
-        memory.last_status = stored.get("status") or status
-        if memory.body is not None and _rv(stored) >= _rv(memory.body):
-            memory.body = stored
         if reported != (error.reason.value, error.message[:1024]):
             await self.executor.post_event(fleet, "Warning", error.reason.value, error.message)
 
