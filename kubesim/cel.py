@@ -526,26 +526,24 @@ def _sum(items: Any) -> Any:
     return total
 
 
-def _min(items: Any) -> Any:
-    values = _sortable(items, "min")
+def _extreme(items: Any, name: str, better: str) -> Any:
+    """min() or max() of a list: the first item no other is ``better`` (``<`` or ``>``) than."""
+    values = _sortable(items, name)
     if not values:
-        raise CelError("min(list) argument must not be empty")
+        raise CelError(f"{name}(list) argument must not be empty")
     best = values[0]
     for value in values[1:]:
-        if _compare("<", value, best):
+        if _compare(better, value, best):
             best = value
     return best
+
+
+def _min(items: Any) -> Any:
+    return _extreme(items, "min", "<")
 
 
 def _max(items: Any) -> Any:
-    values = _sortable(items, "max")
-    if not values:
-        raise CelError("max(list) argument must not be empty")
-    best = values[0]
-    for value in values[1:]:
-        if _compare(">", value, best):
-            best = value
-    return best
+    return _extreme(items, "max", ">")
 
 
 def _string_method(name: str, fn: Callable[[str], str]) -> Callable[[Any], str]:

@@ -158,6 +158,21 @@ class GarbageCollector:
                     {"metadata": {"ownerReferences": alive}},
                 )
 
+    def _delete_all(self, rdef: ResourceDef, keys: list[tuple[str, str]]) -> int:
+        """Delete (in the background) every object of ``keys`` not being deleted yet; how many
+        still exist."""
+        coll = self.api.store.collection(rdef.storage)
+        remaining = 0
+        for key in keys:
+            entry = coll.get(*key)
+            if entry is None:
+                continue
+            remaining += 1
+            if not entry.obj["metadata"].get("deletionTimestamp"):
+                with contextlib.suppress(ApiError):
+                    self.api.delete(rdef, key[0], key[1], {"propagationPolicy": "Background"})
+        return remaining
+
     def _crd_cleanup(self, name: str) -> None:
         """The CRD finalizer controller: delete every object of a deleted CRD, then let it go."""
         crd = self.api.store.get(CRD_STORAGE, "", name)
@@ -168,15 +183,8 @@ class GarbageCollector:
         for storage in {r.storage for r in served}:
             self._crd_of_storage[storage] = name
             rdef = next(r for r in served if r.storage == storage)
-            coll = self.api.store.collection(storage)
-            for key in list(coll.sorted_keys()):
-                entry = coll.get(*key)
-                if entry is None:
-                    continue
-                remaining += 1
-                if not entry.obj["metadata"].get("deletionTimestamp"):
-                    with contextlib.suppress(ApiError):
-                        self.api.delete(rdef, key[0], key[1], {"propagationPolicy": "Background"})
+            keys = list(self.api.store.collection(storage).sorted_keys())
+            remaining += self._delete_all(rdef, keys)
         if remaining:
             return
         for storage in [s for s, n in self._crd_of_storage.items() if n == name]:
@@ -245,15 +253,7 @@ class GarbageCollector:
             if not rdef.namespaced or rdef.storage in seen:
                 continue
             seen.add(rdef.storage)
-            coll = self.api.store.collection(rdef.storage)
-            for key in coll.keys_in(name):
-                entry = coll.get(*key)
-                if entry is None:
-                    continue
-                remaining += 1
-                if not entry.obj["metadata"].get("deletionTimestamp"):
-                    with contextlib.suppress(ApiError):
-                        self.api.delete(rdef, key[0], key[1], {"propagationPolicy": "Background"})
+            remaining += self._delete_all(rdef, self.api.store.collection(rdef.storage).keys_in(name))
         if remaining:
             return
         obj = ns.copy()
