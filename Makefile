@@ -20,7 +20,9 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # Everything generated from the ModelDeployment models: the CRD (and the chart's copy), the
 # field reference, the chart's values schema. Tests fail when any of them drifts.

@@ -16,7 +16,7 @@ Per well count, three kubesim processes are used in turn:
    every wave) at maxUnavailable 10%, timed against waves x D, with unavailable wells sampled at
    every pod event.
 
-Bundles: one real bundle per model version is built (model_runtime.building, 1 model each) and
+Bundles: one real bundle per model version is built (bundle_builder.building, 1 model each) and
 every well's directory is a symlink to it; kubesim's simulated runtime reads only manifest.json
 and the operator sees one distinct bundle URI per well either way (see docs/benchmarks.md).
 
@@ -53,9 +53,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 
-from modelfleet.revisions import WellTarget  # noqa: E402
-from modelfleet.spec import RuntimeSpec  # noqa: E402
-from modelfleet.wellpod import BUNDLE_CONDITION, desired_pod  # noqa: E402
+from modelfleet.api.spec import RuntimeSpec  # noqa: E402
+from modelfleet.logic.revisions import WellTarget  # noqa: E402
+from modelfleet.logic.wellpod import BUNDLE_CONDITION, desired_pod  # noqa: E402
 
 PY = str(ROOT / ".venv" / "bin" / "python")
 MODELFLEET = str(ROOT / ".venv" / "bin" / "modelfleet")
@@ -198,7 +198,7 @@ def writes(delta: dict[str, float]) -> float:
 
 def prepare_bundles(cache: Path, versions: list[str], wells: int) -> dict[str, str]:
     """One real bundle per version; <cache>/links/<version>/<well> -> it. Returns the template."""
-    from model_runtime.building import build_bundle
+    from bundle_builder.building import build_bundle
 
     for version in versions:
         real = cache / "real" / version

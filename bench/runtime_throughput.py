@@ -178,9 +178,9 @@ def mlserver_model_dir(target: Path, parallel_workers: int) -> tuple[Path, int]:
     """The same scikit-learn estimator as bundle model 0, retrained (builds are deterministic)."""
     import joblib  # type: ignore[import-untyped]
 
-    from model_runtime.building import HOLDOUT_FRACTION, model_specs
-    from model_runtime.sensors import generate_history
-    from model_runtime.training import train
+    from bundle_builder.building import HOLDOUT_FRACTION, model_specs
+    from bundle_builder.sensors import generate_history
+    from bundle_builder.training import train
 
     spec = model_specs(100, 0)[0]
     history = generate_history(WELL, 0)
@@ -249,7 +249,7 @@ def main() -> int:
     WORK.mkdir(parents=True, exist_ok=True)
 
     sys.path.insert(0, str(ROOT))
-    from model_runtime.building import build_bundle
+    from bundle_builder.building import build_bundle
     from model_runtime.bundle_state import load_bundle
 
     bundle_dir = WORK / "bundle"

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from modelfleet.operator_main import OperatorOptions, run_operator
+from modelfleet.app.operator_main import OperatorOptions, run_operator
 
 TEST_AGENT = "modelfleet-chart-test"
 KubeObject = dict[str, Any]
@@ -26,7 +26,7 @@ KubeObject = dict[str, Any]
 
 def build_bundles(root: Path, wells: Iterable[str], versions: Iterable[str]) -> Path:
     """Real one-model bundles at <root>/<version>/<well> (about 0.3 s each)."""
-    from model_runtime.building import build_bundle
+    from bundle_builder.building import build_bundle
 
     for version in versions:
         for well in wells:

@@ -12,8 +12,8 @@ import pytest
 
 from kubesim.kubelet import KubeletConfig
 from kubesim.testing import kubesim_in_thread
-from modelfleet.cli import build_parser
-from modelfleet.operator_main import OperatorOptions
+from modelfleet.app.cli import build_parser
+from modelfleet.app.operator_main import OperatorOptions
 
 from .chart_rendering import CHART_DIR, country_values, merge_values, render
 from .kubectl_client import KUBECTL, Kubectl
@@ -29,7 +29,7 @@ UPGRADE = "2026.12.1"
 @pytest.fixture(scope="module")
 def pilot_bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Bundles for every fr well at the pilot's version and the upgrade, and the pinned well's."""
-    from model_runtime.building import build_bundle
+    from bundle_builder.building import build_bundle
 
     values = country_values("fr")["fleet"]
     root = tmp_path_factory.mktemp("fr-bundles")

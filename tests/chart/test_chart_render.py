@@ -305,7 +305,7 @@ def test_rbac_grants_no_wildcard(rendered: Rendered) -> None:
 
 
 def test_operator_args_parse_with_the_real_cli(rendered: Rendered) -> None:
-    from modelfleet.cli import build_parser
+    from modelfleet.app.cli import build_parser
 
     container = _container(rendered)
     args = build_parser().parse_args(container["args"])

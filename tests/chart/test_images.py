@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import sysconfig
 import textwrap
 from pathlib import Path
 
@@ -95,13 +96,20 @@ def test_image_dependencies_exclude_the_other_images_stack(image: str) -> None:
 ENTRYPOINT_CHECKS = {
     "operator": """
         import contextlib, io, importlib.util
-        import modelfleet.operator_main, modelfleet.handlers, modelfleet.reconciler, modelfleet.execution
-        from modelfleet.cli import main
+        import modelfleet.app.operator_main, modelfleet.app.handlers, modelfleet.control.reconciler, modelfleet.io.execution
+        from modelfleet.app.cli import available_commands, main
+        advertised = sorted(command.name for command in available_commands())
+        assert advertised == ["crd", "operator"], advertised
+        for name in advertised:
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+                main([name, "--help"])
+            assert out.getvalue().startswith("usage: modelfleet " + name), out.getvalue()
         out = io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
             main(["operator", "--help"])
         assert "--all-namespaces" in out.getvalue(), out.getvalue()
-        for absent in ("onnxruntime", "numpy", "sklearn", "model_runtime"):
+        for absent in ("onnxruntime", "numpy", "sklearn", "model_runtime", "bundle_builder", "modelfleet_dev", "kubesim"):
             assert importlib.util.find_spec(absent) is None, absent + " is importable in the operator image"
     """,
     "runtime": """
@@ -122,6 +130,10 @@ def test_entrypoint_imports_with_only_the_images_dependencies(image: str, tmp_pa
     _dockerfile, extra, _script, package, _forbidden = IMAGES[image]
     site = isolated_site(closure(image_requirements(extra)), tmp_path / "site-packages")
     (site / package).symlink_to(PACKAGE_DIRS[package])
+    # The project's own metadata, as `pip install .[extra]` leaves it: its entry points are the
+    # console scripts' plug-ins.
+    (info,) = Path(sysconfig.get_paths()["purelib"]).glob("modelfleet-*.dist-info")
+    (site / info.name).symlink_to(info)
     program = f"import sys; sys.path.insert(0, {str(site)!r})\n" + textwrap.dedent(ENTRYPOINT_CHECKS[image])
     # -S: no site-packages (this venv's included), -E: no PYTHONPATH; only `site` is importable.
     done = subprocess.run(
@@ -147,7 +159,7 @@ def test_pyproject_splits_dependencies_per_image() -> None:
 def test_exposed_ports_are_the_ones_the_chart_and_the_crd_use() -> None:
     import yaml
 
-    from modelfleet.spec import RuntimeSpec
+    from modelfleet.api.spec import RuntimeSpec
 
     values = yaml.safe_load((ROOT / "charts" / "modelfleet" / "values.yaml").read_text(encoding="utf-8"))
     operator_ports = " ".join(parse_dockerfile(ROOT / "operator" / "Dockerfile")[-1].all("EXPOSE")).split()

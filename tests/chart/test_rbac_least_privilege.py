@@ -23,9 +23,9 @@ import yaml
 
 from kubesim.kubelet import KubeletConfig
 from kubesim.testing import KubeSimThread
-from modelfleet.operator_main import OperatorOptions
-from modelfleet.revisions import revision_of
-from modelfleet.spec import ModelDeploymentSpec
+from modelfleet.api.spec import ModelDeploymentSpec
+from modelfleet.app.operator_main import OperatorOptions
+from modelfleet.logic.revisions import revision_of
 
 from .api_audit import AuditLog, RequestAttributes, recording_kubesim
 from .chart_rendering import CHART_DIR, KubeObject, render

@@ -23,17 +23,17 @@ from typing import Any
 
 import pytest
 
-from modelfleet.bundle_cache import BundleKey, CachedBundle, ensure_bundles
-from modelfleet.demo_fleet import MODEL_NAME, model_deployment, version_seed
-from modelfleet.fleet_observer import FleetObserver, FleetSnapshot
-from modelfleet.local_cluster import (
+from modelfleet_dev.bundle_cache import BundleKey, CachedBundle, ensure_bundles
+from modelfleet_dev.demo_fleet import MODEL_NAME, model_deployment, version_seed
+from modelfleet_dev.fleet_observer import FleetObserver, FleetSnapshot
+from modelfleet_dev.local_cluster import (
     CRD_PATH,
     Kubectl,
     ManagedProcess,
     running_local_cluster,
     start_operator,
 )
-from modelfleet.model_store import ModelStore
+from modelfleet_dev.model_store import ModelStore
 
 EXTERNAL_KUBECONFIG = os.environ.get("KUBECONFIG") or None
 NAMESPACE = "default"

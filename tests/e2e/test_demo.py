@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from modelfleet.local_cluster import descendants
+from modelfleet_dev.local_cluster import descendants
 
 pytestmark = pytest.mark.kubelet
 
@@ -21,7 +21,7 @@ def _demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     env["COLUMNS"] = "160"
     return subprocess.Popen(
-        [sys.executable, "-m", "modelfleet.cli", "demo", "--work-dir", str(tmp_path / "demo"), *args],
+        [sys.executable, "-m", "modelfleet.app.cli", "demo", "--work-dir", str(tmp_path / "demo"), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -105,7 +105,7 @@ def test_demo_with_kubeconfig_set_runs_the_story_against_that_cluster(tmp_path: 
             time.sleep(0.1)
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "COLUMNS": "160"}
         result = subprocess.run(
-            [sys.executable, "-m", "modelfleet.cli", "demo", "--wells", "6",
+            [sys.executable, "-m", "modelfleet.app.cli", "demo", "--wells", "6",
              "--work-dir", str(tmp_path / "demo")],
             capture_output=True, text=True, env=env, timeout=240, check=False,
         )

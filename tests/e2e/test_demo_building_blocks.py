@@ -6,10 +6,10 @@ from pathlib import Path
 
 import httpx
 
-from modelfleet.bundle_cache import BundleKey, ensure_bundles
-from modelfleet.demo_fleet import VERSIONS, FleetPlan, model_deployment
-from modelfleet.fleet_observer import served_digest
-from modelfleet.model_store import running_model_store
+from modelfleet_dev.bundle_cache import BundleKey, ensure_bundles
+from modelfleet_dev.demo_fleet import VERSIONS, FleetPlan, model_deployment
+from modelfleet_dev.fleet_observer import served_digest
+from modelfleet_dev.model_store import running_model_store
 
 
 def test_fleet_plan_runs_the_last_wells_for_real_and_breaks_a_real_one() -> None:

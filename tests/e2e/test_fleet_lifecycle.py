@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from modelfleet.local_cluster import Kubectl
-from modelfleet.wellpod import ANNOTATION_VERSION
+from modelfleet.logic.wellpod import ANNOTATION_VERSION
+from modelfleet_dev.local_cluster import Kubectl
 
 from .conftest import Fleet, wells_named
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from runtime_harness import RunningServer
 
-from model_runtime.building import BuiltBundle, build_bundle
+from bundle_builder.building import BuiltBundle, build_bundle
 
 SMALL_MODELS = 8
 

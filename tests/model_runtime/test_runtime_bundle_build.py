@@ -13,13 +13,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from model_runtime.building import BuiltBundle, build_bundle, model_specs
+from bundle_builder.building import BuiltBundle, build_bundle, model_specs
+from bundle_builder.sensors import generate_history
+from bundle_builder.training import ModelSpec, check_parity, to_onnx, train
 from model_runtime.errors import ParityError
 from model_runtime.manifest import manifest_digest, parse_manifest
-from model_runtime.sensors import generate_history
-from model_runtime.training import ModelSpec, check_parity, to_onnx, train
 
-MODELFLEET = [sys.executable, "-m", "modelfleet.cli"]
+MODELFLEET = [sys.executable, "-m", "modelfleet.app.cli"]
 
 
 def test_digest_is_sha256_of_the_canonical_manifest_file(small_bundle: BuiltBundle) -> None:

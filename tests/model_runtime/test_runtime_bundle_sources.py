@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from runtime_harness import free_port
 
-from model_runtime.building import BuiltBundle
+from bundle_builder.building import BuiltBundle
 from model_runtime.bundle_state import load_bundle
 from model_runtime.errors import (
     BundleInvalidError,

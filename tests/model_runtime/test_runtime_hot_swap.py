@@ -10,13 +10,13 @@ from pathlib import Path
 import httpx
 from runtime_harness import RunningServer, free_port, wait_until, write_annotations
 
+from bundle_builder.building import BuiltBundle
 from model_runtime.annotations import (
     BUNDLE_DIGEST_ANNOTATION,
     BUNDLE_URI_ANNOTATION,
     parse_annotations,
     unquote_go,
 )
-from model_runtime.building import BuiltBundle
 
 ROWS = {"inputs": [{"name": "sensors", "shape": [1, 7], "datatype": "FP32", "data": [85, 190, 95, 42, 2.5, 55, 450]}]}
 

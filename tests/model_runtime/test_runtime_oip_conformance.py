@@ -9,7 +9,7 @@ import tritonclient.http as triton_http
 from runtime_harness import RunningServer
 from tritonclient.utils import InferenceServerException
 
-from model_runtime.building import BuiltBundle
+from bundle_builder.building import BuiltBundle
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from runtime_harness import wait_until, write_annotations
 
+from bundle_builder.building import BuiltBundle
 from model_runtime.annotations import BUNDLE_DIGEST_ANNOTATION, BUNDLE_URI_ANNOTATION
-from model_runtime.building import BuiltBundle
 
 
 class RuntimeProcess:

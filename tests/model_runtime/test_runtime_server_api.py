@@ -7,7 +7,7 @@ import numpy as np
 import onnxruntime as ort
 from runtime_harness import RunningServer, free_port, wait_until
 
-from model_runtime.building import BuiltBundle
+from bundle_builder.building import BuiltBundle
 
 
 def sensors(rows: list[list[float]]) -> dict[str, object]:

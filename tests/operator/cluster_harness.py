@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import yaml
 
-from modelfleet.operator_main import OperatorOptions, run_operator
+from modelfleet.app.operator_main import OperatorOptions, run_operator
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "modeldeployment.yaml"

@@ -19,7 +19,7 @@ VERSIONS = ("1.0.0", "2.0.0", "3.0.0")
 @pytest.fixture(scope="session")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[tuple[str, str], str]]:
     """One real one-model bundle per well and version: <root>/<version>/<well>; and digests."""
-    from model_runtime.building import build_bundle
+    from bundle_builder.building import build_bundle
 
     root = tmp_path_factory.mktemp("bundles")
     digests = {}

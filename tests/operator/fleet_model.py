@@ -12,7 +12,8 @@ import dataclasses
 import hashlib
 from collections.abc import Iterable
 
-from modelfleet.planning import (
+from modelfleet.api.spec import ModelDeploymentSpec
+from modelfleet.logic.planning import (
     Action,
     ConfirmBundle,
     CreatePod,
@@ -24,9 +25,8 @@ from modelfleet.planning import (
     is_available,
     plan_fleet,
 )
-from modelfleet.revisions import Revision, revision_of
-from modelfleet.spec import ModelDeploymentSpec
-from modelfleet.wellpod import BundleReport, WellPod, served_message
+from modelfleet.logic.revisions import Revision, revision_of
+from modelfleet.logic.wellpod import BundleReport, WellPod, served_message
 
 
 def digest_of(uri: str) -> str:

@@ -7,7 +7,7 @@ from collections import deque
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelfleet.planning import Action, BudgetLedger, DeletePod, action_well
+from modelfleet.logic.planning import Action, BudgetLedger, DeletePod, action_well
 
 
 def deletes(wells: list[str]) -> deque[Action]:

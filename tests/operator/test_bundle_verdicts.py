@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from modelfleet.execution import verdict_from_load, verdict_from_metadata
-from modelfleet.planning import ConfirmBundle, budget_free_action
-from modelfleet.revisions import WellTarget
-from modelfleet.spec import RuntimeSpec
-from modelfleet.wellpod import desired_pod, observe_pod
+from modelfleet.api.spec import RuntimeSpec
+from modelfleet.io.execution import verdict_from_load, verdict_from_metadata
+from modelfleet.logic.planning import ConfirmBundle, budget_free_action
+from modelfleet.logic.revisions import WellTarget
+from modelfleet.logic.wellpod import desired_pod, observe_pod
 
 URI = "file:///bundles/1.0.0/w-1"
 DIGEST = "sha256:" + "a" * 64

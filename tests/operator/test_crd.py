@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from kubesim.testing import KubeSimThread, kubesim_in_thread
-from modelfleet.crd import render_crd_yaml, render_reference_markdown
+from modelfleet.api.crd import render_crd_yaml, render_reference_markdown
 
 from .cluster_harness import CRD, MD_PATH, Api
 

@@ -15,7 +15,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelfleet.inventory import (
+from modelfleet.api.spec import MAX_FLEET_WELLS, ModelDeploymentSpec, Reason
+from modelfleet.logic.inventory import (
     InventoryError,
     InventorySource,
     failure_of,
@@ -25,8 +26,7 @@ from modelfleet.inventory import (
     referenced_config_maps,
     resolve_inventory,
 )
-from modelfleet.revisions import Revision, revision_of
-from modelfleet.spec import MAX_FLEET_WELLS, ModelDeploymentSpec, Reason
+from modelfleet.logic.revisions import Revision, revision_of
 
 DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64

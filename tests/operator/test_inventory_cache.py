@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from modelfleet.reconciler import FleetReconciler
+from modelfleet.control.reconciler import FleetReconciler
 
 
 class StubClient:
@@ -21,7 +21,7 @@ class StubClient:
         self.gets: list[str] = []
 
     async def get(self, path: str, resource: str) -> dict[str, Any]:
-        from modelfleet.kube import KubeApiError
+        from modelfleet.io.kube import KubeApiError
 
         self.gets.append(path)
         name = path.rsplit("/", 1)[-1]

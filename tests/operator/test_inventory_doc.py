@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from kubesim.testing import KubeSimThread
-from modelfleet.inventory import InventorySource, resolve_inventory
-from modelfleet.spec import ModelDeploymentSpec
+from modelfleet.api.spec import ModelDeploymentSpec
+from modelfleet.logic.inventory import InventorySource, resolve_inventory
 
 from .cluster_harness import ROOT, Api
 

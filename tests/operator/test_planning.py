@@ -8,14 +8,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelfleet.planning import (
+from modelfleet.api.spec import ModelDeploymentSpec
+from modelfleet.logic.planning import (
     ConfirmBundle,
     CreatePod,
     DeletePod,
     RetargetPod,
     resolve_max_unavailable,
 )
-from modelfleet.spec import ModelDeploymentSpec
 
 from .fleet_model import FleetModel
 

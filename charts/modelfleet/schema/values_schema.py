@@ -3,7 +3,7 @@ the CRD for everything under `fleet` (model, wells, runtime, rollout).
 
 Why generated: the `fleet.*` values become a ModelDeployment spec, and a hand-copied schema would
 drift from the CRD the apiserver enforces. Deriving it from `crds/modeldeployment.yaml` (itself
-generated from operator/modelfleet/spec.py) makes a wrong fleet value fail at `helm install`
+generated from operator/modelfleet/api/spec.py) makes a wrong fleet value fail at `helm install`
 with the value's path, instead of at apply time. The JSON Schema differs from the CRD's
 structural schema where Helm must be stricter: every object is closed
 (`additionalProperties: false`, so an unknown roll-out key is an error, not silently pruned) and
@@ -28,7 +28,7 @@ CHART = Path(__file__).resolve().parents[1]
 CRD = CHART / "crds" / "modeldeployment.yaml"
 OUTPUT = CHART / "values.schema.json"
 
-# Mirrors modelfleet.spec.PERCENT_OR_INT (the chart must not import the operator package).
+# Mirrors modelfleet.api.spec.PERCENT_OR_INT (the chart must not import the operator package).
 PERCENT_OR_INT = r"^(100|[1-9]?[0-9])%$"
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 K8S_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"

@@ -18,9 +18,9 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from modelfleet.revisions import Revision, WellTarget, well_target
-from modelfleet.spec import LabelSelector, RolloutPolicy, Well
-from modelfleet.wellpod import WellPod
+from modelfleet.api.spec import LabelSelector, RolloutPolicy, Well
+from modelfleet.logic.revisions import Revision, WellTarget, well_target
+from modelfleet.logic.wellpod import WellPod
 
 #: How long a failed "Unreachable" bundle report stands before the pod is probed again.
 UNREACHABLE_RETRY_SECONDS = 15.0

@@ -41,10 +41,18 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from modelfleet.bundle_cache import CachedBundle, default_cache_dir, ensure_bundles
-from modelfleet.demo_fleet import DEPLOYMENT_NAME, MODEL_NAME, VERSIONS, FleetPlan, model_deployment
-from modelfleet.fleet_observer import FleetObserver, FleetSnapshot
-from modelfleet.local_cluster import (
+from modelfleet.logic.planning import resolve_max_unavailable
+from modelfleet.logic.wellpod import pod_name
+from modelfleet_dev.bundle_cache import CachedBundle, default_cache_dir, ensure_bundles
+from modelfleet_dev.demo_fleet import (
+    DEPLOYMENT_NAME,
+    MODEL_NAME,
+    VERSIONS,
+    FleetPlan,
+    model_deployment,
+)
+from modelfleet_dev.fleet_observer import FleetObserver, FleetSnapshot
+from modelfleet_dev.local_cluster import (
     CRD_PATH,
     Kubectl,
     LocalCluster,
@@ -53,9 +61,7 @@ from modelfleet.local_cluster import (
     running_local_cluster,
     start_operator,
 )
-from modelfleet.model_store import ModelStore
-from modelfleet.planning import resolve_max_unavailable
-from modelfleet.wellpod import pod_name
+from modelfleet_dev.model_store import ModelStore
 
 #: Two rows of ESP sensor readings (intake/discharge pressure bar, motor temperature C, motor
 #: current A, vibration mm/s, frequency Hz, flow m3/d): a healthy pump and a hot, shaky one.
@@ -602,3 +608,17 @@ def options_from_args(args: Any) -> DemoOptions:
 
 def main_from_args(args: Any) -> int:
     return run_demo(options_from_args(args))
+
+
+class DemoCommand:
+    name = "demo"
+    help = "run the whole system locally (kubesim, operator, real bundles) and tell its story"
+
+    def add_arguments(self, parser: Any) -> None:
+        add_demo_arguments(parser)
+
+    def run(self, args: Any) -> int:
+        return main_from_args(args)
+
+
+COMMAND = DemoCommand()

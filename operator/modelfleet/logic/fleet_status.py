@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from modelfleet.planning import FleetPlan, RolloutState
-from modelfleet.spec import MAX_UNHEALTHY_REPORTED, ConditionType, Phase, Reason
-from modelfleet.wellpod import parse_time
+from modelfleet.api.spec import MAX_UNHEALTHY_REPORTED, ConditionType, Phase, Reason
+from modelfleet.logic.planning import FleetPlan, RolloutState
+from modelfleet.logic.wellpod import parse_time
 
 
 def rfc3339(ts: float) -> str:

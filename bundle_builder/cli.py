@@ -1,4 +1,5 @@
-"""`modelfleet bundle build|verify`: the command-line face of building.py and verification.py.
+"""`modelfleet bundle build|verify`: the command-line face of building.py and model_runtime's
+verification.
 
 Progress goes to stderr: a rich progress bar on a terminal, a plain line every 10 models
 otherwise (CI logs), nothing with --quiet. Failures print one precise line and exit non-zero.
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from model_runtime.building import ProgressCallback
+from bundle_builder.building import ProgressCallback
 
 _LOG_EVERY = 10
 
@@ -49,7 +50,7 @@ def _progress(total: int, quiet: bool) -> Iterator[ProgressCallback | None]:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from model_runtime.building import build_bundle
+    from bundle_builder.building import build_bundle
     from model_runtime.errors import ParityError
 
     started = time.perf_counter()
@@ -88,9 +89,36 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_bundle_command(args: argparse.Namespace) -> int:
-    if args.bundle_command == "build":
-        return _build(args)
-    if args.bundle_command == "verify":
-        return _verify(args)
-    raise AssertionError(f"unhandled bundle command {args.bundle_command!r}")
+class BundleCommand:
+    name = "bundle"
+    help = "build and verify per-well model bundles"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        bundle_sub = parser.add_subparsers(dest="bundle_command", required=True)
+        build = bundle_sub.add_parser(
+            "build",
+            help="train a well's models, convert them to ONNX, check parity, write a bundle",
+        )
+        build.add_argument("--well", required=True, help="well id (DNS-1123 label), e.g. fr-0001")
+        build.add_argument(
+            "--out", required=True, help="output directory (must not exist or be empty)"
+        )
+        build.add_argument("--models", type=int, default=100, help="number of models (default 100)")
+        build.add_argument("--version", default="1.0.0", help="model version label (default 1.0.0)")
+        build.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        build.add_argument("--quiet", action="store_true", help="no progress bar")
+        build.set_defaults(bundle_run=_build)
+        verify = bundle_sub.add_parser(
+            "verify", help="check every digest and that every model loads; print the bundle digest"
+        )
+        verify.add_argument(
+            "source", metavar="PATH_OR_URI", help="directory, .tar.gz, file:// or http(s)://"
+        )
+        verify.set_defaults(bundle_run=_verify)
+
+    def run(self, args: argparse.Namespace) -> int:
+        result: int = args.bundle_run(args)
+        return result
+
+
+COMMAND = BundleCommand()

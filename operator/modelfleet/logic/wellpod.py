@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from modelfleet.revisions import WellTarget
-from modelfleet.spec import GROUP, KIND, VERSION, RuntimeSpec
+from modelfleet.api.spec import GROUP, KIND, VERSION, RuntimeSpec
+from modelfleet.logic.revisions import WellTarget
 
 LABEL_DEPLOYMENT = "modelfleet.dev/deployment"
 LABEL_WELL = "modelfleet.dev/well"

@@ -15,9 +15,9 @@ from typing import Any
 
 import kopf
 
-from modelfleet.informer import Informer
-from modelfleet.reconciler import FleetReconciler
-from modelfleet.spec import GROUP, PLURAL, VERSION
+from modelfleet.api.spec import GROUP, PLURAL, VERSION
+from modelfleet.control.reconciler import FleetReconciler
+from modelfleet.io.informer import Informer
 
 
 def build_registry(

@@ -26,7 +26,7 @@ import aiohttp
 import orjson
 from prometheus_client import Counter, Histogram
 
-logger = logging.getLogger("modelfleet.kube")
+logger = logging.getLogger("modelfleet.io.kube")
 
 try:
     _VERSION = importlib.metadata.version("modelfleet")
@@ -141,6 +141,25 @@ def load_connection(kubeconfig: str | None = None, context: str | None = None) -
     return Connection(
         host=configuration.host.rstrip("/"), headers=headers, verify=verify, cert=cert
     )
+
+
+def context_namespace(kubeconfig: str | None, context: str | None) -> str:
+    """The namespace of the kubeconfig context (or of the service account in a pod)."""
+    from kubernetes import config
+
+    try:
+        contexts, active = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig
+        )
+        if context:
+            active = next(c for c in contexts if c["name"] == context)
+        return str(active.get("context", {}).get("namespace") or "default")
+    except (config.ConfigException, FileNotFoundError, StopIteration, TypeError):
+        try:
+            with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
+                return f.read().strip()
+        except OSError:
+            return "default"
 
 
 class KubeClient:

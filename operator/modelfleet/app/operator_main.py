@@ -20,11 +20,17 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from modelfleet.execution import FleetExecutor
-from modelfleet.handlers import build_registry
-from modelfleet.informer import ConfigMapInformer, Informer, PodInformer
-from modelfleet.kube import ClientSettings, Connection, KubeClient, load_connection
-from modelfleet.reconciler import FleetReconciler
+from modelfleet.app.handlers import build_registry
+from modelfleet.control.reconciler import FleetReconciler
+from modelfleet.io.execution import FleetExecutor
+from modelfleet.io.informer import ConfigMapInformer, Informer, PodInformer
+from modelfleet.io.kube import (
+    ClientSettings,
+    Connection,
+    KubeClient,
+    context_namespace,
+    load_connection,
+)
 
 logger = logging.getLogger("modelfleet.operator")
 
@@ -157,7 +163,7 @@ def main_from_args(args: argparse.Namespace) -> int:
     )
     namespaces = list(args.namespaces)
     if not namespaces and not args.all_namespaces:
-        namespaces = [_context_namespace(args.kubeconfig, args.context)]
+        namespaces = [context_namespace(args.kubeconfig, args.context)]
     options = OperatorOptions(
         kubeconfig=args.kubeconfig,
         context=args.context,
@@ -181,19 +187,15 @@ def main_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def _context_namespace(kubeconfig: str | None, context: str | None) -> str:
-    from kubernetes import config
+class OperatorCommand:
+    name = "operator"
+    help = "run the operator against the current kubeconfig's cluster"
 
-    try:
-        contexts, active = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig
-        )
-        if context:
-            active = next(c for c in contexts if c["name"] == context)
-        return str(active.get("context", {}).get("namespace") or "default")
-    except (config.ConfigException, FileNotFoundError, StopIteration, TypeError):
-        try:
-            with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
-                return f.read().strip()
-        except OSError:
-            return "default"
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        add_operator_arguments(parser)
+
+    def run(self, args: argparse.Namespace) -> int:
+        return main_from_args(args)
+
+
+COMMAND = OperatorCommand()

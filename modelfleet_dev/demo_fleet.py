@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modelfleet.bundle_cache import BundleKey
-from modelfleet.spec import GROUP, KIND, VERSION
+from modelfleet.api.spec import GROUP, KIND, VERSION
+from modelfleet_dev.bundle_cache import BundleKey
 
 MODEL_NAME = "esp-failure"
 DEPLOYMENT_NAME = "esp"

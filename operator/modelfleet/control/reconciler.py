@@ -27,14 +27,16 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
-from modelfleet.execution import ExecutionResult, FleetExecutor, FleetRef
-from modelfleet.fleet_status import (
+from modelfleet.api.spec import ModelDeploymentSpec, Phase, RuntimeSpec
+from modelfleet.io.execution import ExecutionResult, FleetExecutor, FleetRef
+from modelfleet.io.kube import KubeApiError, namespaced
+from modelfleet.logic.fleet_status import (
     StatusContext,
     build_status,
     rollout_state_from_status,
     status_events,
 )
-from modelfleet.inventory import (
+from modelfleet.logic.inventory import (
     InventoryError,
     InventorySource,
     failure_of,
@@ -43,8 +45,7 @@ from modelfleet.inventory import (
     resolve_inventory,
     uses_inventory,
 )
-from modelfleet.kube import KubeApiError, namespaced
-from modelfleet.planning import (
+from modelfleet.logic.planning import (
     Action,
     BudgetLedger,
     ConfirmBundle,
@@ -59,11 +60,10 @@ from modelfleet.planning import (
     on_target,
     plan_fleet,
 )
-from modelfleet.revisions import Revision, WellTarget, revision_of
-from modelfleet.spec import ModelDeploymentSpec, Phase, RuntimeSpec
-from modelfleet.wellpod import LABEL_DEPLOYMENT, WellPod, observe_pod
+from modelfleet.logic.revisions import Revision, WellTarget, revision_of
+from modelfleet.logic.wellpod import LABEL_DEPLOYMENT, WellPod, observe_pod
 
-logger = logging.getLogger("modelfleet.reconciler")
+logger = logging.getLogger("modelfleet.control.reconciler")
 
 RECONCILES = Counter(
     "modelfleet_operator_reconciles_total",

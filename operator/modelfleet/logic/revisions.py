@@ -15,7 +15,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from modelfleet.spec import ModelDeploymentSpec, ModelSource, RuntimeSpec, Well, render_bundle_uri
+from modelfleet.api.spec import (
+    ModelDeploymentSpec,
+    ModelSource,
+    RuntimeSpec,
+    Well,
+    render_bundle_uri,
+)
 
 
 def _canonical(obj: Any) -> bytes:

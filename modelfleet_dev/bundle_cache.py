@@ -88,7 +88,7 @@ class BundleBuildError(RuntimeError):
 
 
 def _build_one(cache_dir: Path, key: BundleKey) -> CachedBundle:
-    from model_runtime.building import build_bundle
+    from bundle_builder.building import build_bundle
 
     path = cache_dir / key.cache_name()
     found = _lookup(cache_dir, key)

@@ -26,8 +26,7 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from modelfleet.fleet_status import rfc3339
-from modelfleet.spec import (
+from modelfleet.api.spec import (
     DIGEST_PATTERN,
     DIGESTS_KEY,
     DNS1123_LABEL,
@@ -39,6 +38,7 @@ from modelfleet.spec import (
     Reason,
     Well,
 )
+from modelfleet.logic.fleet_status import rfc3339
 
 #: The fields a well may carry in wells.yaml. Unknown ones are refused rather than dropped: a
 #: misspelt `pin` would otherwise silently move a pinned well to the new version.

@@ -20,17 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model_runtime.manifest import (
-    MANIFEST_FILE,
-    MODELS_DIR,
-    BundleManifest,
-    ModelEntry,
-    Parity,
-    Provenance,
-    TensorSpec,
-)
-from model_runtime.sensors import FAILURE_MODES, SENSOR_NAMES, generate_history
-from model_runtime.training import (
+from bundle_builder.sensors import FAILURE_MODES, SENSOR_NAMES, generate_history
+from bundle_builder.training import (
     INPUT_NAME,
     LABEL_OUTPUT,
     MODEL_KINDS,
@@ -40,6 +31,15 @@ from model_runtime.training import (
     check_parity,
     to_onnx,
     train,
+)
+from model_runtime.manifest import (
+    MANIFEST_FILE,
+    MODELS_DIR,
+    BundleManifest,
+    ModelEntry,
+    Parity,
+    Provenance,
+    TensorSpec,
 )
 
 HOLDOUT_FRACTION = 0.2

@@ -16,12 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from modelfleet.fleet_status import rfc3339
-from modelfleet.kube import KubeApiError, KubeClient, namespaced
-from modelfleet.planning import Action, ConfirmBundle, CreatePod, DeletePod, RetargetPod
-from modelfleet.revisions import Revision
-from modelfleet.spec import GROUP, KIND, VERSION, RuntimeSpec
-from modelfleet.wellpod import (
+from modelfleet.api.spec import GROUP, KIND, VERSION, RuntimeSpec
+from modelfleet.io.kube import KubeApiError, KubeClient, namespaced
+from modelfleet.logic.fleet_status import rfc3339
+from modelfleet.logic.planning import Action, ConfirmBundle, CreatePod, DeletePod, RetargetPod
+from modelfleet.logic.revisions import Revision
+from modelfleet.logic.wellpod import (
     BUNDLE_CONDITION,
     BUNDLE_SERVED_REASON,
     LABEL_DEPLOYMENT,
@@ -35,7 +35,7 @@ from modelfleet.wellpod import (
     target_metadata_patch,
 )
 
-logger = logging.getLogger("modelfleet.execution")
+logger = logging.getLogger("modelfleet.io.execution")
 
 #: Runtime answers that are a verdict on the bundle, not a failure to reach the pod.
 DEFINITE_REASONS = {"BundleInvalid", "Unreachable", "TooLarge", "NoBundleUri"}

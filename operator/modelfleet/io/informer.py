@@ -22,10 +22,10 @@ from typing import Any
 
 import aiohttp
 
-from modelfleet.kube import KubeApiError, KubeClient
-from modelfleet.wellpod import LABEL_DEPLOYMENT
+from modelfleet.io.kube import KubeApiError, KubeClient
+from modelfleet.logic.wellpod import LABEL_DEPLOYMENT
 
-logger = logging.getLogger("modelfleet.informer")
+logger = logging.getLogger("modelfleet.io.informer")
 
 EventSink = Callable[[str, Mapping[str, Any]], None]
 ResyncSink = Callable[[str | None, Sequence[Mapping[str, Any]]], None]

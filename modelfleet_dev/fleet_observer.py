@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 
-from modelfleet.kube import load_connection
-from modelfleet.spec import GROUP, PLURAL, VERSION
-from modelfleet.wellpod import (
+from modelfleet.api.spec import GROUP, PLURAL, VERSION
+from modelfleet.io.kube import load_connection
+from modelfleet.logic.wellpod import (
     ANNOTATION_VERSION,
     BUNDLE_CONDITION,
     LABEL_DEPLOYMENT,

@@ -260,7 +260,7 @@ def start_operator(
     argv = [
         sys.executable,
         "-m",
-        "modelfleet.cli",
+        "modelfleet.app.cli",
         "operator",
         "--kubeconfig",
         str(kubeconfig),

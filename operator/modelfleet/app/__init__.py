@@ -1,0 +1,1 @@
+"""Entry points: kopf handlers, the operator's main, the `modelfleet` command line."""
