@@ -73,7 +73,9 @@ async def _list_latency(url: str, path: str, repeat: int) -> tuple[float, int]:
     return statistics.median(times) * 1000, items
 
 
-async def _watch_latency(url: str, namespace: str, events: int, watchers: int) -> tuple[float, float]:
+async def _watch_latency(
+    url: str, namespace: str, events: int, watchers: int
+) -> tuple[float, float]:
     """Time from sending a create to each watcher receiving its ADDED event."""
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{url}/api/v1/namespaces/{namespace}/configmaps") as resp:
@@ -124,14 +126,18 @@ def _client_creates(kubeconfig: Path, count: int) -> float:
 async def _create_namespaces(url: str, names: list[str]) -> None:
     async with aiohttp.ClientSession() as session:
         for name in names:
-            async with session.post(f"{url}/api/v1/namespaces", json={"metadata": {"name": name}}) as resp:
+            async with session.post(
+                f"{url}/api/v1/namespaces", json={"metadata": {"name": name}}
+            ) as resp:
                 await resp.read()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pods", type=int, default=10_000, help="pods for the list measurements")
-    parser.add_argument("--extra-pods", type=int, default=10_000, help="unrelated pods added afterwards")
+    parser.add_argument(
+        "--extra-pods", type=int, default=10_000, help="unrelated pods added afterwards"
+    )
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--client-creates", type=int, default=500)
     parser.add_argument("--watch-events", type=int, default=300)
@@ -149,11 +155,19 @@ def main() -> None:
         url = sim.url
         asyncio.run(_create_namespaces(url, ["bench", "other", "client-bench", "watch-bench"]))
         rate = asyncio.run(_create_many(url, "bench", 0, args.pods, args.concurrency))
-        print(f"creates/s (raw aiohttp, {args.concurrency} concurrent, pods, instant kubelet): {rate:,.0f}")
+        print(
+            f"creates/s (raw aiohttp, {args.concurrency} concurrent, pods, instant kubelet): {rate:,.0f}"
+        )
         rate = _client_creates(sim.kubeconfig, args.client_creates)
         print(f"creates/s (kubernetes python client, sequential, configmaps): {rate:,.0f}")
         time.sleep(1.0)
-        ready = sim.call_sync(lambda: sum(1 for e in sim.store.iter_all("/pods") if e.obj.get("status", {}).get("phase") == "Running"))
+        ready = sim.call_sync(
+            lambda: sum(
+                1
+                for e in sim.store.iter_all("/pods")
+                if e.obj.get("status", {}).get("phase") == "Running"
+            )
+        )
         print(f"pods Running after creates: {ready}/{args.pods}")
         for label, extra in (("", 0), (" after unrelated pods", args.extra_pods)):
             if extra:
@@ -161,14 +175,24 @@ def main() -> None:
             total = sim.call_sync(lambda: sim.store.collection("/pods").count)
             full, n = asyncio.run(_list_latency(url, "/api/v1/namespaces/bench/pods", 5))
             print(f"list {n} pods in namespace (store holds {total}){label}: median {full:.1f} ms")
-            sel, n = asyncio.run(_list_latency(url, "/api/v1/namespaces/bench/pods?labelSelector=well%3Dw42", 20))
-            print(f"list with labelSelector well=w42 ({n} match, store holds {total}){label}: median {sel:.2f} ms")
-            sel, n = asyncio.run(_list_latency(url, "/api/v1/namespaces/bench/pods?labelSelector=shard%3Ds7", 20))
-            print(f"list with labelSelector shard=s7 ({n} match, store holds {total}){label}: median {sel:.2f} ms")
+            sel, n = asyncio.run(
+                _list_latency(url, "/api/v1/namespaces/bench/pods?labelSelector=well%3Dw42", 20)
+            )
+            print(
+                f"list with labelSelector well=w42 ({n} match, store holds {total}){label}: median {sel:.2f} ms"
+            )
+            sel, n = asyncio.run(
+                _list_latency(url, "/api/v1/namespaces/bench/pods?labelSelector=shard%3Ds7", 20)
+            )
+            print(
+                f"list with labelSelector shard=s7 ({n} match, store holds {total}){label}: median {sel:.2f} ms"
+            )
             page, n = asyncio.run(_list_latency(url, "/api/v1/namespaces/bench/pods?limit=500", 10))
             print(f"list first page limit=500 ({n} items){label}: median {page:.1f} ms")
         p50, p99 = asyncio.run(_watch_latency(url, "watch-bench", args.watch_events, args.watchers))
-        print(f"watch event latency ({args.watchers} watchers, {args.watch_events} events): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+        print(
+            f"watch event latency ({args.watchers} watchers, {args.watch_events} events): p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+        )
 
 
 def _rss_mb(pid: int) -> float:
@@ -187,7 +211,16 @@ def _run_separate(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         kubeconfig = Path(tmp) / "kubeconfig"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kubesim", "serve", "--kubeconfig", str(kubeconfig), "--log-level", "WARNING"]
+            [
+                sys.executable,
+                "-m",
+                "kubesim",
+                "serve",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--log-level",
+                "WARNING",
+            ]
         )
         try:
             deadline = time.monotonic() + 30
@@ -198,17 +231,33 @@ def _run_separate(args: argparse.Namespace) -> None:
             url = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
             asyncio.run(_create_namespaces(url, ["bench", "other", "client-bench", "watch-bench"]))
             rate = asyncio.run(_create_many(url, "bench", 0, args.pods, args.concurrency))
-            print(f"[separate process] creates/s (raw aiohttp, {args.concurrency} concurrent, pods): {rate:,.0f}")
+            print(
+                f"[separate process] creates/s (raw aiohttp, {args.concurrency} concurrent, pods): {rate:,.0f}"
+            )
             rate = _client_creates(kubeconfig, args.client_creates)
-            print(f"[separate process] creates/s (kubernetes client, sequential, configmaps): {rate:,.0f}")
+            print(
+                f"[separate process] creates/s (kubernetes client, sequential, configmaps): {rate:,.0f}"
+            )
             asyncio.run(_create_many(url, "other", args.pods, args.extra_pods, args.concurrency))
-            print(f"[separate process] kubesim RSS with {args.pods + args.extra_pods} pods: {_rss_mb(proc.pid):.0f} MB")
+            print(
+                f"[separate process] kubesim RSS with {args.pods + args.extra_pods} pods: {_rss_mb(proc.pid):.0f} MB"
+            )
             full, n = asyncio.run(_list_latency(url, "/api/v1/namespaces/bench/pods", 5))
-            print(f"[separate process] list {n} pods (store holds {args.pods + args.extra_pods}): median {full:.1f} ms")
-            sel, n = asyncio.run(_list_latency(url, "/api/v1/namespaces/bench/pods?labelSelector=well%3Dw42", 20))
-            print(f"[separate process] list labelSelector well=w42 ({n} match): median {sel:.2f} ms")
-            p50, p99 = asyncio.run(_watch_latency(url, "watch-bench", args.watch_events, args.watchers))
-            print(f"[separate process] watch event latency ({args.watchers} watchers): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+            print(
+                f"[separate process] list {n} pods (store holds {args.pods + args.extra_pods}): median {full:.1f} ms"
+            )
+            sel, n = asyncio.run(
+                _list_latency(url, "/api/v1/namespaces/bench/pods?labelSelector=well%3Dw42", 20)
+            )
+            print(
+                f"[separate process] list labelSelector well=w42 ({n} match): median {sel:.2f} ms"
+            )
+            p50, p99 = asyncio.run(
+                _watch_latency(url, "watch-bench", args.watch_events, args.watchers)
+            )
+            print(
+                f"[separate process] watch event latency ({args.watchers} watchers): p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+            )
         finally:
             proc.terminate()
             proc.wait(30)

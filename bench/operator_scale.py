@@ -85,8 +85,18 @@ def kubesim_process(workdir: Path, kubelet: str) -> Iterator[tuple[str, Path, in
     """`python -m kubesim serve` in its own process; yields (url, kubeconfig, pid)."""
     kubeconfig = workdir / f"kubeconfig-{time.monotonic_ns()}"
     proc = subprocess.Popen(
-        [PY, "-m", "kubesim", "serve", "--kubeconfig", str(kubeconfig), "--kubelet", kubelet,
-         "--log-level", "WARNING"],
+        [
+            PY,
+            "-m",
+            "kubesim",
+            "serve",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--kubelet",
+            kubelet,
+            "--log-level",
+            "WARNING",
+        ],
         cwd=ROOT,
     )
     try:
@@ -120,10 +130,28 @@ def operator_process(
     port = free_port()
     logfile = (workdir / f"operator-{port}.log").open("w")
     proc = subprocess.Popen(
-        [MODELFLEET, "operator", "--kubeconfig", str(kubeconfig), "-n", NS,
-         "--metrics-port", str(port), "--liveness", "", "--standalone",
-         "--qps", str(qps), "--burst", str(burst), "--concurrency", str(concurrency)],
-        cwd=ROOT, stdout=logfile, stderr=subprocess.STDOUT,
+        [
+            MODELFLEET,
+            "operator",
+            "--kubeconfig",
+            str(kubeconfig),
+            "-n",
+            NS,
+            "--metrics-port",
+            str(port),
+            "--liveness",
+            "",
+            "--standalone",
+            "--qps",
+            str(qps),
+            "--burst",
+            str(burst),
+            "--concurrency",
+            str(concurrency),
+        ],
+        cwd=ROOT,
+        stdout=logfile,
+        stderr=subprocess.STDOUT,
     )
     op = OperatorProcess(proc.pid, f"http://127.0.0.1:{port}/metrics")
     try:
@@ -246,22 +274,35 @@ def by_reference(
     digest = manifest_digest((bundles / "real" / version / "manifest.json").read_bytes())
     lifts = ("esp", "gas-lift", "rod-pump")
     wells = [
-        {"id": w["id"], "labels": {"country": ("ca", "us", "no")[i % 3],
-                                   "field": f"field-{i // 500:03d}", "lift": lifts[i % 3]}}
+        {
+            "id": w["id"],
+            "labels": {
+                "country": ("ca", "us", "no")[i % 3],
+                "field": f"field-{i // 500:03d}",
+                "lift": lifts[i % 3],
+            },
+        }
         for i, w in enumerate(body["spec"].pop("wells"))
     ]
     maps = {
-        f"{NAME}-wells-{k}": {"wells.yaml": yaml.safe_dump(wells[k * WELLS_PER_CONFIG_MAP:][
-            :WELLS_PER_CONFIG_MAP])}
+        f"{NAME}-wells-{k}": {
+            "wells.yaml": yaml.safe_dump(wells[k * WELLS_PER_CONFIG_MAP :][:WELLS_PER_CONFIG_MAP])
+        }
         for k in range(math.ceil(len(wells) / WELLS_PER_CONFIG_MAP))
     }
     digests = f"{NAME}-{version}-digests"
     maps[digests] = {"digests.yaml": yaml.safe_dump({w["id"]: digest for w in wells})}
     sizes = {}
     for name, data in maps.items():
-        r = http.post(f"/api/v1/namespaces/{NS}/configmaps",
-                      json={"apiVersion": "v1", "kind": "ConfigMap",
-                            "metadata": {"name": name}, "data": data})
+        r = http.post(
+            f"/api/v1/namespaces/{NS}/configmaps",
+            json={
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": name},
+                "data": data,
+            },
+        )
         assert r.status_code == 201, r.text[:300]
         sizes[f"configmap/{name}"] = sum(len(v.encode()) for v in data.values())
     body["spec"]["wellsFrom"] = [{"configMap": n} for n in maps if n != digests]
@@ -277,7 +318,8 @@ def stored_sizes(http: httpx.Client) -> dict[str, int]:
             kind = item["kind"] if "kind" in item else path.rsplit("/", 1)[-1]
             item["metadata"].pop("managedFields", None)
             sizes[f"{kind.lower()}/{item['metadata']['name']}"] = len(
-                json.dumps(item, separators=(",", ":")).encode())
+                json.dumps(item, separators=(",", ":")).encode()
+            )
     return sizes
 
 
@@ -318,11 +360,13 @@ class DeploymentWatch:
                         if event["type"] in ("ADDED", "MODIFIED"):
                             with self.cond:
                                 self.status = obj.get("status") or {}
-                                self.history.append((
-                                    time.perf_counter(),
-                                    int(self.status.get("updatedWells") or 0),
-                                    int(self.status.get("availableWells") or 0),
-                                ))
+                                self.history.append(
+                                    (
+                                        time.perf_counter(),
+                                        int(self.status.get("updatedWells") or 0),
+                                        int(self.status.get("availableWells") or 0),
+                                    )
+                                )
                                 self.cond.notify_all()
 
     def wait(self, check: Callable[[dict[str, Any]], bool], timeout: float) -> float:
@@ -375,8 +419,12 @@ class UnavailableSampler:
             rv = listing["metadata"]["resourceVersion"]
             self._armed.set()
             while not self._stop.is_set():
-                params = {"watch": "1", "resourceVersion": rv, "labelSelector": sel,
-                          "timeoutSeconds": "1"}
+                params = {
+                    "watch": "1",
+                    "resourceVersion": rv,
+                    "labelSelector": sel,
+                    "timeoutSeconds": "1",
+                }
                 with http.stream("GET", path, params=params) as stream:
                     for line in stream.iter_lines():
                         if line:
@@ -436,7 +484,8 @@ async def _raw_creates(url: str, wells: int, bundle_uri: str, concurrency: int) 
             while queue:
                 i = queue.pop()
                 async with session.post(
-                    f"{url}/api/v1/namespaces/{NS}/pods", data=bodies[i],
+                    f"{url}/api/v1/namespaces/{NS}/pods",
+                    data=bodies[i],
                     headers={"Content-Type": "application/json"},
                 ) as resp:
                     await resp.read()
@@ -471,20 +520,21 @@ def _until_idle(pid: int) -> float:
 
 def current_rv(http: httpx.Client) -> int:
     """kubesim's resourceVersion is one counter for all kinds, +1 per stored write."""
-    return int(http.get("/api/v1/namespaces", params={"limit": "1"}).json()["metadata"][
-        "resourceVersion"])
+    return int(
+        http.get("/api/v1/namespaces", params={"limit": "1"}).json()["metadata"]["resourceVersion"]
+    )
 
 
 def install_crd(http: httpx.Client) -> None:
-    r = http.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-                  json=yaml.safe_load(CRD.read_text()))
+    r = http.post(
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        json=yaml.safe_load(CRD.read_text()),
+    )
     assert r.status_code in (201, 409), r.text
     time.sleep(0.3)
 
 
-def flip_freshness(
-    http: httpx.Client, md: DeploymentWatch, wells: int, flips: int
-) -> list[float]:
+def flip_freshness(http: httpx.Client, md: DeploymentWatch, wells: int, flips: int) -> list[float]:
     """Seconds from a pods/status write that flips one pod's readiness gate to the
     ModelDeployment's readyWells reflecting it (both directions)."""
     delays: list[float] = []
@@ -492,18 +542,23 @@ def flip_freshness(
         wid = well_id((k * 7919) % wells)
         path = f"/api/v1/namespaces/{NS}/pods/{NAME}-{wid}/status"
         pod = http.get(path.removesuffix("/status")).json()
-        original = next(
-            c for c in pod["status"]["conditions"] if c["type"] == BUNDLE_CONDITION
-        )
+        original = next(c for c in pod["status"]["conditions"] if c["type"] == BUNDLE_CONDITION)
         # Shaped like a refusal of the pod's own bundle (its URI first), which the operator
         # lets stand; a gate of unknown meaning it would re-verify and restore at once.
         uri = pod["metadata"]["annotations"]["modelfleet.dev/bundle-uri"]
-        flipped = {**original, "status": "False", "reason": "BenchFlip",
-                   "message": f"{uri}: readiness flipped by bench/operator_scale.py"}
+        flipped = {
+            **original,
+            "status": "False",
+            "reason": "BenchFlip",
+            "message": f"{uri}: readiness flipped by bench/operator_scale.py",
+        }
         for condition, expected in ((flipped, wells - 1), (original, wells)):
             started = time.perf_counter()
-            r = http.patch(path, content=json.dumps({"status": {"conditions": [condition]}}),
-                           headers={"Content-Type": "application/strategic-merge-patch+json"})
+            r = http.patch(
+                path,
+                content=json.dumps({"status": {"conditions": [condition]}}),
+                headers={"Content-Type": "application/strategic-merge-patch+json"},
+            )
             r.raise_for_status()
             seen = md.wait(_ready_wells_is(expected), timeout=60)
             delays.append(seen - started)
@@ -566,12 +621,23 @@ class Result:
 
 
 def measure_ready(
-    workdir: Path, wells: int, bundle_uri: str, res: Result, *, qps: float, burst: int,
-    concurrency: int, steady_s: float, flips: int, inplace: bool, inventory: str = "inline",
+    workdir: Path,
+    wells: int,
+    bundle_uri: str,
+    res: Result,
+    *,
+    qps: float,
+    burst: int,
+    concurrency: int,
+    steady_s: float,
+    flips: int,
+    inplace: bool,
+    inventory: str = "inline",
 ) -> None:
-    with kubesim_process(workdir, "instant") as (url, kc, sim_pid), httpx.Client(
-        base_url=url, timeout=60
-    ) as http:
+    with (
+        kubesim_process(workdir, "instant") as (url, kc, sim_pid),
+        httpx.Client(base_url=url, timeout=60) as http,
+    ):
         install_crd(http)
         with operator_process(kc, workdir, qps=qps, burst=burst, concurrency=concurrency) as op:
             with DeploymentWatch(url) as md:
@@ -586,8 +652,11 @@ def measure_ready(
                 r = http.post(MD_PATH, json=body)
                 assert r.status_code == 201, r.text
                 done = md.wait(
-                    lambda s: s.get("readyWells") == wells
-                    and s.get("availableWells") == wells and s.get("phase") == "Available",
+                    lambda s: (
+                        s.get("readyWells") == wells
+                        and s.get("availableWells") == wells
+                        and s.get("phase") == "Available"
+                    ),
                     timeout=3600,
                 )
                 res.time_to_ready_s = done - started
@@ -599,8 +668,10 @@ def measure_ready(
                 after = api_calls(op)
                 res.api_calls_initial = calls_delta(after, before)
                 res.writes_per_well = writes(res.api_calls_initial) / wells
-                log(f"{wells} wells ready in {res.time_to_ready_s:.1f}s "
-                    f"(qps {qps}); calls {res.api_calls_initial}")
+                log(
+                    f"{wells} wells ready in {res.time_to_ready_s:.1f}s "
+                    f"(qps {qps}); calls {res.api_calls_initial}"
+                )
                 if inventory == "configmap":
                     res.inventory_bytes.update(stored_sizes(http))
                     log(f"object sizes (bytes): {res.inventory_bytes}")
@@ -611,15 +682,19 @@ def measure_ready(
                     res.steady_window_s = steady_s
                     res.steady_writes = writes(calls_delta(calls1, calls0))
                     res.steady_store_writes = rv1 - rv0
-                    log(f"steady {steady_s:.0f}s: operator writes {res.steady_writes}, "
-                        f"store writes {res.steady_store_writes}")
+                    log(
+                        f"steady {steady_s:.0f}s: operator writes {res.steady_writes}, "
+                        f"store writes {res.steady_store_writes}"
+                    )
                 if flips > 0:
                     delays = flip_freshness(http, md, wells, flips)
                     res.status_freshness_p50_s = statistics.median(delays)
                     res.status_freshness_p99_s = percentile(delays, 99)
                     res.status_freshness_samples = len(delays)
-                    log(f"freshness p50 {res.status_freshness_p50_s:.3f}s "
-                        f"p99 {res.status_freshness_p99_s:.3f}s")
+                    log(
+                        f"freshness p50 {res.status_freshness_p50_s:.3f}s "
+                        f"p99 {res.status_freshness_p99_s:.3f}s"
+                    )
                 if inplace:
                     measure_inplace(http, op, md, url, wells, res)
             res.peak_rss_mb = peak_rss_mb(op.pid)
@@ -627,23 +702,34 @@ def measure_ready(
 
 
 def measure_inplace(
-    http: httpx.Client, op: OperatorProcess, md: DeploymentWatch, url: str, wells: int,
+    http: httpx.Client,
+    op: OperatorProcess,
+    md: DeploymentWatch,
+    url: str,
+    wells: int,
     res: Result,
 ) -> None:
     """Model version 1.0.0 -> 2.0.0 at maxUnavailable 10%: pods stay, bundles are swapped."""
     with UnavailableSampler(url, wells) as sampler:
         before = api_calls(op)
         started = time.perf_counter()
-        r = http.patch(f"{MD_PATH}/{NAME}",
-                       content=json.dumps({"spec": {"model": {"version": "2.0.0"},
-                                                    "rollout": {"maxUnavailable": "10%"}}}),
-                       headers={"Content-Type": "application/merge-patch+json"})
+        r = http.patch(
+            f"{MD_PATH}/{NAME}",
+            content=json.dumps(
+                {"spec": {"model": {"version": "2.0.0"}, "rollout": {"maxUnavailable": "10%"}}}
+            ),
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
         r.raise_for_status()
         generation = r.json()["metadata"]["generation"]
         done = md.wait(
-            lambda s: s.get("observedGeneration") == generation
-            and s.get("updatedWells") == wells and s.get("availableWells") == wells
-            and s.get("phase") == "Available" and str(s.get("model", "")).endswith("2.0.0"),
+            lambda s: (
+                s.get("observedGeneration") == generation
+                and s.get("updatedWells") == wells
+                and s.get("availableWells") == wells
+                and s.get("phase") == "Available"
+                and str(s.get("model", "")).endswith("2.0.0")
+            ),
             timeout=3600,
         )
         res.inplace_time_s = done - started
@@ -651,8 +737,10 @@ def measure_inplace(
         res.inplace_max_unavailable_seen = sampler.max_unavailable
         res.api_calls_inplace = calls_delta(api_calls(op), before)
         res.inplace_writes_per_well = writes(res.api_calls_inplace) / wells
-    log(f"in-place version roll-out {res.inplace_time_s:.1f}s; max unavailable "
-        f"{res.inplace_max_unavailable_seen}; calls {res.api_calls_inplace}")
+    log(
+        f"in-place version roll-out {res.inplace_time_s:.1f}s; max unavailable "
+        f"{res.inplace_max_unavailable_seen}; calls {res.api_calls_inplace}"
+    )
 
 
 class RateSampler:
@@ -681,17 +769,20 @@ def measure_rollout(
     workdir: Path, wells: int, bundle_uri: str, res: Result, *, delay: float, concurrency: int
 ) -> None:
     """Runtime-image change (pods recreated) at maxUnavailable 10%, kubelet start delay D."""
-    with kubesim_process(workdir, f"delay={delay}") as (url, kc, _pid), httpx.Client(
-        base_url=url, timeout=60
-    ) as http:
+    with (
+        kubesim_process(workdir, f"delay={delay}") as (url, kc, _pid),
+        httpx.Client(base_url=url, timeout=60) as http,
+    ):
         install_crd(http)
         with operator_process(kc, workdir, qps=0, burst=100, concurrency=concurrency) as op:
             with DeploymentWatch(url) as md:
                 body = deployment(wells, "1.0.0", bundle_uri, maxUnavailable="10%")
                 r = http.post(MD_PATH, json=body)
                 assert r.status_code == 201, r.text
-                md.wait(lambda s: s.get("availableWells") == wells
-                        and s.get("phase") == "Available", timeout=3600)
+                md.wait(
+                    lambda s: s.get("availableWells") == wells and s.get("phase") == "Available",
+                    timeout=3600,
+                )
                 time.sleep(1.0)
                 res.max_unavailable = max(1, wells * 10 // 100)
                 res.rollout_waves = math.ceil(wells / res.max_unavailable)
@@ -701,16 +792,20 @@ def measure_rollout(
                     before = api_calls(op)
                     image = "ghcr.io/modelfleet/model-runtime:bench-2"
                     started = time.perf_counter()
-                    r = http.patch(f"{MD_PATH}/{NAME}",
-                                   content=json.dumps({"spec": {"runtime": {"image": image}}}),
-                                   headers={"Content-Type": "application/merge-patch+json"})
+                    r = http.patch(
+                        f"{MD_PATH}/{NAME}",
+                        content=json.dumps({"spec": {"runtime": {"image": image}}}),
+                        headers={"Content-Type": "application/merge-patch+json"},
+                    )
                     r.raise_for_status()
                     generation = r.json()["metadata"]["generation"]
                     done = md.wait(
-                        lambda s: s.get("observedGeneration") == generation
-                        and s.get("updatedWells") == wells
-                        and s.get("availableWells") == wells
-                        and s.get("phase") == "Available",
+                        lambda s: (
+                            s.get("observedGeneration") == generation
+                            and s.get("updatedWells") == wells
+                            and s.get("availableWells") == wells
+                            and s.get("phase") == "Available"
+                        ),
                         timeout=3600,
                     )
                     res.rollout_time_s = done - started
@@ -723,9 +818,11 @@ def measure_rollout(
                     res.api_calls_rollout = calls_delta(api_calls(op), before)
                     res.rollout_writes_per_well = writes(res.api_calls_rollout) / wells
                 res.rollout_time_ratio = res.rollout_time_s / res.rollout_ideal_s
-                log(f"roll-out {res.rollout_time_s:.1f}s vs ideal {res.rollout_ideal_s:.1f}s; "
+                log(
+                    f"roll-out {res.rollout_time_s:.1f}s vs ideal {res.rollout_ideal_s:.1f}s; "
                     f"max unavailable {res.max_unavailable_seen}/{res.max_unavailable}; "
-                    f"calls {res.api_calls_rollout}")
+                    f"calls {res.api_calls_rollout}"
+                )
             res.rollout_peak_rss_mb = peak_rss_mb(op.pid)
 
 
@@ -738,26 +835,41 @@ def object_size_report(wells: int) -> dict[str, Any]:
 
     countries = ("ca", "us", "no")
     spec_wells: list[dict[str, Any]] = [
-        {"id": f"{countries[i % 3]}-pad{i // 8:04d}-w{i:05d}",
-         "labels": {"country": countries[i % 3], "field": f"field-{i // 500:03d}",
-                    "lift": "esp" if i % 4 else "gas-lift"}}
+        {
+            "id": f"{countries[i % 3]}-pad{i // 8:04d}-w{i:05d}",
+            "labels": {
+                "country": countries[i % 3],
+                "field": f"field-{i // 500:03d}",
+                "lift": "esp" if i % 4 else "gas-lift",
+            },
+        }
         for i in range(wells)
     ]
-    digests = {w["id"]: "sha256:" + hashlib.sha256(w["id"].encode()).hexdigest()
-               for w in spec_wells}
-    model: dict[str, Any] = {"name": "esp-failure", "version": "2026.11.3",
-                             "bundleUri": "https://models.example.com/esp/{version}/{well}/"}
+    digests = {
+        w["id"]: "sha256:" + hashlib.sha256(w["id"].encode()).hexdigest() for w in spec_wells
+    }
+    model: dict[str, Any] = {
+        "name": "esp-failure",
+        "version": "2026.11.3",
+        "bundleUri": "https://models.example.com/esp/{version}/{well}/",
+    }
     body: dict[str, Any] = {
-        "apiVersion": "modelfleet.dev/v1alpha1", "kind": "ModelDeployment",
+        "apiVersion": "modelfleet.dev/v1alpha1",
+        "kind": "ModelDeployment",
         "metadata": {"name": "esp-failure-worldwide", "namespace": "modelfleet"},
         "spec": {"model": model, "wells": spec_wells},
     }
     without = len(json.dumps(body, separators=(",", ":")).encode())
     model["digests"] = digests
     size = len(json.dumps(body, separators=(",", ":")).encode())
-    return {"wells": wells, "bytes": size, "bytes_without_digests": without,
-            "limit_bytes": 1536 * 1024, "fraction_of_limit": size / (1536 * 1024),
-            "max_wells_at_this_density": int(1536 * 1024 / (size / wells))}
+    return {
+        "wells": wells,
+        "bytes": size,
+        "bytes_without_digests": without,
+        "limit_bytes": 1536 * 1024,
+        "fraction_of_limit": size / (1536 * 1024),
+        "max_wells_at_this_density": int(1536 * 1024 / (size / wells)),
+    }
 
 
 # ----------------------------------------------------------------------------------- reporting
@@ -770,20 +882,30 @@ def table(results: list[Result]) -> str:
         ("raw creates (s)", lambda r: f"{r.raw_create_s:.1f}"),
         ("operator rate / raw rate", lambda r: f"{r.raw_create_ratio:.2f}"),
         ("writes per well (initial)", lambda r: f"{r.writes_per_well:.3f}"),
-        ("steady writes (operator/store)", lambda r: f"{r.steady_writes:.0f}/{r.steady_store_writes}"),
+        (
+            "steady writes (operator/store)",
+            lambda r: f"{r.steady_writes:.0f}/{r.steady_store_writes}",
+        ),
         ("peak RSS (MB)", lambda r: f"{max(r.peak_rss_mb, r.rollout_peak_rss_mb):.0f}"),
         ("CPU s (initial / whole run)", lambda r: f"{r.cpu_s_initial:.1f}/{r.cpu_s_total:.1f}"),
-        ("kubesim CPU s (raw / initial)",
-         lambda r: f"{r.raw_kubesim_cpu_s:.1f}/{r.kubesim_cpu_s_initial:.1f}"),
+        (
+            "kubesim CPU s (raw / initial)",
+            lambda r: f"{r.raw_kubesim_cpu_s:.1f}/{r.kubesim_cpu_s_initial:.1f}",
+        ),
         ("roll-out s / ideal s", lambda r: f"{r.rollout_time_s:.1f}/{r.rollout_ideal_s:.1f}"),
         ("roll-out ratio", lambda r: f"{r.rollout_time_ratio:.2f}"),
-        ("max unavailable seen / allowed", lambda r: f"{r.max_unavailable_seen}/{r.max_unavailable}"),
+        (
+            "max unavailable seen / allowed",
+            lambda r: f"{r.max_unavailable_seen}/{r.max_unavailable}",
+        ),
         ("writes per well (roll-out)", lambda r: f"{r.rollout_writes_per_well:.3f}"),
         ("in-place version roll-out (s)", lambda r: f"{r.inplace_time_s:.1f}"),
         ("writes per well (in-place)", lambda r: f"{r.inplace_writes_per_well:.3f}"),
         ("max unavailable (in-place)", lambda r: f"{r.inplace_max_unavailable_seen}"),
-        ("status freshness p50/p99 (s)",
-         lambda r: f"{r.status_freshness_p50_s:.3f}/{r.status_freshness_p99_s:.3f}"),
+        (
+            "status freshness p50/p99 (s)",
+            lambda r: f"{r.status_freshness_p50_s:.3f}/{r.status_freshness_p99_s:.3f}",
+        ),
         ("most requests in 1 s", lambda r: f"{r.max_requests_in_1s:.0f}"),
     ]
     width = max(len(name) for name, _ in rows)
@@ -801,15 +923,30 @@ def plot(results: list[Result], path: Path) -> None:
 
     wells = [r.wells for r in results]
     fig, ax1 = plt.subplots(figsize=(7, 4))
-    ax1.plot(wells, [r.time_to_ready_s for r in results], "o-", color="tab:blue",
-             label="operator: apply -> all Ready")
-    ax1.plot(wells, [r.raw_create_s for r in results], "s--", color="tab:gray",
-             label="kubesim raw creates (limit)")
+    ax1.plot(
+        wells,
+        [r.time_to_ready_s for r in results],
+        "o-",
+        color="tab:blue",
+        label="operator: apply -> all Ready",
+    )
+    ax1.plot(
+        wells,
+        [r.raw_create_s for r in results],
+        "s--",
+        color="tab:gray",
+        label="kubesim raw creates (limit)",
+    )
     ax1.set_xlabel("wells under one ModelDeployment")
     ax1.set_ylabel("seconds")
     ax2 = ax1.twinx()
-    ax2.plot(wells, [max(r.peak_rss_mb, r.rollout_peak_rss_mb) for r in results], "^-",
-             color="tab:red", label="operator peak RSS")
+    ax2.plot(
+        wells,
+        [max(r.peak_rss_mb, r.rollout_peak_rss_mb) for r in results],
+        "^-",
+        color="tab:red",
+        label="operator peak RSS",
+    )
     ax2.set_ylabel("MB")
     handles = ax1.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     ax1.legend(handles, [str(h.get_label()) for h in handles], loc="upper left", fontsize=8)
@@ -827,21 +964,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--steady", type=float, default=60.0, help="steady-state window, s")
-    parser.add_argument("--flips", type=int, default=25,
-                        help="readiness flips (each timed twice: to False and back)")
-    parser.add_argument("--delay", type=float, default=10.0,
-                        help="kubelet start delay D for the roll-out, s (0 skips the roll-out)")
+    parser.add_argument(
+        "--flips",
+        type=int,
+        default=25,
+        help="readiness flips (each timed twice: to False and back)",
+    )
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=10.0,
+        help="kubelet start delay D for the roll-out, s (0 skips the roll-out)",
+    )
     parser.add_argument("--skip-raw", action="store_true")
-    parser.add_argument("--inplace", action=argparse.BooleanOptionalAction, default=True,
-                        help="also time an in-place model version roll-out (instant kubelet)")
+    parser.add_argument(
+        "--inplace",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time an in-place model version roll-out (instant kubelet)",
+    )
     parser.add_argument("--skip-ready", action="store_true", help="roll-out measurement only")
-    parser.add_argument("--inventory", choices=("inline", "configmap"), default="inline",
-                        help="wells inline, or in ConfigMaps with 3 labels and a digest each")
+    parser.add_argument(
+        "--inventory",
+        choices=("inline", "configmap"),
+        default="inline",
+        help="wells inline, or in ConfigMaps with 3 labels and a digest each",
+    )
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "opscale")
     args = parser.parse_args(argv)
     counts = [int(x) for x in args.wells.split(",")]
     args.workdir.mkdir(parents=True, exist_ok=True)
-    bundle_uri = prepare_bundles(args.workdir / "bundles", ["1.0.0", "2.0.0"], max(counts))["bundleUri"]
+    bundle_uri = prepare_bundles(args.workdir / "bundles", ["1.0.0", "2.0.0"], max(counts))[
+        "bundleUri"
+    ]
     results: list[Result] = []
     for wells in counts:
         res = Result(wells, qps=args.qps, burst=args.burst)
@@ -849,14 +1004,25 @@ def main(argv: list[str] | None = None) -> int:
             res.raw_create_s, res.raw_kubesim_cpu_s = raw_capacity(args.workdir, wells, bundle_uri)
             log(f"raw: {wells} creates in {res.raw_create_s:.1f}s")
         if not args.skip_ready:
-            measure_ready(args.workdir, wells, bundle_uri, res, qps=args.qps, burst=args.burst,
-                          concurrency=args.concurrency, steady_s=args.steady, flips=args.flips,
-                          inplace=args.inplace, inventory=args.inventory)
+            measure_ready(
+                args.workdir,
+                wells,
+                bundle_uri,
+                res,
+                qps=args.qps,
+                burst=args.burst,
+                concurrency=args.concurrency,
+                steady_s=args.steady,
+                flips=args.flips,
+                inplace=args.inplace,
+                inventory=args.inventory,
+            )
         if res.raw_create_s and res.time_to_ready_s:
             res.raw_create_ratio = res.raw_create_s / res.time_to_ready_s
         if args.delay > 0:
-            measure_rollout(args.workdir, wells, bundle_uri, res, delay=args.delay,
-                            concurrency=args.concurrency)
+            measure_rollout(
+                args.workdir, wells, bundle_uri, res, delay=args.delay, concurrency=args.concurrency
+            )
         results.append(res)
         if args.json:  # after every count: a long run that dies keeps what it measured
             write_json(args.json, results, args)
@@ -869,8 +1035,14 @@ def main(argv: list[str] | None = None) -> int:
 def write_json(path: Path, results: list[Result], args: argparse.Namespace) -> None:
     payload = {
         "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()},
-        "settings": {"qps": args.qps, "burst": args.burst, "concurrency": args.concurrency,
-                     "steady_s": args.steady, "flips": args.flips, "delay_s": args.delay},
+        "settings": {
+            "qps": args.qps,
+            "burst": args.burst,
+            "concurrency": args.concurrency,
+            "steady_s": args.steady,
+            "flips": args.flips,
+            "delay_s": args.delay,
+        },
         "object_size": object_size_report(10_000),
         "results": [asdict(r) for r in results],
     }

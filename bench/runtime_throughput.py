@@ -42,7 +42,9 @@ MLSERVER_VENV = ROOT / ".venv-mlserver"
 WELL = "bench-0001"
 MODEL = "motor-overheat-01d"  # model 0 of the bundle: a random forest
 ROW = [85.0, 190.0, 95.0, 42.0, 2.5, 55.0, 450.0]
-SINGLE_ROW_BODY = {"inputs": [{"name": "sensors", "shape": [1, 7], "datatype": "FP32", "data": ROW}]}
+SINGLE_ROW_BODY = {
+    "inputs": [{"name": "sensors", "shape": [1, 7], "datatype": "FP32", "data": ROW}]
+}
 
 
 @dataclass
@@ -98,7 +100,9 @@ async def _drive(url: str, body: bytes, count: int, concurrency: int, max_second
     return Result("", len(latencies), elapsed, latencies, errors)
 
 
-def drive(name: str, url: str, body: dict[str, Any], count: int, concurrency: int, max_seconds: float = 60) -> Result:
+def drive(
+    name: str, url: str, body: dict[str, Any], count: int, concurrency: int, max_seconds: float = 60
+) -> Result:
     result = asyncio.run(_drive(url, json.dumps(body).encode(), count, concurrency, max_seconds))
     result.name = name
     return result
@@ -147,9 +151,13 @@ def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes]) -> flo
 
 
 @contextmanager
-def running(cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as sink:
-        process = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
+        process = subprocess.Popen(
+            cmd, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+        )
     try:
         yield process
     finally:
@@ -167,7 +175,10 @@ def ensure_mlserver() -> Path:
     if not mlserver.exists():
         print("creating .venv-mlserver (mlserver + mlserver-sklearn) ...", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(MLSERVER_VENV)], check=True)
-        subprocess.run([str(MLSERVER_VENV / "bin" / "pip"), "install", "-q", "mlserver", "mlserver-sklearn"], check=True)
+        subprocess.run(
+            [str(MLSERVER_VENV / "bin" / "pip"), "install", "-q", "mlserver", "mlserver-sklearn"],
+            check=True,
+        )
     # mlserver 1.7.1's inference workers call asyncio.get_event_loop() with no loop set, which
     # uvloop >= 0.22 turns into a RuntimeError (every worker dies at start): keep uvloop below.
     subprocess.run([str(MLSERVER_VENV / "bin" / "pip"), "install", "-q", "uvloop<0.22"], check=True)
@@ -186,19 +197,36 @@ def mlserver_model_dir(target: Path, parallel_workers: int) -> tuple[Path, int]:
     history = generate_history(WELL, 0)
     order = np.random.default_rng(0).permutation(history.features.shape[0])
     train_idx = np.sort(order[int(history.features.shape[0] * HOLDOUT_FRACTION) :])
-    estimator = train(spec, history.features[train_idx], history.labels(spec.failure_mode, spec.horizon_days)[train_idx])
+    estimator = train(
+        spec,
+        history.features[train_idx],
+        history.labels(spec.failure_mode, spec.horizon_days)[train_idx],
+    )
     shutil.rmtree(target, ignore_errors=True)
     (target / MODEL).mkdir(parents=True)
     joblib.dump(estimator, target / MODEL / "model.joblib")
     (target / MODEL / "model-settings.json").write_text(
-        json.dumps({"name": MODEL, "implementation": "mlserver_sklearn.SKLearnModel", "parameters": {"uri": "./model.joblib"}})
+        json.dumps(
+            {
+                "name": MODEL,
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {"uri": "./model.joblib"},
+            }
+        )
     )
     port = free_port()
     (target / "settings.json").write_text(
-        json.dumps({
-            "host": "127.0.0.1", "http_port": port, "grpc_port": free_port(), "metrics_port": free_port(),
-            "parallel_workers": parallel_workers, "debug": False, "metrics_endpoint": None,
-        })
+        json.dumps(
+            {
+                "host": "127.0.0.1",
+                "http_port": port,
+                "grpc_port": free_port(),
+                "metrics_port": free_port(),
+                "parallel_workers": parallel_workers,
+                "debug": False,
+                "metrics_endpoint": None,
+            }
+        )
     )
     return target, port
 
@@ -212,26 +240,54 @@ def onnxruntime_thread_settings(bundle_dir: Path, count: int) -> list[str]:
 
     verified = verify_bundle(read_bundle(str(bundle_dir)))
     row = np.asarray([ROW], dtype=np.float32)
-    lines = ["| intra / inter / mode | 100 sessions created, s | 1 model 1 row p50 us | 100 models 1 row p50 us |", "| --- | ---: | ---: | ---: |"]
-    configs = [(1, 1, "sequential", True), (0, 0, "sequential", False), (2, 1, "sequential", False), (1, 2, "parallel", False), (0, 0, "parallel", False)]
+    lines = [
+        "| intra / inter / mode | 100 sessions created, s | 1 model 1 row p50 us | 100 models 1 row p50 us |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    configs = [
+        (1, 1, "sequential", True),
+        (0, 0, "sequential", False),
+        (2, 1, "sequential", False),
+        (1, 2, "parallel", False),
+        (0, 0, "parallel", False),
+    ]
     for intra, inter, mode, no_spin in configs:
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra
         options.inter_op_num_threads = inter
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL if mode == "sequential" else ort.ExecutionMode.ORT_PARALLEL
+        options.execution_mode = (
+            ort.ExecutionMode.ORT_SEQUENTIAL
+            if mode == "sequential"
+            else ort.ExecutionMode.ORT_PARALLEL
+        )
         if no_spin:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         started = time.perf_counter()
-        sessions = [ort.InferenceSession(data, options, providers=["CPUExecutionProvider"]) for data in verified.model_bytes.values()]
+        sessions = [
+            ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            for data in verified.model_bytes.values()
+        ]
         created = time.perf_counter() - started
         # Bounded in time: thread-pool configurations can be orders of magnitude slower here.
-        one = in_process("", lambda s=sessions[0]: s.run(["probabilities"], {"sensors": row}), count, max_seconds=3)
-        every = in_process("", lambda ss=sessions: [s.run(["probabilities"], {"sensors": row}) for s in ss], 200, max_seconds=3)
+        one = in_process(
+            "",
+            lambda s=sessions[0]: s.run(["probabilities"], {"sensors": row}),
+            count,
+            max_seconds=3,
+        )
+        every = in_process(
+            "",
+            lambda ss=sessions: [s.run(["probabilities"], {"sensors": row}) for s in ss],
+            200,
+            max_seconds=3,
+        )
         sessions.clear()  # free this configuration's thread pools before measuring the next one
         gc.collect()
         spin = ", no spinning" if no_spin else ""
         label = f"{intra or 'default'} / {inter or 'default'} / {mode}{spin}"
-        lines.append(f"| {label} | {created:.3f} | {one.pct(0.5) * 1000:.1f} | {every.pct(0.5) * 1000:.0f} |")
+        lines.append(
+            f"| {label} | {created:.3f} | {one.pct(0.5) * 1000:.1f} | {every.pct(0.5) * 1000:.0f} |"
+        )
     return lines
 
 
@@ -271,15 +327,30 @@ def main() -> int:
     # 2. raw onnxruntime in-process, same inputs
     row = np.asarray([ROW], dtype=np.float32)
     session = bundle.sessions[MODEL]
-    results.append(in_process("onnxruntime in-process, 1 model, 1 row", lambda: session.run(row), n_single))
+    results.append(
+        in_process("onnxruntime in-process, 1 model, 1 row", lambda: session.run(row), n_single)
+    )
     sessions = list(bundle.sessions.values())
     results.append(
-        in_process("onnxruntime in-process, 100 models, 1 row", lambda: [s.run(row, ("probabilities",)) for s in sessions], n_well)
+        in_process(
+            "onnxruntime in-process, 100 models, 1 row",
+            lambda: [s.run(row, ("probabilities",)) for s in sessions],
+            n_well,
+        )
     )
 
     # 3. our server
     port = free_port()
-    cmd = [str(ROOT / ".venv" / "bin" / "model-runtime"), "serve", "--bundle", str(bundle_dir), "--port", str(port), "--log-level", "WARNING"]
+    cmd = [
+        str(ROOT / ".venv" / "bin" / "model-runtime"),
+        "serve",
+        "--bundle",
+        str(bundle_dir),
+        "--port",
+        str(port),
+        "--log-level",
+        "WARNING",
+    ]
     spawn = time.perf_counter()
     with running(cmd, WORK / "runtime.log") as process:
         wait_http(f"http://127.0.0.1:{port}/v2/health/ready", 60, process)
@@ -287,27 +358,60 @@ def main() -> int:
         infer = f"http://127.0.0.1:{port}/v2/models/{MODEL}/infer"
         well = f"http://127.0.0.1:{port}/v2/well/infer"
         for concurrency in (1, args.concurrency):
-            results.append(drive(f"model-runtime /infer 1 row, c={concurrency}", infer, SINGLE_ROW_BODY, n_single, concurrency))
+            results.append(
+                drive(
+                    f"model-runtime /infer 1 row, c={concurrency}",
+                    infer,
+                    SINGLE_ROW_BODY,
+                    n_single,
+                    concurrency,
+                )
+            )
         for concurrency in (1, args.concurrency):
-            results.append(drive(f"model-runtime /v2/well/infer 100 models, c={concurrency}", well, SINGLE_ROW_BODY, n_well, concurrency))
+            results.append(
+                drive(
+                    f"model-runtime /v2/well/infer 100 models, c={concurrency}",
+                    well,
+                    SINGLE_ROW_BODY,
+                    n_well,
+                    concurrency,
+                )
+            )
         rss = Path(f"/proc/{process.pid}/status").read_text()
-        figures["runtime_rss_mib_100_models"] = int(re.search(r"VmRSS:\s+(\d+)", rss).group(1)) / 1024  # type: ignore[union-attr]
+        figures["runtime_rss_mib_100_models"] = (
+            int(re.search(r"VmRSS:\s+(\d+)", rss).group(1)) / 1024
+        )  # type: ignore[union-attr]
 
     # 4. MLServer, same model, same load generator; one worker
     if not args.skip_mlserver:
         mlserver = ensure_mlserver()
         body = {**SINGLE_ROW_BODY, "outputs": [{"name": "predict_proba"}]}
-        for workers, label in ((1, "parallel_workers=1"), (0, "parallel_workers=0 (in the main process)")):
+        for workers, label in (
+            (1, "parallel_workers=1"),
+            (0, "parallel_workers=0 (in the main process)"),
+        ):
             model_dir, ml_port = mlserver_model_dir(WORK / f"mlserver-{workers}", workers)
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-            with running([str(mlserver), "start", str(model_dir)], WORK / f"mlserver-{workers}.log", env=env) as process:
+            with running(
+                [str(mlserver), "start", str(model_dir)], WORK / f"mlserver-{workers}.log", env=env
+            ) as process:
                 wait_http(f"http://127.0.0.1:{ml_port}/v2/models/{MODEL}/ready", 180, process)
                 url = f"http://127.0.0.1:{ml_port}/v2/models/{MODEL}/infer"
                 check = drive("check", url, body, 1, 1)
                 if check.errors:
-                    raise RuntimeError(f"MLServer rejects the request; see {WORK}/mlserver-{workers}.log")
+                    raise RuntimeError(
+                        f"MLServer rejects the request; see {WORK}/mlserver-{workers}.log"
+                    )
                 for concurrency in (1, args.concurrency):
-                    results.append(drive(f"MLServer {label} /infer 1 row, c={concurrency}", url, body, n_single, concurrency))
+                    results.append(
+                        drive(
+                            f"MLServer {label} /infer 1 row, c={concurrency}",
+                            url,
+                            body,
+                            n_single,
+                            concurrency,
+                        )
+                    )
 
     # Last, so that thread pools created for the comparison cannot disturb the figures above.
     thread_table = onnxruntime_thread_settings(bundle_dir, n_single)
@@ -326,12 +430,29 @@ def main() -> int:
     by_name = {r.name: r for r in results}
     ours = by_name[f"model-runtime /infer 1 row, c={args.concurrency}"]
     raw = by_name["onnxruntime in-process, 1 model, 1 row"]
-    print(f"- model-runtime / raw onnxruntime requests/s (1 model, c={args.concurrency}): {ours.rps / raw.rps:.3f}")
+    print(
+        f"- model-runtime / raw onnxruntime requests/s (1 model, c={args.concurrency}): {ours.rps / raw.rps:.3f}"
+    )
     for name, result in by_name.items():
         if name.startswith("MLServer") and name.endswith(f"c={args.concurrency}"):
             print(f"- model-runtime / {name} requests/s: {ours.rps / result.rps:.2f}x")
     (WORK / "results.json").write_text(
-        json.dumps({"figures": figures, "results": [{"name": r.name, "rps": r.rps, "p50_ms": r.pct(0.5), "p99_ms": r.pct(0.99), "errors": r.errors} for r in results]}, indent=2)
+        json.dumps(
+            {
+                "figures": figures,
+                "results": [
+                    {
+                        "name": r.name,
+                        "rps": r.rps,
+                        "p50_ms": r.pct(0.5),
+                        "p99_ms": r.pct(0.99),
+                        "errors": r.errors,
+                    }
+                    for r in results
+                ],
+            },
+            indent=2,
+        )
     )
     return 0
 

@@ -139,7 +139,9 @@ def build_bundle(
                     kind=spec.kind,
                     failure_mode=spec.failure_mode,
                     horizon_days=spec.horizon_days,
-                    inputs=[TensorSpec(name=INPUT_NAME, datatype="FP32", shape=[-1, len(SENSOR_NAMES)])],
+                    inputs=[
+                        TensorSpec(name=INPUT_NAME, datatype="FP32", shape=[-1, len(SENSOR_NAMES)])
+                    ],
                     outputs=[
                         TensorSpec(name=LABEL_OUTPUT, datatype="INT64", shape=[-1]),
                         TensorSpec(name=PROBABILITIES_OUTPUT, datatype="FP32", shape=[-1, 2]),
@@ -161,7 +163,10 @@ def build_bundle(
                 training_data_sha256=history.sha256(),
                 training_rows=int(train_idx.size),
                 features=list(SENSOR_NAMES),
-                parameters={spec.name: {"kind": spec.kind, "seed": spec.seed, **spec.parameters()} for spec in specs},
+                parameters={
+                    spec.name: {"kind": spec.kind, "seed": spec.seed, **spec.parameters()}
+                    for spec in specs
+                },
                 seed=seed,
                 created_at=_created_at(),
             ),

@@ -35,8 +35,13 @@ def _progress(total: int, quiet: bool) -> Iterator[ProgressCallback | None]:
         )
 
         with Progress(
-            TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.description}"), console=Console(stderr=True), transient=False,
+            TextColumn("training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=Console(stderr=True),
+            transient=False,
         ) as bar:
             task = bar.add_task("", total=total)
             yield lambda done, _total, name: bar.update(task, completed=done, description=name)
@@ -57,7 +62,12 @@ def _build(args: argparse.Namespace) -> int:
     try:
         with _progress(args.models, args.quiet) as progress:
             built = build_bundle(
-                args.well, Path(args.out), models=args.models, version=args.version, seed=args.seed, progress=progress
+                args.well,
+                Path(args.out),
+                models=args.models,
+                version=args.version,
+                seed=args.seed,
+                progress=progress,
             )
     except (ParityError, FileExistsError, ValueError) as exc:
         print(f"modelfleet bundle build: {exc}", file=sys.stderr)

@@ -79,7 +79,9 @@ def well_seed(well: str, seed: int) -> int:
     return int.from_bytes(raw[:8], "big") >> 1
 
 
-def generate_history(well: str, seed: int, days: int = 300, failures_per_mode: int = 4) -> SensorHistory:
+def generate_history(
+    well: str, seed: int, days: int = 300, failures_per_mode: int = 4
+) -> SensorHistory:
     """Simulate `days` of hourly readings with `failures_per_mode` failures of every mode."""
     rng = np.random.default_rng(well_seed(well, seed))
     hours = days * HOURS_PER_DAY
@@ -87,7 +89,9 @@ def generate_history(well: str, seed: int, days: int = 300, failures_per_mode: i
     baseline = _BASELINE * rng.uniform(0.9, 1.1, size=_BASELINE.shape)
     t = np.arange(hours)[:, None]
     daily = np.sin(2 * np.pi * t / HOURS_PER_DAY + rng.uniform(0, 2 * np.pi, size=_BASELINE.shape))
-    features = baseline + 0.5 * _NOISE * daily + _NOISE * rng.standard_normal((hours, _BASELINE.size))
+    features = (
+        baseline + 0.5 * _NOISE * daily + _NOISE * rng.standard_normal((hours, _BASELINE.size))
+    )
 
     precursor = PRECURSOR_DAYS * HOURS_PER_DAY
     # Failures never overlap: each takes its own slot on a shuffled grid of the history.

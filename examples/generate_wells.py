@@ -29,7 +29,9 @@ def well_id(country: str, index: int) -> str:
 def render_wells(country: str, count: int, fields: int) -> str:
     """The values file text: wells spread round-robin over `fields` oil fields (label `field`)."""
     if not 1 <= count <= 10_000:
-        raise ValueError(f"--count must be between 1 and 10000 (a ModelDeployment's limit), got {count}")
+        raise ValueError(
+            f"--count must be between 1 and 10000 (a ModelDeployment's limit), got {count}"
+        )
     if not 1 <= fields <= count:
         raise ValueError(f"--fields must be between 1 and --count ({count}), got {fields}")
     lines = [

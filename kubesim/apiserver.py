@@ -127,7 +127,11 @@ class ApiServer:
                     "lastTransitionTime": rfc3339(self.clock()),
                 }
             ],
-            "nodeInfo": {"kubeletVersion": "v1.32.0-kubesim", "operatingSystem": "linux", "architecture": "amd64"},
+            "nodeInfo": {
+                "kubeletVersion": "v1.32.0-kubesim",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
         }
         self.replace(node_def, "", NODE_NAME, node, subresource="status")
 
@@ -175,8 +179,14 @@ class ApiServer:
     def _matcher(
         self, rdef: ResourceDef, namespace: str, label_selector: str, field_selector: str
     ) -> tuple[Callable[[StoredObject], bool], LabelSelector, FieldSelector]:
-        labels = LabelSelector.parse(label_selector) if label_selector else LabelSelector.everything()
-        fields = FieldSelector.parse(field_selector, rdef.field_labels) if field_selector else FieldSelector()
+        labels = (
+            LabelSelector.parse(label_selector) if label_selector else LabelSelector.everything()
+        )
+        fields = (
+            FieldSelector.parse(field_selector, rdef.field_labels)
+            if field_selector
+            else FieldSelector()
+        )
         converted = rdef.storage == "/events" and bool(rdef.group)
         ns = namespace if rdef.namespaced else ""
         label_empty = labels.empty()
@@ -239,7 +249,9 @@ class ApiServer:
             if wanted < coll.evicted_rv:
                 raise ApiError.too_old_resource_version(wanted, coll.evicted_rv + 1)
             if wanted > list_rv:
-                raise ApiError(504, "Timeout", f"Too large resource version: {wanted}, current: {list_rv}")
+                raise ApiError(
+                    504, "Timeout", f"Too large resource version: {wanted}, current: {list_rv}"
+                )
             list_rv, snapshot = wanted, True
         # Versions at list_rv of objects changed since (None: did not exist then).
         past: dict[tuple[str, str], StoredObject | None] = {}
@@ -300,7 +312,13 @@ class ApiServer:
         if self.needs_render(rdef):
 
             def transform(type_: str, entry: StoredObject) -> bytes:
-                return b'{"type":"' + type_.encode() + b'","object":' + self.render(rdef, entry) + b"}\n"
+                return (
+                    b'{"type":"'
+                    + type_.encode()
+                    + b'","object":'
+                    + self.render(rdef, entry)
+                    + b"}\n"
+                )
 
         watcher = Watcher(matches, transform=transform)
         coll = self.store.collection(rdef.storage)
@@ -359,7 +377,12 @@ class ApiServer:
         else:
             meta.pop("namespace", None)
         rest = {k: v for k, v in body.items() if k not in ("apiVersion", "kind", "metadata")}
-        out: dict[str, Any] = {"apiVersion": rdef.api_version, "kind": rdef.kind, "metadata": meta, **rest}
+        out: dict[str, Any] = {
+            "apiVersion": rdef.api_version,
+            "kind": rdef.kind,
+            "metadata": meta,
+            **rest,
+        }
         if rdef.storage == "/events" and rdef.group:
             out = event_v1_to_core(out)
         return out
@@ -374,7 +397,7 @@ class ApiServer:
             raise ApiError(
                 403,
                 "Forbidden",
-                f"{rdef.plural} \"{namespace}\" is forbidden: unable to create new content in "
+                f'{rdef.plural} "{namespace}" is forbidden: unable to create new content in '
                 f"namespace {namespace} because it is being terminated",
                 {"name": namespace, "group": rdef.group, "kind": rdef.plural},
                 [
@@ -399,7 +422,9 @@ class ApiServer:
         causes: list[StatusCause] = []
         if rdef.schema is not None:
             # Metadata, apiVersion and kind are the apiserver's, never pruned by a CRD schema.
-            keep: dict[str, Any] = {k: obj[k] for k in ("metadata", "apiVersion", "kind") if k in obj}
+            keep: dict[str, Any] = {
+                k: obj[k] for k in ("metadata", "apiVersion", "kind") if k in obj
+            }
             admitted, schema_causes, unknown = rdef.schema.admit(
                 obj, old, strict_unknown=field_validation != "Ignore"
             )
@@ -556,7 +581,12 @@ class ApiServer:
             strategic = ["application/strategic-merge-patch+json"] if rdef.strategic else []
             raise ApiError.unsupported_media_type(
                 content_type,
-                ["application/json-patch+json", "application/merge-patch+json", *strategic, apply.APPLY_PATCH],
+                [
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                    *strategic,
+                    apply.APPLY_PATCH,
+                ],
             )
         if not isinstance(new, dict):
             raise ApiError.bad_request("the patch did not produce an object")
@@ -601,7 +631,13 @@ class ApiServer:
             raise ApiError.method_not_allowed(rdef.group, f"{rdef.plural}/{subresource}", "update")
         else:
             meta = obj["metadata"]
-            for key in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+            for key in (
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ):
                 if key in old_meta:
                     meta[key] = old_meta[key]
                 else:
@@ -630,7 +666,13 @@ class ApiServer:
                     rdef.group,
                     rdef.kind,
                     old.name,
-                    [field_forbidden("metadata.finalizers", "no new finalizers can be added if the object is being deleted, found new finalizers " + json.dumps(sorted(added)))],
+                    [
+                        field_forbidden(
+                            "metadata.finalizers",
+                            "no new finalizers can be added if the object is being deleted, found new finalizers "
+                            + json.dumps(sorted(added)),
+                        )
+                    ],
                 )
         obj = self._admit(rdef, obj, old_obj, field_validation, warnings)
         update_causes = validate_update(rdef, obj, old_obj)
@@ -639,11 +681,11 @@ class ApiServer:
         if rdef.has_generation:
             skip = {"metadata", "status"} if rdef.has_status else {"metadata"}
             skip |= {"apiVersion", "kind"}
-            changed = any(
-                obj.get(k) != old_obj.get(k) for k in (set(obj) | set(old_obj)) - skip
-            )
+            changed = any(obj.get(k) != old_obj.get(k) for k in (set(obj) | set(old_obj)) - skip)
             meta["generation"] = int(old_meta.get("generation", 1)) + (1 if changed else 0)
-        self._own_fields(rdef, old_obj, obj, subresource, field_manager, sent_fields, applied_fields)
+        self._own_fields(
+            rdef, old_obj, obj, subresource, field_manager, sent_fields, applied_fields
+        )
         self._size_check(obj)
         meta.pop("resourceVersion", None)
         if _same_content(obj, old_obj):
@@ -652,16 +694,25 @@ class ApiServer:
             return WriteResult(old, warnings)
         if dry_run:
             return WriteResult(_DryRun(obj), warnings)  # type: ignore[arg-type]
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not (
-            rdef.storage == NAMESPACE_STORAGE and (obj.get("spec") or {}).get("finalizers")
-        ) and not (rdef.storage == POD_STORAGE and meta.get("deletionGracePeriodSeconds")):
+        if (
+            meta.get("deletionTimestamp")
+            and not meta.get("finalizers")
+            and not (
+                rdef.storage == NAMESPACE_STORAGE and (obj.get("spec") or {}).get("finalizers")
+            )
+            and not (rdef.storage == POD_STORAGE and meta.get("deletionGracePeriodSeconds"))
+        ):
             # The last finalizer is gone: the object is removed now.
             self.store.update(rdef.storage, obj)
             entry = self.store.delete(rdef.storage, old.namespace, old.name)
             self._after_delete(rdef, entry)
             return WriteResult(entry, warnings, deleted=True)
         entry = self.store.update(rdef.storage, obj)
-        if rdef.storage == CRD_STORAGE and subresource is None and not meta.get("deletionTimestamp"):
+        if (
+            rdef.storage == CRD_STORAGE
+            and subresource is None
+            and not meta.get("deletionTimestamp")
+        ):
             entry = self._establish_crd(entry)
         return WriteResult(entry, warnings)
 
@@ -686,9 +737,13 @@ class ApiServer:
             live = (old_obj or {}).get("metadata", {}).get("managedFields")
             entries = managed_fields.base_entries(sent, live)
             if field_manager is None and old_obj is not None and subresource is None:
-                entries = managed_fields.forget_removed(entries, old_obj, obj, self.shape(rdef), has_status=rdef.has_status)
+                entries = managed_fields.forget_removed(
+                    entries, old_obj, obj, self.shape(rdef), has_status=rdef.has_status
+                )
             elif field_manager is not None:
-                key = managed_fields.ManagerKey(field_manager, "Update", rdef.api_version, subresource or "")
+                key = managed_fields.ManagerKey(
+                    field_manager, "Update", rdef.api_version, subresource or ""
+                )
                 if old_obj is None:
                     entries = managed_fields.track_create(
                         obj, self.shape(rdef), key, self.now(), has_status=rdef.has_status
@@ -734,7 +789,13 @@ class ApiServer:
             if subresource is not None:
                 raise ApiError.not_found(rdef.group, rdef.plural, name)
             result = apply.apply_configuration(
-                {}, config, self.shape(rdef), key, force=force, now=self.now(), has_status=rdef.has_status
+                {},
+                config,
+                self.shape(rdef),
+                key,
+                force=force,
+                now=self.now(),
+                has_status=rdef.has_status,
             )
             written = self.create(
                 rdef,
@@ -761,7 +822,13 @@ class ApiServer:
         )
         obj = self._check_body(rdef, namespace, result.obj)
         return self._update(
-            rdef, existing, obj, subresource, dry_run, field_validation, applied_fields=result.managed_fields
+            rdef,
+            existing,
+            obj,
+            subresource,
+            dry_run,
+            field_validation,
+            applied_fields=result.managed_fields,
         )
 
     def _check_pod_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
@@ -833,7 +900,13 @@ class ApiServer:
                 rdef.group,
                 rdef.kind,
                 name,
-                [field_invalid("propagationPolicy", propagation, "propagationPolicy must be Background, Foreground or Orphan")],
+                [
+                    field_invalid(
+                        "propagationPolicy",
+                        propagation,
+                        "propagationPolicy must be Background, Foreground or Orphan",
+                    )
+                ],
             )
         obj = old.copy()
         meta = obj["metadata"]
@@ -846,7 +919,11 @@ class ApiServer:
         if rdef.storage == POD_STORAGE:
             spec = obj.get("spec") or {}
             requested = options.get("gracePeriodSeconds")
-            grace = int(requested if requested is not None else spec.get("terminationGracePeriodSeconds", 30))
+            grace = int(
+                requested
+                if requested is not None
+                else spec.get("terminationGracePeriodSeconds", 30)
+            )
             phase = (obj.get("status") or {}).get("phase")
             if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
                 # An unscheduled or terminated pod has no kubelet to wait for.
@@ -904,13 +981,19 @@ class ApiServer:
     def _check_crd_conflicts(self, crd: dict[str, Any]) -> None:
         spec = crd["spec"]
         for version in spec.get("versions") or []:
-            existing = self.registry.lookup(spec["group"], version.get("name", ""), spec["names"]["plural"])
+            existing = self.registry.lookup(
+                spec["group"], version.get("name", ""), spec["names"]["plural"]
+            )
             if existing is not None and existing.crd_name is None:
                 raise ApiError.invalid(
                     "apiextensions.k8s.io",
                     "CustomResourceDefinition",
                     crd["metadata"]["name"],
-                    [field_invalid("spec.group", spec["group"], "conflicts with a built-in resource")],
+                    [
+                        field_invalid(
+                            "spec.group", spec["group"], "conflicts with a built-in resource"
+                        )
+                    ],
                 )
 
     def _establish_crd(self, entry: StoredObject) -> StoredObject:
@@ -924,12 +1007,17 @@ class ApiServer:
         versions = [v["name"] for v in crd["spec"].get("versions") or [] if v.get("served", True)]
         self.registry.set_preferred_versions(crd["spec"]["group"], _kube_version_order(versions))
         storage_version = next(
-            (v["name"] for v in crd["spec"]["versions"] if v.get("storage")), versions[0] if versions else ""
+            (v["name"] for v in crd["spec"]["versions"] if v.get("storage")),
+            versions[0] if versions else "",
         )
         names = crd["spec"]["names"]
         now = self.now()
         status = {
-            "acceptedNames": {k: v for k, v in names.items() if k in ("kind", "listKind", "plural", "singular", "shortNames", "categories")},
+            "acceptedNames": {
+                k: v
+                for k, v in names.items()
+                if k in ("kind", "listKind", "plural", "singular", "shortNames", "categories")
+            },
             "conditions": [
                 {
                     "type": "NamesAccepted",
@@ -951,7 +1039,11 @@ class ApiServer:
         old_status = crd.get("status") or {}
         if old_status.get("conditions"):
             for cond, old_cond in zip(status["conditions"], old_status["conditions"], strict=False):
-                if isinstance(cond, dict) and isinstance(old_cond, dict) and old_cond.get("type") == cond["type"]:
+                if (
+                    isinstance(cond, dict)
+                    and isinstance(old_cond, dict)
+                    and old_cond.get("type") == cond["type"]
+                ):
                     cond["lastTransitionTime"] = old_cond.get("lastTransitionTime", now)
             stored = list(old_status.get("storedVersions") or [])
             if storage_version not in stored:
@@ -1015,11 +1107,14 @@ def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
         ns, _, name = str(data["start"]).partition("/")
         return int(data["rv"]), (ns, name)
     except (ValueError, KeyError, TypeError, binascii.Error):
-        raise ApiError.bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)") from None
+        raise ApiError.bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"
+        ) from None
 
 
 def _kube_version_order(versions: list[str]) -> list[str]:
     """Kubernetes version priority: GA > beta > alpha, higher numbers first."""
+
     def key(v: str) -> tuple[int, int, int, str]:
         m = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", v)
         if not m:

@@ -97,8 +97,14 @@ def merge(live: Any, config: Any, shape: ObjectShape) -> Any:
     return _merge(live, config, shape.root, (), shape)
 
 
-def _merge(live: Any, config: Any, node: Mapping[str, Any] | None, path: Path, shape: ObjectShape) -> Any:
-    if isinstance(config, dict) and isinstance(live, dict) and not (path and shape.atomic_map(node)):
+def _merge(
+    live: Any, config: Any, node: Mapping[str, Any] | None, path: Path, shape: ObjectShape
+) -> Any:
+    if (
+        isinstance(config, dict)
+        and isinstance(live, dict)
+        and not (path and shape.atomic_map(node))
+    ):
         out = dict(live)
         for key, value in config.items():
             if value is None:
@@ -106,14 +112,24 @@ def _merge(live: Any, config: Any, node: Mapping[str, Any] | None, path: Path, s
                 out.pop(key, None)
                 continue
             child_node, _ = shape.field(node, key)
-            out[key] = _merge(live[key], value, child_node, (*path, "f:" + key), shape) if key in live else value
+            out[key] = (
+                _merge(live[key], value, child_node, (*path, "f:" + key), shape)
+                if key in live
+                else value
+            )
         return out
     if isinstance(config, list) and isinstance(live, list) and shape.list_type(node)[0] != "atomic":
         return _merge_list(live, config, node, path, shape)
     return config
 
 
-def _merge_list(live: list[Any], config: list[Any], node: Mapping[str, Any] | None, path: Path, shape: ObjectShape) -> list[Any]:
+def _merge_list(
+    live: list[Any],
+    config: list[Any],
+    node: Mapping[str, Any] | None,
+    path: Path,
+    shape: ObjectShape,
+) -> list[Any]:
     item_node = shape.items(node)
     lkeys = list_elements(shape, node, live)
     rkeys = list_elements(shape, node, config)
@@ -124,7 +140,9 @@ def _merge_list(live: list[Any], config: list[Any], node: Mapping[str, Any] | No
 
     def take(key: str) -> None:
         value = config_by[key]
-        out.append(_merge(live_by[key], value, item_node, (*path, key), shape) if key in live_by else value)
+        out.append(
+            _merge(live_by[key], value, item_node, (*path, key), shape) if key in live_by else value
+        )
         done.add(key)
 
     li = ri = 0
@@ -222,7 +240,12 @@ def _prune(
             for depth in range(len(path) - 1, 0, -1):
                 value, node = _value_at(merged, path[:depth], shape)
                 resolved = shape.resolve(node)
-                if value != {} or path[:depth] in kept or resolved is None or "additionalProperties" not in resolved:
+                if (
+                    value != {}
+                    or path[:depth] in kept
+                    or resolved is None
+                    or "additionalProperties" not in resolved
+                ):
                     break
                 merged = _remove_path(merged, path[:depth], shape)
     return merged
@@ -258,10 +281,15 @@ def conflict_error(conflicts: Mapping[ManagerKey, FieldSet]) -> ApiError:
         ((key, path) for key, paths in conflicts.items() for path in paths),
         key=lambda kp: (kp[0].manager, path_string(kp[1])),
     )
-    causes = [StatusCause("FieldManagerConflict", f"conflict with {key.describe()}", path_string(path)) for key, path in pairs]
+    causes = [
+        StatusCause("FieldManagerConflict", f"conflict with {key.describe()}", path_string(path))
+        for key, path in pairs
+    ]
     if len(pairs) == 1:
         key, path = pairs[0]
-        message = f"Apply failed with 1 conflict: conflict with {key.describe()}: {path_string(path)}"
+        message = (
+            f"Apply failed with 1 conflict: conflict with {key.describe()}: {path_string(path)}"
+        )
     else:
         lines: list[str] = []
         for key in sorted(conflicts, key=lambda k: k.manager):
@@ -300,11 +328,17 @@ def apply_configuration(
     configuration so a later client-side apply diffs against it."""
     sent = config
     if subresource == "status":
-        config = {k: v for k, v in config.items() if k in ("apiVersion", "kind", "metadata", "status")}
-        config["metadata"] = {k: v for k, v in (config.get("metadata") or {}).items() if k in ("name", "namespace")}
+        config = {
+            k: v for k, v in config.items() if k in ("apiVersion", "kind", "metadata", "status")
+        }
+        config["metadata"] = {
+            k: v for k, v in (config.get("metadata") or {}).items() if k in ("name", "namespace")
+        }
     elif has_status:
         config = {k: v for k, v in config.items() if k != "status"}
-    kubectl_migration = key.manager == "kubectl" and subresource is None and _last_applied(live) is not None
+    kubectl_migration = (
+        key.manager == "kubectl" and subresource is None and _last_applied(live) is not None
+    )
     result, conflicts = _apply_once(live, config, shape, key, force, now, subresource, has_status)
     if conflicts:
         allowed = _unchanged_since_last_applied(live, shape) if kubectl_migration else EMPTY
@@ -337,9 +371,7 @@ def _apply_once(
     managers.fields[key] = applied
     change = compare(live, merged, shape)
     changed = change.added | change.modified
-    conflicts = {
-        other: owned & changed for other, owned in managers.others(key) if owned & changed
-    }
+    conflicts = {other: owned & changed for other, owned in managers.others(key) if owned & changed}
     if conflicts and not force:
         return None, conflicts
     for other, owned in list(managers.others(key)):
@@ -383,6 +415,7 @@ def _set_last_applied(obj: dict[str, Any], sent: Mapping[str, Any]) -> None:
     meta = dict(obj["metadata"])
     meta["annotations"] = {
         **(meta.get("annotations") or {}),
-        LAST_APPLIED: json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n",
+        LAST_APPLIED: json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        + "\n",
     }
     obj["metadata"] = meta

@@ -25,18 +25,27 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m kubesim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the Kubernetes API on loopback")
-    serve.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)"
+    )
     serve.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    serve.add_argument("--kubeconfig", type=Path, required=True, help="where to write the kubeconfig")
+    serve.add_argument(
+        "--kubeconfig", type=Path, required=True, help="where to write the kubeconfig"
+    )
     serve.add_argument(
         "--kubelet",
         default="instant",
         help="kubelet profile: instant | delay=1.5,jitter=0.5,failure_rate=0.1,crash_loop=SELECTOR,"
         "refresh=SECONDS | none (no kubelet)",
     )
-    serve.add_argument("--run-selector", default="", help="label selector of pods to run as real processes")
     serve.add_argument(
-        "--annotation-refresh-delay", type=float, default=None, help="seconds before downward-API files change"
+        "--run-selector", default="", help="label selector of pods to run as real processes"
+    )
+    serve.add_argument(
+        "--annotation-refresh-delay",
+        type=float,
+        default=None,
+        help="seconds before downward-API files change",
     )
     serve.add_argument(
         "--fault",
@@ -57,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     run_kubelet = args.kubelet != "none"
     try:
         kubelet = KubeletConfig.parse("" if args.kubelet == "none" else args.kubelet)
@@ -85,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await sim.start()
-        logging.getLogger("kubesim").info("kubesim serving %s (kubeconfig %s)", sim.url, args.kubeconfig)
+        logging.getLogger("kubesim").info(
+            "kubesim serving %s (kubeconfig %s)", sim.url, args.kubeconfig
+        )
         try:
             await stop.wait()
         finally:

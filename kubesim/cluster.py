@@ -49,7 +49,9 @@ class KubeSim:
         self.api = ApiServer(Store(history_size=history_size))
         self.gc = GarbageCollector(self.api)
         self.kubelet = Kubelet(self.api, kubelet) if run_kubelet else None
-        self.http = KubeHttp(self.api, self.faults, http or HttpConfig(), lambda: f"{self.host}:{self.port}")
+        self.http = KubeHttp(
+            self.api, self.faults, http or HttpConfig(), lambda: f"{self.host}:{self.port}"
+        )
         if self.kubelet is not None:
             self.http.pod_proxy = self.kubelet.proxy
             self.http.pod_log = self.kubelet.pod_log
@@ -74,7 +76,9 @@ class KubeSim:
         if self.kubelet is not None:
             self.kubelet.start()
         app = build_app(self.http)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

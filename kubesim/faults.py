@@ -112,7 +112,9 @@ def parse_fault_rule(text: str) -> FaultRule:
     try:
         kind = FaultKind(values.pop("kind"))
     except KeyError:
-        raise ValueError(f"fault rule {text!r} needs kind=<{'|'.join(k.value for k in FaultKind)}>") from None
+        raise ValueError(
+            f"fault rule {text!r} needs kind=<{'|'.join(k.value for k in FaultKind)}>"
+        ) from None
     rule = FaultRule(kind)
     for key, value in values.items():
         if key == "verb":

@@ -130,7 +130,9 @@ class GarbageCollector:
             # An owner of a kind nobody serves cannot be proven absent; the real garbage
             # collector leaves such dependents alone too.
             return True
-        owner = self.api.store.get(rdef.storage, namespace if rdef.namespaced else "", str(ref.get("name", "")))
+        owner = self.api.store.get(
+            rdef.storage, namespace if rdef.namespaced else "", str(ref.get("name", ""))
+        )
         return owner is not None and owner.uid == ref.get("uid")
 
     def _dependents(self, uid: str) -> list[tuple[ResourceDef, StoredObject]]:
@@ -148,7 +150,9 @@ class GarbageCollector:
             alive = [r for r in refs if self._owner_exists(r, entry.namespace)]
             if not alive:
                 if not entry.obj["metadata"].get("deletionTimestamp"):
-                    self.api.delete(rdef, entry.namespace, entry.name, {"propagationPolicy": "Background"})
+                    self.api.delete(
+                        rdef, entry.namespace, entry.name, {"propagationPolicy": "Background"}
+                    )
             elif len(alive) != len(refs):
                 self.api.patch(
                     rdef,
@@ -227,7 +231,12 @@ class GarbageCollector:
                     dep.namespace,
                     dep.name,
                     "application/merge-patch+json",
-                    {"metadata": {"ownerReferences": [r for r in refs if r.get("uid") != entry.uid] or None}},
+                    {
+                        "metadata": {
+                            "ownerReferences": [r for r in refs if r.get("uid") != entry.uid]
+                            or None
+                        }
+                    },
                 )
             entry = self.api.store.get(storage, namespace, name) or entry
             self._remove_finalizer(rdef, entry, "orphan")
@@ -236,7 +245,9 @@ class GarbageCollector:
             dependents = self._dependents(entry.uid)
             for dep_rdef, dep in dependents:
                 if not dep.obj["metadata"].get("deletionTimestamp"):
-                    self.api.delete(dep_rdef, dep.namespace, dep.name, {"propagationPolicy": "Foreground"})
+                    self.api.delete(
+                        dep_rdef, dep.namespace, dep.name, {"propagationPolicy": "Foreground"}
+                    )
             if not self._dependents(entry.uid):
                 current = self.api.store.get(storage, namespace, name)
                 if current is not None:
@@ -253,7 +264,9 @@ class GarbageCollector:
             if not rdef.namespaced or rdef.storage in seen:
                 continue
             seen.add(rdef.storage)
-            remaining += self._delete_all(rdef, self.api.store.collection(rdef.storage).keys_in(name))
+            remaining += self._delete_all(
+                rdef, self.api.store.collection(rdef.storage).keys_in(name)
+            )
         if remaining:
             return
         obj = ns.copy()

@@ -147,14 +147,20 @@ def prepare_create(rdef: ResourceDef, obj: dict[str, Any], ips: ClusterIPAllocat
     elif rdef.group == "" and rdef.plural == "namespaces":
         obj.setdefault("spec", {})["finalizers"] = ["kubernetes"]
         obj["status"] = {"phase": "Active"}
-        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"][
+            "name"
+        ]
     elif rdef.group == "apps" and rdef.plural == "deployments":
         spec = obj.setdefault("spec", {})
         spec.setdefault("replicas", 1)
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
         spec.setdefault(
-            "strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+            "strategy",
+            {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
+            },
         )
         template_spec = (spec.get("template") or {}).get("spec")
         if isinstance(template_spec, dict):
@@ -186,7 +192,9 @@ def validate_kind(rdef: ResourceDef, obj: dict[str, Any]) -> list[StatusCause]:
         seen: set[str] = set()
         for i, container in enumerate(containers or []):
             if not isinstance(container, dict):
-                causes.append(field_invalid(f"spec.containers[{i}]", container, "must be an object"))
+                causes.append(
+                    field_invalid(f"spec.containers[{i}]", container, "must be an object")
+                )
                 continue
             name = container.get("name")
             if not name:
@@ -243,7 +251,9 @@ def strategic_schema(rdef: ResourceDef) -> Any:
     return StrategicSchema({"metadata": meta})
 
 
-def validate_update(rdef: ResourceDef, obj: dict[str, Any], old: dict[str, Any]) -> list[StatusCause]:
+def validate_update(
+    rdef: ResourceDef, obj: dict[str, Any], old: dict[str, Any]
+) -> list[StatusCause]:
     """Update-only rules: immutable ConfigMaps/Secrets, a Service's cluster IP."""
     causes: list[StatusCause] = []
     if rdef.group == "" and rdef.plural in ("configmaps", "secrets") and old.get("immutable"):
@@ -251,7 +261,9 @@ def validate_update(rdef: ResourceDef, obj: dict[str, Any], old: dict[str, Any])
             if obj.get(key) != old.get(key) and not (key == "stringData" and not obj.get(key)):
                 causes.append(field_forbidden(key, "field is immutable when `immutable` is set"))
         if not obj.get("immutable"):
-            causes.append(field_forbidden("immutable", "field is immutable when `immutable` is set"))
+            causes.append(
+                field_forbidden("immutable", "field is immutable when `immutable` is set")
+            )
     if rdef.group == "" and rdef.plural == "services":
         old_ip = (old.get("spec") or {}).get("clusterIP")
         new_ip = (obj.get("spec") or {}).get("clusterIP")
@@ -269,39 +281,51 @@ def _validate_crd(obj: dict[str, Any]) -> list[StatusCause]:
     if not group:
         causes.append(field_required("spec.group", ""))
     elif dns1123_subdomain_errors(group) or "." not in group:
-        causes.append(field_invalid("spec.group", group, "should be a domain with at least one dot"))
+        causes.append(
+            field_invalid("spec.group", group, "should be a domain with at least one dot")
+        )
     if not plural:
         causes.append(field_required("spec.names.plural", ""))
     if not names.get("kind"):
         causes.append(field_required("spec.names.kind", ""))
     if spec.get("scope") not in ("Namespaced", "Cluster"):
-        causes.append(field_not_supported("spec.scope", spec.get("scope"), ["Cluster", "Namespaced"]))
+        causes.append(
+            field_not_supported("spec.scope", spec.get("scope"), ["Cluster", "Namespaced"])
+        )
     if plural and group and obj["metadata"].get("name") != f"{plural}.{group}":
         causes.append(
             field_invalid(
-                "metadata.name", obj["metadata"].get("name"), "must be spec.names.plural+\".\"+spec.group"
+                "metadata.name",
+                obj["metadata"].get("name"),
+                'must be spec.names.plural+"."+spec.group',
             )
         )
     versions = spec.get("versions") or []
     if not versions:
-        causes.append(field_required("spec.versions", "must have exactly one version marked as storage version"))
+        causes.append(
+            field_required(
+                "spec.versions", "must have exactly one version marked as storage version"
+            )
+        )
     elif sum(1 for v in versions if isinstance(v, dict) and v.get("storage")) != 1:
         causes.append(
-            field_invalid("spec.versions", versions, "must have exactly one version marked as storage version")
+            field_invalid(
+                "spec.versions", versions, "must have exactly one version marked as storage version"
+            )
         )
     for i, version in enumerate(versions):
         schema = ((version or {}).get("schema") or {}).get("openAPIV3Schema")
         if schema is None:
-            causes.append(field_required(f"spec.versions[{i}].schema.openAPIV3Schema", "schemas are required"))
+            causes.append(
+                field_required(f"spec.versions[{i}].schema.openAPIV3Schema", "schemas are required")
+            )
             continue
         try:
             from kubesim.schema import validate_structural
         except ImportError:  # pragma: no cover - the semantics helper has not landed it yet
             continue
         for problem in validate_structural(schema):
-            causes.append(
-                field_invalid(f"spec.versions[{i}].schema.openAPIV3Schema", "", problem)
-            )
+            causes.append(field_invalid(f"spec.versions[{i}].schema.openAPIV3Schema", "", problem))
     return causes
 
 
@@ -342,7 +366,10 @@ def crd_resource_defs(crd: dict[str, Any]) -> list[ResourceDef]:
                 crd_name=crd["metadata"]["name"],
                 field_labels=frozenset(
                     {"metadata.name", "metadata.namespace"}
-                    | {str(f.get("jsonPath", "")).lstrip(".") for f in version.get("selectableFields") or []}
+                    | {
+                        str(f.get("jsonPath", "")).lstrip(".")
+                        for f in version.get("selectableFields") or []
+                    }
                 ),
             )
         )

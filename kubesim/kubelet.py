@@ -144,7 +144,9 @@ class PodIPAllocator:
     """
 
     def __init__(self, base_octet: int | None = None) -> None:
-        self._base = base_octet if base_octet is not None else random.SystemRandom().randrange(1, 64)
+        self._base = (
+            base_octet if base_octet is not None else random.SystemRandom().randrange(1, 64)
+        )
         self._next = 0
         self._free: list[str] = []
 

@@ -128,7 +128,9 @@ class ObjectShape:
         self._key_defaults: dict[int, dict[str, Any]] = {}
         self.added_memo: dict[tuple[int, bytes], tuple[Path, ...]] = {}
 
-    def field(self, node: Mapping[str, Any] | None, name: str) -> tuple[Mapping[str, Any] | None, bool]:
+    def field(
+        self, node: Mapping[str, Any] | None, name: str
+    ) -> tuple[Mapping[str, Any] | None, bool]:
         """The schema of ``name`` inside an object, and whether it is a declared (struct) field."""
         # Memoized per node, not per name: map keys (ConfigMap data, labels) are unbounded.
         hit = self._objects.get(id(node))
@@ -187,14 +189,18 @@ class ObjectShape:
             return node
         return None
 
-    def _object_of(self, node: Mapping[str, Any] | None) -> tuple[Mapping[str, Any], Mapping[str, Any] | None]:
+    def _object_of(
+        self, node: Mapping[str, Any] | None
+    ) -> tuple[Mapping[str, Any], Mapping[str, Any] | None]:
         """(declared properties, schema of other keys) of an object schema."""
         resolved = self.resolve(node)
         if resolved is None:
             return {}, None
         props = resolved.get("properties")
         extra = resolved.get("additionalProperties")
-        return (props if isinstance(props, Mapping) else {}), (extra if isinstance(extra, Mapping) else None)
+        return (props if isinstance(props, Mapping) else {}), (
+            extra if isinstance(extra, Mapping) else None
+        )
 
     def _items_of(self, node: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         resolved = self.resolve(node)
@@ -224,7 +230,9 @@ class ObjectShape:
         return out
 
 
-def shape_for(group: str, version: str, kind: str, crd_schema: Mapping[str, Any] | None) -> ObjectShape:
+def shape_for(
+    group: str, version: str, kind: str, crd_schema: Mapping[str, Any] | None
+) -> ObjectShape:
     """The shape of a built-in kind (its 1.32 definition) or of a custom resource (its CRD schema
     with ``metadata`` as ObjectMeta, as the apiextensions-apiserver publishes it)."""
     key = (group, version, kind, id(crd_schema))
@@ -240,7 +248,9 @@ def shape_for(group: str, version: str, kind: str, crd_schema: Mapping[str, Any]
 _SHAPES: dict[tuple[str, str, str, int], tuple[Any, ObjectShape]] = {}
 
 
-def _build_shape(group: str, version: str, kind: str, crd_schema: Mapping[str, Any] | None) -> ObjectShape:
+def _build_shape(
+    group: str, version: str, kind: str, crd_schema: Mapping[str, Any] | None
+) -> ObjectShape:
     if crd_schema is not None:
         root = dict(crd_schema)
         props = dict(root.get("properties") or {})
@@ -275,7 +285,9 @@ def _element(
     return f"i:{index}"
 
 
-def list_elements(shape: ObjectShape, node: Mapping[str, Any] | None, items: list[Any]) -> list[str]:
+def list_elements(
+    shape: ObjectShape, node: Mapping[str, Any] | None, items: list[Any]
+) -> list[str]:
     kind, keys = shape.list_type(node)
     defaults = shape.key_defaults(node, keys) if kind == "map" else {}
     return [_element(item, i, kind, keys, defaults) for i, item in enumerate(items)]
@@ -311,7 +323,9 @@ def to_field_set(value: Mapping[str, Any], shape: ObjectShape) -> FieldSet:
     return frozenset(out)
 
 
-def _collect(value: Any, node: Mapping[str, Any] | None, path: Path, shape: ObjectShape, out: set[Path]) -> None:
+def _collect(
+    value: Any, node: Mapping[str, Any] | None, path: Path, shape: ObjectShape, out: set[Path]
+) -> None:
     if isinstance(value, dict):
         if path and shape.atomic_map(node):
             out.add(path)
@@ -366,7 +380,16 @@ def compare(
         if key in skipped or (wanted is not None and key not in wanted):
             continue
         child_node, _ = shape.field(shape.root, key)
-        _compare(old.get(key, _ABSENT), new.get(key, _ABSENT), child_node, ("f:" + key,), shape, added, modified, removed)
+        _compare(
+            old.get(key, _ABSENT),
+            new.get(key, _ABSENT),
+            child_node,
+            ("f:" + key,),
+            shape,
+            added,
+            modified,
+            removed,
+        )
     return Comparison(frozenset(added), frozenset(modified), frozenset(removed))
 
 
@@ -391,7 +414,9 @@ def _granular(value: Any, node: Mapping[str, Any] | None, path: Path, shape: Obj
     return "leaf"
 
 
-def _added_paths(value: Any, node: Mapping[str, Any] | None, path: Path, shape: ObjectShape) -> FieldSet:
+def _added_paths(
+    value: Any, node: Mapping[str, Any] | None, path: Path, shape: ObjectShape
+) -> FieldSet:
     """Every path of a subtree that is new (typed.Compare puts all of them in Added)."""
     if not value or not isinstance(value, (dict, list)):
         return frozenset([path])
@@ -424,7 +449,9 @@ def _relative_paths(
     kind = _granular(value, node, _SOME_PATH, shape)
     children: list[tuple[str, Any, Mapping[str, Any] | None]] = []
     if isinstance(value, dict) and kind == "map":
-        children = [("f:" + k, v, shape.field(node, k)[0]) for k, v in value.items() if k not in skip]
+        children = [
+            ("f:" + k, v, shape.field(node, k)[0]) for k, v in value.items() if k not in skip
+        ]
     elif isinstance(value, list) and kind == "list":
         item_node = shape.items(node)
         children = [
@@ -434,7 +461,10 @@ def _relative_paths(
     for element, child, child_node in children:
         out.append((element,))
         if child and isinstance(child, (dict, list)):
-            out.extend((element, *rel) for rel in _relative_paths(child, child_node, shape, memoize=memoize))
+            out.extend(
+                (element, *rel)
+                for rel in _relative_paths(child, child_node, shape, memoize=memoize)
+            )
     found = tuple(out)
     if memoize and len(encoded) <= _MEMO_MAX_KEY_BYTES and len(found) <= _MEMO_MAX_SET:
         if len(shape.added_memo) >= _MEMO_LIMIT:
@@ -483,13 +513,31 @@ def _compare(
             if key in skip:
                 continue
             child_node, _ = shape.field(node, key)
-            _compare(lhs.get(key, _ABSENT), rhs.get(key, _ABSENT), child_node, (*path, "f:" + key), shape, added, modified, removed)
+            _compare(
+                lhs.get(key, _ABSENT),
+                rhs.get(key, _ABSENT),
+                child_node,
+                (*path, "f:" + key),
+                shape,
+                added,
+                modified,
+                removed,
+            )
         return
     item_node = shape.items(node)
     left_by = dict(zip(list_elements(shape, node, lhs), lhs, strict=True))
     right_by = dict(zip(list_elements(shape, node, rhs), rhs, strict=True))
     for element in (*left_by, *(e for e in right_by if e not in left_by)):
-        _compare(left_by.get(element, _ABSENT), right_by.get(element, _ABSENT), item_node, (*path, element), shape, added, modified, removed)
+        _compare(
+            left_by.get(element, _ABSENT),
+            right_by.get(element, _ABSENT),
+            item_node,
+            (*path, element),
+            shape,
+            added,
+            modified,
+            removed,
+        )
 
 
 def strip_meta(fields: FieldSet) -> FieldSet:
@@ -633,7 +681,9 @@ def decode_managed_fields(entries: Any) -> Managers:
             continue
         key = _entry_key(entry)
         tree = entry.get("fieldsV1")
-        fields[key] = fields.get(key, EMPTY) | (from_fields_v1(tree) if isinstance(tree, Mapping) else EMPTY)
+        fields[key] = fields.get(key, EMPTY) | (
+            from_fields_v1(tree) if isinstance(tree, Mapping) else EMPTY
+        )
         if entry.get("time"):
             times[key] = str(entry["time"])
     return Managers(fields, times)
@@ -647,7 +697,11 @@ def encode_managed_fields(managers: Managers) -> list[dict[str, Any]]:
     )
     out: list[dict[str, Any]] = []
     for key in keys:
-        entry: dict[str, Any] = {"manager": key.manager, "operation": key.operation, "apiVersion": key.api_version}
+        entry: dict[str, Any] = {
+            "manager": key.manager,
+            "operation": key.operation,
+            "apiVersion": key.api_version,
+        }
         if key in managers.times:
             entry["time"] = managers.times[key]
         entry["fieldsType"] = "FieldsV1"
@@ -687,8 +741,10 @@ def _zero_value(shape: ObjectShape, node: Mapping[str, Any] | None, depth: int) 
         is_struct = sub_resolved is not None and "properties" in sub_resolved
         if is_struct and (name in _VALUE_STRUCTS or name in required):
             out[name] = _zero_value(shape, sub, depth + 1)
-        elif name in required and sub_resolved is not None and (
-            "items" in sub_resolved or "additionalProperties" in sub_resolved
+        elif (
+            name in required
+            and sub_resolved is not None
+            and ("items" in sub_resolved or "additionalProperties" in sub_resolved)
         ):
             out[name] = None
     return out
@@ -793,7 +849,14 @@ def _update_touched_entries(base: Any, change: Comparison, key: ManagerKey, now:
     return entries
 
 
-def forget_removed(base: Any, old: Mapping[str, Any], new: Mapping[str, Any], shape: ObjectShape, *, has_status: bool) -> Any:
+def forget_removed(
+    base: Any,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    shape: ObjectShape,
+    *,
+    has_status: bool,
+) -> Any:
     """A write without a manager (kubesim's garbage collector dropping an ownerReference): what
     it removed leaves every set, what it changed stays with its owners."""
     if not base:
@@ -840,7 +903,9 @@ def _cap_update_managers(managers: Managers) -> None:
 _CREATE_MEMO: dict[tuple[Any, ...], Any] = {}
 
 
-def track_create(new: Mapping[str, Any], shape: ObjectShape, key: ManagerKey, now: str, *, has_status: bool) -> Any:
+def track_create(
+    new: Mapping[str, Any], shape: ObjectShape, key: ManagerKey, now: str, *, has_status: bool
+) -> Any:
     """The creator's Update entry: it owns everything it sent (and the defaults), not status.
 
     Creates are the hot path (a workload's pods), and the entry depends only on the object's

@@ -211,7 +211,11 @@ def _unfold_int_or_string(node: Any) -> None:
     for value in node.values():
         _unfold_int_or_string(value)
     # A schema that already spells out one of the two allowed patterns is published as written.
-    if node.get("x-kubernetes-int-or-string") is True and "anyOf" not in node and "allOf" not in node:
+    if (
+        node.get("x-kubernetes-int-or-string") is True
+        and "anyOf" not in node
+        and "allOf" not in node
+    ):
         node["anyOf"] = [{"type": "integer"}, {"type": "string"}]
 
 

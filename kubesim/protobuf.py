@@ -168,7 +168,11 @@ def _delete_options(buf: bytes) -> dict[str, Any]:
             # int64 as a two's complement varint
             out["gracePeriodSeconds"] = value - (1 << 64) if value >= 1 << 63 else value
         elif number == 2:
-            pre = {("uid", "resourceVersion")[sub - 1]: _str(text) for sub, _, text in _fields(value) if sub in (1, 2)}
+            pre = {
+                ("uid", "resourceVersion")[sub - 1]: _str(text)
+                for sub, _, text in _fields(value)
+                if sub in (1, 2)
+            }
             out["preconditions"] = pre
         elif number == 3:
             out["orphanDependents"] = bool(value)
@@ -206,6 +210,8 @@ def decode_object(body: bytes) -> dict[str, Any]:
             raw = bytes(value)
     decoder = _DECODERS.get((api_version, kind))
     if decoder is None:
-        raise ProtobufError(f"kubesim reads protobuf only for {sorted({k for _, k in _DECODERS})}, not {api_version} {kind}")
+        raise ProtobufError(
+            f"kubesim reads protobuf only for {sorted({k for _, k in _DECODERS})}, not {api_version} {kind}"
+        )
     obj = decoder(raw)
     return {"apiVersion": api_version, "kind": kind, **obj}

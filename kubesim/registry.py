@@ -86,7 +86,9 @@ class ResourceDef:
                     "name": f"{self.plural}/{sub}",
                     "singularName": "",
                     "namespaced": self.namespaced,
-                    "kind": self.kind if sub == "status" else ("PodProxyOptions" if sub == "proxy" else "Pod"),
+                    "kind": self.kind
+                    if sub == "status"
+                    else ("PodProxyOptions" if sub == "proxy" else "Pod"),
                     "verbs": verbs,
                 }
             )
@@ -130,7 +132,9 @@ BUILTINS: list[ResourceDef] = [
     ),
     _core("Service", "services", short_names=["svc"], categories=["all"], has_status=True),
     _core("ConfigMap", "configmaps", short_names=["cm"]),
-    _core("Secret", "secrets", field_labels=frozenset({"metadata.name", "metadata.namespace", "type"})),
+    _core(
+        "Secret", "secrets", field_labels=frozenset({"metadata.name", "metadata.namespace", "type"})
+    ),
     _core("ServiceAccount", "serviceaccounts", short_names=["sa"]),
     _core("Node", "nodes", namespaced=False, short_names=["no"], has_status=True),
     _core(
@@ -206,10 +210,22 @@ BUILTINS: list[ResourceDef] = [
     ),
     ResourceDef("rbac.authorization.k8s.io", "v1", "Role", "roles", "role", True, strategic=True),
     ResourceDef(
-        "rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", True, strategic=True
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        "rolebinding",
+        True,
+        strategic=True,
     ),
     ResourceDef(
-        "rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", False, strategic=True
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        "clusterrole",
+        False,
+        strategic=True,
     ),
     ResourceDef(
         "rbac.authorization.k8s.io",
@@ -377,15 +393,23 @@ class Registry:
                         subs.append(
                             {
                                 "subresource": entry["name"].split("/", 1)[1],
-                                "responseKind": {"group": group, "version": version, "kind": entry["kind"]},
+                                "responseKind": {
+                                    "group": group,
+                                    "version": version,
+                                    "kind": entry["kind"],
+                                },
                                 "verbs": entry["verbs"],
                             }
                         )
                     if subs:
                         doc["subresources"] = subs
                     resources.append(doc)
-                version_docs.append({"version": version, "resources": resources, "freshness": "Current"})
-            items.append({"metadata": {"name": group, "creationTimestamp": None}, "versions": version_docs})
+                version_docs.append(
+                    {"version": version, "resources": resources, "freshness": "Current"}
+                )
+            items.append(
+                {"metadata": {"name": group, "creationTimestamp": None}, "versions": version_docs}
+            )
         return {
             "kind": "APIGroupDiscoveryList",
             "apiVersion": "apidiscovery.k8s.io/v2",

@@ -104,7 +104,9 @@ class ManifestCache:
         if parsed.scheme == "http":
             host = parsed.hostname or ""
             if not (host.startswith("127.") or host in ("localhost", "::1")):
-                raise ManifestError("Unreachable", f"kubesim only fetches from loopback, not {host}")
+                raise ManifestError(
+                    "Unreachable", f"kubesim only fetches from loopback, not {host}"
+                )
             if self._client is None:
                 self._client = httpx.AsyncClient(timeout=5.0)
             try:
@@ -114,7 +116,9 @@ class ManifestCache:
             if resp.status_code != 200:
                 raise ManifestError("Unreachable", f"GET {url}: HTTP {resp.status_code}")
             return resp.content
-        raise ManifestError("Unreachable", f"unsupported bundle URI scheme {parsed.scheme!r} in {uri}")
+        raise ManifestError(
+            "Unreachable", f"unsupported bundle URI scheme {parsed.scheme!r} in {uri}"
+        )
 
     async def get(self, uri: str) -> Manifest:
         cached = self._cache.get(uri)
@@ -160,7 +164,13 @@ class LoadOutcome:
     digest: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"uri": self.uri, "ok": self.ok, "error": self.error, "reason": self.reason, "digest": self.digest}
+        return {
+            "uri": self.uri,
+            "ok": self.ok,
+            "error": self.error,
+            "reason": self.reason,
+            "digest": self.digest,
+        }
 
 
 class SimulatedRuntime:
@@ -179,7 +189,11 @@ class SimulatedRuntime:
         return self.bundle is not None
 
     async def load(self, cache: ManifestCache, uri: str, digest: str | None) -> LoadOutcome:
-        if self.bundle is not None and self.bundle["uri"] == uri and (not digest or self.bundle["digest"] == digest):
+        if (
+            self.bundle is not None
+            and self.bundle["uri"] == uri
+            and (not digest or self.bundle["digest"] == digest)
+        ):
             outcome = LoadOutcome(uri, True, None, None, self.bundle["digest"])
             self.last_load = outcome
             return outcome
@@ -238,10 +252,16 @@ class SimulatedRuntime:
                 if not isinstance(uri, str):
                     raise TypeError("uri must be a string")
             except (ValueError, KeyError, TypeError) as exc:
-                return 400, {"error": f"body must be JSON {{\"uri\": str, \"digest\": str|null}}: {exc}"}
+                return 400, {
+                    "error": f'body must be JSON {{"uri": str, "digest": str|null}}: {exc}'
+                }
             outcome = await self.load(cache, uri, req.get("digest"))
             if outcome.ok:
                 return 200, {"bundle": self.bundle, "lastLoad": outcome.to_json()}
             status = 502 if outcome.reason == "Unreachable" else 422
-            return status, {"error": outcome.error, "reason": outcome.reason, "lastLoad": outcome.to_json()}
+            return status, {
+                "error": outcome.error,
+                "reason": outcome.reason,
+                "lastLoad": outcome.to_json(),
+            }
         return 404, {"error": f"kubesim simulated runtime does not serve {method} {path}"}

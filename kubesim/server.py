@@ -56,7 +56,9 @@ class HttpConfig:
     default_watch_timeout: float = 1800.0
 
 
-def _json_response(body: bytes, status: int = 200, warnings: list[str] | None = None) -> web.Response:
+def _json_response(
+    body: bytes, status: int = 200, warnings: list[str] | None = None
+) -> web.Response:
     resp = web.Response(body=body, status=status, content_type=_JSON)
     for warning in warnings or []:
         resp.headers.add("Warning", f'299 - "{warning}"')
@@ -139,7 +141,9 @@ class KubeHttp:
             return self._openapi(request, parts[1:])
         if head in ("api", "apis") and len(parts) == 1 and _wants_aggregated(request):
             aggregated = self.api.registry.aggregated_discovery(core=head == "api")
-            return web.Response(body=encode(aggregated), headers={"Content-Type": AGGREGATED_DISCOVERY})
+            return web.Response(
+                body=encode(aggregated), headers={"Content-Type": AGGREGATED_DISCOVERY}
+            )
         if head == "api":
             if len(parts) == 1:
                 return _json_response(encode(self.api.registry.api_versions(self.server_address())))
@@ -172,7 +176,9 @@ class KubeHttp:
             raise ApiError.resource_not_found() from None
         registry = self.api.registry
         if parts == ["v3"]:
-            return _json_response(encode(openapi.openapi_v3_index(registry.group_versions(), registry.all())))
+            return _json_response(
+                encode(openapi.openapi_v3_index(registry.group_versions(), registry.all()))
+            )
         if parts and parts[0] == "v3":
             if parts[1:2] == ["api"] and parts[2:] == ["v1"]:
                 group, version = "", "v1"
@@ -183,13 +189,20 @@ class KubeHttp:
             if not registry.has_group_version(group, version):
                 raise ApiError.resource_not_found()
             rdefs = [r for r in registry.all() if r.group == group and r.version == version]
-            doc = _without_strategic_merge_for_crds(openapi.openapi_v3_document(group, version, rdefs), rdefs)
+            doc = _without_strategic_merge_for_crds(
+                openapi.openapi_v3_document(group, version, rdefs), rdefs
+            )
             resp = _json_response(encode(doc))
-            resp.headers["Cache-Control"] = "public, immutable" if "hash" in request.query else "no-cache"
+            resp.headers["Cache-Control"] = (
+                "public, immutable" if "hash" in request.query else "no-cache"
+            )
             return resp
         if parts == ["v2"]:
             if "application/com.github.proto-openapi.spec.v2" in request.headers.get("Accept", ""):
-                return web.Response(body=openapi.openapi_v2_protobuf(), headers={"Content-Type": openapi.OPENAPI_V2_PROTOBUF})
+                return web.Response(
+                    body=openapi.openapi_v2_protobuf(),
+                    headers={"Content-Type": openapi.OPENAPI_V2_PROTOBUF},
+                )
             v2 = getattr(openapi, "openapi_v2_document", None)
             if v2 is None:
                 raise ApiError.resource_not_found()
@@ -244,7 +257,11 @@ class KubeHttp:
                 "PATCH": "patch",
                 "DELETE": "delete" if target.name else "deletecollection",
             }.get(method, method.lower())
-        plan = self.faults.plan(verb, rdef.plural, rdef.group, target.name) if self.faults.rules else FaultPlan()
+        plan = (
+            self.faults.plan(verb, rdef.plural, rdef.group, target.name)
+            if self.faults.rules
+            else FaultPlan()
+        )
         if plan.latency:
             await asyncio.sleep(plan.latency)
         if plan.error is not None:
@@ -266,7 +283,9 @@ class KubeHttp:
                 f"fieldValidation must be one of Ignore, Warn, or Strict, got {field_validation}"
             )
         ns = target.namespace
-        manager = manager_from_request(query.get("fieldManager", ""), request.headers.get("User-Agent", ""))
+        manager = manager_from_request(
+            query.get("fieldManager", ""), request.headers.get("User-Agent", "")
+        )
 
         if method == "GET":
             if watching:
@@ -290,7 +309,12 @@ class KubeHttp:
                 raise ApiError.method_not_allowed(rdef.group, rdef.plural, "create")
             body = await self._body(request, rdef)
             written = self.api.create(
-                rdef, ns, body, dry_run=dry_run, field_validation=field_validation, field_manager=manager
+                rdef,
+                ns,
+                body,
+                dry_run=dry_run,
+                field_validation=field_validation,
+                field_manager=manager,
             )
             return self._object_response(request, rdef, written.entry, 201, written.warnings)
         if method == "PUT":
@@ -347,7 +371,11 @@ class KubeHttp:
                 return await self._delete_collection(request, rdef, ns, options, dry_run)
             written = self.api.delete(rdef, ns, target.name, options, dry_run=dry_run)
             return self._deleted_response(request, rdef, written)
-        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        raise ApiError(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
 
     async def _body(self, request: web.Request, rdef: ResourceDef, allow_list: bool = False) -> Any:
         raw = await _read_body(request)
@@ -422,12 +450,20 @@ class KubeHttp:
         deleted: list[bytes] = []
         for entry in result.items:
             with contextlib.suppress(ApiError):
-                written = self.api.delete(rdef, entry.namespace, entry.name, dict(options), dry_run=dry_run)
+                written = self.api.delete(
+                    rdef, entry.namespace, entry.name, dict(options), dry_run=dry_run
+                )
                 deleted.append(self.api.render(rdef, written.entry))
         body = (
-            b'{"kind":"' + rdef.list_kind.encode() + b'","apiVersion":"' + rdef.api_version.encode()
-            + b'","metadata":{"resourceVersion":"' + str(self.api.store.resource_version).encode()
-            + b'"},"items":[' + b",".join(deleted) + b"]}"
+            b'{"kind":"'
+            + rdef.list_kind.encode()
+            + b'","apiVersion":"'
+            + rdef.api_version.encode()
+            + b'","metadata":{"resourceVersion":"'
+            + str(self.api.store.resource_version).encode()
+            + b'"},"items":['
+            + b",".join(deleted)
+            + b"]}"
         )
         return _json_response(body)
 
@@ -438,10 +474,16 @@ class KubeHttp:
         if "as=Table" in accept and not _tables_available():
             accept = _JSON
         for clause in accept.split(","):
-            params = {p.strip().split("=", 1)[0]: p.strip().split("=", 1)[-1] for p in clause.split(";")[1:]}
+            params = {
+                p.strip().split("=", 1)[0]: p.strip().split("=", 1)[-1]
+                for p in clause.split(";")[1:]
+            }
             if params.get("as") == "Table" and params.get("g") == "meta.k8s.io":
                 return "Table"
-            if params.get("as") in ("PartialObjectMetadata", "PartialObjectMetadataList") and params.get("g") == "meta.k8s.io":
+            if (
+                params.get("as") in ("PartialObjectMetadata", "PartialObjectMetadataList")
+                and params.get("g") == "meta.k8s.io"
+            ):
                 return "PartialObjectMetadata"
             media = clause.split(";")[0].strip()
             if media in (_JSON, "*/*", "application/*", "application/yaml", ""):
@@ -479,7 +521,9 @@ class KubeHttp:
             return _json_response(encode(_partial(self.api.view(rdef, entry))), status, warnings)
         return _json_response(self.api.render(rdef, entry), status, warnings)
 
-    def _list_response(self, request: web.Request, rdef: ResourceDef, result: ListResult) -> web.Response:
+    def _list_response(
+        self, request: web.Request, rdef: ResourceDef, result: ListResult
+    ) -> web.Response:
         meta: dict[str, Any] = {"resourceVersion": str(result.resource_version)}
         if result.continue_token:
             meta["continue"] = result.continue_token
@@ -517,7 +561,9 @@ class KubeHttp:
         )
         return _json_response(body)
 
-    def _deleted_response(self, request: web.Request, rdef: ResourceDef, written: WriteResult) -> web.Response:
+    def _deleted_response(
+        self, request: web.Request, rdef: ResourceDef, written: WriteResult
+    ) -> web.Response:
         entry = written.entry
         if not written.deleted:
             # Marked for deletion only (finalizers, grace period): 202 with the object.
@@ -529,19 +575,28 @@ class KubeHttp:
             "apiVersion": "v1",
             "metadata": {},
             "status": "Success",
-            "details": {"name": entry.name, "group": rdef.group, "kind": rdef.plural, "uid": entry.uid},
+            "details": {
+                "name": entry.name,
+                "group": rdef.group,
+                "kind": rdef.plural,
+                "uid": entry.uid,
+            },
         }
         return _json_response(encode(status))
 
     # -- watch -------------------------------------------------------------------------------------
 
-    async def _watch(self, request: web.Request, target: _Target, plan: FaultPlan) -> web.StreamResponse:
+    async def _watch(
+        self, request: web.Request, target: _Target, plan: FaultPlan
+    ) -> web.StreamResponse:
         rdef = target.rdef
         query = request.query
         label_selector = query.get("labelSelector", "")
         field_selector = query.get("fieldSelector", "")
         if target.name:
-            field_selector = ",".join(filter(None, [field_selector, f"metadata.name={target.name}"]))
+            field_selector = ",".join(
+                filter(None, [field_selector, f"metadata.name={target.name}"])
+            )
         timeout = float(_int_param(query, "timeoutSeconds") or self.config.default_watch_timeout)
         bookmarks = _bool(query.get("allowWatchBookmarks"))
         send_initial = _bool(query.get("sendInitialEvents"))
@@ -635,7 +690,9 @@ class KubeHttp:
         obj = event["object"]
         entry = StoredObject(obj, int(obj["metadata"].get("resourceVersion", "0") or 0))
         table = self._table(request, rdef, [entry])
-        table.setdefault("metadata", {})["resourceVersion"] = obj["metadata"].get("resourceVersion", "")
+        table.setdefault("metadata", {})["resourceVersion"] = obj["metadata"].get(
+            "resourceVersion", ""
+        )
         type_: str = event["type"]
         return b'{"type":"' + type_.encode() + b'","object":' + encode(table) + b"}\n"
 
@@ -653,7 +710,7 @@ class KubeHttp:
         if target.subresource != "proxy":
             raise ApiError.resource_not_found()
         if self.pod_proxy is None:
-            raise ApiError(503, "ServiceUnavailable", f"no endpoints available for pod \"{name}\"")
+            raise ApiError(503, "ServiceUnavailable", f'no endpoints available for pod "{name}"')
         return await self.pod_proxy(entry, port, target.rest, request)
 
 
@@ -666,7 +723,9 @@ def _wants_aggregated(request: web.Request) -> bool:
     return False
 
 
-def _without_strategic_merge_for_crds(doc: dict[str, Any], rdefs: list[ResourceDef]) -> dict[str, Any]:
+def _without_strategic_merge_for_crds(
+    doc: dict[str, Any], rdefs: list[ResourceDef]
+) -> dict[str, Any]:
     """kubectl apply picks strategic merge when a PATCH operation advertises it; custom resources
     must not (kube-apiserver answers 415 for them), so kubectl falls back to merge patch."""
     kinds = {r.kind for r in rdefs if r.crd_name is not None}
@@ -677,10 +736,17 @@ def _without_strategic_merge_for_crds(doc: dict[str, Any], rdefs: list[ResourceD
         op = item.get("patch") if isinstance(item, dict) else None
         gvk = (op or {}).get("x-kubernetes-group-version-kind") or {}
         content = ((op or {}).get("requestBody") or {}).get("content") or {}
-        if op is None or gvk.get("kind") not in kinds or "application/strategic-merge-patch+json" not in content:
+        if (
+            op is None
+            or gvk.get("kind") not in kinds
+            or "application/strategic-merge-patch+json" not in content
+        ):
             paths[path] = item
             continue
-        body = {**op["requestBody"], "content": {k: v for k, v in content.items() if "strategic" not in k}}
+        body = {
+            **op["requestBody"],
+            "content": {k: v for k, v in content.items() if "strategic" not in k},
+        }
         paths[path] = {**item, "patch": {**op, "requestBody": body}}
     return {**doc, "paths": paths}
 
@@ -709,7 +775,11 @@ def _tables_available() -> bool:
 
 
 def _partial(obj: dict[str, Any]) -> dict[str, Any]:
-    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]}
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj["metadata"],
+    }
 
 
 def _int_param(query: Any, key: str) -> int:
@@ -719,7 +789,9 @@ def _int_param(query: Any, key: str) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise ApiError.bad_request(f"invalid value for {key}: {value!r} is not an integer") from None
+        raise ApiError.bad_request(
+            f"invalid value for {key}: {value!r} is not an integer"
+        ) from None
     if number < 0 and key != "gracePeriodSeconds":
         raise ApiError.bad_request(f"invalid value for {key}: {number} must not be negative")
     return number

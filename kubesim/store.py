@@ -123,7 +123,9 @@ class Collection:
         bucket = self.by_namespace.get(namespace)
         return [] if not bucket else [(namespace, n) for n in sorted(bucket)]
 
-    def keys_with_labels(self, required: dict[str, str], namespace: str | None) -> list[tuple[str, str]]:
+    def keys_with_labels(
+        self, required: dict[str, str], namespace: str | None
+    ) -> list[tuple[str, str]]:
         sets = [self.label_index.get(item, set()) for item in required.items()]
         sets.sort(key=len)
         found = set(sets[0])

@@ -25,7 +25,9 @@ __all__ = [
 ANNOTATIONS_MAX_BYTES: Final = 256 * 1024
 
 _LABEL_RE: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_SUBDOMAIN_RE: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_SUBDOMAIN_RE: Final = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
 _DNS1035_RE: Final = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _QUALIFIED_NAME_RE: Final = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE_RE: Final = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -142,7 +144,9 @@ def validate_metadata(
                 )
     annotations = meta.get("annotations") or {}
     if not isinstance(annotations, dict):
-        causes.append(field_invalid("metadata.annotations", annotations, "must be a map of strings"))
+        causes.append(
+            field_invalid("metadata.annotations", annotations, "must be a map of strings")
+        )
     else:
         total = 0
         for key, value in annotations.items():
@@ -177,10 +181,19 @@ def _owner_reference_causes(refs: Any) -> list[StatusCause]:
         if not isinstance(ref, dict):
             causes.append(field_invalid("metadata.ownerReferences", ref, "must be an object"))
             continue
-        for key, what in (("apiVersion", "version"), ("kind", "kind"), ("name", "name"), ("uid", "uid")):
+        for key, what in (
+            ("apiVersion", "version"),
+            ("kind", "kind"),
+            ("name", "name"),
+            ("uid", "uid"),
+        ):
             if not ref.get(key):
                 causes.append(
-                    field_invalid(f"metadata.ownerReferences.{key}", ref.get(key, ""), f"{what} must not be empty")
+                    field_invalid(
+                        f"metadata.ownerReferences.{key}",
+                        ref.get(key, ""),
+                        f"{what} must not be empty",
+                    )
                 )
         if ref.get("controller"):
             controllers.append(f"{ref.get('kind')}/{ref.get('name')}")
@@ -189,7 +202,7 @@ def _owner_reference_causes(refs: Any) -> list[StatusCause]:
             field_invalid(
                 "metadata.ownerReferences",
                 refs,
-                "Only one reference can have Controller set to true. Found \"true\" in references for "
+                'Only one reference can have Controller set to true. Found "true" in references for '
                 + " and ".join(controllers),
             )
         )

@@ -82,7 +82,9 @@ class Watcher:
                 self._push("DELETED", event, event.obj)
         self.last_rv = max(self.last_rv, event.rv)
 
-    def bookmark(self, api_version: str, kind: str, rv: int, annotations: dict[str, str] | None = None) -> None:
+    def bookmark(
+        self, api_version: str, kind: str, rv: int, annotations: dict[str, str] | None = None
+    ) -> None:
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
         if annotations:
             meta["annotations"] = annotations

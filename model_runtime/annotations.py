@@ -13,7 +13,18 @@ from pathlib import Path
 BUNDLE_URI_ANNOTATION = "modelfleet.dev/bundle-uri"
 BUNDLE_DIGEST_ANNOTATION = "modelfleet.dev/bundle-digest"
 
-_SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", '"': '"', "'": "'"}
+_SIMPLE_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    '"': '"',
+    "'": "'",
+}
 
 
 class AnnotationsFormatError(ValueError):
@@ -75,7 +86,7 @@ def parse_annotations(text: str) -> dict[str, str]:
             continue
         key, sep, value = line.partition("=")
         if not sep or not key:
-            raise AnnotationsFormatError(f"line {number} is not key=\"value\": {line[:60]!r}")
+            raise AnnotationsFormatError(f'line {number} is not key="value": {line[:60]!r}')
         try:
             annotations[key] = unquote_go(value)
         except (AnnotationsFormatError, ValueError) as exc:

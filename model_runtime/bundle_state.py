@@ -53,10 +53,18 @@ class LoadAttempt:
     digest: str | None  # the digest loaded (ok) or expected (failure), if known
 
     def to_json(self) -> dict[str, Any]:
-        return {"uri": self.uri, "ok": self.ok, "error": self.error, "reason": self.reason, "digest": self.digest}
+        return {
+            "uri": self.uri,
+            "ok": self.ok,
+            "error": self.error,
+            "reason": self.reason,
+            "digest": self.digest,
+        }
 
 
-def load_bundle(uri: str, expected_digest: str | None = None, limits: SourceLimits | None = None) -> ServingBundle:
+def load_bundle(
+    uri: str, expected_digest: str | None = None, limits: SourceLimits | None = None
+) -> ServingBundle:
     """Fetch, verify and create sessions (blocking). Raises BundleError with a precise message."""
     started = time.perf_counter()
     try:
@@ -104,7 +112,9 @@ class BundleState:
             expected = normalize_digest(expected_digest) if expected_digest else None
             current = self.current
             if current is not None and expected is not None and current.digest == expected:
-                self._record(LoadAttempt(uri=uri, ok=True, error=None, reason=None, digest=current.digest))
+                self._record(
+                    LoadAttempt(uri=uri, ok=True, error=None, reason=None, digest=current.digest)
+                )
                 return current
             self.last_attempt_at = time.monotonic()
             try:
@@ -112,23 +122,44 @@ class BundleState:
             except BundleError as exc:
                 log.warning("bundle load failed (%s): %s", exc.reason.value, exc.message)
                 self.metrics.loads.labels("failure", exc.reason.value).inc()
-                self._record(LoadAttempt(uri=uri, ok=False, error=exc.message, reason=exc.reason.value, digest=expected))
+                self._record(
+                    LoadAttempt(
+                        uri=uri,
+                        ok=False,
+                        error=exc.message,
+                        reason=exc.reason.value,
+                        digest=expected,
+                    )
+                )
                 raise
             self.current = bundle  # the atomic switch: one reference assignment
             self.metrics.loads.labels("success", "").inc()
             self.metrics.load_duration.observe(bundle.load_seconds)
-            self.metrics.serving(bundle.digest, uri, bundle.manifest.well, bundle.manifest.version, len(bundle.sessions))
-            self._record(LoadAttempt(uri=uri, ok=True, error=None, reason=None, digest=bundle.digest))
+            self.metrics.serving(
+                bundle.digest,
+                uri,
+                bundle.manifest.well,
+                bundle.manifest.version,
+                len(bundle.sessions),
+            )
+            self._record(
+                LoadAttempt(uri=uri, ok=True, error=None, reason=None, digest=bundle.digest)
+            )
             log.info(
                 "serving bundle %s (%s, %d models) loaded in %.3fs",
-                bundle.digest, uri, len(bundle.sessions), bundle.load_seconds,
+                bundle.digest,
+                uri,
+                len(bundle.sessions),
+                bundle.load_seconds,
             )
             return bundle
 
     def record_failure(self, uri: str, reason: LoadFailureReason, message: str) -> None:
         """A load that could not even start (e.g. no URI in the annotations file)."""
         self.metrics.loads.labels("failure", reason.value).inc()
-        self._record(LoadAttempt(uri=uri, ok=False, error=message, reason=reason.value, digest=None))
+        self._record(
+            LoadAttempt(uri=uri, ok=False, error=message, reason=reason.value, digest=None)
+        )
 
     def _record(self, attempt: LoadAttempt) -> None:
         self.last_load = attempt

@@ -33,21 +33,47 @@ class ServeConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="model-runtime", description="per-well ONNX inference server (OIP V2)")
+    parser = argparse.ArgumentParser(
+        prog="model-runtime", description="per-well ONNX inference server (OIP V2)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="serve a verified bundle over the Open Inference Protocol V2")
-    serve.add_argument("--bundle", help="bundle URI: file://, http(s)://, or a path (directory or .tar.gz)")
-    serve.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="listen port (default 8080; 0 picks a free one)")
+    serve = sub.add_parser(
+        "serve", help="serve a verified bundle over the Open Inference Protocol V2"
+    )
     serve.add_argument(
-        "--annotations-file", type=Path,
+        "--bundle", help="bundle URI: file://, http(s)://, or a path (directory or .tar.gz)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int, default=8080, help="listen port (default 8080; 0 picks a free one)"
+    )
+    serve.add_argument(
+        "--annotations-file",
+        type=Path,
         help="downward-API file of metadata.annotations; modelfleet.dev/bundle-uri and "
         "modelfleet.dev/bundle-digest in it override --bundle, and a change triggers a hot swap",
     )
-    serve.add_argument("--poll-interval", type=float, default=2.0, help="annotations file poll period, s (default 2)")
-    serve.add_argument("--retry-interval", type=float, default=5.0, help="retry period while an unreachable first bundle is not loaded, s")
-    serve.add_argument("--drain-timeout", type=float, default=25.0, help="max seconds to drain in-flight requests on SIGTERM")
-    serve.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024, help="largest accepted request body")
+    serve.add_argument(
+        "--poll-interval",
+        type=float,
+        default=2.0,
+        help="annotations file poll period, s (default 2)",
+    )
+    serve.add_argument(
+        "--retry-interval",
+        type=float,
+        default=5.0,
+        help="retry period while an unreachable first bundle is not loaded, s",
+    )
+    serve.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=25.0,
+        help="max seconds to drain in-flight requests on SIGTERM",
+    )
+    serve.add_argument(
+        "--max-body-bytes", type=int, default=8 * 1024 * 1024, help="largest accepted request body"
+    )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
 
@@ -64,7 +90,9 @@ async def serve(config: ServeConfig) -> int:
     metrics = RuntimeMetrics()
     state = BundleState(metrics)
     server = RuntimeServer(state, metrics, RequestLimits(max_body_bytes=config.max_body_bytes))
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False, shutdown_timeout=config.drain_timeout)
+    runner = web.AppRunner(
+        server.app(), access_log=None, handle_signals=False, shutdown_timeout=config.drain_timeout
+    )
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
     await site.start()
@@ -88,7 +116,10 @@ async def serve(config: ServeConfig) -> int:
     watch_task = asyncio.create_task(watcher.run())
     await stop.wait()
 
-    log.info("SIGTERM: not ready, closing the listener, draining %d in-flight request(s)", server.in_flight)
+    log.info(
+        "SIGTERM: not ready, closing the listener, draining %d in-flight request(s)",
+        server.in_flight,
+    )
     state.draining = True
     metrics.ready.set(0)
     await site.stop()
@@ -103,10 +134,16 @@ async def serve(config: ServeConfig) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     if args.command == "serve":
         if not args.bundle and not args.annotations_file:
-            print("model-runtime serve: give --bundle URI or --annotations-file PATH", file=sys.stderr)
+            print(
+                "model-runtime serve: give --bundle URI or --annotations-file PATH", file=sys.stderr
+            )
             return 2
         config = ServeConfig(
             bundle=args.bundle,

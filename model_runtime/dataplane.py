@@ -53,7 +53,9 @@ class ParsedRequest:
     rows: npt.NDArray[Any]
     outputs: tuple[str, ...] | None
     models: tuple[str, ...] | None  # well endpoint only
-    binary_outputs: frozenset[str] = frozenset()  # binary tensor extension: outputs sent as raw bytes
+    binary_outputs: frozenset[str] = (
+        frozenset()
+    )  # binary tensor extension: outputs sent as raw bytes
     binary_output_default: bool = False
 
 
@@ -67,15 +69,23 @@ class InferResponse:
 
 def _decode_json(body: bytes, limits: RequestLimits) -> dict[str, Any]:
     if not body:
-        raise BadRequestError("request body is empty; expected a JSON inference request with 'inputs'")
+        raise BadRequestError(
+            "request body is empty; expected a JSON inference request with 'inputs'"
+        )
     if len(body) > limits.max_body_bytes:
-        raise PayloadTooLargeError(f"request body is {len(body)} bytes, over the limit of {limits.max_body_bytes}")
+        raise PayloadTooLargeError(
+            f"request body is {len(body)} bytes, over the limit of {limits.max_body_bytes}"
+        )
     try:
         obj = json.loads(body)
     except UnicodeDecodeError as exc:
-        raise BadRequestError(f"request body is not UTF-8: {exc.reason} at byte {exc.start}") from exc
+        raise BadRequestError(
+            f"request body is not UTF-8: {exc.reason} at byte {exc.start}"
+        ) from exc
     except RecursionError as exc:
-        raise BadRequestError("request body is nested too deeply to be an inference request") from exc
+        raise BadRequestError(
+            "request body is nested too deeply to be an inference request"
+        ) from exc
     except ValueError as exc:  # JSONDecodeError, and int literals beyond Python's digit limit
         raise BadRequestError(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(obj, dict):
@@ -101,7 +111,9 @@ def _flatten(data: Any, shape: list[int], where: str) -> list[Any]:
                 break
             non_lists = [v for v in level if not isinstance(v, list)]
             if non_lists:
-                bad = next((v for v in non_lists if type(v) is not float and type(v) is not int), None)
+                bad = next(
+                    (v for v in non_lists if type(v) is not float and type(v) is not int), None
+                )
                 if bad is None:
                     raise BadRequestError(f"{where}.data mixes numbers and nested arrays")
                 raise BadRequestError(
@@ -110,7 +122,9 @@ def _flatten(data: Any, shape: list[int], where: str) -> list[Any]:
             if depth == len(shape) - 1:
                 raise BadRequestError(f"{where}.data is nested deeper than shape {shape}")
             if any(len(sub) != shape[depth + 1] for sub in level):
-                raise BadRequestError(f"{where}.data is ragged: arrays at depth {depth + 1} must hold {shape[depth + 1]} values (shape {shape})")
+                raise BadRequestError(
+                    f"{where}.data is ragged: arrays at depth {depth + 1} must hold {shape[depth + 1]} values (shape {shape})"
+                )
             level = [v for sub in level for v in sub]
         else:
             raise BadRequestError(f"{where}.data is nested deeper than shape {shape}")
@@ -118,7 +132,9 @@ def _flatten(data: Any, shape: list[int], where: str) -> list[Any]:
     return flat
 
 
-def _binary_tensor(raw: dict[str, Any], spec: TensorSpec, shape: list[int], binary: bytes, where: str) -> npt.NDArray[Any]:
+def _binary_tensor(
+    raw: dict[str, Any], spec: TensorSpec, shape: list[int], binary: bytes, where: str
+) -> npt.NDArray[Any]:
     """The binary tensor extension: the tensor's bytes follow the JSON header."""
     size = raw["parameters"]["binary_data_size"]
     if type(size) is not int or size < 0:
@@ -128,9 +144,13 @@ def _binary_tensor(raw: dict[str, Any], spec: TensorSpec, shape: list[int], bina
     dtype = np.dtype(numpy_dtype(spec.datatype))
     expected = math.prod(shape) * dtype.itemsize
     if size != expected:
-        raise BadRequestError(f"input {spec.name!r}: shape {shape} of {spec.datatype} needs {expected} bytes, binary_data_size is {size}")
+        raise BadRequestError(
+            f"input {spec.name!r}: shape {shape} of {spec.datatype} needs {expected} bytes, binary_data_size is {size}"
+        )
     if len(binary) != size:
-        raise BadRequestError(f"input {spec.name!r}: binary_data_size is {size} but {len(binary)} bytes follow the JSON header")
+        raise BadRequestError(
+            f"input {spec.name!r}: binary_data_size is {size} but {len(binary)} bytes follow the JSON header"
+        )
     return np.frombuffer(binary, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
 
 
@@ -147,14 +167,22 @@ def _parse_tensor(
         )
     shape = raw.get("shape")
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise BadRequestError(f"{where}.shape must be a list of non-negative integers, got {json.dumps(shape)[:60]}")
-    if len(shape) != len(spec.shape) or any(e != -1 and e != d for e, d in zip(spec.shape, shape, strict=False)):
-        raise BadRequestError(f"input {spec.name!r} expects shape {spec.shape} (-1: any number of rows), got {shape}")
+        raise BadRequestError(
+            f"{where}.shape must be a list of non-negative integers, got {json.dumps(shape)[:60]}"
+        )
+    if len(shape) != len(spec.shape) or any(
+        e != -1 and e != d for e, d in zip(spec.shape, shape, strict=False)
+    ):
+        raise BadRequestError(
+            f"input {spec.name!r} expects shape {spec.shape} (-1: any number of rows), got {shape}"
+        )
     rows = shape[0] if shape else 1
     if rows == 0:
         raise BadRequestError(f"input {spec.name!r} has shape {shape}: no rows to score")
     if rows > limits.max_rows:
-        raise PayloadTooLargeError(f"input {spec.name!r} has {rows} rows, over the limit of {limits.max_rows}")
+        raise PayloadTooLargeError(
+            f"input {spec.name!r} has {rows} rows, over the limit of {limits.max_rows}"
+        )
     parameters = raw.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
         raise BadRequestError(f"{where}.parameters must be an object")
@@ -168,19 +196,27 @@ def _parse_tensor(
             raise BadRequestError(f"input {spec.name!r}: data holds NaN or Infinity")
         return array
     if "data" not in raw:
-        raise BadRequestError(f"{where}.data is missing (or parameters.binary_data_size for binary data)")
+        raise BadRequestError(
+            f"{where}.data is missing (or parameters.binary_data_size for binary data)"
+        )
     flat = _flatten(raw["data"], shape, where)
     expected = math.prod(shape)
     if len(flat) != expected:
-        raise BadRequestError(f"input {spec.name!r}: shape {shape} needs {expected} values, data has {len(flat)}")
+        raise BadRequestError(
+            f"input {spec.name!r}: shape {shape} needs {expected} values, data has {len(flat)}"
+        )
     try:
         # Values beyond the dtype's range become inf and are refused just below.
         with np.errstate(over="ignore", invalid="ignore"):
             array = np.array(flat, dtype=numpy_dtype(spec.datatype)).reshape(shape)
     except (OverflowError, ValueError, TypeError) as exc:
-        raise BadRequestError(f"input {spec.name!r}: data cannot be read as {spec.datatype}: {exc}") from exc
+        raise BadRequestError(
+            f"input {spec.name!r}: data cannot be read as {spec.datatype}: {exc}"
+        ) from exc
     if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise BadRequestError(f"input {spec.name!r}: data holds NaN, Infinity or values beyond {spec.datatype} range")
+        raise BadRequestError(
+            f"input {spec.name!r}: data holds NaN, Infinity or values beyond {spec.datatype} range"
+        )
     return array
 
 
@@ -195,11 +231,18 @@ def _split_binary(body: bytes, header_length: int | None) -> tuple[bytes, bytes 
 
 
 def parse_infer_request(
-    body: bytes, spec: TensorSpec, limits: RequestLimits, *, well: bool = False, header_length: int | None = None
+    body: bytes,
+    spec: TensorSpec,
+    limits: RequestLimits,
+    *,
+    well: bool = False,
+    header_length: int | None = None,
 ) -> ParsedRequest:
     """Validate an OIP infer request against a model's single input."""
     if len(body) > limits.max_body_bytes:
-        raise PayloadTooLargeError(f"request body is {len(body)} bytes, over the limit of {limits.max_body_bytes}")
+        raise PayloadTooLargeError(
+            f"request body is {len(body)} bytes, over the limit of {limits.max_body_bytes}"
+        )
     header, binary = _split_binary(body, header_length)
     obj = _decode_json(header, limits)
     request_id = obj.get("id")
@@ -210,7 +253,9 @@ def parse_infer_request(
         raise BadRequestError("'parameters' must be an object")
     inputs = obj.get("inputs")
     if not isinstance(inputs, list) or not inputs:
-        raise BadRequestError(f"'inputs' must be a non-empty list of tensors; expected one input {spec.name!r}")
+        raise BadRequestError(
+            f"'inputs' must be a non-empty list of tensors; expected one input {spec.name!r}"
+        )
     names = [i.get("name") if isinstance(i, dict) else None for i in inputs]
     if names != [spec.name]:
         unknown = [n for n in names if n != spec.name]
@@ -221,7 +266,8 @@ def parse_infer_request(
     rows = _parse_tensor(inputs[0], spec, 0, limits, binary)
     outputs = _parse_name_list(obj.get("outputs"), "outputs", objects=True)
     binary_outputs = frozenset(
-        o["name"] for o in obj.get("outputs") or []
+        o["name"]
+        for o in obj.get("outputs") or []
         if isinstance(o.get("parameters"), dict) and o["parameters"].get("binary_data") is True
     )
     models = _parse_name_list(obj.get("models"), "models", objects=False) if well else None
@@ -251,7 +297,12 @@ def _parse_name_list(raw: Any, field: str, *, objects: bool) -> tuple[str, ...] 
 
 
 def _tensor_json(name: str, array: npt.NDArray[Any]) -> dict[str, Any]:
-    return {"name": name, "datatype": _datatype_of(array), "shape": list(array.shape), "data": array.ravel().tolist()}
+    return {
+        "name": name,
+        "datatype": _datatype_of(array),
+        "shape": list(array.shape),
+        "data": array.ravel().tolist(),
+    }
 
 
 class DataPlane:
@@ -273,7 +324,11 @@ class DataPlane:
 
     def _last_error_suffix(self) -> str:
         last = self.state.last_load
-        return f"; last load of {last.uri!r} failed ({last.reason}): {last.error}" if last and not last.ok else ""
+        return (
+            f"; last load of {last.uri!r} failed ({last.reason}): {last.error}"
+            if last and not last.ok
+            else ""
+        )
 
     def health(self) -> dict[str, Any]:
         bundle = self.state.current
@@ -303,7 +358,10 @@ class DataPlane:
         if session is None:
             raise ModelNotFoundError(name, len(bundle.sessions))
         if version is not None and version != bundle.manifest.version:
-            raise ModelNotFoundError(f"{name} version {version} (serving version {bundle.manifest.version})", len(bundle.sessions))
+            raise ModelNotFoundError(
+                f"{name} version {version} (serving version {bundle.manifest.version})",
+                len(bundle.sessions),
+            )
         return bundle, session
 
     def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
@@ -337,22 +395,34 @@ class DataPlane:
         if wanted is not None:
             unknown = [o for o in wanted if o not in session.output_names]
             if unknown:
-                raise BadRequestError(f"model {name!r} has no output {unknown[0]!r}; outputs: {list(session.output_names)}")
+                raise BadRequestError(
+                    f"model {name!r} has no output {unknown[0]!r}; outputs: {list(session.output_names)}"
+                )
         names = wanted or session.output_names
         results = session.run(request.rows, tuple(names))
         outputs: list[dict[str, Any]] = []
         blobs: list[bytes] = []
         for output_name, result in zip(names, results, strict=True):
-            if output_name in request.binary_outputs or (wanted is None and request.binary_output_default):
+            if output_name in request.binary_outputs or (
+                wanted is None and request.binary_output_default
+            ):
                 blob = np.ascontiguousarray(result).astype(result.dtype.newbyteorder("<")).tobytes()
                 blobs.append(blob)
-                outputs.append({
-                    "name": output_name, "datatype": _datatype_of(result), "shape": list(result.shape),
-                    "parameters": {"binary_data_size": len(blob)},
-                })
+                outputs.append(
+                    {
+                        "name": output_name,
+                        "datatype": _datatype_of(result),
+                        "shape": list(result.shape),
+                        "parameters": {"binary_data_size": len(blob)},
+                    }
+                )
             else:
                 outputs.append(_tensor_json(output_name, result))
-        response: dict[str, Any] = {"model_name": name, "model_version": bundle.manifest.version, "outputs": outputs}
+        response: dict[str, Any] = {
+            "model_name": name,
+            "model_version": bundle.manifest.version,
+            "outputs": outputs,
+        }
         if request.id is not None:
             response["id"] = request.id
         return InferResponse(response, tuple(blobs))
@@ -361,8 +431,12 @@ class DataPlane:
         """Score the same rows with every model (or `models`) of the well in one request."""
         bundle = self.serving()
         if bundle.shared_input is None:
-            raise BadRequestError("this bundle's models do not share one input; call each model's /infer")
-        request = parse_infer_request(body, bundle.shared_input, self.limits, well=True, header_length=header_length)
+            raise BadRequestError(
+                "this bundle's models do not share one input; call each model's /infer"
+            )
+        request = parse_infer_request(
+            body, bundle.shared_input, self.limits, well=True, header_length=header_length
+        )
         if request.models is not None:
             missing = [m for m in request.models if m not in bundle.sessions]
             if missing:
@@ -379,7 +453,14 @@ class DataPlane:
                 failure = probabilities[:, classes.index(POSITIVE_CLASS)]
             else:
                 failure = np.zeros(rows.shape[0], dtype=np.float32)
-            outputs.append({"name": session.entry.name, "datatype": "FP32", "shape": [rows.shape[0]], "data": failure.tolist()})
+            outputs.append(
+                {
+                    "name": session.entry.name,
+                    "datatype": "FP32",
+                    "shape": [rows.shape[0]],
+                    "data": failure.tolist(),
+                }
+            )
         response: dict[str, Any] = {
             "well": bundle.manifest.well,
             "model_version": bundle.manifest.version,

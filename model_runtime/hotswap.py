@@ -87,7 +87,8 @@ class BundleWatcher:
                 self._seen = b""
                 if self.bundle_uri is None:
                     self.state.record_failure(
-                        str(self.annotations_file), LoadFailureReason.NO_BUNDLE_URI,
+                        str(self.annotations_file),
+                        LoadFailureReason.NO_BUNDLE_URI,
                         f"annotations file {self.annotations_file} does not exist",
                     )
                     return None, None, False
@@ -102,7 +103,8 @@ class BundleWatcher:
         if uri is None:
             if changed:
                 self.state.record_failure(
-                    str(self.annotations_file), LoadFailureReason.NO_BUNDLE_URI,
+                    str(self.annotations_file),
+                    LoadFailureReason.NO_BUNDLE_URI,
                     f"annotations file {self.annotations_file} has no modelfleet.dev/bundle-uri and no --bundle was given",
                 )
             return None, None, False

@@ -11,7 +11,21 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 # Single-row scoring of a tiny model takes tens of microseconds; whole-well calls a few ms.
-LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+LATENCY_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    1.0,
+    5.0,
+)
 UNKNOWN_MODEL_LABEL = "_unknown"
 WELL_ENDPOINT_LABEL = "_well"
 
@@ -53,7 +67,9 @@ class RuntimeMetrics:
             registry=self.registry,
         )
         self.bundle_models = Gauge(
-            "modelfleet_runtime_bundle_models", "Models in the serving bundle.", registry=self.registry
+            "modelfleet_runtime_bundle_models",
+            "Models in the serving bundle.",
+            registry=self.registry,
         )
         self.ready = Gauge(
             "modelfleet_runtime_ready", "1 while a verified bundle serves.", registry=self.registry
@@ -64,7 +80,9 @@ class RuntimeMetrics:
             registry=self.registry,
         )
         self.in_flight = Gauge(
-            "modelfleet_runtime_requests_in_flight", "HTTP requests being handled.", registry=self.registry
+            "modelfleet_runtime_requests_in_flight",
+            "HTTP requests being handled.",
+            registry=self.registry,
         )
 
     def observe_request(self, model: str, code: int, seconds: float) -> None:

@@ -46,7 +46,9 @@ def _binary_header_length(request: web.Request) -> int | None:
 
 
 def json_response(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(obj).encode(), status=status, content_type="application/json")
+    return web.Response(
+        body=json.dumps(obj).encode(), status=status, content_type="application/json"
+    )
 
 
 def error_response(status: int, message: str, **extra: Any) -> web.Response:
@@ -56,7 +58,9 @@ def error_response(status: int, message: str, **extra: Any) -> web.Response:
 class RuntimeServer:
     """Holds the state a running server shares between handlers."""
 
-    def __init__(self, state: BundleState, metrics: RuntimeMetrics, limits: RequestLimits | None = None) -> None:
+    def __init__(
+        self, state: BundleState, metrics: RuntimeMetrics, limits: RequestLimits | None = None
+    ) -> None:
         self.state = state
         self.metrics = metrics
         self.limits = limits or RequestLimits()
@@ -74,7 +78,9 @@ class RuntimeServer:
         except ModelRuntimeError as exc:
             return error_response(exc.status, exc.message)
         except web.HTTPException as exc:  # unknown route, wrong method, body over client_max_size
-            message = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
+            message = (
+                exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
+            )
             if exc.status == 404:
                 message = f"no route {request.method} {request.path}; see /v2 for the API"
             elif exc.status == 405:
@@ -90,11 +96,15 @@ class RuntimeServer:
     async def _body(self, request: web.Request) -> bytes:
         declared = request.content_length
         if declared is not None and declared > self.limits.max_body_bytes:
-            raise PayloadTooLargeError(f"request body is {declared} bytes, over the limit of {self.limits.max_body_bytes}")
+            raise PayloadTooLargeError(
+                f"request body is {declared} bytes, over the limit of {self.limits.max_body_bytes}"
+            )
         try:
             return await request.read()
         except web.HTTPRequestEntityTooLarge as exc:
-            raise PayloadTooLargeError(f"request body is over the limit of {self.limits.max_body_bytes} bytes") from exc
+            raise PayloadTooLargeError(
+                f"request body is over the limit of {self.limits.max_body_bytes} bytes"
+            ) from exc
 
     def _model_label(self, name: str) -> str:
         bundle = self.state.current
@@ -153,7 +163,9 @@ class RuntimeServer:
     async def infer(self, request: web.Request) -> web.Response:
         name, version = request.match_info["model"], request.match_info.get("version")
         return await self._score(
-            self._model_label(name), request, lambda body, length: self.dataplane.infer(name, body, version, length)
+            self._model_label(name),
+            request,
+            lambda body, length: self.dataplane.infer(name, body, version, length),
         )
 
     async def infer_well(self, request: web.Request) -> web.Response:
@@ -167,7 +179,9 @@ class RuntimeServer:
         except ValueError as exc:
             raise BadRequestError(f"request body is not valid JSON: {exc}") from exc
         if not isinstance(obj, dict) or not isinstance(obj.get("uri"), str) or not obj["uri"]:
-            raise BadRequestError('expected {"uri": "<bundle uri>", "digest": "sha256:<hex>" or null}')
+            raise BadRequestError(
+                'expected {"uri": "<bundle uri>", "digest": "sha256:<hex>" or null}'
+            )
         digest = obj.get("digest")
         if digest is not None and not isinstance(digest, str):
             raise BadRequestError("'digest' must be a string like sha256:<hex>, or null")
@@ -176,19 +190,31 @@ class RuntimeServer:
         except BundleError as exc:
             current = self.state.current
             return error_response(
-                exc.status, exc.message, reason=exc.reason.value, bundle=current.info() if current else None
+                exc.status,
+                exc.message,
+                reason=exc.reason.value,
+                bundle=current.info() if current else None,
             )
-        return json_response({"bundle": bundle.info(), "lastLoad": self.state.last_load.to_json() if self.state.last_load else None})
+        return json_response(
+            {
+                "bundle": bundle.info(),
+                "lastLoad": self.state.last_load.to_json() if self.state.last_load else None,
+            }
+        )
 
     async def metrics_endpoint(self, request: web.Request) -> web.Response:
-        return web.Response(body=self.metrics.render(), headers={"Content-Type": self.metrics.content_type})
+        return web.Response(
+            body=self.metrics.render(), headers={"Content-Type": self.metrics.content_type}
+        )
 
     # -- app ------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
         # aiohttp enforces client_max_size on chunked bodies too; the check in _body covers
         # Content-Length up front so oversized bodies are refused before being read.
-        app = web.Application(middlewares=[self._middleware], client_max_size=self.limits.max_body_bytes)
+        app = web.Application(
+            middlewares=[self._middleware], client_max_size=self.limits.max_body_bytes
+        )
         add = app.router.add_route
         add("GET", "/v2/health/live", self.live)
         add("GET", "/v2/health/ready", self.ready)

@@ -52,7 +52,9 @@ class ModelSession:
     def input(self) -> TensorSpec:
         return self.entry.inputs[0]
 
-    def run(self, rows: npt.NDArray[Any], outputs: tuple[str, ...] | None = None) -> list[npt.NDArray[Any]]:
+    def run(
+        self, rows: npt.NDArray[Any], outputs: tuple[str, ...] | None = None
+    ) -> list[npt.NDArray[Any]]:
         names = list(outputs or self.output_names)
         return [np.asarray(o) for o in self.session.run(names, {self.input.name: rows})]
 
@@ -73,8 +75,12 @@ def load_sessions(bundle: VerifiedBundle) -> dict[str, ModelSession]:
                 bundle.model_bytes[entry.name], options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own untyped family
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BundleInvalidError(f"model {entry.name!r}: onnxruntime cannot load {entry.file}: {first_line}") from exc
+            first_line = (
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            )
+            raise BundleInvalidError(
+                f"model {entry.name!r}: onnxruntime cannot load {entry.file}: {first_line}"
+            ) from exc
         _check_signature(entry, session)
         sessions[entry.name] = ModelSession(
             entry=entry, session=session, output_names=tuple(o.name for o in entry.outputs)
@@ -93,6 +99,8 @@ def _check_signature(entry: ModelEntry, session: Any) -> None:
         )
     missing = [o.name for o in entry.outputs if o.name not in actual_outputs]
     if missing:
-        raise BundleInvalidError(f"model {entry.name!r}: outputs {missing} declared in the manifest are not in the ONNX graph")
+        raise BundleInvalidError(
+            f"model {entry.name!r}: outputs {missing} declared in the manifest are not in the ONNX graph"
+        )
     if any(i.datatype not in _NUMPY_DTYPES for i in entry.inputs):
         raise BundleInvalidError(f"model {entry.name!r}: only numeric/bool inputs are supported")

@@ -59,7 +59,9 @@ def read_bundle(uri: str, limits: SourceLimits | None = None) -> RawBundle:
         return _read_http(uri, limits)
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
-            raise BundleInvalidError(f"file:// URI must name a local path, got host {parts.netloc!r}")
+            raise BundleInvalidError(
+                f"file:// URI must name a local path, got host {parts.netloc!r}"
+            )
         path = Path(unquote(parts.path))
     elif parts.scheme == "" or (len(parts.scheme) == 1 and uri[1:3] == ":\\"):
         path = Path(uri)
@@ -106,11 +108,15 @@ def _read_path(uri: str, path: Path, limits: SourceLimits) -> RawBundle:
         # The manifest validator already refuses `..`; a symlink inside the bundle could still
         # point outside it, so compare resolved paths too.
         if not file_path.is_relative_to(root):
-            raise BundleInvalidError(f"model {entry.name!r}: file {entry.file!r} resolves outside the bundle")
+            raise BundleInvalidError(
+                f"model {entry.name!r}: file {entry.file!r} resolves outside the bundle"
+            )
         data = _read_local_file(file_path, limits.max_file_bytes, f"model {entry.name!r} file")
         total += len(data)
         if total > limits.max_total_bytes:
-            raise BundleTooLargeError(f"bundle {uri!r} exceeds {limits.max_total_bytes} bytes in total")
+            raise BundleTooLargeError(
+                f"bundle {uri!r} exceeds {limits.max_total_bytes} bytes in total"
+            )
         files[entry.file] = data
     return RawBundle(uri=uri, manifest_raw=manifest_raw, manifest=manifest, files=files)
 
@@ -124,7 +130,9 @@ def _safe_member_name(name: str) -> str:
         raise BundleInvalidError(f"tarball member {name!r} has an absolute path; refused")
     normalized = posixpath.normpath(name)
     if normalized == ".." or normalized.startswith("../") or "/../" in f"/{name}/":
-        raise BundleInvalidError(f"tarball member {name!r} escapes the bundle directory (path traversal); refused")
+        raise BundleInvalidError(
+            f"tarball member {name!r} escapes the bundle directory (path traversal); refused"
+        )
     return "" if normalized == "." else normalized
 
 
@@ -135,7 +143,9 @@ def _read_tarball(uri: str, data: bytes, limits: SourceLimits) -> RawBundle:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             for count, member in enumerate(tar, start=1):
                 if count > limits.max_tar_members:
-                    raise BundleTooLargeError(f"tarball {uri!r} has more than {limits.max_tar_members} members")
+                    raise BundleTooLargeError(
+                        f"tarball {uri!r} has more than {limits.max_tar_members} members"
+                    )
                 name = _safe_member_name(member.name)
                 if member.isdir():
                     continue
@@ -148,7 +158,9 @@ def _read_tarball(uri: str, data: bytes, limits: SourceLimits) -> RawBundle:
                     )
                 total += member.size
                 if total > limits.max_total_bytes:
-                    raise BundleTooLargeError(f"tarball {uri!r} unpacks to more than {limits.max_total_bytes} bytes")
+                    raise BundleTooLargeError(
+                        f"tarball {uri!r} unpacks to more than {limits.max_total_bytes} bytes"
+                    )
                 extracted = tar.extractfile(member)
                 if extracted is None:
                     raise BundleInvalidError(f"tarball member {member.name!r} cannot be read")
@@ -161,7 +173,11 @@ def _read_tarball(uri: str, data: bytes, limits: SourceLimits) -> RawBundle:
     if len(manifest_raw) > limits.max_manifest_bytes:
         raise BundleTooLargeError(f"manifest in {uri!r} is over {limits.max_manifest_bytes} bytes")
     manifest = parse_manifest(manifest_raw)
-    files = {entry.file: contents[prefix + entry.file] for entry in manifest.models if prefix + entry.file in contents}
+    files = {
+        entry.file: contents[prefix + entry.file]
+        for entry in manifest.models
+        if prefix + entry.file in contents
+    }
     return RawBundle(uri=uri, manifest_raw=manifest_raw, manifest=manifest, files=files)
 
 
@@ -169,10 +185,14 @@ def _bundle_root(uri: str, contents: dict[str, bytes]) -> str:
     """'' when manifest.json is at the top, 'dir/' when the tarball wraps the bundle in one dir."""
     if MANIFEST_FILE in contents:
         return ""
-    candidates = [name[: -len(MANIFEST_FILE)] for name in contents if name.endswith("/" + MANIFEST_FILE)]
+    candidates = [
+        name[: -len(MANIFEST_FILE)] for name in contents if name.endswith("/" + MANIFEST_FILE)
+    ]
     top_level = [c for c in candidates if c.count("/") == 1]
     if len(top_level) != 1:
-        raise BundleInvalidError(f"tarball {uri!r} has no {MANIFEST_FILE} at its top level (or in one top directory)")
+        raise BundleInvalidError(
+            f"tarball {uri!r} has no {MANIFEST_FILE} at its top level (or in one top directory)"
+        )
     return top_level[0]
 
 
@@ -205,7 +225,11 @@ def _read_http(uri: str, limits: SourceLimits) -> RawBundle:
         path = urlsplit(uri).path
         if _is_tarball(path):
             return _read_tarball(uri, _http_get(client, uri, limits.max_total_bytes), limits)
-        base = uri[: -len(MANIFEST_FILE)] if path.endswith("/" + MANIFEST_FILE) else uri.rstrip("/") + "/"
+        base = (
+            uri[: -len(MANIFEST_FILE)]
+            if path.endswith("/" + MANIFEST_FILE)
+            else uri.rstrip("/") + "/"
+        )
         manifest_raw = _http_get(client, base + MANIFEST_FILE, limits.max_manifest_bytes)
         manifest = parse_manifest(manifest_raw)
         files: dict[str, bytes] = {}
@@ -219,6 +243,8 @@ def _read_http(uri: str, limits: SourceLimits) -> RawBundle:
                 raise
             total += len(data)
             if total > limits.max_total_bytes:
-                raise BundleTooLargeError(f"bundle {uri!r} exceeds {limits.max_total_bytes} bytes in total")
+                raise BundleTooLargeError(
+                    f"bundle {uri!r} exceeds {limits.max_total_bytes} bytes in total"
+                )
             files[entry.file] = data
         return RawBundle(uri=uri, manifest_raw=manifest_raw, manifest=manifest, files=files)

@@ -41,11 +41,15 @@ def verify_bundle(raw: RawBundle, expected_digest: str | None = None) -> Verifie
     for entry in raw.manifest.models:
         data = raw.files.get(entry.file)
         if data is None:
-            raise BundleInvalidError(f"model {entry.name!r}: file {entry.file} is missing from the bundle")
+            raise BundleInvalidError(
+                f"model {entry.name!r}: file {entry.file} is missing from the bundle"
+            )
         actual = hashlib.sha256(data).hexdigest()
         if actual != entry.sha256:
             raise BundleInvalidError(
                 f"model {entry.name!r}: file {entry.file} has sha256 {actual}, manifest says {entry.sha256}"
             )
         model_bytes[entry.name] = data
-    return VerifiedBundle(uri=raw.uri, digest=digest, manifest=raw.manifest, model_bytes=model_bytes)
+    return VerifiedBundle(
+        uri=raw.uri, digest=digest, manifest=raw.manifest, model_bytes=model_bytes
+    )

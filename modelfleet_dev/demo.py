@@ -345,9 +345,7 @@ def _tell(
         f"{options.progress_deadline_seconds}, autoRollback"
     )
     story.kubectl_shown("apply", "-f", str(manifest_path))
-    _follow(
-        story, observer, "wells available", lambda s: _available_on(s, v1, wells), wells, None
-    )
+    _follow(story, observer, "wells available", lambda s: _available_on(s, v1, wells), wells, None)
     story.get_mdep()
     times.mark(f"fleet up ({v1})")
 

@@ -222,9 +222,7 @@ def start_kubesim(
         argv += ["--run-selector", run_selector]
     if annotation_refresh_delay is not None:
         argv += ["--annotation-refresh-delay", str(annotation_refresh_delay)]
-    process = ManagedProcess(
-        "kubesim", argv, work_dir / "kubesim.log", env=_kubelet_env(work_dir)
-    )
+    process = ManagedProcess("kubesim", argv, work_dir / "kubesim.log", env=_kubelet_env(work_dir))
     process.start()
 
     def ready() -> bool:

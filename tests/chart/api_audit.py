@@ -107,7 +107,10 @@ class AuditLog:
         async def audited(request: web.Request) -> web.StreamResponse:
             self.record(
                 request_attributes(
-                    request.method, request.path, request.query, request.headers.get("User-Agent", "")
+                    request.method,
+                    request.path,
+                    request.query,
+                    request.headers.get("User-Agent", ""),
                 )
             )
             return await handler(request)

@@ -38,7 +38,9 @@ CI_DIR = CHART_DIR / "ci"
 def scenarios() -> list[str]:
     """Value scenarios every chart test runs on: the defaults, the chart's ci/*-values.yaml
     (chart-testing's convention) and the example countries."""
-    ci = sorted(f"ci/{path.name.removesuffix('-values.yaml')}" for path in CI_DIR.glob("*-values.yaml"))
+    ci = sorted(
+        f"ci/{path.name.removesuffix('-values.yaml')}" for path in CI_DIR.glob("*-values.yaml")
+    )
     return ["default", *ci, *COUNTRY_VALUES]
 
 
@@ -86,7 +88,9 @@ class UniqueKeyLoader(yaml.SafeLoader):
         keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
         duplicates = sorted({str(k) for k in keys if keys.count(k) > 1})
         if duplicates:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate keys {duplicates}", node.start_mark)
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate keys {duplicates}", node.start_mark
+            )
         return super().construct_mapping(node, deep=deep)
 
 

@@ -31,7 +31,13 @@ PROPOSED_CORE = ("pydantic>=2.7", "httpx>=0.27", "prometheus-client>=0.20", "pyy
 PROPOSED_EXTRAS: dict[str, tuple[str, ...]] = {
     "operator": ("kopf>=1.37", "kubernetes>=30", "aiohttp>=3.9"),
     "runtime": ("numpy>=1.26", "onnxruntime>=1.18", "aiohttp>=3.9"),
-    "build": ("numpy>=1.26", "onnxruntime>=1.18", "scikit-learn>=1.4", "skl2onnx>=1.17", "onnx>=1.16"),
+    "build": (
+        "numpy>=1.26",
+        "onnxruntime>=1.18",
+        "scikit-learn>=1.4",
+        "skl2onnx>=1.17",
+        "onnx>=1.16",
+    ),
     "kubesim": ("cel-python>=0.5", "aiohttp>=3.9"),
 }
 
@@ -63,7 +69,9 @@ def parse_dockerfile(path: Path) -> list[Stage]:
             global_args[arg] = default
         elif keyword == "FROM":
             words = args.split()
-            base = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: global_args[m.group(1) or m.group(2)], words[0])
+            base = re.sub(
+                r"\$\{(\w+)\}|\$(\w+)", lambda m: global_args[m.group(1) or m.group(2)], words[0]
+            )
             stage_name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
             stages.append(Stage(base=base, name=stage_name))
         elif stages:
@@ -124,7 +132,8 @@ def closure(requirements: Iterable[str]) -> set[str]:
         for text in metadata.requires(requirement.name) or []:
             child = Requirement(text)
             if child.marker is None or any(
-                child.marker.evaluate({**environment, "extra": wanted}) for wanted in ("", *requirement.extras)
+                child.marker.evaluate({**environment, "extra": wanted})
+                for wanted in ("", *requirement.extras)
             ):
                 pending.append((child, next(iter(requirement.extras), "")))
     return {key.partition("[")[0] for key in seen}

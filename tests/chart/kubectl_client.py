@@ -25,7 +25,12 @@ class Kubectl:
 
     def run(self, *args: str, stdin: str | None = None) -> str:
         done = subprocess.run(
-            [*self.base, *args], input=stdin, capture_output=True, text=True, timeout=60, check=False
+            [*self.base, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert done.returncode == 0, f"kubectl {' '.join(args)} failed:\n{done.stderr}"
         return done.stdout

@@ -50,7 +50,9 @@ class TestClient:
 
     def merge_patch(self, path: str, patch: dict[str, Any]) -> None:
         answer = self.http.patch(
-            path, content=json.dumps(patch), headers={"Content-Type": "application/merge-patch+json"}
+            path,
+            content=json.dumps(patch),
+            headers={"Content-Type": "application/merge-patch+json"},
         )
         assert answer.status_code == 200, answer.text
 

@@ -87,18 +87,35 @@ def test_pilot_country_installs_and_upgrades_from_its_values(
         kubectl = Kubectl(sim.kubeconfig, tmp_path / "kubectl-cache")
         kubectl.run("apply", "-f", str(CHART_DIR / "crds"))
         kubectl.run("create", "namespace", NAMESPACE)
-        release = render(chart, _pilot_values(pilot_bundles), release=NAMESPACE, namespace=NAMESPACE)
+        release = render(
+            chart, _pilot_values(pilot_bundles), release=NAMESPACE, namespace=NAMESPACE
+        )
         api = TestClient(sim.url)
         args = release.one("Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
         with OperatorInThread(_options_from_the_deployment(args, sim.kubeconfig)):
             kubectl.apply([release.one("ModelDeployment")])
-            status = api.wait_status(FLEET_PATH, "the pilot's 12 wells", _available("2026.11.2", 12))
-            assert {(v["version"], v["wells"]) for v in status["versions"]} == {("2026.11.2", 11), ("2026.10.1", 1)}
+            status = api.wait_status(
+                FLEET_PATH, "the pilot's 12 wells", _available("2026.11.2", 12)
+            )
+            assert {(v["version"], v["wells"]) for v in status["versions"]} == {
+                ("2026.11.2", 11),
+                ("2026.10.1", 1),
+            }
 
             # helm upgrade fleet-fr charts/modelfleet -f examples/fr/values.yaml --set fleet.model.version=2026.12.1
-            upgraded = render(chart, _pilot_values(pilot_bundles, version=UPGRADE), release=NAMESPACE, namespace=NAMESPACE)
+            upgraded = render(
+                chart,
+                _pilot_values(pilot_bundles, version=UPGRADE),
+                release=NAMESPACE,
+                namespace=NAMESPACE,
+            )
             kubectl.apply([upgraded.one("ModelDeployment")])
             status = api.wait_status(FLEET_PATH, "the upgrade", _available(UPGRADE, 12))
-            assert {(v["version"], v["wells"]) for v in status["versions"]} == {(UPGRADE, 11), ("2026.10.1", 1)}
+            assert {(v["version"], v["wells"]) for v in status["versions"]} == {
+                (UPGRADE, 11),
+                ("2026.10.1", 1),
+            }
         pods = api.http.get(f"/api/v1/namespaces/{NAMESPACE}/pods").json()["items"]
-        assert sorted(p["metadata"]["name"] for p in pods) == [f"esp-failure-fr-{i:04d}" for i in range(1, 13)]
+        assert sorted(p["metadata"]["name"] for p in pods) == [
+            f"esp-failure-fr-{i:04d}" for i in range(1, 13)
+        ]

@@ -9,7 +9,11 @@ import pytest
 
 from .chart_rendering import render
 
-MODEL = {"name": "esp-failure", "version": "2026.11.2", "bundleUri": "file:///bundles/{version}/{well}"}
+MODEL = {
+    "name": "esp-failure",
+    "version": "2026.11.2",
+    "bundleUri": "file:///bundles/{version}/{well}",
+}
 
 
 def _fleet(**fields: Any) -> dict[str, Any]:
@@ -19,7 +23,9 @@ def _fleet(**fields: Any) -> dict[str, Any]:
 def test_a_fleet_from_config_maps_needs_no_inline_wells(chart: helm.Chart) -> None:
     values = _fleet(wellsFrom=[{"configMap": "fr-wells-1"}, {"configMap": "fr-wells-2"}])
     values["fleet"]["model"]["digestsFrom"] = [{"configMap": "esp-2026.11.2-digests"}]
-    spec = render(chart, values, release="fleet-fr", namespace="fleet-fr").one("ModelDeployment")["spec"]
+    spec = render(chart, values, release="fleet-fr", namespace="fleet-fr").one("ModelDeployment")[
+        "spec"
+    ]
     assert spec["wellsFrom"] == [{"configMap": "fr-wells-1"}, {"configMap": "fr-wells-2"}]
     assert spec["model"]["digestsFrom"] == [{"configMap": "esp-2026.11.2-digests"}]
     assert "wells" not in spec
@@ -27,13 +33,17 @@ def test_a_fleet_from_config_maps_needs_no_inline_wells(chart: helm.Chart) -> No
 
 def test_inline_wells_and_config_maps_render_together(chart: helm.Chart) -> None:
     values = _fleet(wells=[{"id": "fr-0001"}], wellsFrom=[{"configMap": "fr-wells"}])
-    spec = render(chart, values, release="fleet-fr", namespace="fleet-fr").one("ModelDeployment")["spec"]
+    spec = render(chart, values, release="fleet-fr", namespace="fleet-fr").one("ModelDeployment")[
+        "spec"
+    ]
     assert spec["wells"] == [{"id": "fr-0001"}] and spec["wellsFrom"] == [{"configMap": "fr-wells"}]
 
 
 def test_an_inline_fleet_renders_no_wells_from(chart: helm.Chart) -> None:
     values = _fleet(wells=[{"id": "fr-0001"}])
-    spec = render(chart, values, release="fleet-fr", namespace="fleet-fr").one("ModelDeployment")["spec"]
+    spec = render(chart, values, release="fleet-fr", namespace="fleet-fr").one("ModelDeployment")[
+        "spec"
+    ]
     assert "wellsFrom" not in spec
 
 

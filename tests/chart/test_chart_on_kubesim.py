@@ -49,7 +49,12 @@ SERVICE_MONITOR_CRD: KubeObject = {
     "spec": {
         "group": "monitoring.coreos.com",
         "scope": "Namespaced",
-        "names": {"kind": "ServiceMonitor", "plural": "servicemonitors", "singular": "servicemonitor", "listKind": "ServiceMonitorList"},
+        "names": {
+            "kind": "ServiceMonitor",
+            "plural": "servicemonitors",
+            "singular": "servicemonitor",
+            "listKind": "ServiceMonitorList",
+        },
         "versions": [
             {
                 "name": "v1",
@@ -58,7 +63,9 @@ SERVICE_MONITOR_CRD: KubeObject = {
                 "schema": {
                     "openAPIV3Schema": {
                         "type": "object",
-                        "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                        "properties": {
+                            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                        },
                     }
                 },
             }
@@ -91,7 +98,9 @@ def _served_kinds(url: str, api_versions: set[str]) -> set[tuple[str, str]]:
             if answer.status_code == 404:
                 continue
             answer.raise_for_status()
-            served |= {(api_version, r["kind"]) for r in answer.json()["resources"] if "/" not in r["name"]}
+            served |= {
+                (api_version, r["kind"]) for r in answer.json()["resources"] if "/" not in r["name"]
+            }
     return served
 
 
@@ -113,14 +122,19 @@ def test_rendered_release_applies_to_kubesim_and_its_objects_exist(
     namespace = scenario_namespace(scenario)
     release = render(chart, scenario_values(scenario), release=namespace, namespace=namespace)
     # The release namespace (helm --create-namespace) and the watched ones (the user's).
-    for name in sorted({namespace} | {o["metadata"]["namespace"] for o in release.objects if "namespace" in o["metadata"]}):
+    for name in sorted(
+        {namespace}
+        | {o["metadata"]["namespace"] for o in release.objects if "namespace" in o["metadata"]}
+    ):
         if kubectl.run("get", "namespace", name, "--ignore-not-found") == "":
             kubectl.run("create", "namespace", name)
 
     kinds = {(obj["apiVersion"], obj["kind"]) for obj in release.objects}
     served = _served_kinds(cluster.url, {api_version for api_version, _ in kinds})
     missing = kinds - served
-    assert missing <= KUBESIM_GAPS, f"kinds neither served by kubesim nor known gaps: {missing - KUBESIM_GAPS}"
+    assert missing <= KUBESIM_GAPS, (
+        f"kinds neither served by kubesim nor known gaps: {missing - KUBESIM_GAPS}"
+    )
     applied = [obj for obj in release.objects if (obj["apiVersion"], obj["kind"]) in served]
     assert applied, f"kubesim serves none of {sorted(kinds)}"
 
@@ -130,7 +144,9 @@ def test_rendered_release_applies_to_kubesim_and_its_objects_exist(
     for obj in applied:
         live = _get(kubectl, obj)
         assert live["metadata"]["name"] == obj["metadata"]["name"]
-        assert live["metadata"]["labels"] == obj["metadata"].get("labels", live["metadata"]["labels"])
+        assert live["metadata"]["labels"] == obj["metadata"].get(
+            "labels", live["metadata"]["labels"]
+        )
     for model_deployment in release.of_kind("ModelDeployment"):
         fleet = _get(kubectl, model_deployment)
         assert len(fleet["spec"]["wells"]) == len(model_deployment["spec"]["wells"])
@@ -140,7 +156,9 @@ def test_rendered_release_applies_to_kubesim_and_its_objects_exist(
         assert model_deployment["metadata"]["name"] in listing
 
 
-def test_fleet_the_crd_rejects_is_refused_by_kubectl_apply(chart: helm.Chart, kubectl: Kubectl) -> None:
+def test_fleet_the_crd_rejects_is_refused_by_kubectl_apply(
+    chart: helm.Chart, kubectl: Kubectl
+) -> None:
     # maxSurge must be 0 (a CEL rule the values schema cannot express): the apiserver says so.
     values = country_values("fr")
     values["fleet"]["rollout"]["maxSurge"] = 1
@@ -167,16 +185,34 @@ def test_helm_install_upgrade_and_uninstall_of_a_country_on_kubesim(tmp_path: Pa
         try:
             values = country_values("fr")
             release = config.install(
-                str(CHART_DIR), "fleet-fr", values, namespace="fleet-fr", create_namespace=True, timeout=60
+                str(CHART_DIR),
+                "fleet-fr",
+                values,
+                namespace="fleet-fr",
+                create_namespace=True,
+                timeout=60,
             )
             assert release["status"] == "deployed"
             assert "esp-failure" in local.run("get", "mdep", "-n", "fleet-fr")
             assert "fleet-fr-modelfleet" in local.run("get", "deployment", "-n", "fleet-fr")
 
             values["fleet"]["rollout"]["maxUnavailable"] = 3
-            upgraded = config.upgrade(str(CHART_DIR), "fleet-fr", values, namespace="fleet-fr", timeout=60)
+            upgraded = config.upgrade(
+                str(CHART_DIR), "fleet-fr", values, namespace="fleet-fr", timeout=60
+            )
             assert upgraded["status"] == "deployed"
-            mdep = json.loads(local.run("get", "mdep", "esp-failure", "-n", "fleet-fr", "-o", "json", "--show-managed-fields"))
+            mdep = json.loads(
+                local.run(
+                    "get",
+                    "mdep",
+                    "esp-failure",
+                    "-n",
+                    "fleet-fr",
+                    "-o",
+                    "json",
+                    "--show-managed-fields",
+                )
+            )
             assert mdep["spec"]["rollout"]["maxUnavailable"] == 3
             assert [e["operation"] for e in mdep["metadata"]["managedFields"]] == ["Apply"]
 
@@ -187,7 +223,9 @@ def test_helm_install_upgrade_and_uninstall_of_a_country_on_kubesim(tmp_path: Pa
             config.close()
 
 
-def test_helm_install_of_norway_with_4000_wells_fits_with_its_managed_fields(tmp_path: Path) -> None:
+def test_helm_install_of_norway_with_4000_wells_fits_with_its_managed_fields(
+    tmp_path: Path,
+) -> None:
     """Server-side apply at Norway's scale: the ModelDeployment's managedFields (one entry per
     well) count against the object size limit, as on a real cluster, and still fit."""
     with kubesim_in_thread(tmp_path, run_kubelet=False) as sim:
@@ -196,12 +234,19 @@ def test_helm_install_of_norway_with_4000_wells_fits_with_its_managed_fields(tmp
         config = helm.Config(kubeconfig_path=str(sim.kubeconfig), namespace="fleet-no")
         try:
             release = config.install(
-                str(CHART_DIR), "fleet-no", country_values("no"), namespace="fleet-no", create_namespace=True, timeout=60
+                str(CHART_DIR),
+                "fleet-no",
+                country_values("no"),
+                namespace="fleet-no",
+                create_namespace=True,
+                timeout=60,
             )
         finally:
             config.close()
         assert release["status"] == "deployed"
-        mdeps = json.loads(local.run("get", "mdep", "-n", "fleet-no", "-o", "json", "--show-managed-fields"))["items"]
+        mdeps = json.loads(
+            local.run("get", "mdep", "-n", "fleet-no", "-o", "json", "--show-managed-fields")
+        )["items"]
         (mdep,) = mdeps
         wells = mdep["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:wells"]
         assert len(wells) == len(mdep["spec"]["wells"]) == 4000

@@ -44,9 +44,13 @@ def test_every_rendered_object_is_valid_against_the_kubernetes_schemas(rendered:
         try:
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} is invalid for Kubernetes {KUBERNETES_VERSION}: {exc}")
+            pytest.fail(
+                f"{obj['kind']}/{obj['metadata']['name']} is invalid for Kubernetes {KUBERNETES_VERSION}: {exc}"
+            )
         checked += 1
-    assert checked >= 5  # Deployment, ServiceAccount, Service, a Role or ClusterRole and its binding
+    assert (
+        checked >= 5
+    )  # Deployment, ServiceAccount, Service, a Role or ClusterRole and its binding
 
 
 def test_crds_in_the_chart_are_the_generated_crd_byte_for_byte() -> None:
@@ -58,7 +62,9 @@ def test_crds_in_the_chart_are_the_generated_crd_byte_for_byte() -> None:
 
 
 def test_chart_ships_the_modeldeployment_and_kopf_peering_crds(chart: helm.Chart) -> None:
-    names = {doc["metadata"]["name"] for crd in chart.crds for doc in yaml.safe_load_all(crd["data"])}
+    names = {
+        doc["metadata"]["name"] for crd in chart.crds for doc in yaml.safe_load_all(crd["data"])
+    }
     assert names == {
         "modeldeployments.modelfleet.dev",
         "kopfpeerings.kopf.dev",
@@ -69,7 +75,9 @@ def test_chart_ships_the_modeldeployment_and_kopf_peering_crds(chart: helm.Chart
 def test_values_schema_is_the_generated_one() -> None:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("values_schema", CHART_DIR / "schema" / "values_schema.py")
+    spec = importlib.util.spec_from_file_location(
+        "values_schema", CHART_DIR / "schema" / "values_schema.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -116,7 +124,9 @@ def test_doc_comment_check_finds_an_undocumented_value() -> None:
 def test_example_well_lists_are_what_the_generator_writes() -> None:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("generate_wells", EXAMPLES_DIR / "generate_wells.py")
+    spec = importlib.util.spec_from_file_location(
+        "generate_wells", EXAMPLES_DIR / "generate_wells.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -134,7 +144,9 @@ def test_example_well_lists_are_what_the_generator_writes() -> None:
 def test_each_country_installs_its_whole_fleet_in_one_release(
     chart: helm.Chart, country: str, wells: int, replicas: int
 ) -> None:
-    release = render(chart, country_values(country), release=f"fleet-{country}", namespace=f"fleet-{country}")
+    release = render(
+        chart, country_values(country), release=f"fleet-{country}", namespace=f"fleet-{country}"
+    )
     fleet = release.one("ModelDeployment")
     assert fleet["metadata"]["namespace"] == f"fleet-{country}"
     assert len(fleet["spec"]["wells"]) == wells
@@ -144,7 +156,9 @@ def test_each_country_installs_its_whole_fleet_in_one_release(
 
 def test_countries_differ_in_version_and_rollout_policy(chart: helm.Chart) -> None:
     specs = {
-        country: render(chart, country_values(country), release="r", namespace="ns").one("ModelDeployment")["spec"]
+        country: render(chart, country_values(country), release="r", namespace="ns").one(
+            "ModelDeployment"
+        )["spec"]
         for country in COUNTRY_VALUES
     }
     assert len({s["model"]["version"] for s in specs.values()}) == 3
@@ -154,12 +168,16 @@ def test_countries_differ_in_version_and_rollout_policy(chart: helm.Chart) -> No
 
 
 def _container(release: Rendered) -> dict[str, Any]:
-    containers: list[dict[str, Any]] = release.one("Deployment")["spec"]["template"]["spec"]["containers"]
+    containers: list[dict[str, Any]] = release.one("Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ]
     assert len(containers) == 1
     return containers[0]
 
 
-def test_operator_runs_hardened_with_probes_on_kopf_liveness_and_resources(rendered: Rendered) -> None:
+def test_operator_runs_hardened_with_probes_on_kopf_liveness_and_resources(
+    rendered: Rendered,
+) -> None:
     pod = rendered.one("Deployment")["spec"]["template"]["spec"]
     container = _container(rendered)
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -204,14 +222,23 @@ def test_several_watched_namespaces_get_a_role_each(chart: helm.Chart) -> None:
 
 
 def test_more_than_one_replica_elects_a_leader_through_kopf_peering(chart: helm.Chart) -> None:
-    namespaced = render(chart, {"operator": {"replicas": 2}}, release="fleet-us", namespace="fleet-us")
+    namespaced = render(
+        chart, {"operator": {"replicas": 2}}, release="fleet-us", namespace="fleet-us"
+    )
     args = _container(namespaced)["args"]
     assert "--peering=fleet-us-modelfleet" in args and "--standalone" not in args
     peering = namespaced.one("KopfPeering")
-    assert peering["metadata"] == {**peering["metadata"], "name": "fleet-us-modelfleet", "namespace": "fleet-us"}
+    assert peering["metadata"] == {
+        **peering["metadata"],
+        "name": "fleet-us-modelfleet",
+        "namespace": "fleet-us",
+    }
     assert namespaced.one("Deployment")["spec"]["strategy"]["type"] == "RollingUpdate"
     cluster = render(
-        chart, {"operator": {"replicas": 2, "allNamespaces": True}}, release="fleet-no", namespace="fleet-no"
+        chart,
+        {"operator": {"replicas": 2, "allNamespaces": True}},
+        release="fleet-no",
+        namespace="fleet-no",
     )
     assert cluster.one("ClusterKopfPeering")["metadata"]["name"] == "fleet-no-modelfleet"
     assert "--all-namespaces" in _container(cluster)["args"]
@@ -228,18 +255,25 @@ def test_all_namespaces_uses_a_cluster_role_and_no_namespaced_roles(chart: helm.
     assert release.of_kind("Role") == [] and release.of_kind("RoleBinding") == []
     binding = release.one("ClusterRoleBinding")
     assert binding["roleRef"]["name"] == release.one("ClusterRole")["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "r-modelfleet", "namespace": "ns"}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "r-modelfleet", "namespace": "ns"}
+    ]
 
 
 def test_image_is_pinned_by_digest_when_given(chart: helm.Chart) -> None:
     digest = "sha256:" + "ab" * 32
     release = render(chart, {"image": {"digest": digest}}, release="r", namespace="ns")
     assert _container(release)["image"] == f"ghcr.io/modelfleet/operator@{digest}"
-    assert _container(render(chart, {}, release="r", namespace="ns"))["image"] == "ghcr.io/modelfleet/operator:0.1.0"
+    assert (
+        _container(render(chart, {}, release="r", namespace="ns"))["image"]
+        == "ghcr.io/modelfleet/operator:0.1.0"
+    )
 
 
 def test_metrics_service_selects_the_operator_on_its_metrics_port(rendered: Rendered) -> None:
-    services = [s for s in rendered.of_kind("Service") if s["metadata"]["name"].endswith("-metrics")]
+    services = [
+        s for s in rendered.of_kind("Service") if s["metadata"]["name"].endswith("-metrics")
+    ]
     if not services:  # metrics.service.enabled: false
         return
     [service] = services
@@ -278,7 +312,9 @@ def test_network_policy_lets_well_pods_accept_only_their_port(chart: helm.Chart)
     release = render(chart, values, release="r", namespace="fleet-fr")
     policies = {p["metadata"]["name"]: p["spec"] for p in release.of_kind("NetworkPolicy")}
     wells = policies["r-modelfleet-wells"]
-    assert wells["podSelector"] == {"matchExpressions": [{"key": "modelfleet.dev/deployment", "operator": "Exists"}]}
+    assert wells["podSelector"] == {
+        "matchExpressions": [{"key": "modelfleet.dev/deployment", "operator": "Exists"}]
+    }
     assert wells["policyTypes"] == ["Ingress"]
     [rule] = wells["ingress"]
     assert rule["ports"] == [{"port": 8081, "protocol": "TCP"}]
@@ -319,8 +355,14 @@ def test_operator_args_parse_with_the_real_cli(rendered: Rendered) -> None:
 
 
 def test_helm_test_checks_the_operator_metrics_through_the_service(rendered: Rendered) -> None:
-    pods = [p for p in rendered.of_kind("Pod") if p["metadata"]["annotations"].get("helm.sh/hook") == "test"]
-    services = [s for s in rendered.of_kind("Service") if s["metadata"]["name"].endswith("-metrics")]
+    pods = [
+        p
+        for p in rendered.of_kind("Pod")
+        if p["metadata"]["annotations"].get("helm.sh/hook") == "test"
+    ]
+    services = [
+        s for s in rendered.of_kind("Service") if s["metadata"]["name"].endswith("-metrics")
+    ]
     if not services:
         assert pods == [], "a metrics test without a metrics Service"
         return
@@ -330,7 +372,10 @@ def test_helm_test_checks_the_operator_metrics_through_the_service(rendered: Ren
     assert container["image"] == _container(rendered)["image"]
     script = container["command"][-1]
     port = service["spec"]["ports"][0]["port"]
-    assert f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}/metrics" in script
+    assert (
+        f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}/metrics"
+        in script
+    )
     assert "modelfleet_operator_" in script
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True

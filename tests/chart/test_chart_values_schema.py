@@ -11,7 +11,11 @@ from .chart_rendering import CHART_DIR, country_values, merge_values
 
 VALID_FLEET: dict[str, Any] = {
     "enabled": True,
-    "model": {"name": "esp-failure", "version": "2026.11.2", "bundleUri": "file:///bundles/{version}/{well}"},
+    "model": {
+        "name": "esp-failure",
+        "version": "2026.11.2",
+        "bundleUri": "file:///bundles/{version}/{well}",
+    },
     "wells": [{"id": "fr-0001"}],
 }
 
@@ -33,11 +37,16 @@ def _schema_error(chart: helm.Chart, values: dict[str, Any]) -> str:
         ({"image": {"pullPolicy": "Sometimes"}}, "at '/image/pullPolicy'"),
         ({"image": {"digest": "latest"}}, "at '/image/digest'"),
         ({"rbac": {"create": "yes"}}, "at '/rbac/create'"),
-        ({"metrics": {"serviceMonitor": {"interval": "often"}}}, "at '/metrics/serviceMonitor/interval'"),
+        (
+            {"metrics": {"serviceMonitor": {"interval": "often"}}},
+            "at '/metrics/serviceMonitor/interval'",
+        ),
         ({"replicaCount": 2}, "additional properties 'replicaCount' not allowed"),
     ],
 )
-def test_wrong_chart_value_is_refused_naming_it(chart: helm.Chart, values: dict[str, Any], expected: str) -> None:
+def test_wrong_chart_value_is_refused_naming_it(
+    chart: helm.Chart, values: dict[str, Any], expected: str
+) -> None:
     assert expected in _schema_error(chart, values)
 
 
@@ -76,7 +85,9 @@ def test_bundle_uri_without_a_supported_scheme_is_refused(chart: helm.Chart) -> 
 
 def test_more_wells_than_a_modeldeployment_holds_are_refused(chart: helm.Chart) -> None:
     wells = [{"id": f"w{i}"} for i in range(10_001)]
-    assert "at '/fleet/wells': maxItems" in _schema_error(chart, {"fleet": {**VALID_FLEET, "wells": wells}})
+    assert "at '/fleet/wells': maxItems" in _schema_error(
+        chart, {"fleet": {**VALID_FLEET, "wells": wells}}
+    )
 
 
 def test_disabled_fleet_needs_nothing(chart: helm.Chart) -> None:

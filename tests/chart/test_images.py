@@ -26,10 +26,25 @@ from .image_contents import (
 
 #: image -> (Dockerfile, extra it installs, console script, package, distributions it must not hold)
 IMAGES = {
-    "operator": ("operator/Dockerfile", "operator", "modelfleet", "modelfleet", {"onnxruntime", "numpy", "scikit-learn", "onnx"}),
-    "runtime": ("model_runtime/Dockerfile", "runtime", "model-runtime", "model_runtime", {"kopf", "kubernetes", "scikit-learn", "skl2onnx"}),
+    "operator": (
+        "operator/Dockerfile",
+        "operator",
+        "modelfleet",
+        "modelfleet",
+        {"onnxruntime", "numpy", "scikit-learn", "onnx"},
+    ),
+    "runtime": (
+        "model_runtime/Dockerfile",
+        "runtime",
+        "model-runtime",
+        "model_runtime",
+        {"kopf", "kubernetes", "scikit-learn", "skl2onnx"},
+    ),
 }
-PACKAGE_DIRS = {"modelfleet": ROOT / "operator" / "modelfleet", "model_runtime": ROOT / "model_runtime"}
+PACKAGE_DIRS = {
+    "modelfleet": ROOT / "operator" / "modelfleet",
+    "model_runtime": ROOT / "model_runtime",
+}
 
 
 @pytest.fixture(params=sorted(IMAGES))
@@ -62,7 +77,9 @@ def test_final_stage_has_no_build_tools(image: str) -> None:
     for tool in ("apt-get install", "apk add", "gcc", "build-essential", "pip install", "git "):
         assert tool not in runs, f"final stage runs {tool!r}"
     assert "pip uninstall" in runs, "the base image's pip stays in the final stage"
-    assert any("--from=build" in copy for copy in final.all("COPY")), "the final stage copies the built venv"
+    assert any("--from=build" in copy for copy in final.all("COPY")), (
+        "the final stage copies the built venv"
+    )
     assert copy_sources(final) == [], "the final stage copies sources straight from the context"
 
 
@@ -90,7 +107,9 @@ def test_image_installs_its_own_extra_only(image: str) -> None:
 def test_image_dependencies_exclude_the_other_images_stack(image: str) -> None:
     _dockerfile, extra, _script, _package, forbidden = IMAGES[image]
     installed = closure(image_requirements(extra))
-    assert not installed & forbidden, f"the {image} image would install {sorted(installed & forbidden)}"
+    assert not installed & forbidden, (
+        f"the {image} image would install {sorted(installed & forbidden)}"
+    )
 
 
 ENTRYPOINT_CHECKS = {
@@ -134,7 +153,9 @@ def test_entrypoint_imports_with_only_the_images_dependencies(image: str, tmp_pa
     # console scripts' plug-ins.
     (info,) = Path(sysconfig.get_paths()["purelib"]).glob("modelfleet-*.dist-info")
     (site / info.name).symlink_to(info)
-    program = f"import sys; sys.path.insert(0, {str(site)!r})\n" + textwrap.dedent(ENTRYPOINT_CHECKS[image])
+    program = f"import sys; sys.path.insert(0, {str(site)!r})\n" + textwrap.dedent(
+        ENTRYPOINT_CHECKS[image]
+    )
     # -S: no site-packages (this venv's included), -E: no PYTHONPATH; only `site` is importable.
     done = subprocess.run(
         [sys.executable, "-S", "-E", "-c", program],
@@ -161,8 +182,17 @@ def test_exposed_ports_are_the_ones_the_chart_and_the_crd_use() -> None:
 
     from modelfleet.api.spec import RuntimeSpec
 
-    values = yaml.safe_load((ROOT / "charts" / "modelfleet" / "values.yaml").read_text(encoding="utf-8"))
-    operator_ports = " ".join(parse_dockerfile(ROOT / "operator" / "Dockerfile")[-1].all("EXPOSE")).split()
-    assert operator_ports == [str(values["operator"]["metricsPort"]), str(values["operator"]["healthPort"])]
-    runtime_ports = " ".join(parse_dockerfile(ROOT / "model_runtime" / "Dockerfile")[-1].all("EXPOSE")).split()
+    values = yaml.safe_load(
+        (ROOT / "charts" / "modelfleet" / "values.yaml").read_text(encoding="utf-8")
+    )
+    operator_ports = " ".join(
+        parse_dockerfile(ROOT / "operator" / "Dockerfile")[-1].all("EXPOSE")
+    ).split()
+    assert operator_ports == [
+        str(values["operator"]["metricsPort"]),
+        str(values["operator"]["healthPort"]),
+    ]
+    runtime_ports = " ".join(
+        parse_dockerfile(ROOT / "model_runtime" / "Dockerfile")[-1].all("EXPOSE")
+    ).split()
     assert runtime_ports == [str(RuntimeSpec().port)]

@@ -56,7 +56,8 @@ class OperatorRun:
         return {
             (r.group, r.rbac_resource, r.verb)
             for r in self.operator_requests
-            if r.is_resource_request and (self.all_namespaces or (r.namespace is None) == cluster_scoped)
+            if r.is_resource_request
+            and (self.all_namespaces or (r.namespace is None) == cluster_scoped)
         }
 
 
@@ -81,22 +82,42 @@ def _available(version: str, generation: int) -> Callable[[dict[str, Any]], bool
 def exercise_operator(sim: KubeSimThread, bundles: Path, *, all_namespaces: bool) -> None:
     """A fleet's life, touching every code path that calls the API."""
     api = TestClient(sim.url)
-    api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    api.create(
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+    )
     for path in sorted((CHART_DIR / "crds").glob("*.yaml")):
         for crd in yaml.safe_load_all(path.read_text(encoding="utf-8")):
             api.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
     if all_namespaces:
-        peering = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": PEERING}}
+        peering = {
+            "apiVersion": "kopf.dev/v1",
+            "kind": "ClusterKopfPeering",
+            "metadata": {"name": PEERING},
+        }
         api.create("/apis/kopf.dev/v1/clusterkopfpeerings", peering)
     else:
-        peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}}
+        peering = {
+            "apiVersion": "kopf.dev/v1",
+            "kind": "KopfPeering",
+            "metadata": {"name": PEERING},
+        }
         api.create(f"/apis/kopf.dev/v1/namespaces/{NAMESPACE}/kopfpeerings", peering)
     # The last well comes from a ConfigMap made before the operator starts: its watch lists it
     # before any fleet names it, so the operator reads it once (get) and then follows it (watch).
-    inventory = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "esp-wells"}, "data": {"wells.yaml": yaml.safe_dump([{"id": WELLS[-1]}])}}
+    inventory = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "esp-wells"},
+        "data": {"wells.yaml": yaml.safe_dump([{"id": WELLS[-1]}])},
+    }
     api.create(f"/api/v1/namespaces/{NAMESPACE}/configmaps", inventory)
     spec = {
-        "model": {"name": "esp-failure", "version": "1.0.0", "bundleUri": f"file://{bundles}/{{version}}/{{well}}"},
+        "model": {
+            "name": "esp-failure",
+            "version": "1.0.0",
+            "bundleUri": f"file://{bundles}/{{version}}/{{well}}",
+        },
         "wells": [{"id": well} for well in WELLS[:-1]],
         "wellsFrom": [{"configMap": "esp-wells"}],
         "revisionHistoryLimit": 0,
@@ -109,7 +130,10 @@ def exercise_operator(sim: KubeSimThread, bundles: Path, *, all_namespaces: bool
         {
             "apiVersion": "apps/v1",
             "kind": "ControllerRevision",
-            "metadata": {"name": f"esp-{taken.name}", "labels": {"modelfleet.dev/revision": taken.name}},
+            "metadata": {
+                "name": f"esp-{taken.name}",
+                "labels": {"modelfleet.dev/revision": taken.name},
+            },
             "data": taken.data(),
             "revision": 1,
         },
@@ -123,20 +147,31 @@ def exercise_operator(sim: KubeSimThread, bundles: Path, *, all_namespaces: bool
     )
     fleet_path = f"{MD_PATH}/esp"
     with OperatorInThread(options):
-        fleet = {"apiVersion": "modelfleet.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "esp"}, "spec": spec}
+        fleet = {
+            "apiVersion": "modelfleet.dev/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": "esp"},
+            "spec": spec,
+        }
         api.create(MD_PATH, fleet)
         api.wait_status(fleet_path, "version 1.0.0 available", _available("1.0.0", 1))
         # Model-only change: bundles swapped in place (pod annotations, proxy nudge, readiness gate).
         api.merge_patch(f"{MD_PATH}/esp", {"spec": {"model": {"version": "2.0.0"}}})
         api.wait_status(fleet_path, "version 2.0.0 available", _available("2.0.0", 2))
         # Runtime change: pods recreated; history limit 0 prunes the older revisions.
-        api.merge_patch(f"{MD_PATH}/esp", {"spec": {"runtime": {"image": "ghcr.io/modelfleet/model-runtime:0.1.1"}}})
+        api.merge_patch(
+            f"{MD_PATH}/esp",
+            {"spec": {"runtime": {"image": "ghcr.io/modelfleet/model-runtime:0.1.1"}}},
+        )
         api.wait_status(fleet_path, "new runtime available", _available("2.0.0", 3))
         # A well pod lost: the operator replaces it.
         pod_path = f"/api/v1/namespaces/{NAMESPACE}/pods/esp-w1"
         lost = api.http.delete(pod_path, params={"gracePeriodSeconds": "0"})
         assert lost.status_code == 200, lost.text
-        api.wait_for("a ready replacement of esp-w1", lambda: _ready_replacement(api.http.get(pod_path), lost.json()))
+        api.wait_for(
+            "a ready replacement of esp-w1",
+            lambda: _ready_replacement(api.http.get(pod_path), lost.json()),
+        )
 
 
 def _ready_replacement(answer: httpx.Response, lost: KubeObject) -> bool:
@@ -169,7 +204,9 @@ def _record_operator_run(bundles: Path, tmp_path: Path, *, all_namespaces: bool)
 
 @pytest.fixture(scope="module")
 def namespaced_run(bundles: Path, tmp_path_factory: pytest.TempPathFactory) -> OperatorRun:
-    return _record_operator_run(bundles, tmp_path_factory.mktemp("namespaced"), all_namespaces=False)
+    return _record_operator_run(
+        bundles, tmp_path_factory.mktemp("namespaced"), all_namespaces=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +215,9 @@ def cluster_run(bundles: Path, tmp_path_factory: pytest.TempPathFactory) -> Oper
 
 
 def _chart_roles(chart: helm.Chart, *, all_namespaces: bool) -> list[KubeObject]:
-    values = {"operator": {"replicas": 2, "allNamespaces": all_namespaces, "watchNamespaces": [NAMESPACE]}}
+    values = {
+        "operator": {"replicas": 2, "allNamespaces": all_namespaces, "watchNamespaces": [NAMESPACE]}
+    }
     return render(chart, values, release="fleet", namespace="modelfleet-system").objects
 
 
@@ -189,7 +228,9 @@ def _diff(called: set[Grant], grants: set[Grant]) -> str:
     )
 
 
-def test_namespaced_role_grants_exactly_the_namespaced_calls(chart: helm.Chart, namespaced_run: OperatorRun) -> None:
+def test_namespaced_role_grants_exactly_the_namespaced_calls(
+    chart: helm.Chart, namespaced_run: OperatorRun
+) -> None:
     called = namespaced_run.called(cluster_scoped=False)
     # A Role only grants in its namespace: every namespaced call must be in a watched one.
     namespaces = {r.namespace for r in namespaced_run.operator_requests if r.is_resource_request}
@@ -204,11 +245,15 @@ def test_scanning_cluster_role_grants_exactly_kopfs_cluster_scoped_calls(
     chart: helm.Chart, namespaced_run: OperatorRun
 ) -> None:
     called = namespaced_run.called(cluster_scoped=True)
-    grants = granted(_chart_roles(chart, all_namespaces=False), "ClusterRole", name_suffix="-scanning")
+    grants = granted(
+        _chart_roles(chart, all_namespaces=False), "ClusterRole", name_suffix="-scanning"
+    )
     assert called == grants, _diff(called, grants)
 
 
-def test_cluster_role_grants_exactly_the_cluster_wide_calls(chart: helm.Chart, cluster_run: OperatorRun) -> None:
+def test_cluster_role_grants_exactly_the_cluster_wide_calls(
+    chart: helm.Chart, cluster_run: OperatorRun
+) -> None:
     called = cluster_run.called(cluster_scoped=True)
     roles = _chart_roles(chart, all_namespaces=True)
     assert [r for r in roles if r["kind"] == "Role"] == []
@@ -217,7 +262,9 @@ def test_cluster_role_grants_exactly_the_cluster_wide_calls(chart: helm.Chart, c
 
 
 @pytest.mark.parametrize("mode", ["namespaced_run", "cluster_run"])
-def test_the_operator_needs_nothing_but_discovery_outside_resources(mode: str, request: pytest.FixtureRequest) -> None:
+def test_the_operator_needs_nothing_but_discovery_outside_resources(
+    mode: str, request: pytest.FixtureRequest
+) -> None:
     # Non-resource URLs are granted to every authenticated user by the system:discovery role.
     operator_run: OperatorRun = request.getfixturevalue(mode)
     others = {r.path for r in operator_run.operator_requests if not r.is_resource_request}

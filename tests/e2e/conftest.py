@@ -47,9 +47,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.getoption("-m") or ""
     )
     skip_slow = pytest.mark.skip(reason="slow: run with -m slow or MODELFLEET_E2E_SLOW=1")
-    skip_kubelet = pytest.mark.skip(
-        reason="needs kubesim's simulated kubelet (KUBECONFIG is set)"
-    )
+    skip_kubelet = pytest.mark.skip(reason="needs kubesim's simulated kubelet (KUBECONFIG is set)")
     here = Path(__file__).parent
     for item in items:
         if here not in item.path.parents:  # this hook sees the whole session's items

@@ -21,7 +21,15 @@ def _demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     env["COLUMNS"] = "160"
     return subprocess.Popen(
-        [sys.executable, "-m", "modelfleet.app.cli", "demo", "--work-dir", str(tmp_path / "demo"), *args],
+        [
+            sys.executable,
+            "-m",
+            "modelfleet.app.cli",
+            "demo",
+            "--work-dir",
+            str(tmp_path / "demo"),
+            *args,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -91,12 +99,21 @@ def test_demo_with_kubeconfig_set_runs_the_story_against_that_cluster(tmp_path: 
     scratch.mkdir(parents=True, exist_ok=True)
     cluster = subprocess.Popen(
         [
-            sys.executable, "-m", "kubesim", "serve", "--kubeconfig", str(kubeconfig),
-            "--kubelet", "probe_time_scale=1",
-            "--run-selector", "modelfleet.dev/well in (no-0004,nl-0005,dk-0006)",
+            sys.executable,
+            "-m",
+            "kubesim",
+            "serve",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--kubelet",
+            "probe_time_scale=1",
+            "--run-selector",
+            "modelfleet.dev/well in (no-0004,nl-0005,dk-0006)",
         ],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "TMPDIR": str(scratch)}, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": str(scratch)},
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -105,9 +122,21 @@ def test_demo_with_kubeconfig_set_runs_the_story_against_that_cluster(tmp_path: 
             time.sleep(0.1)
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "COLUMNS": "160"}
         result = subprocess.run(
-            [sys.executable, "-m", "modelfleet.app.cli", "demo", "--wells", "6",
-             "--work-dir", str(tmp_path / "demo")],
-            capture_output=True, text=True, env=env, timeout=240, check=False,
+            [
+                sys.executable,
+                "-m",
+                "modelfleet.app.cli",
+                "demo",
+                "--wells",
+                "6",
+                "--work-dir",
+                str(tmp_path / "demo"),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=240,
+            check=False,
         )
     finally:
         cluster.send_signal(signal.SIGTERM)

@@ -26,8 +26,12 @@ def test_fleet_plan_runs_the_last_wells_for_real_and_breaks_a_real_one() -> None
 
 def test_manifest_pins_wells_and_labels_them_with_their_country() -> None:
     manifest = model_deployment(
-        name="esp", namespace="default", wells=["no-0001", "nl-0002"], version="1.0.0",
-        bundle_uri="http://127.0.0.1:1/esp-failure/{version}/{well}", pins={"nl-0002": "0.9.0"},
+        name="esp",
+        namespace="default",
+        wells=["no-0001", "nl-0002"],
+        version="1.0.0",
+        bundle_uri="http://127.0.0.1:1/esp-failure/{version}/{well}",
+        pins={"nl-0002": "0.9.0"},
     )
     wells = manifest["spec"]["wells"]
     assert wells == [

@@ -36,8 +36,13 @@ def test_pinned_well_keeps_its_version_through_a_rollout(fleet: Fleet, kubectl: 
     fleet.apply(wells, V1, pins={pinned: V1})
     fleet.wait_available(V1, 5)
     kubectl.run(
-        "patch", "mdep", fleet.name, "--type", "merge",
-        "-p", json.dumps({"spec": {"model": {"version": V2}}}),
+        "patch",
+        "mdep",
+        fleet.name,
+        "--type",
+        "merge",
+        "-p",
+        json.dumps({"spec": {"model": {"version": V2}}}),
     )
     final = fleet.wait_available(V2, 5)
     assert final.pods_by_version == {V2: 4, V1: 1}

@@ -21,9 +21,24 @@ def test_get_mdep_shows_model_wells_ready_up_to_date_available_phase_and_age(
     fleet.wait_available(V1, 4)
     lines = kubectl.text("get", "mdep", fleet.name).splitlines()
     assert lines[0].split() == [
-        "NAME", "MODEL", "WELLS", "READY", "UP-TO-DATE", "AVAILABLE", "PHASE", "AGE"
+        "NAME",
+        "MODEL",
+        "WELLS",
+        "READY",
+        "UP-TO-DATE",
+        "AVAILABLE",
+        "PHASE",
+        "AGE",
     ]
-    assert lines[1].split()[:7] == [fleet.name, f"esp-failure@{V1}", "4", "4", "4", "4", "Available"]
+    assert lines[1].split()[:7] == [
+        fleet.name,
+        f"esp-failure@{V1}",
+        "4",
+        "4",
+        "4",
+        "4",
+        "Available",
+    ]
 
 
 def test_describe_mdep_shows_conditions_and_events(fleet: Fleet, kubectl: Kubectl) -> None:
@@ -49,9 +64,7 @@ def test_kubectl_wait_for_condition_available_returns(fleet: Fleet, kubectl: Kub
     wells = wells_named("wait", 3)
     fleet.shelf.ensure(wells, [V1])
     fleet.apply(wells, V1)
-    result = kubectl.run(
-        "wait", "--for=condition=Available", f"mdep/{fleet.name}", "--timeout=60s"
-    )
+    result = kubectl.run("wait", "--for=condition=Available", f"mdep/{fleet.name}", "--timeout=60s")
     assert result.stdout.strip() == f"modeldeployment.modelfleet.dev/{fleet.name} condition met"
 
 
@@ -69,17 +82,32 @@ def test_pause_and_resume_with_kubectl_patch(fleet: Fleet, kubectl: Kubectl) -> 
     fleet.apply(wells, V1)
     fleet.wait_available(V1, 4)
     kubectl.run(
-        "patch", "mdep", fleet.name, "--type", "merge",
-        "-p", '{"spec":{"rollout":{"paused":true}}}',
+        "patch",
+        "mdep",
+        fleet.name,
+        "--type",
+        "merge",
+        "-p",
+        '{"spec":{"rollout":{"paused":true}}}',
     )
     kubectl.run(
-        "patch", "mdep", fleet.name, "--type", "merge",
-        "-p", json.dumps({"spec": {"model": {"version": V2}}}),
+        "patch",
+        "mdep",
+        fleet.name,
+        "--type",
+        "merge",
+        "-p",
+        json.dumps({"spec": {"model": {"version": V2}}}),
     )
     paused = fleet.wait("paused", lambda s: s.get("phase") == "Paused", 30)
     assert paused.pods_by_version == {V1: 4}
     kubectl.run(
-        "patch", "mdep", fleet.name, "--type", "merge",
-        "-p", '{"spec":{"rollout":{"paused":false}}}',
+        "patch",
+        "mdep",
+        fleet.name,
+        "--type",
+        "merge",
+        "-p",
+        '{"spec":{"rollout":{"paused":false}}}',
     )
     fleet.wait_available(V2, 4)

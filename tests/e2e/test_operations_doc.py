@@ -17,11 +17,7 @@ V1, V2 = "1.0.0", "2.0.0"
 
 
 def doc_commands() -> list[str]:
-    return [
-        line.strip()[2:]
-        for line in DOC.read_text().splitlines()
-        if line.startswith("    $ ")
-    ]
+    return [line.strip()[2:] for line in DOC.read_text().splitlines() if line.startswith("    $ ")]
 
 
 def test_the_doc_has_commands_for_looking_pausing_resuming_rolling_back_and_metrics() -> None:
@@ -48,7 +44,11 @@ def test_every_command_of_the_operations_doc_runs_in_order(
             command = command.replace("127.0.0.1:9090", f"127.0.0.1:{e2e_cluster.metrics_port}")
         result = subprocess.run(
             ["bash", "-o", "pipefail", "-c", command],
-            env=env, capture_output=True, text=True, timeout=120, check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
         if "/metrics" in command:

@@ -25,7 +25,12 @@ WIDGET_CRD: dict[str, Any] = {
     "spec": {
         "group": "kubesim.test",
         "scope": "Namespaced",
-        "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "shortNames": ["wd"]},
+        "names": {
+            "kind": "Widget",
+            "plural": "widgets",
+            "singular": "widget",
+            "shortNames": ["wd"],
+        },
         "versions": [
             {
                 "name": "v1",
@@ -46,7 +51,11 @@ WIDGET_CRD: dict[str, Any] = {
                                 "required": ["size"],
                                 "properties": {
                                     "size": {"type": "integer", "minimum": 0, "maximum": 10},
-                                    "color": {"type": "string", "enum": ["red", "blue"], "default": "red"},
+                                    "color": {
+                                        "type": "string",
+                                        "enum": ["red", "blue"],
+                                        "default": "red",
+                                    },
                                     "parts": {
                                         "type": "array",
                                         "x-kubernetes-list-type": "map",
@@ -69,7 +78,10 @@ WIDGET_CRD: dict[str, Any] = {
                                     "phase": {"type": "string"},
                                     "conditions": {
                                         "type": "array",
-                                        "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                                        "items": {
+                                            "type": "object",
+                                            "x-kubernetes-preserve-unknown-fields": True,
+                                        },
                                     },
                                 },
                             },
@@ -94,7 +106,12 @@ GADGET_CRD: dict[str, Any] = {
                 "name": "v1",
                 "served": True,
                 "storage": True,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    }
+                },
             }
         ],
     },
@@ -146,7 +163,9 @@ class Http:
         raw: bytes | None = None,
     ) -> Reply:
         encoded = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        data: Any = io.BytesIO(encoded) if encoded is not None and len(encoded) > 1 << 20 else encoded
+        data: Any = (
+            io.BytesIO(encoded) if encoded is not None and len(encoded) > 1 << 20 else encoded
+        )
         hdrs = {"Content-Type": content_type, **(headers or {})}
         async with self.session.request(method, self.base + path, data=data, headers=hdrs) as resp:
             text = await resp.read()
@@ -165,7 +184,9 @@ class Http:
     async def put(self, path: str, body: Any, **kw: Any) -> Reply:
         return await self.request("PUT", path, body, **kw)
 
-    async def patch(self, path: str, body: Any, content_type: str = "application/merge-patch+json") -> Reply:
+    async def patch(
+        self, path: str, body: Any, content_type: str = "application/merge-patch+json"
+    ) -> Reply:
         return await self.request("PATCH", path, body, content_type=content_type)
 
     async def delete(self, path: str, body: Any = None) -> Reply:
@@ -176,10 +197,14 @@ class Http:
         assert reply.status < 300, (reply.status, reply.body)
         return reply.body
 
-    async def watch_lines(self, path: str, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+    async def watch_lines(
+        self, path: str, count: int, timeout: float = 5.0
+    ) -> list[dict[str, Any]]:
         """Read ``count`` events (or until the server ends the stream / timeout)."""
         events: list[dict[str, Any]] = []
-        async with self.session.get(self.base + path, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+        async with self.session.get(
+            self.base + path, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as resp:
             assert resp.status == 200, await resp.text()
             while len(events) < count:
                 line = await resp.content.readline()
@@ -215,8 +240,14 @@ def kubectl_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("kubectl-cache")
 
 
-def run_kubectl(kubeconfig: Path, cache: Path, *args: str, stdin: str | None = None, check: bool = True,
-                timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def run_kubectl(
+    kubeconfig: Path,
+    cache: Path,
+    *args: str,
+    stdin: str | None = None,
+    check: bool = True,
+    timeout: float = 30,
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     proc = subprocess.run(
         ["kubectl", f"--kubeconfig={kubeconfig}", f"--cache-dir={cache}", *args],
@@ -227,5 +258,7 @@ def run_kubectl(kubeconfig: Path, cache: Path, *args: str, stdin: str | None = N
         env=env,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc

@@ -35,7 +35,9 @@ def test_kubernetes_client_crud_list_watch_and_errors(kubesim_thread: KubeSimThr
     https://github.com/kubernetes-client/python/blob/master/kubernetes/README.md"""
     api = _client(kubesim_thread)
     core = kubernetes.client.CoreV1Api(api)
-    core.create_namespaced_config_map("default", {"metadata": {"name": "c1", "labels": {"app": "x"}}, "data": {"a": "1"}})
+    core.create_namespaced_config_map(
+        "default", {"metadata": {"name": "c1", "labels": {"app": "x"}}, "data": {"a": "1"}}
+    )
     core.patch_namespaced_config_map("c1", "default", {"data": {"b": "2"}})
     assert core.read_namespaced_config_map("c1", "default").data == {"a": "1", "b": "2"}
     listed = core.list_namespaced_config_map("default", label_selector="app=x")
@@ -46,23 +48,38 @@ def test_kubernetes_client_crud_list_watch_and_errors(kubesim_thread: KubeSimThr
     core.delete_namespaced_config_map("c1", "default")
     watch = kubernetes.watch.Watch()
     seen = []
-    for event in watch.stream(core.list_namespaced_config_map, "default", resource_version=listed.metadata.resource_version, timeout_seconds=2):
+    for event in watch.stream(
+        core.list_namespaced_config_map,
+        "default",
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=2,
+    ):
         seen.append((event["type"], event["object"].metadata.name))
         watch.stop()
     assert seen == [("DELETED", "c1")]
     custom = kubernetes.client.CustomObjectsApi(api)
     kubernetes.client.ApiextensionsV1Api(api).create_custom_resource_definition(WIDGET_CRD)
-    body = {"apiVersion": "kubesim.test/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}}
+    body = {
+        "apiVersion": "kubesim.test/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w"},
+        "spec": {"size": 1},
+    }
     custom.create_namespaced_custom_object("kubesim.test", "v1", "default", "widgets", body)
-    custom.patch_namespaced_custom_object_status("kubesim.test", "v1", "default", "widgets", "w", {"status": {"phase": "Ok"}})
+    custom.patch_namespaced_custom_object_status(
+        "kubesim.test", "v1", "default", "widgets", "w", {"status": {"phase": "Ok"}}
+    )
     got = custom.get_namespaced_custom_object("kubesim.test", "v1", "default", "widgets", "w")
     assert got["status"] == {"phase": "Ok"}
-    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "registry.local/x:1"}]}}
+    pod = {
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "registry.local/x:1"}]},
+    }
     core.create_namespaced_pod("default", pod)
     assert _wait(lambda: core.read_namespaced_pod("p", "default").status.phase == "Running")
 
 
-OPERATOR = textwrap.dedent('''
+OPERATOR = textwrap.dedent("""
     import kopf
 
     @kopf.on.startup()
@@ -81,10 +98,12 @@ OPERATOR = textwrap.dedent('''
     @kopf.on.delete("kubesim.test", "v1", "widgets")
     def deleted(name, **_):
         print("OPERATOR-SAW-DELETE", name)
-''')
+""")
 
 
-def test_kopf_operator_sees_create_update_delete_and_patches_status(kubesim_thread: KubeSimThread, tmp_path: Path) -> None:
+def test_kopf_operator_sees_create_update_delete_and_patches_status(
+    kubesim_thread: KubeSimThread, tmp_path: Path
+) -> None:
     """kopf: list+watch, finalizers via JSON patch, status via merge patch on /status, deletion.
     https://kopf.readthedocs.io/en/stable/walkthrough/creation/"""
     operator = tmp_path / "operator.py"
@@ -95,15 +114,32 @@ def test_kopf_operator_sees_create_update_delete_and_patches_status(kubesim_thre
     args = ["run", "-A", "--standalone", str(operator)]
 
     def get() -> dict[str, Any]:
-        obj: dict[str, Any] = custom.get_namespaced_custom_object("kubesim.test", "v1", "default", "widgets", "w1")
+        obj: dict[str, Any] = custom.get_namespaced_custom_object(
+            "kubesim.test", "v1", "default", "widgets", "w1"
+        )
         return obj
 
-    with kubeconfig_env(kubesim_thread.kubeconfig), kopf_testing.KopfRunner(args, timeout=60) as runner:
-        custom.create_namespaced_custom_object("kubesim.test", "v1", "default", "widgets", {
-            "apiVersion": "kubesim.test/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 1}})
+    with (
+        kubeconfig_env(kubesim_thread.kubeconfig),
+        kopf_testing.KopfRunner(args, timeout=60) as runner,
+    ):
+        custom.create_namespaced_custom_object(
+            "kubesim.test",
+            "v1",
+            "default",
+            "widgets",
+            {
+                "apiVersion": "kubesim.test/v1",
+                "kind": "Widget",
+                "metadata": {"name": "w1"},
+                "spec": {"size": 1},
+            },
+        )
         _wait(lambda: get().get("status", {}).get("created") == {"seen": 1})
         assert "kopf.zalando.org/KopfFinalizerMarker" in get()["metadata"]["finalizers"]
-        custom.patch_namespaced_custom_object("kubesim.test", "v1", "default", "widgets", "w1", {"spec": {"size": 2}})
+        custom.patch_namespaced_custom_object(
+            "kubesim.test", "v1", "default", "widgets", "w1", {"spec": {"size": 2}}
+        )
         _wait(lambda: get().get("status", {}).get("observedSize") == 2)
         custom.delete_namespaced_custom_object("kubesim.test", "v1", "default", "widgets", "w1")
 

@@ -18,10 +18,16 @@ async def test_schema_violations_are_422_with_field_paths(http: Http) -> None:
     reply = await http.post(WIDGETS, widget("bad", size=11, color="green"))
     assert reply.status == 422 and reply.body["reason"] == "Invalid"
     causes = {c["field"]: c for c in reply.body["details"]["causes"]}
-    assert causes["spec.size"]["message"] == "Invalid value: 11: spec.size in body should be less than or equal to 10"
+    assert (
+        causes["spec.size"]["message"]
+        == "Invalid value: 11: spec.size in body should be less than or equal to 10"
+    )
     assert causes["spec.color"]["reason"] == "FieldValueNotSupported"
     assert reply.body["message"].startswith('Widget.kubesim.test "bad" is invalid: [')
-    missing = await http.post(WIDGETS, {"apiVersion": "kubesim.test/v1", "kind": "Widget", "metadata": {"name": "m"}, "spec": {}})
+    missing = await http.post(
+        WIDGETS,
+        {"apiVersion": "kubesim.test/v1", "kind": "Widget", "metadata": {"name": "m"}, "spec": {}},
+    )
     assert missing.status == 422 and missing.body["details"]["causes"][0]["field"] == "spec.size"
     typed = await http.post(WIDGETS, widget("t", size="big"))  # type: ignore[arg-type]
     assert typed.status == 422 and "must be of type integer" in typed.body["message"]
@@ -41,9 +47,13 @@ async def test_field_validation_strict_rejects_unknown_fields(http: Http) -> Non
     """fieldValidation=Strict turns unknown fields into a 400 BadRequest.
     https://kubernetes.io/docs/reference/using-api/api-concepts/#field-validation"""
     await _crd(http)
-    reply = await http.post(f"{WIDGETS}?fieldValidation=Strict", {**widget("s"), "spec": {"size": 1, "nope": True}})
+    reply = await http.post(
+        f"{WIDGETS}?fieldValidation=Strict", {**widget("s"), "spec": {"size": 1, "nope": True}}
+    )
     assert reply.status == 400 and 'unknown field "spec.nope"' in reply.body["message"]
-    ignored = await http.post(f"{WIDGETS}?fieldValidation=Ignore", {**widget("s"), "spec": {"size": 1, "nope": True}})
+    ignored = await http.post(
+        f"{WIDGETS}?fieldValidation=Ignore", {**widget("s"), "spec": {"size": 1, "nope": True}}
+    )
     assert ignored.status == 201 and "Warning" not in ignored.headers
 
 
@@ -76,8 +86,19 @@ async def test_non_structural_crd_schema_is_rejected(http: Http) -> None:
         "spec": {
             **WIDGET_CRD["spec"],
             "names": {"kind": "Blob", "plural": "blobs"},
-            "versions": [{"name": "v1", "served": True, "storage": True,
-                          "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"properties": {"a": {"type": "string"}}}}}}}],
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {"spec": {"properties": {"a": {"type": "string"}}}},
+                        }
+                    },
+                }
+            ],
         },
     }
     reply = await http.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)

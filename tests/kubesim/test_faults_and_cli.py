@@ -27,8 +27,13 @@ CMS = "/api/v1/namespaces/default/configmaps"
 async def test_injected_throttle_is_429_with_retry_after(tmp_path: Path) -> None:
     """API Priority and Fairness rejects with 429 and a Retry-After header.
     https://kubernetes.io/docs/concepts/cluster-administration/flow-control/#diagnostics"""
-    faults = FaultConfig([FaultRule(FaultKind.THROTTLE, verb="list", resource="configmaps", retry_after=3, times=1)])
-    async with run_kubesim(tmp_path, faults=faults, run_kubelet=False) as sim, aiohttp.ClientSession() as s:
+    faults = FaultConfig(
+        [FaultRule(FaultKind.THROTTLE, verb="list", resource="configmaps", retry_after=3, times=1)]
+    )
+    async with (
+        run_kubesim(tmp_path, faults=faults, run_kubelet=False) as sim,
+        aiohttp.ClientSession() as s,
+    ):
         http = Http(s, sim.url)
         reply = await http.get(CMS)
         assert reply.status == 429 and reply.headers["Retry-After"] == "3"
@@ -41,7 +46,10 @@ async def test_injected_500_conflict_and_latency(tmp_path: Path) -> None:
     """Injected 500 InternalError, 409 Conflict on writes, and added latency, per verb/resource.
     https://kubernetes.io/docs/reference/using-api/api-concepts/#api-response-status-codes"""
     faults = FaultConfig()
-    async with run_kubesim(tmp_path, faults=faults, run_kubelet=False) as sim, aiohttp.ClientSession() as s:
+    async with (
+        run_kubesim(tmp_path, faults=faults, run_kubelet=False) as sim,
+        aiohttp.ClientSession() as s,
+    ):
         http = Http(s, sim.url)
         faults.add(FaultRule(FaultKind.ERROR, verb="create", resource="configmaps", times=1))
         reply = await http.post(CMS, {"metadata": {"name": "a"}})
@@ -61,9 +69,16 @@ async def test_injected_500_conflict_and_latency(tmp_path: Path) -> None:
 async def test_injected_watch_drop_and_forced_gone(tmp_path: Path) -> None:
     """Dropped watch connections end the stream early; a forced 410 sends an ERROR Expired event.
     https://kubernetes.io/docs/reference/using-api/api-concepts/#410-gone-responses"""
-    faults = FaultConfig([FaultRule(FaultKind.GONE, verb="watch", times=1),
-                          FaultRule(FaultKind.DROP_WATCH, verb="watch", drop_after_seconds=0.2)])
-    async with run_kubesim(tmp_path, faults=faults, run_kubelet=False) as sim, aiohttp.ClientSession() as s:
+    faults = FaultConfig(
+        [
+            FaultRule(FaultKind.GONE, verb="watch", times=1),
+            FaultRule(FaultKind.DROP_WATCH, verb="watch", drop_after_seconds=0.2),
+        ]
+    )
+    async with (
+        run_kubesim(tmp_path, faults=faults, run_kubelet=False) as sim,
+        aiohttp.ClientSession() as s,
+    ):
         http = Http(s, sim.url)
         rv = (await http.ok("GET", CMS))["metadata"]["resourceVersion"]
         events = await http.watch_lines(f"{CMS}?watch=1&resourceVersion={rv}", 3)
@@ -78,30 +93,67 @@ async def test_injected_watch_drop_and_forced_gone(tmp_path: Path) -> None:
 def test_fault_rule_and_kubelet_profile_parse_from_cli_text() -> None:
     """CLI syntax for --fault and --kubelet (kubesim's own, no apiserver counterpart)."""
     rule = parse_fault_rule("kind=throttle,verb=list,resource=pods,probability=0.5,retry_after=2")
-    assert (rule.kind, rule.verb, rule.resource, rule.probability, rule.retry_after) == (FaultKind.THROTTLE, "list", "pods", 0.5, 2)
+    assert (rule.kind, rule.verb, rule.resource, rule.probability, rule.retry_after) == (
+        FaultKind.THROTTLE,
+        "list",
+        "pods",
+        0.5,
+        2,
+    )
     with pytest.raises(ValueError, match="needs kind"):
         parse_fault_rule("verb=list")
     profile = KubeletConfig.parse("delay=1.5,jitter=0.5,crash_loop=app in (a,b),refresh=3")
-    assert (profile.delay_seconds, profile.jitter_seconds, profile.crash_loop_selector, profile.annotation_refresh_delay) == (
-        1.5, 0.5, "app in (a,b)", 3.0)
+    assert (
+        profile.delay_seconds,
+        profile.jitter_seconds,
+        profile.crash_loop_selector,
+        profile.annotation_refresh_delay,
+    ) == (1.5, 0.5, "app in (a,b)", 3.0)
     assert KubeletConfig.parse("instant") == KubeletConfig()
 
 
 def test_cli_serve_writes_kubeconfig_and_stops_on_sigterm(tmp_path: Path) -> None:
     """``python -m kubesim serve --kubeconfig FILE`` serves until SIGTERM; kubectl accepts the file."""
     kubeconfig = tmp_path / "kc.yaml"
-    proc = subprocess.Popen([sys.executable, "-m", "kubesim", "serve", "--kubeconfig", str(kubeconfig), "--kubelet", "instant"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kubesim",
+            "serve",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--kubelet",
+            "instant",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         deadline = time.monotonic() + 15
         while not kubeconfig.exists():
-            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline and proc.poll() is None, (
+                proc.stderr.read() if proc.stderr else ""
+            )
             time.sleep(0.05)
         config = yaml.safe_load(kubeconfig.read_text())
         assert config["current-context"] == "kubesim"
         assert config["clusters"][0]["cluster"]["server"].startswith("http://127.0.0.1:")
-        out = subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", f"--cache-dir={tmp_path / 'cache'}", "get", "ns", "-o", "name"],
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            [
+                "kubectl",
+                f"--kubeconfig={kubeconfig}",
+                f"--cache-dir={tmp_path / 'cache'}",
+                "get",
+                "ns",
+                "-o",
+                "name",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert "namespace/default" in out.stdout, out.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -109,7 +161,9 @@ def test_cli_serve_writes_kubeconfig_and_stops_on_sigterm(tmp_path: Path) -> Non
         assert proc.returncode == 0, err
 
 
-@pytest.mark.kubesim(faults=FaultConfig([FaultRule(FaultKind.ERROR, verb="get", resource="secrets")]))
+@pytest.mark.kubesim(
+    faults=FaultConfig([FaultRule(FaultKind.ERROR, verb="get", resource="secrets")])
+)
 async def test_kubesim_marker_configures_the_fixture(kubesim: KubeSim) -> None:
     """``@pytest.mark.kubesim(...)`` passes kubelet/faults to the fixture (harness contract)."""
     async with aiohttp.ClientSession() as session:

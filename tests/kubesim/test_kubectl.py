@@ -17,7 +17,8 @@ from kubesim.testing import KubeSimThread, kubesim_in_thread
 from tests.kubesim.conftest import WIDGET_CRD, run_kubectl
 
 pytestmark = pytest.mark.skipif(
-    subprocess.run(["which", "kubectl"], capture_output=True).returncode != 0, reason="kubectl not installed"
+    subprocess.run(["which", "kubectl"], capture_output=True).returncode != 0,
+    reason="kubectl not installed",
 )
 
 
@@ -31,7 +32,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeSimThread]
 def kubectl(cluster: KubeSimThread, tmp_path_factory: pytest.TempPathFactory) -> Any:
     cache = tmp_path_factory.mktemp("kubectl-cache")
 
-    def run(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return run_kubectl(cluster.kubeconfig, cache, *args, stdin=stdin, check=check)
 
     return run
@@ -44,8 +47,14 @@ def widgets(kubectl: Any) -> None:
 
 
 def _widget_yaml(name: str, size: int, extra: dict[str, Any] | None = None) -> str:
-    return yaml.safe_dump({"apiVersion": "kubesim.test/v1", "kind": "Widget", "metadata": {"name": name, **(extra or {})},
-                           "spec": {"size": size}})
+    return yaml.safe_dump(
+        {
+            "apiVersion": "kubesim.test/v1",
+            "kind": "Widget",
+            "metadata": {"name": name, **(extra or {})},
+            "spec": {"size": size},
+        }
+    )
 
 
 def test_kubectl_apply_creates_then_updates_a_custom_resource(kubectl: Any, widgets: None) -> None:
@@ -89,10 +98,23 @@ def test_kubectl_describe_shows_object_and_events(kubectl: Any, cluster: KubeSim
     https://kubernetes.io/docs/reference/kubectl/generated/kubectl_describe/"""
     kubectl("run", "desc", "--image=registry.local/web:1")
     pod = json.loads(kubectl("get", "pod", "desc", "-o", "json").stdout)
-    event = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "desc.1", "namespace": "default"},
-             "involvedObject": {"kind": "Pod", "name": "desc", "namespace": "default", "uid": pod["metadata"]["uid"]},
-             "reason": "KubesimSaidHello", "message": "hello from the test", "type": "Normal", "count": 1,
-             "firstTimestamp": pod["metadata"]["creationTimestamp"], "lastTimestamp": pod["metadata"]["creationTimestamp"]}
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "desc.1", "namespace": "default"},
+        "involvedObject": {
+            "kind": "Pod",
+            "name": "desc",
+            "namespace": "default",
+            "uid": pod["metadata"]["uid"],
+        },
+        "reason": "KubesimSaidHello",
+        "message": "hello from the test",
+        "type": "Normal",
+        "count": 1,
+        "firstTimestamp": pod["metadata"]["creationTimestamp"],
+        "lastTimestamp": pod["metadata"]["creationTimestamp"],
+    }
     kubectl("create", "-f", "-", stdin=json.dumps(event))
     out = kubectl("describe", "pod", "desc").stdout
     assert "Node:             kubesim-node/127.0.0.1" in out
@@ -104,39 +126,92 @@ def test_kubectl_delete_cascades_to_dependents(kubectl: Any) -> None:
     https://kubernetes.io/docs/tasks/administer-cluster/use-cascading-deletion/"""
     kubectl("create", "configmap", "owner")
     uid = kubectl("get", "configmap", "owner", "-o", "jsonpath={.metadata.uid}").stdout
-    dep = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned", "ownerReferences": [
-        {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]}}
+    dep = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "owned",
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}
+            ],
+        },
+    }
     kubectl("create", "-f", "-", stdin=json.dumps(dep))
-    assert 'configmap "owner" deleted' in kubectl("delete", "configmap", "owner", "--wait=true").stdout
+    assert (
+        'configmap "owner" deleted' in kubectl("delete", "configmap", "owner", "--wait=true").stdout
+    )
     deadline = time.monotonic() + 10
     while kubectl("get", "configmap", "owned", check=False).returncode == 0:
         assert time.monotonic() < deadline, "dependent was not garbage collected"
         time.sleep(0.05)
 
 
-def test_kubectl_wait_for_condition_on_custom_resource(kubectl: Any, widgets: None, cluster: KubeSimThread) -> None:
+def test_kubectl_wait_for_condition_on_custom_resource(
+    kubectl: Any, widgets: None, cluster: KubeSimThread
+) -> None:
     """kubectl wait --for=condition=X watches the object until status.conditions has X=True.
     https://kubernetes.io/docs/reference/kubectl/generated/kubectl_wait/"""
     kubectl("apply", "-f", "-", stdin=_widget_yaml("waiter", 1))
     proc = subprocess.Popen(
-        ["kubectl", f"--kubeconfig={cluster.kubeconfig}", "wait", "--for=condition=Done", "widget/waiter", "--timeout=15s"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            "kubectl",
+            f"--kubeconfig={cluster.kubeconfig}",
+            "wait",
+            "--for=condition=Done",
+            "widget/waiter",
+            "--timeout=15s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(0.5)
-    status = {"status": {"conditions": [{"type": "Done", "status": "True", "reason": "Test", "message": "",
-                                          "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}
-    kubectl("patch", "widget", "waiter", "--subresource=status", "--type=merge", "-p", json.dumps(status))
+    status = {
+        "status": {
+            "conditions": [
+                {
+                    "type": "Done",
+                    "status": "True",
+                    "reason": "Test",
+                    "message": "",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }
+            ]
+        }
+    }
+    kubectl(
+        "patch",
+        "widget",
+        "waiter",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(status),
+    )
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "condition met" in out
 
 
-def test_kubectl_get_watch_streams_changes(kubectl: Any, widgets: None, cluster: KubeSimThread) -> None:
+def test_kubectl_get_watch_streams_changes(
+    kubectl: Any, widgets: None, cluster: KubeSimThread
+) -> None:
     """kubectl get -w prints the list, then a row per change from the watch.
     https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes"""
     kubectl("apply", "-f", "-", stdin=_widget_yaml("watched", 1))
     proc = subprocess.Popen(
-        ["kubectl", f"--kubeconfig={cluster.kubeconfig}", "get", "widgets", "-w", "--request-timeout=4s"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            "kubectl",
+            f"--kubeconfig={cluster.kubeconfig}",
+            "get",
+            "widgets",
+            "-w",
+            "--request-timeout=4s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(0.7)
     kubectl("patch", "widget", "watched", "--type=merge", "-p", '{"spec":{"size":5}}')
     time.sleep(0.7)
@@ -204,11 +279,17 @@ def test_kubectl_apply_of_stored_only_kinds_deployment_rbac_pdb(kubectl: Any) ->
     them); a re-apply strategic-merges the pod template's containers by name.
     https://kubernetes.io/docs/tasks/manage-kubernetes-objects/declarative-config/#merging-changes-to-primitive-fields"""
     out = kubectl("apply", "-f", "-", stdin=DEPLOYMENT).stdout
-    assert "deployment.apps/op created" in out and "role.rbac.authorization.k8s.io/op created" in out
-    out = kubectl("apply", "-f", "-", stdin=DEPLOYMENT.replace("registry.local/op:1", "registry.local/op:2")).stdout
+    assert (
+        "deployment.apps/op created" in out and "role.rbac.authorization.k8s.io/op created" in out
+    )
+    out = kubectl(
+        "apply", "-f", "-", stdin=DEPLOYMENT.replace("registry.local/op:1", "registry.local/op:2")
+    ).stdout
     assert "deployment.apps/op configured" in out
     dep = json.loads(kubectl("get", "deploy", "op", "-o", "json").stdout)
     images = [c["image"] for c in dep["spec"]["template"]["spec"]["containers"]]
     assert images == ["registry.local/op:2", "registry.local/side:1"]
     assert dep["metadata"]["generation"] == 2
-    assert kubectl("get", "pdb", "op", "-o", "name").stdout.strip() == "poddisruptionbudget.policy/op"
+    assert (
+        kubectl("get", "pdb", "op", "-o", "name").stdout.strip() == "poddisruptionbudget.policy/op"
+    )

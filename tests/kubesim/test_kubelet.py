@@ -28,7 +28,9 @@ async def _get(http: Http, name: str) -> dict[str, Any]:
     return body
 
 
-async def test_instant_profile_reaches_running_ready_in_one_write(http: Http, kubesim: KubeSim) -> None:
+async def test_instant_profile_reaches_running_ready_in_one_write(
+    http: Http, kubesim: KubeSim
+) -> None:
     """Pods go Pending -> Running with PodScheduled, Initialized, ContainersReady, Ready conditions,
     a podIP from 127.0.0.0/8 (never 127.0.0.1), hostIP and containerStatuses; instant = one write.
     https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-conditions"""
@@ -36,14 +38,20 @@ async def test_instant_profile_reaches_running_ready_in_one_write(http: Http, ku
     await http.ok("POST", PODS, pod("i1"))
     await http.ok("POST", PODS, pod("i2"))
     await kubesim.settle()
-    events = await http.watch_lines(f"{PODS}?watch=1&resourceVersion={rv}&fieldSelector=metadata.name%3Di1", 2)
+    events = await http.watch_lines(
+        f"{PODS}?watch=1&resourceVersion={rv}&fieldSelector=metadata.name%3Di1", 2
+    )
     assert [e["type"] for e in events] == ["ADDED", "MODIFIED"]
     assert events[0]["object"]["status"]["phase"] == "Pending"
     p = events[1]["object"]
     assert p["status"]["phase"] == "Running" and p["spec"]["nodeName"] == "kubesim-node"
     assert _conditions(p) | {"PodScheduled": "True"} == {
-        "PodReadyToStartContainers": "True", "Initialized": "True", "Ready": "True",
-        "ContainersReady": "True", "PodScheduled": "True"}
+        "PodReadyToStartContainers": "True",
+        "Initialized": "True",
+        "Ready": "True",
+        "ContainersReady": "True",
+        "PodScheduled": "True",
+    }
     cs = p["status"]["containerStatuses"][0]
     assert cs["ready"] and cs["restartCount"] == 0 and "running" in cs["state"]
     ips = {p["status"]["podIP"], (await _get(http, "i2"))["status"]["podIP"]}
@@ -51,17 +59,25 @@ async def test_instant_profile_reaches_running_ready_in_one_write(http: Http, ku
     assert p["status"]["hostIP"] == "127.0.0.1"
 
 
-async def test_readiness_gates_hold_ready_until_condition_true_and_are_preserved(http: Http, kubesim: KubeSim) -> None:
+async def test_readiness_gates_hold_ready_until_condition_true_and_are_preserved(
+    http: Http, kubesim: KubeSim
+) -> None:
     """Ready = all containers ready AND every readinessGates conditionType True in status.conditions;
     the gate condition is written by someone else through pods/status and kept by the kubelet.
     https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-readiness-gate"""
-    await http.ok("POST", PODS, pod("gated", readinessGates=[{"conditionType": "kubesim.test/gate"}]))
+    await http.ok(
+        "POST", PODS, pod("gated", readinessGates=[{"conditionType": "kubesim.test/gate"}])
+    )
     await kubesim.settle()
     p = await _get(http, "gated")
     assert _conditions(p)["ContainersReady"] == "True" and _conditions(p)["Ready"] == "False"
     conditions = p["status"]["conditions"] + [{"type": "kubesim.test/gate", "status": "True"}]
-    await http.ok("PATCH", f"{PODS}/gated/status", {"status": {"conditions": conditions}},
-                  content_type="application/merge-patch+json")
+    await http.ok(
+        "PATCH",
+        f"{PODS}/gated/status",
+        {"status": {"conditions": conditions}},
+        content_type="application/merge-patch+json",
+    )
 
     async def ready() -> bool:
         return _conditions(await _get(http, "gated")).get("Ready") == "True"
@@ -73,14 +89,18 @@ async def test_readiness_gates_hold_ready_until_condition_true_and_are_preserved
 async def test_delay_profile_keeps_pods_pending_then_running(tmp_path: Path) -> None:
     """A delay profile: Pending (ContainerCreating) until the delay passed, then Running.
     https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#container-state-waiting"""
-    async with run_kubesim(tmp_path, kubelet=KubeletConfig(delay_seconds=0.4, jitter_seconds=0.1)) as sim, \
-            aiohttp.ClientSession() as session:
+    async with (
+        run_kubesim(tmp_path, kubelet=KubeletConfig(delay_seconds=0.4, jitter_seconds=0.1)) as sim,
+        aiohttp.ClientSession() as session,
+    ):
         http = Http(session, sim.url)
         await http.ok("POST", PODS, pod("slow"))
         await sim.settle()
         p = await _get(http, "slow")
         assert p["status"]["phase"] == "Pending"
-        assert p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
+        assert (
+            p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
+        )
 
         async def running() -> bool:
             return bool((await _get(http, "slow"))["status"]["phase"] == "Running")
@@ -103,11 +123,16 @@ async def test_crash_loop_selector_and_failure_rate(tmp_path: Path) -> None:
 
         await eventually(restarted)
         bad = await _get(http, "bad")
-        assert bad["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+        assert (
+            bad["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+            == "CrashLoopBackOff"
+        )
         assert _conditions(bad)["Ready"] == "False"
         assert _conditions(await _get(http, "good"))["Ready"] == "True"
-    async with run_kubesim(tmp_path / "all", kubelet=KubeletConfig(failure_rate=1.0)) as sim, \
-            aiohttp.ClientSession() as session:
+    async with (
+        run_kubesim(tmp_path / "all", kubelet=KubeletConfig(failure_rate=1.0)) as sim,
+        aiohttp.ClientSession() as session,
+    ):
         http = Http(session, sim.url)
         await http.ok("POST", PODS, pod("f"))
         await sim.settle()
@@ -119,13 +144,18 @@ def _bundle(tmp: Path, name: str, version: str) -> tuple[str, str]:
 
     directory = tmp / name
     directory.mkdir(parents=True)
-    raw = json.dumps({"well": "w1", "version": version, "models": [{"name": "m"}]}, sort_keys=True,
-                     separators=(",", ":")).encode()
+    raw = json.dumps(
+        {"well": "w1", "version": version, "models": [{"name": "m"}]},
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
     (directory / "manifest.json").write_bytes(raw)
     return directory.as_uri(), _digest(raw)
 
 
-async def test_simulated_runtime_serves_bundle_from_annotations_through_pod_proxy(tmp_path: Path) -> None:
+async def test_simulated_runtime_serves_bundle_from_annotations_through_pod_proxy(
+    tmp_path: Path,
+) -> None:
     """The pod proxy reaches what runs in the pod; simulated pods answer like model-runtime: the
     bundle named by annotations (after the downward-API refresh delay), digest-verified, and a
     failed load keeps the previous bundle. https://kubernetes.io/docs/concepts/workloads/pods/downward-api/"""
@@ -135,25 +165,42 @@ async def test_simulated_runtime_serves_bundle_from_annotations_through_pod_prox
     async with run_kubesim(tmp_path, kubelet=config) as sim, aiohttp.ClientSession() as session:
         http = Http(session, sim.url)
         body = pod("sim")
-        body["metadata"]["annotations"] = {"modelfleet.dev/bundle-uri": uri1, "modelfleet.dev/bundle-digest": digest1}
+        body["metadata"]["annotations"] = {
+            "modelfleet.dev/bundle-uri": uri1,
+            "modelfleet.dev/bundle-digest": digest1,
+        }
         await http.ok("POST", PODS, body)
         await sim.settle()
         assert _conditions(await _get(http, "sim"))["Ready"] == "True"
         meta = await http.ok("GET", f"{PODS}/sim/proxy/v2")
         assert meta["bundle"]["digest"] == digest1 and meta["bundle"]["version"] == "1"
         # A wrong digest is refused, the old bundle keeps serving.
-        refused = await http.post(f"{PODS}/sim/proxy/v2/repository/bundle/load", {"uri": uri2, "digest": digest1})
+        refused = await http.post(
+            f"{PODS}/sim/proxy/v2/repository/bundle/load", {"uri": uri2, "digest": digest1}
+        )
         assert refused.status == 422 and refused.body["reason"] == "BundleInvalid"
         meta = await http.ok("GET", f"{PODS}/sim/proxy/v2")
         assert meta["bundle"]["digest"] == digest1 and meta["lastLoad"]["ok"] is False
         # An annotation change reaches the runtime after the refresh delay.
-        await http.ok("PATCH", f"{PODS}/sim", {"metadata": {"annotations": {
-            "modelfleet.dev/bundle-uri": uri2, "modelfleet.dev/bundle-digest": digest2}}},
-            content_type="application/merge-patch+json")
+        await http.ok(
+            "PATCH",
+            f"{PODS}/sim",
+            {
+                "metadata": {
+                    "annotations": {
+                        "modelfleet.dev/bundle-uri": uri2,
+                        "modelfleet.dev/bundle-digest": digest2,
+                    }
+                }
+            },
+            content_type="application/merge-patch+json",
+        )
         assert (await http.ok("GET", f"{PODS}/sim/proxy/v2"))["bundle"]["digest"] == digest1
 
         async def swapped() -> bool:
-            return bool((await http.ok("GET", f"{PODS}/sim/proxy/v2"))["bundle"]["digest"] == digest2)
+            return bool(
+                (await http.ok("GET", f"{PODS}/sim/proxy/v2"))["bundle"]["digest"] == digest2
+            )
 
         await eventually(swapped)
         assert (await http.ok("GET", f"{PODS}/sim:8080/proxy/v2/health/ready"))["ready"] is True
@@ -165,7 +212,9 @@ async def test_simulated_pod_with_unreachable_bundle_is_not_ready(tmp_path: Path
     async with run_kubesim(tmp_path) as sim, aiohttp.ClientSession() as session:
         http = Http(session, sim.url)
         body = pod("nobundle")
-        body["metadata"]["annotations"] = {"modelfleet.dev/bundle-uri": (tmp_path / "missing").as_uri()}
+        body["metadata"]["annotations"] = {
+            "modelfleet.dev/bundle-uri": (tmp_path / "missing").as_uri()
+        }
         await http.ok("POST", PODS, body)
         await sim.settle()
         assert _conditions(await _get(http, "nobundle"))["ContainersReady"] == "False"
@@ -187,32 +236,46 @@ http.server.HTTPServer((sys.argv[1], 8080), H).serve_forever()
 
 
 @pytest.mark.kubelet
-async def test_process_pod_runs_command_with_env_downward_files_probe_and_stops_on_delete(tmp_path: Path) -> None:
+async def test_process_pod_runs_command_with_env_downward_files_probe_and_stops_on_delete(
+    tmp_path: Path,
+) -> None:
     """Pods matching run_selector run their command: env (value, fieldRef, $(VAR)), downward-API
     annotation files (key="value" lines), readiness from the httpGet readinessProbe; deletion
     stops the process within the grace period.
     https://kubernetes.io/docs/concepts/workloads/pods/downward-api/#downwardapi-volume-files"""
-    config = KubeletConfig(run_selector="run=process", annotation_refresh_delay=0.1, work_dir=tmp_path / "kubelet")
+    config = KubeletConfig(
+        run_selector="run=process", annotation_refresh_delay=0.1, work_dir=tmp_path / "kubelet"
+    )
     async with run_kubesim(tmp_path, kubelet=config) as sim, aiohttp.ClientSession() as session:
         http = Http(session, sim.url)
         body = pod("proc", {"run": "process"})
         body["metadata"]["annotations"] = {"a": 'say "hi"'}
-        body["spec"]["containers"] = [{
-            "name": "main",
-            "image": "local/python",
-            "command": [sys.executable, "-c", _SERVER],
-            "args": ["$(POD_IP)", "/etc/podinfo/annotations"],
-            "env": [
-                {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                {"name": "GREETING", "value": "hello $(POD_NAME)"},
-            ],
-            "ports": [{"containerPort": 8080, "name": "http"}],
-            "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
-            "volumeMounts": [{"name": "podinfo", "mountPath": "/etc/podinfo"}],
-        }]
-        body["spec"]["volumes"] = [{"name": "podinfo", "downwardAPI": {"items": [
-            {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}}]}}]
+        body["spec"]["containers"] = [
+            {
+                "name": "main",
+                "image": "local/python",
+                "command": [sys.executable, "-c", _SERVER],
+                "args": ["$(POD_IP)", "/etc/podinfo/annotations"],
+                "env": [
+                    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "GREETING", "value": "hello $(POD_NAME)"},
+                ],
+                "ports": [{"containerPort": 8080, "name": "http"}],
+                "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
+                "volumeMounts": [{"name": "podinfo", "mountPath": "/etc/podinfo"}],
+            }
+        ]
+        body["spec"]["volumes"] = [
+            {
+                "name": "podinfo",
+                "downwardAPI": {
+                    "items": [
+                        {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}}
+                    ]
+                },
+            }
+        ]
         await http.ok("POST", PODS, body)
 
         async def ready() -> bool:
@@ -221,8 +284,12 @@ async def test_process_pod_runs_command_with_env_downward_files_probe_and_stops_
         await eventually(ready, timeout=15)
         answer = (await http.get(f"{PODS}/proc/proxy/")).body.decode()
         assert answer == 'a="say \\"hi\\""\nproc hello proc'
-        await http.ok("PATCH", f"{PODS}/proc", {"metadata": {"annotations": {"a": "b"}}},
-                      content_type="application/merge-patch+json")
+        await http.ok(
+            "PATCH",
+            f"{PODS}/proc",
+            {"metadata": {"annotations": {"a": "b"}}},
+            content_type="application/merge-patch+json",
+        )
 
         async def refreshed() -> bool:
             return bool((await http.get(f"{PODS}/proc/proxy/")).body.decode().startswith('a="b"'))
@@ -232,7 +299,9 @@ async def test_process_pod_runs_command_with_env_downward_files_probe_and_stops_
         await eventually(lambda: sim.store.get("/pods", "default", "proc") is None, timeout=8)
 
 
-async def test_simulated_runtime_fetches_http_bundle_manifest_without_blocking(tmp_path: Path) -> None:
+async def test_simulated_runtime_fetches_http_bundle_manifest_without_blocking(
+    tmp_path: Path,
+) -> None:
     """A bundle served over http://127.x: only manifest.json is fetched; the pod is Running but
     not Ready until its bundle is loaded, like a runtime loading at start.
     https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#container-probes"""
@@ -264,12 +333,19 @@ async def test_simulated_runtime_fetches_http_bundle_manifest_without_blocking(t
                 await http.ok("POST", PODS, body)
 
             async def ready() -> bool:
-                return all([_conditions(await _get(http, n)).get("Ready") == "True" for n in ("h1", "h2")])
+                return all(
+                    [_conditions(await _get(http, n)).get("Ready") == "True" for n in ("h1", "h2")]
+                )
 
             await eventually(ready)
             meta = await http.ok("GET", f"{PODS}/h2/proxy/v2")
-            assert meta["bundle"] == {"digest": digest, "uri": f"http://127.0.0.1:{port}/bundles/b1", "well": "w1",
-                                      "version": "7", "models": 1}
+            assert meta["bundle"] == {
+                "digest": digest,
+                "uri": f"http://127.0.0.1:{port}/bundles/b1",
+                "well": "w1",
+                "version": "7",
+                "models": 1,
+            }
             assert fetched == ["/bundles/b1/manifest.json"]  # cached by URI
     finally:
         await runner.cleanup()
@@ -290,16 +366,27 @@ async def test_process_pod_failing_liveness_probe_is_restarted(tmp_path: Path) -
     """A container failing its livenessProbe failureThreshold times is killed and restarted
     (restartCount increments).
     https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/"""
-    config = KubeletConfig(run_selector="run=process", work_dir=tmp_path / "kubelet", crash_backoff_seconds=0.05)
+    config = KubeletConfig(
+        run_selector="run=process", work_dir=tmp_path / "kubelet", crash_backoff_seconds=0.05
+    )
     async with run_kubesim(tmp_path, kubelet=config) as sim, aiohttp.ClientSession() as session:
         http = Http(session, sim.url)
         body = pod("sick", {"run": "process"})
-        body["spec"]["containers"] = [{
-            "name": "main", "image": "local/python",
-            "command": [sys.executable, "-c", _UNHEALTHY, "$(POD_IP)"],
-            "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
-            "livenessProbe": {"httpGet": {"path": "/live", "port": 8080}, "periodSeconds": 1, "failureThreshold": 2},
-        }]
+        body["spec"]["containers"] = [
+            {
+                "name": "main",
+                "image": "local/python",
+                "command": [sys.executable, "-c", _UNHEALTHY, "$(POD_IP)"],
+                "env": [
+                    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+                ],
+                "livenessProbe": {
+                    "httpGet": {"path": "/live", "port": 8080},
+                    "periodSeconds": 1,
+                    "failureThreshold": 2,
+                },
+            }
+        ]
         await http.ok("POST", PODS, body)
 
         async def restarted() -> bool:
@@ -327,21 +414,28 @@ async def test_startup_probe_holds_liveness_until_a_slow_container_listens(tmp_p
     """While a startupProbe has not succeeded, liveness and readiness probes do not run, so a
     slow-starting container is not killed; each probe keeps its own periodSeconds.
     https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/#startup-probe"""
-    config = KubeletConfig(run_selector="run=process", work_dir=tmp_path / "kubelet", crash_backoff_seconds=0.05)
+    config = KubeletConfig(
+        run_selector="run=process", work_dir=tmp_path / "kubelet", crash_backoff_seconds=0.05
+    )
     async with run_kubesim(tmp_path, kubelet=config) as sim, aiohttp.ClientSession() as session:
         http = Http(session, sim.url)
         body = pod("slow", {"run": "process"})
         probe = {"httpGet": {"path": "/", "port": 8080}}
-        body["spec"]["containers"] = [{
-            "name": "main", "image": "local/python",
-            "command": [sys.executable, "-c", _SLOW_START, "$(POD_IP)"],
-            "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
-            # Without the startupProbe this liveness probe (0.1 s apart at the test's time scale,
-            # threshold 1) would kill the container before it listens.
-            "startupProbe": {**probe, "periodSeconds": 1, "failureThreshold": 60},
-            "livenessProbe": {**probe, "periodSeconds": 1, "failureThreshold": 1},
-            "readinessProbe": {**probe, "periodSeconds": 1},
-        }]
+        body["spec"]["containers"] = [
+            {
+                "name": "main",
+                "image": "local/python",
+                "command": [sys.executable, "-c", _SLOW_START, "$(POD_IP)"],
+                "env": [
+                    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+                ],
+                # Without the startupProbe this liveness probe (0.1 s apart at the test's time scale,
+                # threshold 1) would kill the container before it listens.
+                "startupProbe": {**probe, "periodSeconds": 1, "failureThreshold": 60},
+                "livenessProbe": {**probe, "periodSeconds": 1, "failureThreshold": 1},
+                "readinessProbe": {**probe, "periodSeconds": 1},
+            }
+        ]
         await http.ok("POST", PODS, body)
 
         async def ready() -> bool:
@@ -362,7 +456,9 @@ time.sleep(60)
 
 
 @pytest.mark.kubelet
-async def test_process_pod_mount_paths_are_rewritten_once_even_when_tmp_is_mounted(tmp_path: Path) -> None:
+async def test_process_pod_mount_paths_are_rewritten_once_even_when_tmp_is_mounted(
+    tmp_path: Path,
+) -> None:
     """A container sees its volumes at their mountPath; kubesim maps each mountPath in the
     command to the pod's host directory exactly once (a /tmp emptyDir beside a downward-API
     volume, with the kubelet's own directory under /tmp).
@@ -373,20 +469,29 @@ async def test_process_pod_mount_paths_are_rewritten_once_even_when_tmp_is_mount
         body = pod("reader", {"run": "process"})
         body["metadata"]["annotations"] = {"modelfleet.dev/bundle-uri": "file:///b/w1"}
         body["spec"]["volumes"] = [
-            {"name": "podinfo", "downwardAPI": {"items": [
-                {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}}]}},
+            {
+                "name": "podinfo",
+                "downwardAPI": {
+                    "items": [
+                        {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}}
+                    ]
+                },
+            },
             {"name": "tmp", "emptyDir": {}},
         ]
-        body["spec"]["containers"] = [{
-            "name": "main", "image": "local/python",
-            # "python", not sys.executable: the interpreter may itself live under /tmp (a CI
-            # clone), and in a container /tmp/... means the mounted volume.
-            "command": ["python", "-c", _PRINT_FILE, "/etc/podinfo/annotations"],
-            "volumeMounts": [
-                {"name": "podinfo", "mountPath": "/etc/podinfo"},
-                {"name": "tmp", "mountPath": "/tmp"},
-            ],
-        }]
+        body["spec"]["containers"] = [
+            {
+                "name": "main",
+                "image": "local/python",
+                # "python", not sys.executable: the interpreter may itself live under /tmp (a CI
+                # clone), and in a container /tmp/... means the mounted volume.
+                "command": ["python", "-c", _PRINT_FILE, "/etc/podinfo/annotations"],
+                "volumeMounts": [
+                    {"name": "podinfo", "mountPath": "/etc/podinfo"},
+                    {"name": "tmp", "mountPath": "/tmp"},
+                ],
+            }
+        ]
         await http.ok("POST", PODS, body)
 
         async def printed() -> bool:

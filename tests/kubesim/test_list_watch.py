@@ -51,7 +51,9 @@ async def test_field_selectors_name_namespace_and_pod_phase(http: Http, kubesim:
     await _labelled(http)
     assert await _names(http, "fieldSelector=metadata.name%3Db") == ["b"]
     assert await _names(http, "fieldSelector=metadata.name!%3Db") == ["a", "c", "d"]
-    everywhere = await http.ok("GET", "/api/v1/configmaps?fieldSelector=metadata.namespace%3Ddefault")
+    everywhere = await http.ok(
+        "GET", "/api/v1/configmaps?fieldSelector=metadata.namespace%3Ddefault"
+    )
     assert len(everywhere["items"]) == 4
     bad = await http.get(f"{CMS}?fieldSelector=data.x%3D1")
     assert bad.status == 400 and bad.body["message"] == "field label not supported: data.x"
@@ -88,7 +90,9 @@ async def test_watch_from_resource_version_streams_added_modified_deleted(http: 
     listed = await http.ok("GET", CMS)
     rv = listed["metadata"]["resourceVersion"]
     await http.ok("POST", CMS, {"metadata": {"name": "w"}, "data": {"a": "1"}})
-    await http.ok("PATCH", f"{CMS}/w", {"data": {"a": "2"}}, content_type="application/merge-patch+json")
+    await http.ok(
+        "PATCH", f"{CMS}/w", {"data": {"a": "2"}}, content_type="application/merge-patch+json"
+    )
     await http.ok("DELETE", f"{CMS}/w")
     events = await http.watch_lines(f"{CMS}?watch=true&resourceVersion={rv}", 3)
     assert [e["type"] for e in events] == ["ADDED", "MODIFIED", "DELETED"]
@@ -102,7 +106,10 @@ async def test_watch_without_resource_version_starts_with_synthetic_added(http: 
     https://kubernetes.io/docs/reference/using-api/api-concepts/#semantics-for-watch"""
     await _labelled(http)
     events = await http.watch_lines(f"{CMS}?watch=1&labelSelector=app%3Dweb", 2)
-    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "a"), ("ADDED", "b")]
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", "a"),
+        ("ADDED", "b"),
+    ]
 
 
 async def test_watch_label_selector_transitions_are_added_and_deleted(http: Http) -> None:
@@ -110,9 +117,21 @@ async def test_watch_label_selector_transitions_are_added_and_deleted(http: Http
     https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes"""
     rv = (await http.ok("GET", CMS))["metadata"]["resourceVersion"]
     await http.ok("POST", CMS, {"metadata": {"name": "t", "labels": {"app": "x"}}})
-    await http.ok("PATCH", f"{CMS}/t", {"metadata": {"labels": {"app": "web"}}}, content_type="application/merge-patch+json")
-    await http.ok("PATCH", f"{CMS}/t", {"metadata": {"labels": {"app": "x"}}}, content_type="application/merge-patch+json")
-    events = await http.watch_lines(f"{CMS}?watch=1&resourceVersion={rv}&labelSelector=app%3Dweb", 2)
+    await http.ok(
+        "PATCH",
+        f"{CMS}/t",
+        {"metadata": {"labels": {"app": "web"}}},
+        content_type="application/merge-patch+json",
+    )
+    await http.ok(
+        "PATCH",
+        f"{CMS}/t",
+        {"metadata": {"labels": {"app": "x"}}},
+        content_type="application/merge-patch+json",
+    )
+    events = await http.watch_lines(
+        f"{CMS}?watch=1&resourceVersion={rv}&labelSelector=app%3Dweb", 2
+    )
     assert [e["type"] for e in events] == ["ADDED", "DELETED"]
 
 
@@ -123,7 +142,9 @@ async def test_watch_timeout_seconds_ends_the_stream_with_a_bookmark(http: Http)
     rv = (await http.ok("GET", CMS))["metadata"]["resourceVersion"]
     loop = asyncio.get_running_loop()
     started = loop.time()
-    events = await http.watch_lines(f"{CMS}?watch=1&resourceVersion={rv}&timeoutSeconds=1&allowWatchBookmarks=true", 100)
+    events = await http.watch_lines(
+        f"{CMS}?watch=1&resourceVersion={rv}&timeoutSeconds=1&allowWatchBookmarks=true", 100
+    )
     assert 0.9 <= loop.time() - started < 4
     assert events and events[-1]["type"] == "BOOKMARK"
     assert set(events[-1]["object"]) == {"kind", "apiVersion", "metadata"}
@@ -156,7 +177,8 @@ async def test_watch_fans_out_to_several_watchers(http: Http) -> None:
     https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes"""
     rv = (await http.ok("GET", CMS))["metadata"]["resourceVersion"]
     watchers = [
-        asyncio.create_task(http.watch_lines(f"{CMS}?watch=1&resourceVersion={rv}", 3)) for _ in range(5)
+        asyncio.create_task(http.watch_lines(f"{CMS}?watch=1&resourceVersion={rv}", 3))
+        for _ in range(5)
     ]
     await asyncio.sleep(0.05)
     for i in range(3):
@@ -182,7 +204,9 @@ async def test_send_initial_events_ends_with_initial_events_end_bookmark(http: H
     https://kubernetes.io/docs/reference/using-api/api-concepts/#streaming-lists"""
     await _labelled(http)
     events = await http.watch_lines(
-        f"{CMS}?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&labelSelector=app%3Dweb", 3)
+        f"{CMS}?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&labelSelector=app%3Dweb",
+        3,
+    )
     assert [e["type"] for e in events] == ["ADDED", "ADDED", "BOOKMARK"]
     assert events[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
 
@@ -192,16 +216,26 @@ async def test_tables_and_partial_object_metadata_by_content_negotiation(http: H
     answers metadata only.
     https://kubernetes.io/docs/reference/using-api/api-concepts/#receiving-resources-as-tables"""
     await _labelled(http)
-    table = await http.ok("GET", CMS, headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"})
+    table = await http.ok(
+        "GET",
+        CMS,
+        headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"},
+    )
     assert table["kind"] == "Table" and table["columnDefinitions"][0]["name"] == "Name"
     assert [r["cells"][0] for r in table["rows"]] == ["a", "b", "c", "d"]
     assert table["metadata"]["resourceVersion"]
-    partial = await http.ok("GET", CMS, headers={"Accept": "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"})
+    partial = await http.ok(
+        "GET",
+        CMS,
+        headers={"Accept": "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"},
+    )
     assert partial["kind"] == "PartialObjectMetadataList"
     assert set(partial["items"][0]) == {"kind", "apiVersion", "metadata"}
 
 
-async def test_continue_pages_are_consistent_at_the_first_pages_resource_version(http: Http) -> None:
+async def test_continue_pages_are_consistent_at_the_first_pages_resource_version(
+    http: Http,
+) -> None:
     """Later pages are served at the first page's resourceVersion: objects created, modified or
     deleted meanwhile do not change what the remaining pages show.
     https://kubernetes.io/docs/reference/using-api/api-concepts/#retrieving-large-results-sets-in-chunks"""
@@ -209,12 +243,20 @@ async def test_continue_pages_are_consistent_at_the_first_pages_resource_version
         await http.ok("POST", CMS, {"metadata": {"name": f"k{i}"}, "data": {"v": "old"}})
     first = await http.ok("GET", f"{CMS}?limit=2")
     await http.ok("DELETE", f"{CMS}/k2")
-    await http.ok("PATCH", f"{CMS}/k3", {"data": {"v": "new"}}, content_type="application/merge-patch+json")
+    await http.ok(
+        "PATCH", f"{CMS}/k3", {"data": {"v": "new"}}, content_type="application/merge-patch+json"
+    )
     await http.ok("POST", CMS, {"metadata": {"name": "k9"}})
     second = await http.ok("GET", f"{CMS}?limit=2&continue={first['metadata']['continue']}")
-    assert [(i["metadata"]["name"], i["data"]["v"]) for i in second["items"]] == [("k2", "old"), ("k3", "old")]
+    assert [(i["metadata"]["name"], i["data"]["v"]) for i in second["items"]] == [
+        ("k2", "old"),
+        ("k3", "old"),
+    ]
     assert "continue" not in second["metadata"]
-    exact = await http.ok("GET", f"{CMS}?resourceVersion={first['metadata']['resourceVersion']}&resourceVersionMatch=Exact")
+    exact = await http.ok(
+        "GET",
+        f"{CMS}?resourceVersion={first['metadata']['resourceVersion']}&resourceVersionMatch=Exact",
+    )
     assert [i["metadata"]["name"] for i in exact["items"]] == ["k0", "k1", "k2", "k3"]
 
 
@@ -222,5 +264,7 @@ async def test_watch_from_before_this_instance_started_is_410(http: Http, kubesi
     """resourceVersions only grow; one from before kubesim started (a restarted kubesim) counts as
     compacted: 410, and the client relists.
     https://kubernetes.io/docs/reference/using-api/api-concepts/#410-gone-responses"""
-    events = await http.watch_lines(f"{CMS}?watch=1&resourceVersion={kubesim.store.start_rv - 1}", 1)
+    events = await http.watch_lines(
+        f"{CMS}?watch=1&resourceVersion={kubesim.store.start_rv - 1}", 1
+    )
     assert events[0]["type"] == "ERROR" and events[0]["object"]["code"] == 410

@@ -21,7 +21,8 @@ from kubesim.testing import kubesim_in_thread
 from tests.kubesim.conftest import run_kubectl
 
 pytestmark = pytest.mark.skipif(
-    subprocess.run(["which", "kubectl"], capture_output=True).returncode != 0, reason="kubectl not installed"
+    subprocess.run(["which", "kubectl"], capture_output=True).returncode != 0,
+    reason="kubectl not installed",
 )
 
 LIMITS_CRD: dict[str, Any] = {
@@ -61,7 +62,9 @@ LIMITS_CRD: dict[str, Any] = {
 
 def test_int_or_string_is_published_unfolded_and_explained_as_kubectl_does(tmp_path: Path) -> None:
     with kubesim_in_thread(tmp_path) as sim:
-        run_kubectl(sim.kubeconfig, tmp_path / "cache", "apply", "-f", "-", stdin=yaml.safe_dump(LIMITS_CRD))
+        run_kubectl(
+            sim.kubeconfig, tmp_path / "cache", "apply", "-f", "-", stdin=yaml.safe_dump(LIMITS_CRD)
+        )
         with urllib.request.urlopen(sim.url + "/openapi/v3/apis/kubesim.test/v1") as reply:
             document = json.load(reply)
         limit = document["components"]["schemas"]["test.kubesim.v1.Limit"]
@@ -75,6 +78,17 @@ def test_int_or_string_is_published_unfolded_and_explained_as_kubectl_does(tmp_p
         assert "A count or a percentage." in explained
         # Both forms are accepted by the server and by kubectl's client-side view of the schema.
         for value in (2, "20%"):
-            limit_object = {"apiVersion": "kubesim.test/v1", "kind": "Limit", "metadata": {"name": f"l{value}".replace("%", "p")},
-                            "spec": {"maxUnavailable": value}}
-            run_kubectl(sim.kubeconfig, tmp_path / "cache", "apply", "-f", "-", stdin=yaml.safe_dump(limit_object))
+            limit_object = {
+                "apiVersion": "kubesim.test/v1",
+                "kind": "Limit",
+                "metadata": {"name": f"l{value}".replace("%", "p")},
+                "spec": {"maxUnavailable": value},
+            }
+            run_kubectl(
+                sim.kubeconfig,
+                tmp_path / "cache",
+                "apply",
+                "-f",
+                "-",
+                stdin=yaml.safe_dump(limit_object),
+            )

@@ -24,7 +24,10 @@ def test_openapi_v2_answers_protobuf_when_asked(tmp_path: Path) -> None:
         )
         with urllib.request.urlopen(request) as reply:
             body = reply.read()
-            assert reply.headers["Content-Type"] == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+            assert (
+                reply.headers["Content-Type"]
+                == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+            )
         # gnostic openapi_v2.Document: field 1 swagger = "2.0", field 2 info.
         assert body.startswith(b"\x0a\x032.0\x12")
 
@@ -45,5 +48,7 @@ def test_helm_names_the_missing_crd_for_a_kind_kubesim_does_not_serve(tmp_path: 
                 config.install(str(chart), "probe", {}, namespace="default", timeout=30)
         finally:
             config.close()
-    assert 'no matches for kind "ServiceMonitor" in version "monitoring.coreos.com/v1"' in str(failed.value)
+    assert 'no matches for kind "ServiceMonitor" in version "monitoring.coreos.com/v1"' in str(
+        failed.value
+    )
     assert "ensure CRDs are installed first" in str(failed.value)

@@ -42,7 +42,9 @@ def deployment(name: str, replicas: int, image: str = "nginx:1") -> dict[str, An
     }
 
 
-async def apply(http: Http, path: str, body: dict[str, Any], manager: str, force: bool = False) -> Any:
+async def apply(
+    http: Http, path: str, body: dict[str, Any], manager: str, force: bool = False
+) -> Any:
     query = f"?fieldManager={manager}" + ("&force=true" if force else "")
     return await http.request("PATCH", path + query, body, content_type=APPLY)
 
@@ -80,7 +82,9 @@ async def test_fields_the_applier_stops_applying_are_removed(http: Http) -> None
     assert pruned["data"] == {"a": "1", "c": "3"}
 
 
-async def test_a_different_value_for_another_managers_field_is_409_unless_forced(http: Http) -> None:
+async def test_a_different_value_for_another_managers_field_is_409_unless_forced(
+    http: Http,
+) -> None:
     """Conflicts: 409 with one FieldManagerConflict cause per field; force=true takes the field
     and removes it from the other manager's entry."""
     await http.ok("POST", DEPLOYMENTS + "?fieldManager=kubectl-create", deployment("web", 1))
@@ -90,7 +94,11 @@ async def test_a_different_value_for_another_managers_field_is_409_unless_forced
         'Apply failed with 1 conflict: conflict with "kubectl-create" using apps/v1: .spec.replicas'
     )
     assert refused.body["details"]["causes"] == [
-        {"reason": "FieldManagerConflict", "message": 'conflict with "kubectl-create" using apps/v1', "field": ".spec.replicas"}
+        {
+            "reason": "FieldManagerConflict",
+            "message": 'conflict with "kubectl-create" using apps/v1',
+            "field": ".spec.replicas",
+        }
     ]
     forced = await apply(http, f"{DEPLOYMENTS}/web", deployment("web", 3), "ci", force=True)
     assert forced.status == 200 and forced.body["spec"]["replicas"] == 3
@@ -102,7 +110,9 @@ async def test_a_different_value_for_another_managers_field_is_409_unless_forced
 async def test_the_same_value_is_shared_not_a_conflict(http: Http) -> None:
     """Conflicts: "You may co-own fields by updating your manifest to match the existing value"."""
     await apply(http, f"{DEPLOYMENTS}/shared", deployment("shared", 2), "one")
-    shared = await apply(http, f"{DEPLOYMENTS}/shared", deployment("shared", 2, image="nginx:2"), "two")
+    shared = await apply(
+        http, f"{DEPLOYMENTS}/shared", deployment("shared", 2, image="nginx:2"), "two"
+    )
     assert shared.status == 409  # the image differs...
     agreed = await apply(http, f"{DEPLOYMENTS}/shared", deployment("shared", 2), "two")
     assert agreed.status == 200  # ...the same values are co-owned
@@ -118,19 +128,32 @@ async def test_apply_needs_a_field_manager_and_force_is_apply_only(http: Http) -
         'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch'
     )
     await http.ok("POST", CMS, configmap("merge-me"))
-    forced = await http.request("PATCH", f"{CMS}/merge-me?force=true", {"data": {}}, content_type="application/merge-patch+json")
-    assert forced.status == 422 and "force: Forbidden: may not be specified for non-apply patch" in forced.body["message"]
+    forced = await http.request(
+        "PATCH",
+        f"{CMS}/merge-me?force=true",
+        {"data": {}},
+        content_type="application/merge-patch+json",
+    )
+    assert (
+        forced.status == 422
+        and "force: Forbidden: may not be specified for non-apply patch" in forced.body["message"]
+    )
 
 
 async def test_updates_record_the_manager_from_field_manager_or_user_agent(http: Http) -> None:
     """Field management: non-apply writes are Update entries; the manager is the fieldManager
     parameter, else the User-Agent up to its first "/"."""
-    created = await http.ok("POST", CMS, configmap("ua", a="1"), headers={"User-Agent": "my-controller/1.2 (linux)"})
+    created = await http.ok(
+        "POST", CMS, configmap("ua", a="1"), headers={"User-Agent": "my-controller/1.2 (linux)"}
+    )
     assert managers(created)[("my-controller", "Update")]["fieldsV1"] == {
         "f:data": {".": {}, "f:a": {}}
     }
     patched = await http.ok(
-        "PATCH", f"{CMS}/ua?fieldManager=editor", {"data": {"a": "2"}}, content_type="application/merge-patch+json"
+        "PATCH",
+        f"{CMS}/ua?fieldManager=editor",
+        {"data": {"a": "2"}},
+        content_type="application/merge-patch+json",
     )
     owners = managers(patched)
     assert owners[("editor", "Update")]["fieldsV1"] == {"f:data": {"f:a": {}}}
@@ -140,10 +163,18 @@ async def test_updates_record_the_manager_from_field_manager_or_user_agent(http:
 async def test_managed_fields_are_cleared_by_writing_one_empty_entry(http: Http) -> None:
     """Clearing managedFields: an update setting them to ``[{}]`` strips them; an empty list keeps them."""
     await apply(http, f"{CMS}/clear", configmap("clear", a="1"), "tool")
-    kept = await http.ok("PATCH", f"{CMS}/clear", {"metadata": {"managedFields": []}}, content_type="application/merge-patch+json")
+    kept = await http.ok(
+        "PATCH",
+        f"{CMS}/clear",
+        {"metadata": {"managedFields": []}},
+        content_type="application/merge-patch+json",
+    )
     assert kept["metadata"]["managedFields"]
     cleared = await http.ok(
-        "PATCH", f"{CMS}/clear", {"metadata": {"managedFields": [{}]}}, content_type="application/merge-patch+json"
+        "PATCH",
+        f"{CMS}/clear",
+        {"metadata": {"managedFields": [{}]}},
+        content_type="application/merge-patch+json",
     )
     assert "managedFields" not in cleared["metadata"]
 
@@ -164,7 +195,12 @@ async def test_custom_resources_apply_with_their_list_map_keys_and_status(http: 
     status = await apply(http, f"{WIDGETS}/w/status", with_status, "reporter")
     assert status.status == 200 and status.body["status"] == {"phase": "Ready"}
     assert managers(status.body)[("reporter", "Apply")]["subresource"] == "status"
-    gadget = {"apiVersion": "kubesim.test/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"x": 1}}
+    gadget = {
+        "apiVersion": "kubesim.test/v1",
+        "kind": "Gadget",
+        "metadata": {"name": "g"},
+        "spec": {"x": 1},
+    }
     assert (await apply(http, f"{GADGETS}/g", gadget, "one")).status == 201
 
 
@@ -173,7 +209,8 @@ async def test_custom_resources_apply_with_their_list_map_keys_and_status(http: 
 # --------------------------------------------------------------------------------------------
 
 kubectl_installed = pytest.mark.skipif(
-    subprocess.run(["which", "kubectl"], capture_output=True).returncode != 0, reason="kubectl not installed"
+    subprocess.run(["which", "kubectl"], capture_output=True).returncode != 0,
+    reason="kubectl not installed",
 )
 
 
@@ -191,17 +228,28 @@ def test_kubectl_apply_server_side_conflicts_and_force_conflicts(
     conflict text, --force-conflicts takes it; get --show-managed-fields prints the entries."""
     cache = tmp_path_factory.mktemp("kubectl-cache")
 
-    def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return run_kubectl(cluster.kubeconfig, cache, *args, stdin=stdin, check=check)
 
     manifest = yaml.safe_dump(configmap("ssa", colour="blue"))
-    assert "configmap/ssa serverside-applied" in kubectl("apply", "--server-side", "-f", "-", stdin=manifest).stdout
+    assert (
+        "configmap/ssa serverside-applied"
+        in kubectl("apply", "--server-side", "-f", "-", stdin=manifest).stdout
+    )
     other = yaml.safe_dump(configmap("ssa", colour="red"))
-    refused = kubectl("apply", "--server-side", "--field-manager=ops", "-f", "-", stdin=other, check=False)
+    refused = kubectl(
+        "apply", "--server-side", "--field-manager=ops", "-f", "-", stdin=other, check=False
+    )
     assert refused.returncode != 0
     assert 'Apply failed with 1 conflict: conflict with "kubectl": .data.colour' in refused.stderr
-    kubectl("apply", "--server-side", "--field-manager=ops", "--force-conflicts", "-f", "-", stdin=other)
-    shown = yaml.safe_load(kubectl("get", "configmap", "ssa", "-o", "yaml", "--show-managed-fields").stdout)
+    kubectl(
+        "apply", "--server-side", "--field-manager=ops", "--force-conflicts", "-f", "-", stdin=other
+    )
+    shown = yaml.safe_load(
+        kubectl("get", "configmap", "ssa", "-o", "yaml", "--show-managed-fields").stdout
+    )
     entries = {e["manager"]: e for e in shown["metadata"]["managedFields"]}
     assert shown["data"] == {"colour": "red"}
     assert entries["ops"]["fieldsV1"] == {"f:data": {"f:colour": {}}}
@@ -219,18 +267,39 @@ def test_kubectl_moves_from_client_side_to_server_side_apply_without_conflicts(
     over), and the last-applied annotation follows, so client-side apply keeps working."""
     cache = tmp_path_factory.mktemp("kubectl-cache")
 
-    def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return run_kubectl(cluster.kubeconfig, cache, *args, stdin=stdin, check=check)
 
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump(deployment("csa", 1)))
-    kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(deployment("csa", 2, image="nginx:2")))
+    kubectl(
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump(deployment("csa", 2, image="nginx:2")),
+    )
     live = json.loads(kubectl("get", "deployment", "csa", "-o", "json").stdout)
     assert live["spec"]["replicas"] == 2
-    last = json.loads(live["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"])
+    last = json.loads(
+        live["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+    )
     assert last["spec"]["replicas"] == 2
-    other = kubectl("apply", "--server-side", "--field-manager=ops", "-f", "-", stdin=yaml.safe_dump(deployment("csa", 5)), check=False)
+    other = kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=ops",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump(deployment("csa", 5)),
+        check=False,
+    )
     assert other.returncode != 0 and 'conflicts with "kubectl":\n- .spec.replicas' in other.stderr
-    assert "configured" in kubectl("apply", "-f", "-", stdin=yaml.safe_dump(deployment("csa", 3))).stdout
+    assert (
+        "configured"
+        in kubectl("apply", "-f", "-", stdin=yaml.safe_dump(deployment("csa", 3))).stdout
+    )
 
 
 async def test_a_built_in_map_emptied_by_removal_is_omitted(http: Http) -> None:
@@ -239,5 +308,12 @@ async def test_a_built_in_map_emptied_by_removal_is_omitted(http: Http) -> None:
     body = configmap("omit", a="1")
     body["metadata"]["labels"] = {"team": "x"}
     await apply(http, f"{CMS}/omit", body, "tool")
-    emptied = (await apply(http, f"{CMS}/omit", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "omit"}}, "tool")).body
+    emptied = (
+        await apply(
+            http,
+            f"{CMS}/omit",
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "omit"}},
+            "tool",
+        )
+    ).body
     assert "data" not in emptied and "labels" not in emptied["metadata"]

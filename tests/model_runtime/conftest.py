@@ -14,13 +14,24 @@ SMALL_MODELS = 8
 
 @pytest.fixture(scope="session")
 def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> BuiltBundle:
-    return build_bundle("fr-0001", tmp_path_factory.mktemp("bundles") / "fr-0001-v1", models=SMALL_MODELS, version="1.0.0")
+    return build_bundle(
+        "fr-0001",
+        tmp_path_factory.mktemp("bundles") / "fr-0001-v1",
+        models=SMALL_MODELS,
+        version="1.0.0",
+    )
 
 
 @pytest.fixture(scope="session")
 def second_bundle(tmp_path_factory: pytest.TempPathFactory) -> BuiltBundle:
     """Same well, next version: what a roll-out swaps in."""
-    return build_bundle("fr-0001", tmp_path_factory.mktemp("bundles") / "fr-0001-v2", models=6, version="2.0.0", seed=1)
+    return build_bundle(
+        "fr-0001",
+        tmp_path_factory.mktemp("bundles") / "fr-0001-v2",
+        models=6,
+        version="2.0.0",
+        seed=1,
+    )
 
 
 @pytest.fixture
@@ -45,4 +56,3 @@ def sensor_rows() -> list[list[float]]:
         [84.0, 180.0, 104.0, 47.0, 3.1, 55.0, 430.0],
         [70.0, 170.0, 99.0, 35.0, 4.5, 54.0, 380.0],
     ]
-

@@ -27,7 +27,9 @@ from model_runtime.metrics import RuntimeMetrics
 from model_runtime.server import RuntimeServer
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
+) -> None:
     """Poll with a deadline (the event we wait for happens in another thread or process)."""
     deadline = time.monotonic() + timeout
     while not predicate():

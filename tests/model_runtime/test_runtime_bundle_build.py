@@ -30,45 +30,72 @@ def test_digest_is_sha256_of_the_canonical_manifest_file(small_bundle: BuiltBund
     assert manifest_digest(json.dumps(json.loads(raw), indent=2).encode()) == small_bundle.digest
 
 
-def test_manifest_states_tolerance_provenance_and_tensor_signatures(small_bundle: BuiltBundle) -> None:
+def test_manifest_states_tolerance_provenance_and_tensor_signatures(
+    small_bundle: BuiltBundle,
+) -> None:
     manifest = parse_manifest((small_bundle.path / "manifest.json").read_bytes())
     assert manifest.well == "fr-0001" and manifest.version == "1.0.0"
     assert manifest.parity.tolerance == 1e-5
     assert len(manifest.models) == 8
-    assert {m.kind for m in manifest.models} >= {"random_forest", "extra_trees", "gradient_boosting", "logistic_regression"}
-    assert set(manifest.provenance.packages) >= {"scikit-learn", "skl2onnx", "onnxruntime", "numpy", "onnx"}
+    assert {m.kind for m in manifest.models} >= {
+        "random_forest",
+        "extra_trees",
+        "gradient_boosting",
+        "logistic_regression",
+    }
+    assert set(manifest.provenance.packages) >= {
+        "scikit-learn",
+        "skl2onnx",
+        "onnxruntime",
+        "numpy",
+        "onnx",
+    }
     assert manifest.provenance.training_data_sha256 == generate_history("fr-0001", 0).sha256()
     assert manifest.provenance.seed == 0
     for entry in manifest.models:
         data = (small_bundle.path / entry.file).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry.sha256
-        assert entry.inputs[0].model_dump() == {"name": "sensors", "datatype": "FP32", "shape": [-1, 7]}
+        assert entry.inputs[0].model_dump() == {
+            "name": "sensors",
+            "datatype": "FP32",
+            "shape": [-1, 7],
+        }
         assert [o.name for o in entry.outputs] == ["label", "probabilities"]
         assert entry.parity_max_abs_diff <= manifest.parity.tolerance
 
 
-def test_same_inputs_build_a_byte_identical_bundle(tmp_path: Path, small_bundle: BuiltBundle) -> None:
+def test_same_inputs_build_a_byte_identical_bundle(
+    tmp_path: Path, small_bundle: BuiltBundle
+) -> None:
     again = build_bundle("fr-0001", tmp_path / "again", models=8, version="1.0.0")
     assert again.digest == small_bundle.digest
-    files = sorted(p.relative_to(small_bundle.path) for p in small_bundle.path.rglob("*") if p.is_file())
+    files = sorted(
+        p.relative_to(small_bundle.path) for p in small_bundle.path.rglob("*") if p.is_file()
+    )
     assert files == sorted(p.relative_to(again.path) for p in again.path.rglob("*") if p.is_file())
     for relative in files:
         assert (again.path / relative).read_bytes() == (small_bundle.path / relative).read_bytes()
 
 
-def test_another_seed_or_well_gives_another_digest(tmp_path: Path, small_bundle: BuiltBundle) -> None:
+def test_another_seed_or_well_gives_another_digest(
+    tmp_path: Path, small_bundle: BuiltBundle
+) -> None:
     other_well = build_bundle("fr-0002", tmp_path / "w2", models=2)
     other_seed = build_bundle("fr-0001", tmp_path / "s7", models=2, seed=7)
     assert len({small_bundle.digest, other_well.digest, other_seed.digest}) == 3
 
 
-def test_onnx_probabilities_match_sklearn_within_tolerance_on_holdout(small_bundle: BuiltBundle) -> None:
+def test_onnx_probabilities_match_sklearn_within_tolerance_on_holdout(
+    small_bundle: BuiltBundle,
+) -> None:
     history = generate_history("fr-0001", 0)
     spec = model_specs(8, 0)[0]
     labels = history.labels(spec.failure_mode, spec.horizon_days)
     estimator = train(spec, history.features[:5000], labels[:5000])
     holdout = history.features[5000:5600]
-    session = ort.InferenceSession(to_onnx(estimator, 7, spec.name), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        to_onnx(estimator, 7, spec.name), providers=["CPUExecutionProvider"]
+    )
     onnx_probabilities = session.run(["probabilities"], {"sensors": holdout})[0]
     assert np.max(np.abs(onnx_probabilities - estimator.predict_proba(holdout))) <= 1e-5
 
@@ -79,7 +106,9 @@ def test_a_diverging_model_fails_the_build_naming_it_and_writes_nothing(tmp_path
     with pytest.raises(ParityError) as failure:
         build_bundle("fr-0001", out, models=3, tolerance=1e-15)
     assert failure.value.model == "motor-overheat-01d"
-    assert "motor-overheat-01d" in str(failure.value) and "max |onnx - sklearn|" in str(failure.value)
+    assert "motor-overheat-01d" in str(failure.value) and "max |onnx - sklearn|" in str(
+        failure.value
+    )
     assert not out.exists()
     assert not list(tmp_path.iterdir()), "the staging directory must be removed too"
 
@@ -87,8 +116,14 @@ def test_a_diverging_model_fails_the_build_naming_it_and_writes_nothing(tmp_path
 def test_parity_check_catches_a_forged_onnx_model() -> None:
     history = generate_history("fr-0001", 0)
     x, holdout = history.features[:3000], history.features[3000:3300]
-    good = train(ModelSpec("a", "logistic_regression", "gas_lock", 5, 0), x, history.labels("gas_lock", 5)[:3000])
-    other = train(ModelSpec("b", "random_forest", "pump_wear", 9, 1), x, history.labels("pump_wear", 9)[:3000])
+    good = train(
+        ModelSpec("a", "logistic_regression", "gas_lock", 5, 0),
+        x,
+        history.labels("gas_lock", 5)[:3000],
+    )
+    other = train(
+        ModelSpec("b", "random_forest", "pump_wear", 9, 1), x, history.labels("pump_wear", 9)[:3000]
+    )
     with pytest.raises(ParityError) as failure:
         check_parity("a", good, to_onnx(other, 7, "b"), holdout)
     assert failure.value.max_abs_diff > 1e-5
@@ -106,7 +141,10 @@ def test_cli_builds_100_models_with_progress_well_under_a_minute(tmp_path: Path)
     started = time.monotonic()
     result = subprocess.run(
         [*MODELFLEET, "bundle", "build", "--well", "fr-0100", "--out", str(tmp_path / "b")],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
@@ -118,31 +156,59 @@ def test_cli_builds_100_models_with_progress_well_under_a_minute(tmp_path: Path)
     assert digest == manifest_digest((tmp_path / "b" / "manifest.json").read_bytes())
     assert len(list((tmp_path / "b" / "models").glob("*.onnx"))) == 100
 
-    verify = subprocess.run([*MODELFLEET, "bundle", "verify", str(tmp_path / "b")], capture_output=True, text=True, check=False)
+    verify = subprocess.run(
+        [*MODELFLEET, "bundle", "verify", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert verify.returncode == 0, verify.stderr
     assert verify.stdout.strip() == digest
 
 
-def test_cli_verify_exits_non_zero_naming_the_corrupt_file(tmp_path: Path, small_bundle: BuiltBundle) -> None:
+def test_cli_verify_exits_non_zero_naming_the_corrupt_file(
+    tmp_path: Path, small_bundle: BuiltBundle
+) -> None:
     import shutil
 
     bundle = shutil.copytree(small_bundle.path, tmp_path / "b")
     victim = next((bundle / "models").glob("*.onnx"))
     victim.write_bytes(victim.read_bytes()[:-10])
-    result = subprocess.run([*MODELFLEET, "bundle", "verify", f"file://{bundle}"], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [*MODELFLEET, "bundle", "verify", f"file://{bundle}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 1
     assert f"models/{victim.name}" in result.stderr and "BundleInvalid" in result.stderr
     assert result.stdout == ""
 
 
-def test_cli_quiet_build_in_another_process_gives_the_same_digest(tmp_path: Path, small_bundle: BuiltBundle) -> None:
+def test_cli_quiet_build_in_another_process_gives_the_same_digest(
+    tmp_path: Path, small_bundle: BuiltBundle
+) -> None:
     """Determinism across processes (hash seeds differ), not only within one: skl2onnx's
     opset-import order once followed the string hash seed, so about half the builds differed."""
     import os
 
     result = subprocess.run(
-        [*MODELFLEET, "bundle", "build", "--well", "fr-0001", "--out", str(tmp_path / "q"), "--models", "8", "--quiet"],
-        capture_output=True, text=True, check=False, env={**os.environ, "PYTHONHASHSEED": "12345"},
+        [
+            *MODELFLEET,
+            "bundle",
+            "build",
+            "--well",
+            "fr-0001",
+            "--out",
+            str(tmp_path / "q"),
+            "--models",
+            "8",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == small_bundle.digest

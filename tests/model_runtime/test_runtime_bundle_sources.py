@@ -37,7 +37,13 @@ def make_tarball(bundle: Path, target: Path, prefix: str = "") -> Path:
     return target
 
 
-def add_member(tar: tarfile.TarFile, name: str, data: bytes = b"x", kind: bytes = tarfile.REGTYPE, link: str = "") -> None:
+def add_member(
+    tar: tarfile.TarFile,
+    name: str,
+    data: bytes = b"x",
+    kind: bytes = tarfile.REGTYPE,
+    link: str = "",
+) -> None:
     info = tarfile.TarInfo(name)
     info.type = kind
     info.linkname = link
@@ -89,12 +95,16 @@ def test_a_local_directory_loads_by_path_or_file_uri(small_bundle: BuiltBundle, 
 
 
 @pytest.mark.parametrize("prefix", ["", "fr-0001-v1/"])
-def test_a_tarball_loads_with_or_without_a_top_directory(tmp_path: Path, small_bundle: BuiltBundle, prefix: str) -> None:
+def test_a_tarball_loads_with_or_without_a_top_directory(
+    tmp_path: Path, small_bundle: BuiltBundle, prefix: str
+) -> None:
     tarball = make_tarball(small_bundle.path, tmp_path / "b.tar.gz", prefix)
     assert load_bundle(f"file://{tarball}").digest == small_bundle.digest
 
 
-def test_a_directory_and_a_tarball_load_over_http(tmp_path: Path, small_bundle: BuiltBundle, http_root: tuple[Path, str]) -> None:
+def test_a_directory_and_a_tarball_load_over_http(
+    tmp_path: Path, small_bundle: BuiltBundle, http_root: tuple[Path, str]
+) -> None:
     root, base = http_root
     shutil.copytree(small_bundle.path, root / "fr-0001" / "1.0.0")
     make_tarball(small_bundle.path, root / "fr-0001.tar.gz")
@@ -111,11 +121,16 @@ def test_a_file_whose_digest_does_not_match_is_refused(bundle_copy: Path) -> Non
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0xFF
     victim.write_bytes(bytes(data))
-    with pytest.raises(BundleInvalidError, match=r"model 'gas-lock-01d': file models/gas-lock-01d.onnx has sha256 [0-9a-f]{64}, manifest says"):
+    with pytest.raises(
+        BundleInvalidError,
+        match=r"model 'gas-lock-01d': file models/gas-lock-01d.onnx has sha256 [0-9a-f]{64}, manifest says",
+    ):
         load_bundle(str(bundle_copy))
 
 
-def test_a_truncated_onnx_file_with_a_matching_digest_fails_in_onnxruntime(bundle_copy: Path) -> None:
+def test_a_truncated_onnx_file_with_a_matching_digest_fails_in_onnxruntime(
+    bundle_copy: Path,
+) -> None:
     victim = bundle_copy / "models" / "pump-wear-01d.onnx"
     truncated = victim.read_bytes()[:200]
     victim.write_bytes(truncated)
@@ -126,7 +141,10 @@ def test_a_truncated_onnx_file_with_a_matching_digest_fails_in_onnxruntime(bundl
                 entry["sha256"] = hashlib.sha256(truncated).hexdigest()
 
     rewrite_manifest(bundle_copy, fix_digest)
-    with pytest.raises(BundleInvalidError, match=re.escape("model 'pump-wear-01d': onnxruntime cannot load models/pump-wear-01d.onnx")):
+    with pytest.raises(
+        BundleInvalidError,
+        match=re.escape("model 'pump-wear-01d': onnxruntime cannot load models/pump-wear-01d.onnx"),
+    ):
         load_bundle(str(bundle_copy))
 
 
@@ -136,9 +154,14 @@ def test_a_missing_model_file_is_refused_naming_it(bundle_copy: Path) -> None:
         load_bundle(str(bundle_copy))
 
 
-def test_a_missing_model_file_in_a_tarball_is_refused_naming_it(tmp_path: Path, bundle_copy: Path) -> None:
+def test_a_missing_model_file_in_a_tarball_is_refused_naming_it(
+    tmp_path: Path, bundle_copy: Path
+) -> None:
     (bundle_copy / "models" / "sand-ingress-01d.onnx").unlink()
-    with pytest.raises(BundleInvalidError, match=re.escape("model 'sand-ingress-01d': file models/sand-ingress-01d.onnx is missing")):
+    with pytest.raises(
+        BundleInvalidError,
+        match=re.escape("model 'sand-ingress-01d': file models/sand-ingress-01d.onnx is missing"),
+    ):
         load_bundle(str(make_tarball(bundle_copy, tmp_path / "b.tgz")))
 
 
@@ -150,7 +173,9 @@ def test_a_missing_model_file_in_a_tarball_is_refused_naming_it(tmp_path: Path, 
         (b'{"well": "w"}', "version: Field required"),
     ],
 )
-def test_an_invalid_manifest_is_refused_naming_the_problem(bundle_copy: Path, content: bytes, message: str) -> None:
+def test_an_invalid_manifest_is_refused_naming_the_problem(
+    bundle_copy: Path, content: bytes, message: str
+) -> None:
     (bundle_copy / "manifest.json").write_bytes(content)
     with pytest.raises(BundleInvalidError, match=message):
         load_bundle(str(bundle_copy))
@@ -169,7 +194,9 @@ def test_a_manifest_pointing_outside_the_bundle_is_refused(bundle_copy: Path) ->
 
 
 def test_a_digest_other_than_the_expected_one_is_refused(small_bundle: BuiltBundle) -> None:
-    with pytest.raises(BundleInvalidError, match=f"has digest {small_bundle.digest}, expected sha256:{'0' * 64}"):
+    with pytest.raises(
+        BundleInvalidError, match=f"has digest {small_bundle.digest}, expected sha256:{'0' * 64}"
+    ):
         load_bundle(str(small_bundle.path), expected_digest="sha256:" + "0" * 64)
 
 
@@ -206,7 +233,10 @@ def test_a_file_that_is_not_a_tarball_is_refused(tmp_path: Path) -> None:
 
 def test_an_unreachable_url_is_reported_as_unreachable() -> None:
     port = free_port()  # nothing listens there
-    with pytest.raises(BundleUnreachableError, match=f"GET http://127.0.0.1:{port}/b/manifest.json failed: ConnectError") as failure:
+    with pytest.raises(
+        BundleUnreachableError,
+        match=f"GET http://127.0.0.1:{port}/b/manifest.json failed: ConnectError",
+    ) as failure:
         load_bundle(f"http://127.0.0.1:{port}/b/")
     assert failure.value.reason is LoadFailureReason.UNREACHABLE
 
@@ -227,7 +257,9 @@ def test_an_unsupported_scheme_is_refused() -> None:
         load_bundle("s3://bucket/bundle")
 
 
-def test_size_limits_bound_every_source(tmp_path: Path, small_bundle: BuiltBundle, http_root: tuple[Path, str]) -> None:
+def test_size_limits_bound_every_source(
+    tmp_path: Path, small_bundle: BuiltBundle, http_root: tuple[Path, str]
+) -> None:
     tiny = SourceLimits(max_file_bytes=1000)
     with pytest.raises(BundleTooLargeError, match="over the limit of 1000"):
         load_bundle(str(small_bundle.path), limits=tiny)

@@ -18,31 +18,55 @@ from model_runtime.annotations import (
     unquote_go,
 )
 
-ROWS = {"inputs": [{"name": "sensors", "shape": [1, 7], "datatype": "FP32", "data": [85, 190, 95, 42, 2.5, 55, 450]}]}
+ROWS = {
+    "inputs": [
+        {
+            "name": "sensors",
+            "shape": [1, 7],
+            "datatype": "FP32",
+            "data": [85, 190, 95, 42, 2.5, 55, 450],
+        }
+    ]
+}
 
 
 def load(server: RunningServer, uri: str, digest: str | None = None) -> httpx.Response:
-    return httpx.post(f"{server.url}/v2/repository/bundle/load", json={"uri": uri, "digest": digest}, timeout=30)
+    return httpx.post(
+        f"{server.url}/v2/repository/bundle/load", json={"uri": uri, "digest": digest}, timeout=30
+    )
 
 
-def test_load_endpoint_swaps_to_the_new_bundle(server: RunningServer, second_bundle: BuiltBundle) -> None:
+def test_load_endpoint_swaps_to_the_new_bundle(
+    server: RunningServer, second_bundle: BuiltBundle
+) -> None:
     response = load(server, f"file://{second_bundle.path}", second_bundle.digest)
     assert response.status_code == 200, response.text
     assert response.json()["bundle"] == {
-        "digest": second_bundle.digest, "uri": f"file://{second_bundle.path}", "well": "fr-0001", "version": "2.0.0", "models": 6,
+        "digest": second_bundle.digest,
+        "uri": f"file://{second_bundle.path}",
+        "well": "fr-0001",
+        "version": "2.0.0",
+        "models": 6,
     }
     assert httpx.get(f"{server.url}/v2").json()["bundle"]["digest"] == second_bundle.digest
     # Models only in the old bundle are gone; the new version answers.
     assert httpx.get(f"{server.url}/v2/models/gas-lock-02d").status_code == 404
     infer = httpx.post(f"{server.url}/v2/models/gas-lock-01d/infer", json=ROWS)
     assert infer.json()["model_version"] == "2.0.0"
-    assert f'modelfleet_runtime_bundle_info{{digest="{second_bundle.digest}"' in httpx.get(f"{server.url}/metrics").text
+    assert (
+        f'modelfleet_runtime_bundle_info{{digest="{second_bundle.digest}"'
+        in httpx.get(f"{server.url}/metrics").text
+    )
 
 
-def test_loading_the_digest_already_served_is_a_cheap_idempotent_200(server: RunningServer, small_bundle: BuiltBundle) -> None:
+def test_loading_the_digest_already_served_is_a_cheap_idempotent_200(
+    server: RunningServer, small_bundle: BuiltBundle
+) -> None:
     before = server.state.current
     response = load(server, "http://127.0.0.1:1/unreachable-but-not-needed/", small_bundle.digest)
-    assert response.status_code == 200 and response.json()["bundle"]["digest"] == small_bundle.digest
+    assert (
+        response.status_code == 200 and response.json()["bundle"]["digest"] == small_bundle.digest
+    )
     assert server.state.current is before
 
 
@@ -56,7 +80,10 @@ def test_a_failed_swap_keeps_the_old_bundle_serving_and_reports_why(
     response = load(server, str(corrupt))
     assert response.status_code == 422
     body = response.json()
-    assert body["reason"] == "BundleInvalid" and f"file models/{victim.name} has sha256" in body["error"]
+    assert (
+        body["reason"] == "BundleInvalid"
+        and f"file models/{victim.name} has sha256" in body["error"]
+    )
     assert body["bundle"]["digest"] == small_bundle.digest
 
     unreachable = load(server, f"http://127.0.0.1:{free_port()}/b/")
@@ -74,11 +101,19 @@ def test_a_failed_swap_keeps_the_old_bundle_serving_and_reports_why(
     assert httpx.post(f"{server.url}/v2/models/gas-lock-02d/infer", json=ROWS).status_code == 200
     metrics = httpx.get(f"{server.url}/metrics").text
     assert "modelfleet_runtime_last_load_success 0.0" in metrics
-    assert 'modelfleet_runtime_bundle_loads_total{reason="BundleInvalid",result="failure"} 2.0' in metrics
-    assert 'modelfleet_runtime_bundle_loads_total{reason="Unreachable",result="failure"} 1.0' in metrics
+    assert (
+        'modelfleet_runtime_bundle_loads_total{reason="BundleInvalid",result="failure"} 2.0'
+        in metrics
+    )
+    assert (
+        'modelfleet_runtime_bundle_loads_total{reason="Unreachable",result="failure"} 1.0'
+        in metrics
+    )
 
 
-def test_requests_keep_succeeding_during_swaps(server: RunningServer, small_bundle: BuiltBundle, second_bundle: BuiltBundle) -> None:
+def test_requests_keep_succeeding_during_swaps(
+    server: RunningServer, small_bundle: BuiltBundle, second_bundle: BuiltBundle
+) -> None:
     failures: list[int] = []
     stop = threading.Event()
 
@@ -100,24 +135,49 @@ def test_requests_keep_succeeding_during_swaps(server: RunningServer, small_bund
     assert failures == []
 
 
-def test_a_changed_annotations_file_swaps_the_bundle(tmp_path: Path, small_bundle: BuiltBundle, second_bundle: BuiltBundle) -> None:
+def test_a_changed_annotations_file_swaps_the_bundle(
+    tmp_path: Path, small_bundle: BuiltBundle, second_bundle: BuiltBundle
+) -> None:
     volume = tmp_path / "podinfo"
-    visible = write_annotations(volume, {BUNDLE_URI_ANNOTATION: f"file://{small_bundle.path}", "other": "x"})
+    visible = write_annotations(
+        volume, {BUNDLE_URI_ANNOTATION: f"file://{small_bundle.path}", "other": "x"}
+    )
     with RunningServer(None, annotations_file=visible, poll_interval=0.02) as running:
         running.wait_serving(small_bundle.digest)
         write_annotations(
-            volume, {BUNDLE_URI_ANNOTATION: str(second_bundle.path), BUNDLE_DIGEST_ANNOTATION: second_bundle.digest}
+            volume,
+            {
+                BUNDLE_URI_ANNOTATION: str(second_bundle.path),
+                BUNDLE_DIGEST_ANNOTATION: second_bundle.digest,
+            },
         )
         running.wait_serving(second_bundle.digest)
 
         # A digest that does not match is refused as BundleInvalid; the previous bundle stays.
-        write_annotations(volume, {BUNDLE_URI_ANNOTATION: str(small_bundle.path), BUNDLE_DIGEST_ANNOTATION: "sha256:" + "2" * 64})
-        wait_until(lambda: running.state.last_load is not None and not running.state.last_load.ok, what="refusal")
-        assert running.state.last_load is not None and running.state.last_load.reason == "BundleInvalid"
-        assert running.state.current is not None and running.state.current.digest == second_bundle.digest
+        write_annotations(
+            volume,
+            {
+                BUNDLE_URI_ANNOTATION: str(small_bundle.path),
+                BUNDLE_DIGEST_ANNOTATION: "sha256:" + "2" * 64,
+            },
+        )
+        wait_until(
+            lambda: running.state.last_load is not None and not running.state.last_load.ok,
+            what="refusal",
+        )
+        assert (
+            running.state.last_load is not None
+            and running.state.last_load.reason == "BundleInvalid"
+        )
+        assert (
+            running.state.current is not None
+            and running.state.current.digest == second_bundle.digest
+        )
 
 
-def test_reload_request_reloads_even_when_nothing_changed(tmp_path: Path, small_bundle: BuiltBundle, second_bundle: BuiltBundle) -> None:
+def test_reload_request_reloads_even_when_nothing_changed(
+    tmp_path: Path, small_bundle: BuiltBundle, second_bundle: BuiltBundle
+) -> None:
     """What SIGHUP does for a plain process: the directory changed in place, reload it."""
     live = shutil.copytree(small_bundle.path, tmp_path / "live")
     with RunningServer(str(live), poll_interval=0.02) as running:
@@ -132,7 +192,9 @@ def test_annotations_file_without_a_bundle_uri_is_reported(tmp_path: Path) -> No
     visible = write_annotations(tmp_path / "podinfo", {"unrelated": "1"})
     with RunningServer(None, annotations_file=visible) as running:
         wait_until(lambda: running.state.last_load is not None, what="the missing-URI report")
-        assert running.state.last_load is not None and running.state.last_load.reason == "NoBundleUri"
+        assert (
+            running.state.last_load is not None and running.state.last_load.reason == "NoBundleUri"
+        )
         assert httpx.get(f"{running.url}/v2/health/ready").status_code == 503
 
 
@@ -150,8 +212,20 @@ def test_an_unreachable_new_bundle_is_retried_while_the_old_one_serves(
     later = tmp_path / "published-later"
     with RunningServer(None, annotations_file=visible, poll_interval=0.02) as running:
         running.wait_serving(small_bundle.digest)
-        write_annotations(volume, {BUNDLE_URI_ANNOTATION: str(later), BUNDLE_DIGEST_ANNOTATION: second_bundle.digest})
-        wait_until(lambda: running.state.last_load is not None and running.state.last_load.reason == "Unreachable", what="failure")
-        assert running.state.current is not None and running.state.current.digest == small_bundle.digest
+        write_annotations(
+            volume,
+            {BUNDLE_URI_ANNOTATION: str(later), BUNDLE_DIGEST_ANNOTATION: second_bundle.digest},
+        )
+        wait_until(
+            lambda: (
+                running.state.last_load is not None
+                and running.state.last_load.reason == "Unreachable"
+            ),
+            what="failure",
+        )
+        assert (
+            running.state.current is not None
+            and running.state.current.digest == small_bundle.digest
+        )
         shutil.copytree(second_bundle.path, later)
         running.wait_serving(second_bundle.digest)

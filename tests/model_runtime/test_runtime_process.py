@@ -24,7 +24,8 @@ class RuntimeProcess:
         self.log = log
         self.process = subprocess.Popen(
             [sys.executable, "-m", "model_runtime.cli", "serve", "--port", "0", *args],
-            stdout=subprocess.DEVNULL, stderr=log.open("w"),
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w"),
         )
         match: list[str] = []
 
@@ -61,7 +62,18 @@ def test_sigterm_stops_accepting_drains_the_in_flight_request_and_exits_0(
     processes.append(runtime)
     wait_until(lambda: runtime.digest() == small_bundle.digest, 20, "ready")
 
-    body = json.dumps({"inputs": [{"name": "sensors", "shape": [1, 7], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6, 7]}]}).encode()
+    body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "sensors",
+                    "shape": [1, 7],
+                    "datatype": "FP32",
+                    "data": [1, 2, 3, 4, 5, 6, 7],
+                }
+            ]
+        }
+    ).encode()
     head = (
         f"POST /v2/models/gas-lock-01d/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
@@ -70,7 +82,10 @@ def test_sigterm_stops_accepting_drains_the_in_flight_request_and_exits_0(
         in_flight.sendall(head + body[:10])  # the request is in flight: headers read, body pending
         # The scrape counts itself: 2 = the scrape + our pending request.
         in_flight_gauge = "modelfleet_runtime_requests_in_flight 2.0"
-        wait_until(lambda: in_flight_gauge in httpx.get(f"{runtime.url}/metrics").text, what="request in flight")
+        wait_until(
+            lambda: in_flight_gauge in httpx.get(f"{runtime.url}/metrics").text,
+            what="request in flight",
+        )
         runtime.process.send_signal(signal.SIGTERM)
 
         def refuses_new_connections() -> bool:
@@ -90,15 +105,26 @@ def test_sigterm_stops_accepting_drains_the_in_flight_request_and_exits_0(
 
 
 def test_sighup_reloads_from_the_annotations_file(
-    tmp_path: Path, small_bundle: BuiltBundle, second_bundle: BuiltBundle, processes: list[RuntimeProcess]
+    tmp_path: Path,
+    small_bundle: BuiltBundle,
+    second_bundle: BuiltBundle,
+    processes: list[RuntimeProcess],
 ) -> None:
     volume = tmp_path / "podinfo"
     visible = write_annotations(volume, {BUNDLE_URI_ANNOTATION: str(small_bundle.path)})
     # A poll period far beyond the test: only SIGHUP can trigger the swap.
-    runtime = RuntimeProcess(tmp_path / "log", "--annotations-file", str(visible), "--poll-interval", "3600")
+    runtime = RuntimeProcess(
+        tmp_path / "log", "--annotations-file", str(visible), "--poll-interval", "3600"
+    )
     processes.append(runtime)
     wait_until(lambda: runtime.digest() == small_bundle.digest, 20, "first bundle")
-    write_annotations(volume, {BUNDLE_URI_ANNOTATION: str(second_bundle.path), BUNDLE_DIGEST_ANNOTATION: second_bundle.digest})
+    write_annotations(
+        volume,
+        {
+            BUNDLE_URI_ANNOTATION: str(second_bundle.path),
+            BUNDLE_DIGEST_ANNOTATION: second_bundle.digest,
+        },
+    )
     runtime.process.send_signal(signal.SIGHUP)
     wait_until(lambda: runtime.digest() == second_bundle.digest, 20, "the swap after SIGHUP")
     assert httpx.get(f"{runtime.url}/v2/health/ready").status_code == 200
@@ -107,8 +133,15 @@ def test_sighup_reloads_from_the_annotations_file(
 
 
 def test_serve_without_a_bundle_source_is_a_usage_error() -> None:
-    result = subprocess.run([sys.executable, "-m", "model_runtime.cli", "serve"], capture_output=True, text=True, check=False)
-    assert result.returncode == 2 and "give --bundle URI or --annotations-file PATH" in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "model_runtime.cli", "serve"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (
+        result.returncode == 2 and "give --bundle URI or --annotations-file PATH" in result.stderr
+    )
 
 
 def test_serving_never_imports_the_training_stack(small_bundle: BuiltBundle) -> None:
@@ -124,6 +157,8 @@ import model_runtime.cli, model_runtime.server, model_runtime.hotswap
 from model_runtime.bundle_state import load_bundle
 print(load_bundle({str(small_bundle.path)!r}).digest)
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == small_bundle.digest

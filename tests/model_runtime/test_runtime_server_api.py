@@ -11,24 +11,46 @@ from bundle_builder.building import BuiltBundle
 
 
 def sensors(rows: list[list[float]]) -> dict[str, object]:
-    return {"inputs": [{"name": "sensors", "shape": [len(rows), 7], "datatype": "FP32", "data": rows}]}
+    return {
+        "inputs": [{"name": "sensors", "shape": [len(rows), 7], "datatype": "FP32", "data": rows}]
+    }
 
 
-def test_health_and_server_metadata_name_the_serving_bundle(server: RunningServer, small_bundle: BuiltBundle) -> None:
+def test_health_and_server_metadata_name_the_serving_bundle(
+    server: RunningServer, small_bundle: BuiltBundle
+) -> None:
     assert httpx.get(f"{server.url}/v2/health/live").status_code == 200
     ready = httpx.get(f"{server.url}/v2/health/ready")
     assert ready.status_code == 200 and ready.json()["bundle"]["digest"] == small_bundle.digest
     meta = httpx.get(f"{server.url}/v2").json()
-    assert meta["name"] == "modelfleet-model-runtime" and "version" in meta and isinstance(meta["extensions"], list)
+    assert (
+        meta["name"] == "modelfleet-model-runtime"
+        and "version" in meta
+        and isinstance(meta["extensions"], list)
+    )
     assert meta["bundle"] == {
-        "digest": small_bundle.digest, "uri": str(small_bundle.path), "well": "fr-0001", "version": "1.0.0", "models": 8,
+        "digest": small_bundle.digest,
+        "uri": str(small_bundle.path),
+        "well": "fr-0001",
+        "version": "1.0.0",
+        "models": 8,
     }
-    assert meta["lastLoad"] == {"uri": str(small_bundle.path), "ok": True, "error": None, "reason": None, "digest": small_bundle.digest}
+    assert meta["lastLoad"] == {
+        "uri": str(small_bundle.path),
+        "ok": True,
+        "error": None,
+        "reason": None,
+        "digest": small_bundle.digest,
+    }
 
 
 def test_model_metadata_and_readiness(server: RunningServer) -> None:
     meta = httpx.get(f"{server.url}/v2/models/gas-lock-01d").json()
-    assert meta["name"] == "gas-lock-01d" and meta["versions"] == ["1.0.0"] and meta["platform"] == "onnxruntime_onnx"
+    assert (
+        meta["name"] == "gas-lock-01d"
+        and meta["versions"] == ["1.0.0"]
+        and meta["platform"] == "onnxruntime_onnx"
+    )
     assert meta["inputs"] == [{"name": "sensors", "datatype": "FP32", "shape": [-1, 7]}]
     assert [o["name"] for o in meta["outputs"]] == ["label", "probabilities"]
     assert httpx.get(f"{server.url}/v2/models/gas-lock-01d/ready").status_code == 200
@@ -40,19 +62,34 @@ def test_model_metadata_and_readiness(server: RunningServer) -> None:
 def test_infer_scores_many_rows_like_onnxruntime_in_process(
     server: RunningServer, small_bundle: BuiltBundle, sensor_rows: list[list[float]]
 ) -> None:
-    response = httpx.post(f"{server.url}/v2/models/pump-wear-01d/infer", json={"id": "r1", **sensors(sensor_rows)})
+    response = httpx.post(
+        f"{server.url}/v2/models/pump-wear-01d/infer", json={"id": "r1", **sensors(sensor_rows)}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["model_name"] == "pump-wear-01d" and body["model_version"] == "1.0.0" and body["id"] == "r1"
+    assert (
+        body["model_name"] == "pump-wear-01d"
+        and body["model_version"] == "1.0.0"
+        and body["id"] == "r1"
+    )
     outputs = {o["name"]: o for o in body["outputs"]}
-    assert outputs["probabilities"]["shape"] == [3, 2] and outputs["probabilities"]["datatype"] == "FP32"
+    assert (
+        outputs["probabilities"]["shape"] == [3, 2]
+        and outputs["probabilities"]["datatype"] == "FP32"
+    )
     assert outputs["label"]["shape"] == [3] and outputs["label"]["datatype"] == "INT64"
     session = ort.InferenceSession(str(small_bundle.path / "models" / "pump-wear-01d.onnx"))
-    expected = session.run(["probabilities"], {"sensors": np.array(sensor_rows, dtype=np.float32)})[0]
-    np.testing.assert_allclose(np.array(outputs["probabilities"]["data"]).reshape(3, 2), expected, rtol=0, atol=1e-7)
+    expected = session.run(["probabilities"], {"sensors": np.array(sensor_rows, dtype=np.float32)})[
+        0
+    ]
+    np.testing.assert_allclose(
+        np.array(outputs["probabilities"]["data"]).reshape(3, 2), expected, rtol=0, atol=1e-7
+    )
 
 
-def test_infer_accepts_flat_data_and_an_output_selection(server: RunningServer, sensor_rows: list[list[float]]) -> None:
+def test_infer_accepts_flat_data_and_an_output_selection(
+    server: RunningServer, sensor_rows: list[list[float]]
+) -> None:
     flat = [v for row in sensor_rows for v in row]
     body = {
         "inputs": [{"name": "sensors", "shape": [3, 7], "datatype": "FP32", "data": flat}],
@@ -63,22 +100,37 @@ def test_infer_accepts_flat_data_and_an_output_selection(server: RunningServer, 
     assert [o["name"] for o in response.json()["outputs"]] == ["probabilities"]
 
 
-def test_well_endpoint_scores_every_model_for_the_same_rows(server: RunningServer, small_bundle: BuiltBundle, sensor_rows: list[list[float]]) -> None:
+def test_well_endpoint_scores_every_model_for_the_same_rows(
+    server: RunningServer, small_bundle: BuiltBundle, sensor_rows: list[list[float]]
+) -> None:
     response = httpx.post(f"{server.url}/v2/well/infer", json={"id": "w", **sensors(sensor_rows)})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["well"] == "fr-0001" and body["bundle_digest"] == small_bundle.digest and body["id"] == "w"
+    assert (
+        body["well"] == "fr-0001"
+        and body["bundle_digest"] == small_bundle.digest
+        and body["id"] == "w"
+    )
     assert [o["name"] for o in body["outputs"]] == [m.name for m in small_bundle.manifest.models]
-    single = httpx.post(f"{server.url}/v2/models/gas-lock-02d/infer", json=sensors(sensor_rows)).json()
+    single = httpx.post(
+        f"{server.url}/v2/models/gas-lock-02d/infer", json=sensors(sensor_rows)
+    ).json()
     probabilities = next(o for o in single["outputs"] if o["name"] == "probabilities")["data"]
     well_scores = next(o for o in body["outputs"] if o["name"] == "gas-lock-02d")
     assert well_scores["shape"] == [3] and well_scores["data"] == probabilities[1::2]
 
 
-def test_well_endpoint_can_score_a_subset_of_models(server: RunningServer, sensor_rows: list[list[float]]) -> None:
-    response = httpx.post(f"{server.url}/v2/well/infer", json={"models": ["gas-lock-01d", "pump-wear-01d"], **sensors(sensor_rows)})
+def test_well_endpoint_can_score_a_subset_of_models(
+    server: RunningServer, sensor_rows: list[list[float]]
+) -> None:
+    response = httpx.post(
+        f"{server.url}/v2/well/infer",
+        json={"models": ["gas-lock-01d", "pump-wear-01d"], **sensors(sensor_rows)},
+    )
     assert [o["name"] for o in response.json()["outputs"]] == ["gas-lock-01d", "pump-wear-01d"]
-    unknown = httpx.post(f"{server.url}/v2/well/infer", json={"models": ["nope"], **sensors(sensor_rows)})
+    unknown = httpx.post(
+        f"{server.url}/v2/well/infer", json={"models": ["nope"], **sensors(sensor_rows)}
+    )
     assert unknown.status_code == 404 and "'nope' not found" in unknown.json()["error"]
 
 
@@ -92,7 +144,10 @@ def test_metrics_expose_requests_latency_load_duration_and_the_bundle_digest(
     assert 'modelfleet_runtime_requests_total{code="200",model="gas-lock-01d"} 1.0' in text
     assert 'modelfleet_runtime_requests_total{code="400",model="gas-lock-01d"} 1.0' in text
     assert 'modelfleet_runtime_requests_total{code="404",model="_unknown"} 1.0' in text
-    assert 'modelfleet_runtime_request_duration_seconds_bucket{code="200",le="0.005",model="gas-lock-01d"}' in text
+    assert (
+        'modelfleet_runtime_request_duration_seconds_bucket{code="200",le="0.005",model="gas-lock-01d"}'
+        in text
+    )
     assert "modelfleet_runtime_bundle_load_duration_seconds_count 1.0" in text
     assert f'modelfleet_runtime_bundle_info{{digest="{small_bundle.digest}"' in text
     assert "modelfleet_runtime_ready 1.0" in text
@@ -107,13 +162,19 @@ def test_a_server_without_a_loadable_bundle_is_live_but_not_ready() -> None:
         assert ready.status_code == 503
         assert ready.json()["lastLoad"]["reason"] == "Unreachable"
         meta = httpx.get(f"{running.url}/v2").json()
-        assert meta["bundle"] is None and meta["lastLoad"]["ok"] is False and "ConnectError" in meta["lastLoad"]["error"]
+        assert (
+            meta["bundle"] is None
+            and meta["lastLoad"]["ok"] is False
+            and "ConnectError" in meta["lastLoad"]["error"]
+        )
         infer = httpx.post(f"{running.url}/v2/models/x/infer", json={})
         assert infer.status_code == 503 and "no verified bundle is serving" in infer.json()["error"]
         assert "modelfleet_runtime_ready 0.0" in httpx.get(f"{running.url}/metrics").text
 
 
-def test_an_unreachable_first_bundle_is_retried_until_it_appears(tmp_path: object, small_bundle: BuiltBundle) -> None:
+def test_an_unreachable_first_bundle_is_retried_until_it_appears(
+    tmp_path: object, small_bundle: BuiltBundle
+) -> None:
     import shutil
     from pathlib import Path
 
@@ -125,8 +186,12 @@ def test_an_unreachable_first_bundle_is_retried_until_it_appears(tmp_path: objec
         running.wait_serving(small_bundle.digest)
 
 
-def test_a_large_batch_is_scored_off_the_event_loop_and_matches(server: RunningServer, small_bundle: BuiltBundle) -> None:
-    rows = np.random.default_rng(3).normal([85, 190, 95, 42, 2.5, 55, 450], [2, 4, 2, 1, 0.3, 0.6, 12], (5000, 7))
+def test_a_large_batch_is_scored_off_the_event_loop_and_matches(
+    server: RunningServer, small_bundle: BuiltBundle
+) -> None:
+    rows = np.random.default_rng(3).normal(
+        [85, 190, 95, 42, 2.5, 55, 450], [2, 4, 2, 1, 0.3, 0.6, 12], (5000, 7)
+    )
     response = httpx.post(f"{server.url}/v2/well/infer", json=sensors(rows.tolist()), timeout=30)
     assert response.status_code == 200
     outputs = {o["name"]: o for o in response.json()["outputs"]}

@@ -82,8 +82,13 @@ def test_a_refused_bundle_is_not_asked_about_again_until_the_target_changes() ->
         "phase": "Running",
         "podIP": "127.0.0.2",
         "conditions": [
-            {"type": "modelfleet.dev/bundle-current", "status": status, "reason": reason,
-             "message": message, "lastProbeTime": "2026-11-25T10:00:00Z"},
+            {
+                "type": "modelfleet.dev/bundle-current",
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastProbeTime": "2026-11-25T10:00:00Z",
+            },
         ],
     }
     pod = observe_pod(body)
@@ -91,6 +96,7 @@ def test_a_refused_bundle_is_not_asked_about_again_until_the_target_changes() ->
     assert budget_free_action(pod, target, now=1e10) is None
     # A new target (another version's bundle) is asked about.
     moved = WellTarget("w-1", "rev2", "tmpl", "2.0.0", URI.replace("1.0.0", "2.0.0"), None)
-    retargeted = dataclasses.replace(pod, bundle_uri=moved.bundle_uri, bundle_digest=None,
-                                     revision="rev2", version="2.0.0")
+    retargeted = dataclasses.replace(
+        pod, bundle_uri=moved.bundle_uri, bundle_digest=None, revision="rev2", version="2.0.0"
+    )
     assert isinstance(budget_free_action(retargeted, moved, now=1e10), ConfirmBundle)

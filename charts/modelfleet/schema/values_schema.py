@@ -51,7 +51,11 @@ def _boolean(description: str) -> JsonSchema:
 
 def _map(description: str) -> JsonSchema:
     """A free-form Kubernetes map (labels, annotations, selectors): string values only."""
-    return {"type": "object", "description": description, "additionalProperties": {"type": "string"}}
+    return {
+        "type": "object",
+        "description": description,
+        "additionalProperties": {"type": "string"},
+    }
 
 
 def _quantities(description: str) -> JsonSchema:
@@ -73,7 +77,9 @@ def _opaque_list(description: str) -> JsonSchema:
     return {"type": "array", "description": description, "items": {"type": "object"}}
 
 
-def _closed(description: str, properties: dict[str, JsonSchema], required: list[str] | None = None) -> JsonSchema:
+def _closed(
+    description: str, properties: dict[str, JsonSchema], required: list[str] | None = None
+) -> JsonSchema:
     schema: JsonSchema = {
         "type": "object",
         "description": description,
@@ -120,7 +126,11 @@ def to_json_schema(node: Any) -> Any:
             {"type": "string", "pattern": PERCENT_OR_INT},
         ]
     closable = out.get("type") == "object" and "properties" in out
-    if closable and "additionalProperties" not in out and not node.get("x-kubernetes-preserve-unknown-fields"):
+    if (
+        closable
+        and "additionalProperties" not in out
+        and not node.get("x-kubernetes-preserve-unknown-fields")
+    ):
         out["additionalProperties"] = False
     return out
 
@@ -255,7 +265,9 @@ def chart_schema(fleet: JsonSchema) -> JsonSchema:
                 "The operator's ServiceAccount.",
                 {
                     "create": _boolean("Create the ServiceAccount."),
-                    "name": _string("ServiceAccount name.", pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$"),
+                    "name": _string(
+                        "ServiceAccount name.", pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$"
+                    ),
                     "annotations": _map("Annotations on the ServiceAccount."),
                 },
                 required=["create"],
@@ -344,7 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     text = render_values_schema()
     if args.check:
         if OUTPUT.read_text(encoding="utf-8") != text:
-            print(f"{OUTPUT} is out of date: run python {Path(__file__).relative_to(Path.cwd())}", file=sys.stderr)
+            print(
+                f"{OUTPUT} is out of date: run python {Path(__file__).relative_to(Path.cwd())}",
+                file=sys.stderr,
+            )
             return 1
         return 0
     OUTPUT.write_text(text, encoding="utf-8")

@@ -124,7 +124,10 @@ def test_merge_follows_list_types_of_the_schema() -> None:
 def test_different_value_for_a_field_of_another_manager_is_a_conflict() -> None:
     """Conflicts: a 409 naming each field unless forced; forcing moves the ownership."""
     first = apply_configuration({}, configmap(a="1", b="2"), CONFIGMAP, ALICE, force=False, now=NOW)
-    live = {**first.obj, "metadata": {**first.obj["metadata"], "managedFields": first.managed_fields}}
+    live = {
+        **first.obj,
+        "metadata": {**first.obj["metadata"], "managedFields": first.managed_fields},
+    }
     with pytest.raises(ApiError) as refused:
         apply_configuration(live, configmap(a="9"), CONFIGMAP, BOB, force=False, now=NOW)
     status = refused.value.to_status()
@@ -142,9 +145,15 @@ def test_same_value_is_shared_ownership_and_survives_the_other_managers_removal(
     """Conflicts (shared ownership) and Merge strategy: a field leaves the object only when the
     last manager that applied it stops applying it."""
     first = apply_configuration({}, configmap(a="1"), CONFIGMAP, ALICE, force=False, now=NOW)
-    live = {**first.obj, "metadata": {**first.obj["metadata"], "managedFields": first.managed_fields}}
+    live = {
+        **first.obj,
+        "metadata": {**first.obj["metadata"], "managedFields": first.managed_fields},
+    }
     shared = apply_configuration(live, configmap(a="1"), CONFIGMAP, BOB, force=False, now=NOW)
-    live = {**shared.obj, "metadata": {**shared.obj["metadata"], "managedFields": shared.managed_fields}}
+    live = {
+        **shared.obj,
+        "metadata": {**shared.obj["metadata"], "managedFields": shared.managed_fields},
+    }
     alice_left = apply_configuration(live, configmap(), CONFIGMAP, ALICE, force=False, now=NOW)
     assert alice_left.obj["data"] == {"a": "1"}
 
@@ -158,17 +167,31 @@ def test_a_sole_applier_gets_exactly_its_latest_configuration(
 ) -> None:
     """Merge strategy: fields the manager applied before and omits now are removed."""
     first = apply_configuration({}, configmap(**before), CONFIGMAP, ALICE, force=False, now=NOW)
-    live = {**first.obj, "metadata": {**first.obj["metadata"], "managedFields": first.managed_fields}}
+    live = {
+        **first.obj,
+        "metadata": {**first.obj["metadata"], "managedFields": first.managed_fields},
+    }
     second = apply_configuration(live, configmap(**after), CONFIGMAP, ALICE, force=False, now=NOW)
     assert (second.obj.get("data") or {}) == after
-    again = {**second.obj, "metadata": {**second.obj["metadata"], "managedFields": second.managed_fields}}
-    assert apply_configuration(again, configmap(**after), CONFIGMAP, ALICE, force=False, now="later").managed_fields == second.managed_fields
+    again = {
+        **second.obj,
+        "metadata": {**second.obj["metadata"], "managedFields": second.managed_fields},
+    }
+    assert (
+        apply_configuration(
+            again, configmap(**after), CONFIGMAP, ALICE, force=False, now="later"
+        ).managed_fields
+        == second.managed_fields
+    )
 
 
 def test_an_update_takes_the_fields_it_changes_from_their_appliers() -> None:
     """Field management: "If you change a field through an update, ownership moves to you"."""
     first = apply_configuration({}, configmap(a="1", b="1"), CONFIGMAP, ALICE, force=False, now=NOW)
-    live = {**first.obj, "metadata": {**first.obj["metadata"], "managedFields": first.managed_fields}}
+    live = {
+        **first.obj,
+        "metadata": {**first.obj["metadata"], "managedFields": first.managed_fields},
+    }
     updated = configmap(a="2", b="1")
     editor = ManagerKey("kubectl-edit", "Update", "v1")
     entries = track_update(first.managed_fields, live, updated, CONFIGMAP, editor, NOW)
@@ -228,16 +251,23 @@ def test_a_sole_applier_of_a_deployment_gets_its_latest_containers_in_its_order(
 ) -> None:
     """Merge strategy: containers merge by name; what the applier dropped is removed; applying
     the same configuration again is a no-op."""
+
     def config(items: list[dict[str, Any]]) -> dict[str, Any]:
         body = deployment()
         body["spec"]["template"]["spec"]["containers"] = items
         return body
 
     first = apply_configuration({}, config(before), DEPLOYMENT, ALICE, force=False, now=NOW)
-    live = {**first.obj, "metadata": {**first.obj["metadata"], "managedFields": first.managed_fields}}
+    live = {
+        **first.obj,
+        "metadata": {**first.obj["metadata"], "managedFields": first.managed_fields},
+    }
     second = apply_configuration(live, config(after), DEPLOYMENT, ALICE, force=False, now=NOW)
     assert second.obj["spec"]["template"]["spec"]["containers"] == after
-    again = {**second.obj, "metadata": {**second.obj["metadata"], "managedFields": second.managed_fields}}
+    again = {
+        **second.obj,
+        "metadata": {**second.obj["metadata"], "managedFields": second.managed_fields},
+    }
     third = apply_configuration(again, config(after), DEPLOYMENT, ALICE, force=False, now="later")
     assert third.obj["spec"] == second.obj["spec"] and third.managed_fields == second.managed_fields
 
@@ -248,19 +278,25 @@ def test_containers_of_two_appliers_merge_and_each_removes_only_its_own(
 ) -> None:
     """Merge strategy with two managers: an element leaves only when no manager applies it;
     shared elements with equal values are co-owned, different values conflict (then forced)."""
+
     def config(items: list[dict[str, Any]]) -> dict[str, Any]:
         body = deployment()
         body["spec"]["template"]["spec"]["containers"] = items
         return body
 
     def live_of(result: Any) -> dict[str, Any]:
-        return {**result.obj, "metadata": {**result.obj["metadata"], "managedFields": result.managed_fields}}
+        return {
+            **result.obj,
+            "metadata": {**result.obj["metadata"], "managedFields": result.managed_fields},
+        }
 
     first = apply_configuration({}, config(mine), DEPLOYMENT, ALICE, force=False, now=NOW)
     both = apply_configuration(live_of(first), config(theirs), DEPLOYMENT, BOB, force=True, now=NOW)
     names = [c["name"] for c in both.obj["spec"]["template"]["spec"]["containers"]]
     assert set(names) == {c["name"] for c in mine + theirs}
-    alice_left = apply_configuration(live_of(both), config([]), DEPLOYMENT, ALICE, force=False, now=NOW)
+    alice_left = apply_configuration(
+        live_of(both), config([]), DEPLOYMENT, ALICE, force=False, now=NOW
+    )
     left = alice_left.obj["spec"]["template"]["spec"]["containers"]
     assert {c["name"] for c in left} == {c["name"] for c in theirs}
 
@@ -274,18 +310,28 @@ def test_a_creators_entry_does_not_own_what_the_empty_built_in_already_had() -> 
     template = tree["f:spec"]["f:template"]
     assert "." not in tree["f:spec"] and "." not in template and "." not in template["f:spec"]
     assert "." not in template["f:spec"]["f:containers"]
-    assert template["f:spec"]["f:containers"]['k:{"name":"main"}'] == {".": {}, "f:image": {}, "f:name": {}}
+    assert template["f:spec"]["f:containers"]['k:{"name":"main"}'] == {
+        ".": {},
+        "f:image": {},
+        "f:name": {},
+    }
     assert template["f:metadata"]["f:labels"] == {".": {}, "f:app": {}}
 
 
 UPDATE = st.sampled_from(
-    [ManagerKey(m, "Update", "apps/v1", sub) for m in ("kubectl", "operator") for sub in ("", "status")]
+    [
+        ManagerKey(m, "Update", "apps/v1", sub)
+        for m in ("kubectl", "operator")
+        for sub in ("", "status")
+    ]
 )
 
 
 @given(
     writes=st.lists(
-        st.tuples(UPDATE, st.integers(0, 3), st.sampled_from(["nginx:1", "nginx:2"]), st.integers(0, 2)),
+        st.tuples(
+            UPDATE, st.integers(0, 3), st.sampled_from(["nginx:1", "nginx:2"]), st.integers(0, 2)
+        ),
         min_size=1,
         max_size=8,
     )
@@ -296,13 +342,17 @@ def test_updates_keep_untouched_entries_as_decoding_and_encoding_them_would(
     """The fast path of track_update (entries this module wrote: untouched ones are kept as they
     are) gives exactly the entries of the general decode-and-encode path, write after write."""
     old: dict[str, Any] = deployment()
-    entries = track_create(old, DEPLOYMENT, ManagerKey("creator", "Update", "apps/v1"), NOW, has_status=True)
+    entries = track_create(
+        old, DEPLOYMENT, ManagerKey("creator", "Update", "apps/v1"), NOW, has_status=True
+    )
     for index, (key, replicas, image, ready) in enumerate(writes):
         new = deployment(replicas=replicas, image=image)
         new["status"] = {"readyReplicas": ready} if ready else {}
         now = f"2026-01-01T00:00:{index:02d}Z"
         general = track_update(entries, old, new, DEPLOYMENT, key, now, has_status=True)
-        quick = track_update(entries, old, new, DEPLOYMENT, key, now, has_status=True, canonical=True)
+        quick = track_update(
+            entries, old, new, DEPLOYMENT, key, now, has_status=True, canonical=True
+        )
         assert quick == general
         entries, old = general, new
 
@@ -333,7 +383,9 @@ def pod(well: str, image: str = "runtime:1") -> dict[str, Any]:
 
 
 @given(wells=st.lists(st.sampled_from(["a", "b", "w-1", "w-2"]), min_size=1, max_size=6))
-def test_a_creators_entry_does_not_depend_on_what_earlier_objects_memoized(wells: list[str]) -> None:
+def test_a_creators_entry_does_not_depend_on_what_earlier_objects_memoized(
+    wells: list[str],
+) -> None:
     """Subtrees are memoized across objects (pods of one template share most of their spec):
     each create's entry is the one computed with nothing memoized."""
     key = ManagerKey("operator", "Update", "v1")
@@ -345,5 +397,12 @@ def test_a_creators_entry_does_not_depend_on_what_earlier_objects_memoized(wells
         cold = track_create(body, POD, key, NOW, has_status=True)
         assert warm == cold
         owned = from_fields_v1(cold[0]["fieldsV1"])
-        assert ("f:spec", "f:containers", 'k:{"name":"runtime"}', "f:env", 'k:{"name":"WELL"}', "f:value") in owned
+        assert (
+            "f:spec",
+            "f:containers",
+            'k:{"name":"runtime"}',
+            "f:env",
+            'k:{"name":"WELL"}',
+            "f:value",
+        ) in owned
         assert ("f:spec", "f:hostname") in owned
