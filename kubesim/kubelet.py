@@ -3,7 +3,7 @@
 Why this exists: with no cluster, something must play scheduler and kubelet so that pods get an
 IP, become Running and Ready (honouring ``readinessGates``), crash-loop when told to, and go away
 after their grace period, writing statuses shaped like a real kubelet's, as few as a real
-kubelet would. Most pods are simulated (their runtime answers from ``runtime_sim``); pods that
+kubelet would. Most pods are simulated (their runtime answers from ``modelfleet_dev.simulated_runtime``); pods that
 match ``run_selector`` run their real container command as a local process, with env, args and
 downward-API files mapped to the host and readiness derived from their readinessProbe.
 Pod IPs come from 127.0.0.0/8 (never 127.0.0.1) because nothing here may leave loopback.
@@ -33,14 +33,14 @@ from kubesim.apiserver import NODE_NAME, POD_STORAGE, ApiServer
 from kubesim.downward import expand_vars, field_ref_value, write_atomic_dir
 from kubesim.errors import ApiError
 from kubesim.jsonwire import encode
-from kubesim.runtime_sim import (
+from kubesim.selectors import LabelSelector
+from kubesim.store import StoredObject, WatchEvent
+from modelfleet_dev.simulated_runtime import (
     BUNDLE_DIGEST_ANNOTATION,
     BUNDLE_URI_ANNOTATION,
     ManifestCache,
     SimulatedRuntime,
 )
-from kubesim.selectors import LabelSelector
-from kubesim.store import StoredObject, WatchEvent
 
 __all__ = ["Kubelet", "KubeletConfig", "PodIPAllocator"]
 

@@ -140,7 +140,7 @@ async def test_crash_loop_selector_and_failure_rate(tmp_path: Path) -> None:
 
 
 def _bundle(tmp: Path, name: str, version: str) -> tuple[str, str]:
-    from kubesim.runtime_sim import _digest
+    from modelfleet_dev.simulated_runtime import _digest
 
     directory = tmp / name
     directory.mkdir(parents=True)
