@@ -28,7 +28,7 @@ from typing import IO, Any
 import httpx
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CRD_PATH = ROOT / "crds" / "modeldeployment.yaml"
 
 
