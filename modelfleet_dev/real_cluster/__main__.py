@@ -1,0 +1,79 @@
+"""Command line: ``build`` what is missing, ``up`` a cluster in the foreground, ``cleanup``.
+
+Why a CLI of its own: ``make real-cluster`` and ``make test-real`` call it, and a developer
+needs the same three verbs by hand (build once, start one, clean after a SIGKILL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from modelfleet_dev.real_cluster.build import BuildError, Component, binary_path, build
+from modelfleet_dev.real_cluster.cluster import ClusterError, ClusterOptions, running_real_cluster
+from modelfleet_dev.real_cluster.netns import NetworkError, cleanup_stale
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM becomes KeyboardInterrupt, so the same `finally` tears the cluster down."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _up(args: argparse.Namespace) -> int:
+    build()
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    options = ClusterOptions(nodes=args.nodes)
+    try:
+        with running_real_cluster(options) as cluster:
+            if args.kubeconfig_out:
+                out = Path(args.kubeconfig_out)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(cluster.kubeconfig, out)
+                out.chmod(0o600)
+                print(f"[cluster] kubeconfig written to {out}", flush=True)
+            print(
+                f"[cluster] kubectl: {cluster.kubectl_path} --kubeconfig "
+                f"{args.kubeconfig_out or cluster.kubeconfig}; Ctrl-C (or SIGTERM) stops it",
+                flush=True,
+            )
+            threading.Event().wait()  # until a signal arrives
+    except KeyboardInterrupt:
+        print("[cluster] stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modelfleet_dev.real_cluster")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("build", help="build the missing binaries into ~/.cache/modelfleet/k8s")
+    up = sub.add_parser("up", help="build what is missing, start a cluster, wait for Ctrl-C")
+    up.add_argument("--kubeconfig-out", help="copy the admin kubeconfig here")
+    up.add_argument("--nodes", type=int, default=2)
+    sub.add_parser("cleanup", help="remove pod networks of harnesses that died (SIGKILL)")
+    sub.add_parser("kubectl-path", help="print the built kubectl's path")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "build":
+            build()
+        elif args.command == "up":
+            return _up(args)
+        elif args.command == "cleanup":
+            for line in cleanup_stale():
+                print(f"removed {line}")
+        elif args.command == "kubectl-path":
+            print(binary_path(Component.KUBECTL))
+    except (BuildError, ClusterError, NetworkError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,629 @@
+"""Start and stop a real control plane: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler, kwok with fake Nodes, and the runtime responder in the pod network.
+
+Why this exists: everything the operator does was shown on kubesim; this is the same operator,
+kubectl and Helm against the real apiserver (RBAC, admission, APF, CEL, server-side apply, the
+controller manager's garbage collector, a scheduler) with pods played by kwok. Clients on the
+host reach it only through the kubeconfig it writes. Start-up order follows the dependencies
+(etcd, apiserver, then its clients); teardown is the reverse and runs on every exit path, so a
+failed test or Ctrl-C leaves no process, namespace, veth or route behind.
+
+A component that dies while starting, or never gets healthy, stops the start with one
+``ComponentError`` naming it and its log file, after everything already started was stopped.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ctypes
+import enum
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, TypedDict
+
+import httpx
+import yaml
+
+from modelfleet_dev.real_cluster.build import (
+    CLUSTER_DIR,
+    KUBERNETES_VERSION,
+    Component,
+    binary_path,
+    missing_binaries,
+)
+from modelfleet_dev.real_cluster.netns import (
+    HOST_LINK_IP,
+    POD_LINK_IP,
+    PodNetwork,
+)
+from modelfleet_dev.real_cluster.pki import ClientCert, Pki, make_pki
+
+__all__ = [
+    "ClusterError",
+    "ClusterOptions",
+    "ComponentError",
+    "Process",
+    "RealCluster",
+    "running_real_cluster",
+]
+
+STAGES_FILE: Final = CLUSTER_DIR / "kwok" / "stages.yaml"
+SERVICE_CIDR: Final = "10.96.0.0/16"
+#: The annotation kwok selects its Nodes by (kwok's own convention).
+KWOK_NODE_ANNOTATION: Final = "kwok.x-k8s.io/node"
+#: The runtime's default port (model_runtime serve, RuntimeSpec.port); more via options.
+DEFAULT_RUNTIME_PORTS: Final = (8080,)
+_PR_SET_PDEATHSIG: Final = 1
+
+
+class Role(enum.StrEnum):
+    """A process the harness runs (logs/<value>.log)."""
+
+    ETCD = "etcd"
+    KUBE_APISERVER = "kube-apiserver"
+    KUBE_CONTROLLER_MANAGER = "kube-controller-manager"
+    KUBE_SCHEDULER = "kube-scheduler"
+    KWOK = "kwok"
+    RESPONDER = "responder"
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not start (not built, not root, a conflicting pod network...)."""
+
+
+class ComponentError(ClusterError):
+    """One component failed to start; names it and its log file."""
+
+    def __init__(self, role: Role, log_path: Path, what: str) -> None:
+        tail = ""
+        with contextlib.suppress(OSError):
+            lines = log_path.read_text(errors="replace").strip().splitlines()
+            tail = "\n".join(f"    {line}" for line in lines[-8:])
+        super().__init__(
+            f"{role.value} {what}; log: {log_path}" + (f"\n  last lines:\n{tail}" if tail else "")
+        )
+        self.role = role
+        self.log_path = log_path
+
+
+@dataclass
+class ClusterOptions:
+    """What to start. Ports default to free ones; set one to force it (tests of a busy port)."""
+
+    nodes: int = 2
+    work_dir: Path | None = None
+    apiserver_port: int | None = None
+    etcd_port: int | None = None
+    runtime_ports: tuple[int, ...] = DEFAULT_RUNTIME_PORTS
+    start_timeout: float = 120.0
+    #: kube-controller-manager's client limits; its defaults (20/30) make large fleets crawl
+    #: behind the operator, which is itself a real-cluster finding, so they stay overridable.
+    kcm_qps: int = 20
+    kcm_burst: int = 30
+    keep_work_dir: bool = False
+    progress: Callable[[str], None] = print
+
+
+class ApiserverEndpoints(TypedDict):
+    server: str
+    ca: str
+    cert: str
+    key: str
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the kernel kills it if the harness dies (even SIGKILL)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass
+class Process:
+    role: Role
+    argv: list[str]
+    log_path: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self, env: dict[str, str] | None = None) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        log.write((" ".join(self.argv) + "\n").encode())
+        log.flush()
+        try:
+            self.popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches the harness, which stops them in order
+                preexec_fn=_die_with_parent,
+                env=env,
+            )
+        except OSError as exc:
+            raise ComponentError(self.role, self.log_path, f"could not be started: {exc}") from None
+        finally:
+            log.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen else None
+
+    def check_alive(self) -> None:
+        if self.popen is not None and self.popen.poll() is not None:
+            raise ComponentError(
+                self.role, self.log_path, f"exited at start with code {self.popen.returncode}"
+            )
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace``; then the whole session, for any child."""
+        popen = self.popen
+        if popen is None:
+            return
+        if popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                popen.send_signal(signal.SIGTERM)
+            try:
+                popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    popen.kill()
+                popen.wait(grace)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(popen.pid, signal.SIGKILL)
+
+
+def _kubeconfig(
+    server: str, ca: Path, client: ClientCert, user: str, *, embed: bool
+) -> dict[str, Any]:
+    def data(path: Path) -> str:
+        return base64.b64encode(path.read_bytes()).decode()
+
+    cluster: dict[str, Any] = {"server": server}
+    auth: dict[str, Any]
+    if embed:
+        cluster["certificate-authority-data"] = data(ca)
+        auth = {
+            "client-certificate-data": data(client.cert),
+            "client-key-data": data(client.key),
+        }
+    else:
+        cluster["certificate-authority"] = str(ca)
+        auth = {"client-certificate": str(client.cert), "client-key": str(client.key)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "modelfleet-real", "cluster": cluster}],
+        "users": [{"name": user, "user": auth}],
+        "contexts": [
+            {
+                "name": "modelfleet-real",
+                "context": {"cluster": "modelfleet-real", "user": user, "namespace": "default"},
+            }
+        ],
+        "current-context": "modelfleet-real",
+    }
+
+
+def _write_yaml(path: Path, obj: Any) -> Path:
+    path.write_text(yaml.safe_dump(obj, sort_keys=False))
+    path.chmod(0o600)
+    return path
+
+
+@dataclass
+class RealCluster:
+    """A started cluster: its kubeconfig, kubectl, and the processes to stop."""
+
+    options: ClusterOptions
+    work_dir: Path
+    network: PodNetwork
+    processes: list[Process] = field(default_factory=list)
+    pki: Pki | None = None
+    apiserver_port: int = 0
+    kubeconfig: Path = Path()
+    startup_seconds: float = 0.0
+    _owns_work_dir: bool = False
+
+    @property
+    def logs(self) -> Path:
+        return self.work_dir / "logs"
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def kubectl_path(self) -> Path:
+        return binary_path(Component.KUBECTL)
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> str:
+        """Run the built kubectl (same version as the server) against this cluster."""
+        result = subprocess.run(
+            [str(self.kubectl_path), "--kubeconfig", str(self.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            input=input,
+            check=False,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise ClusterError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def api(self) -> httpx.Client:
+        """An admin client for the apiserver (the harness's own calls: nodes, health)."""
+        assert self.pki is not None
+        return httpx.Client(
+            base_url=self.server,
+            verify=str(self.pki.ca_cert),
+            cert=(str(self.pki.admin.cert), str(self.pki.admin.key)),
+            timeout=10.0,
+        )
+
+    # -- start ------------------------------------------------------------------------------------
+
+    def _spawn(self, role: Role, argv: list[str], env: dict[str, str] | None = None) -> Process:
+        process = Process(role, argv, self.logs / f"{role.value}.log")
+        self.processes.append(process)
+        process.start(env)
+        return process
+
+    def _await(self, process: Process, what: str, ready: Callable[[], bool]) -> None:
+        """Poll ``ready`` until the deadline, failing at once if any started process died."""
+        deadline = time.monotonic() + self.options.start_timeout
+        delay = 0.05
+        while True:
+            for p in self.processes:
+                p.check_alive()
+            with contextlib.suppress(httpx.HTTPError, OSError, ValueError):
+                if ready():
+                    return
+            if time.monotonic() > deadline:
+                raise ComponentError(
+                    process.role,
+                    process.log_path,
+                    f"was not {what} within {self.options.start_timeout:.0f} s",
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+    def start(self) -> None:
+        started = time.monotonic()
+        say = self.options.progress
+        missing = missing_binaries()
+        if missing:
+            raise ClusterError(
+                "not built: "
+                + ", ".join(c.value for c in missing)
+                + f" (run `{sys.executable} -m modelfleet_dev.real_cluster build`)"
+            )
+        if os.geteuid() != 0:
+            raise ClusterError("the real cluster needs root (network namespace, veth, route)")
+        self.logs.mkdir(parents=True, exist_ok=True)
+        pki = make_pki(self.work_dir / "pki", [HOST_LINK_IP])
+        self.pki = pki
+        say(f"[cluster] pod network: netns {self.network.netns}, 10.244.0.0/16")
+        self.network.create()
+        self._start_etcd()
+        self._start_apiserver()
+        self._write_kubeconfigs()
+        self._start_controllers()
+        self._create_nodes()
+        self._start_kwok()
+        self._start_responder()
+        self._await_default_service_account()
+        self.startup_seconds = time.monotonic() - started
+        say(
+            f"[cluster] {KUBERNETES_VERSION} up in {self.startup_seconds:.1f} s: {self.server}, "
+            f"{self.options.nodes} kwok nodes; kubeconfig {self.kubeconfig}; logs {self.logs}"
+        )
+
+    def _start_etcd(self) -> None:
+        client = self.options.etcd_port or _free_port()
+        peer = _free_port()
+        self.etcd_url = f"http://127.0.0.1:{client}"
+        self.options.progress(f"[cluster] etcd on {self.etcd_url}")
+        etcd = self._spawn(
+            Role.ETCD,
+            [
+                str(binary_path(Component.ETCD)),
+                "--name=node0",
+                f"--data-dir={self.work_dir / 'etcd'}",
+                f"--listen-client-urls={self.etcd_url}",
+                f"--advertise-client-urls={self.etcd_url}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-cluster=node0=http://127.0.0.1:{peer}",
+                "--unsafe-no-fsync",  # a throwaway cluster: durability is not the point
+                "--auto-compaction-retention=1",
+                "--quota-backend-bytes=8589934592",
+                "--log-level=warn",
+            ],
+        )
+
+        def healthy() -> bool:
+            answer = httpx.get(f"{self.etcd_url}/health", timeout=2).json()
+            return bool(answer.get("health") == "true")
+
+        self._await(etcd, "healthy", healthy)
+
+    def _start_apiserver(self) -> None:
+        assert self.pki is not None
+        pki = self.pki
+        self.apiserver_port = self.options.apiserver_port or _free_port()
+        self.options.progress(f"[cluster] kube-apiserver on {self.server}")
+        apiserver = self._spawn(
+            Role.KUBE_APISERVER,
+            [
+                str(binary_path(Component.KUBE_APISERVER)),
+                f"--etcd-servers={self.etcd_url}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self.apiserver_port}",
+                # No default route here, so it cannot pick one; the host end of the pod
+                # network's veth is ours and stable (the kubernetes Service's endpoint).
+                f"--advertise-address={HOST_LINK_IP}",
+                f"--tls-cert-file={pki.serving.cert}",
+                f"--tls-private-key-file={pki.serving.key}",
+                f"--client-ca-file={pki.ca_cert}",
+                f"--service-account-key-file={pki.sa_pub}",
+                f"--service-account-signing-key-file={pki.sa_key}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # As a real cluster: RBAC (and Node) authorization, the default admission chain
+                # plus NodeRestriction, API Priority and Fairness on.
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                "--enable-priority-and-fairness=true",
+                "--allow-privileged=true",
+                f"--kubelet-client-certificate={pki.admin.cert}",
+                f"--kubelet-client-key={pki.admin.key}",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
+
+        def ready() -> bool:
+            with self.api() as api:
+                return api.get("/readyz").status_code == 200
+
+        self._await(apiserver, "ready (/readyz)", ready)
+
+    def _write_kubeconfigs(self) -> None:
+        assert self.pki is not None
+        pki = self.pki
+        kdir = self.work_dir / "kubeconfig"
+        kdir.mkdir(exist_ok=True)
+        self.component_kubeconfigs = {
+            Role.KUBE_CONTROLLER_MANAGER: _write_yaml(
+                kdir / "controller-manager.yaml",
+                _kubeconfig(
+                    self.server,
+                    pki.ca_cert,
+                    pki.controller_manager,
+                    "system:kube-controller-manager",
+                    embed=False,
+                ),
+            ),
+            Role.KUBE_SCHEDULER: _write_yaml(
+                kdir / "scheduler.yaml",
+                _kubeconfig(
+                    self.server, pki.ca_cert, pki.scheduler, "system:kube-scheduler", embed=False
+                ),
+            ),
+            Role.KWOK: _write_yaml(
+                kdir / "kwok.yaml",
+                _kubeconfig(self.server, pki.ca_cert, pki.admin, "kubernetes-admin", embed=False),
+            ),
+        }
+        # The user-facing one embeds its certificates: it can be copied anywhere (Helm, CI).
+        self.kubeconfig = _write_yaml(
+            kdir / "admin.yaml",
+            _kubeconfig(self.server, pki.ca_cert, pki.admin, "kubernetes-admin", embed=True),
+        )
+
+    def _start_controllers(self) -> None:
+        assert self.pki is not None
+        pki = self.pki
+        kcm_port, sched_port = _free_port(), _free_port()
+        kcm_conf = str(self.component_kubeconfigs[Role.KUBE_CONTROLLER_MANAGER])
+        sched_conf = str(self.component_kubeconfigs[Role.KUBE_SCHEDULER])
+        self.options.progress("[cluster] kube-controller-manager and kube-scheduler")
+        kcm = self._spawn(
+            Role.KUBE_CONTROLLER_MANAGER,
+            [
+                str(binary_path(Component.KUBE_CONTROLLER_MANAGER)),
+                f"--kubeconfig={kcm_conf}",
+                f"--authentication-kubeconfig={kcm_conf}",
+                f"--authorization-kubeconfig={kcm_conf}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={kcm_port}",
+                f"--cert-dir={self.work_dir / 'kcm-certs'}",
+                f"--root-ca-file={pki.ca_cert}",
+                f"--service-account-private-key-file={pki.sa_key}",
+                f"--cluster-signing-cert-file={pki.ca_cert}",
+                f"--cluster-signing-key-file={pki.ca_key}",
+                # Each controller under its own service account, as kubeadm runs it: RBAC
+                # decides for the garbage collector as it would in production.
+                "--use-service-account-credentials=true",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--allocate-node-cidrs=false",  # the harness gives each Node its podCIDR
+                "--leader-elect=false",
+                f"--kube-api-qps={self.options.kcm_qps}",
+                f"--kube-api-burst={self.options.kcm_burst}",
+                "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
+                "--v=1",
+            ],
+        )
+        scheduler = self._spawn(
+            Role.KUBE_SCHEDULER,
+            [
+                str(binary_path(Component.KUBE_SCHEDULER)),
+                f"--kubeconfig={sched_conf}",
+                f"--authentication-kubeconfig={sched_conf}",
+                f"--authorization-kubeconfig={sched_conf}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={sched_port}",
+                f"--cert-dir={self.work_dir / 'scheduler-certs'}",
+                "--leader-elect=false",
+                "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
+                "--v=1",
+            ],
+        )
+        for process, port in ((kcm, kcm_port), (scheduler, sched_port)):
+
+            def healthy(port: int = port) -> bool:
+                # Their serving certs are self-signed in --cert-dir; loopback only.
+                return (
+                    httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=2).text
+                    == "ok"
+                )
+
+            self._await(process, "healthy (/healthz)", healthy)
+
+    def node_names(self) -> list[str]:
+        return [f"kwok-node-{i}" for i in range(self.options.nodes)]
+
+    def _create_nodes(self) -> None:
+        """kwok plays Nodes but never creates them: each gets a /24 of the pod network."""
+        with self.api() as api:
+            for i, name in enumerate(self.node_names()):
+                cidr = f"10.244.{i + 1}.0/24"  # 10.244.0.0/24 holds the namespace's own address
+                node = {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": name,
+                        "annotations": {KWOK_NODE_ANNOTATION: "fake"},
+                        "labels": {
+                            "kubernetes.io/hostname": name,
+                            "kubernetes.io/os": "linux",
+                            "kubernetes.io/arch": "amd64",
+                            "type": "kwok",
+                        },
+                    },
+                    "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
+                }
+                resp = api.post("/api/v1/nodes", json=node)
+                if resp.status_code not in (201, 409):
+                    raise ClusterError(f"creating node {name}: HTTP {resp.status_code} {resp.text}")
+
+    def _start_kwok(self) -> None:
+        assert self.pki is not None
+        port = _free_port()
+        self.options.progress(f"[cluster] kwok for {self.options.nodes} nodes")
+        kwok = self._spawn(
+            Role.KWOK,
+            [
+                str(binary_path(Component.KWOK)),
+                f"--kubeconfig={self.component_kubeconfigs[Role.KWOK]}",
+                f"--config={STAGES_FILE}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
+                f"--node-ip={POD_LINK_IP}",
+                f"--node-port={port}",
+                f"--server-address=127.0.0.1:{port}",
+                f"--tls-cert-file={self.pki.serving.cert}",
+                f"--tls-private-key-file={self.pki.serving.key}",
+                "--node-lease-duration-seconds=40",
+            ],
+        )
+        names = set(self.node_names())
+
+        def nodes_ready() -> bool:
+            with self.api() as api:
+                items = api.get("/api/v1/nodes").json()["items"]
+            ready = {
+                n["metadata"]["name"]
+                for n in items
+                if any(
+                    c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in (n.get("status") or {}).get("conditions") or []
+                )
+            }
+            return names <= ready
+
+        self._await(kwok, "managing Ready nodes", nodes_ready)
+
+    def _start_responder(self) -> None:
+        assert self.pki is not None
+        ready_file = self.work_dir / "responder.ready"
+        argv = [
+            sys.executable,
+            "-m",
+            "modelfleet_dev.real_cluster.responder",
+            f"--netns={self.network.netns}",
+            f"--server={self.server}",
+            f"--ca={self.pki.ca_cert}",
+            f"--cert={self.pki.admin.cert}",
+            f"--key={self.pki.admin.key}",
+            f"--ready-file={ready_file}",
+        ]
+        argv += [f"--port={p}" for p in self.options.runtime_ports]
+        self.options.progress(
+            f"[cluster] runtime responder in {self.network.netns} on port(s) "
+            + ",".join(map(str, self.options.runtime_ports))
+        )
+        responder = self._spawn(Role.RESPONDER, argv)
+        self._await(responder, "watching pods", ready_file.exists)
+
+    def _await_default_service_account(self) -> None:
+        """Pods are refused until the namespace's ``default`` ServiceAccount exists."""
+        kcm = next(p for p in self.processes if p.role is Role.KUBE_CONTROLLER_MANAGER)
+
+        def exists() -> bool:
+            with self.api() as api:
+                path = "/api/v1/namespaces/default/serviceaccounts/default"
+                return api.get(path).status_code == 200
+
+        self._await(kcm, "creating the default ServiceAccount", exists)
+
+    # -- stop -------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Reverse order; always removes the pod network; keeps logs only when asked."""
+        for process in reversed(self.processes):
+            process.stop()
+        self.network.destroy()
+        if self._owns_work_dir and not self.options.keep_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes if p.pid is not None]
+
+
+@contextlib.contextmanager
+def running_real_cluster(options: ClusterOptions | None = None) -> Iterator[RealCluster]:
+    """A started cluster, stopped on every exit (exception, Ctrl-C, SIGTERM turned into one).
+
+    On a failed start the work dir (with the logs the error names) is kept.
+    """
+    opts = options or ClusterOptions()
+    owns = opts.work_dir is None
+    work = opts.work_dir or Path(tempfile.mkdtemp(prefix="modelfleet-real-cluster-"))
+    cluster = RealCluster(opts, work, PodNetwork.for_this_process(), _owns_work_dir=owns)
+    try:
+        cluster.start()
+    except BaseException:
+        cluster.options.keep_work_dir = True
+        cluster.stop()
+        raise
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -1,0 +1,325 @@
+"""One process that answers the model runtime's HTTP endpoints for every simulated pod IP.
+
+Why this exists: kwok gives pods IPs but runs nothing, while the operator reads each pod's
+runtime through the apiserver's pods/proxy (``GET /v2``, ``POST /v2/repository/bundle/load``).
+This responder listens on 0.0.0.0:PORT *inside* the pod network namespace (where the whole
+10.244.0.0/16 is local), tells which pod was called from the connection's local address
+(getsockname), and answers with the same simulated runtime kubesim uses (``modelfleet_dev.simulated_runtime``, imported, not copied:
+one implementation of the runtime contract). It learns pods, their IPs and bundle annotations
+by watching pods through the apiserver, loads the annotated bundle when a pod starts (as the
+real runtime does from its downward-API file) and again when the annotations change (after the
+kubelet's refresh delay), and plays the kubelet's readiness prober: a container with a
+readinessProbe is marked ready once its runtime answers the probe path with 200.
+
+Its sockets live in the namespace but the process stays in the host's, so it still reaches the
+apiserver and the model store on the host's loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import signal
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+from aiohttp import web
+
+from modelfleet_dev.real_cluster.netns import is_pod_ip, listen_in_netns
+from modelfleet_dev.simulated_runtime import (
+    BUNDLE_DIGEST_ANNOTATION,
+    BUNDLE_URI_ANNOTATION,
+    ManifestCache,
+    SimulatedRuntime,
+)
+
+__all__ = ["Responder", "main"]
+
+log = logging.getLogger("modelfleet.real_cluster.responder")
+
+WELL_LABEL: Final = "modelfleet.dev/well"
+#: Seconds before changed annotations reach the runtime's downward-API file (kubelet sync);
+#: the same default kubesim's kubelet uses.
+ANNOTATION_REFRESH_SECONDS: Final = 2.0
+_WATCH_TIMEOUT_SECONDS: Final = 300
+
+
+def _no_op() -> None:
+    """Placeholder until the pod's own callback is bound (it needs the pod)."""
+
+
+@dataclass
+class _Pod:
+    namespace: str
+    name: str
+    uid: str
+    ip: str
+    annotations: dict[str, str]
+    runtime: SimulatedRuntime
+    probes: dict[str, str]  # container name -> readiness probe path (httpGet only)
+    unready: set[str] = field(default_factory=set)  # probed containers not ready in status
+    started: bool = False  # the runtime's start-up load is done
+    probing: bool = False
+    refresh: asyncio.TimerHandle | None = None
+
+
+class Responder:
+    """Pods by IP, kept from a watch; answers the runtime endpoints for each."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.manifests = ManifestCache()
+        self.by_ip: dict[str, _Pod] = {}
+        self.by_uid: dict[str, _Pod] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.synced = asyncio.Event()
+        self._latest: dict[str, dict[str, Any]] = {}
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # -- pods ---------------------------------------------------------------------------------
+
+    def _forget(self, uid: str) -> None:
+        pod = self.by_uid.pop(uid, None)
+        if pod is None:
+            return
+        if pod.refresh is not None:
+            pod.refresh.cancel()
+        if self.by_ip.get(pod.ip) is pod:
+            del self.by_ip[pod.ip]
+
+    def observe(self, obj: dict[str, Any], deleted: bool = False) -> None:
+        meta = obj.get("metadata") or {}
+        uid = str(meta.get("uid") or "")
+        status = obj.get("status") or {}
+        ip = str(status.get("podIP") or "")
+        if deleted or meta.get("deletionTimestamp") or not ip or not is_pod_ip(ip):
+            self._forget(uid)
+            self._latest.pop(uid, None)
+            return
+        annotations = dict(meta.get("annotations") or {})
+        pod = self.by_uid.get(uid)
+        if pod is None or pod.ip != ip:
+            self._forget(uid)
+            probes = {}
+            for c in (obj.get("spec") or {}).get("containers") or []:
+                http_get = (c.get("readinessProbe") or {}).get("httpGet")
+                if http_get:
+                    probes[c["name"]] = str(http_get.get("path") or "/")
+            labels = meta.get("labels") or {}
+            pod = _Pod(
+                meta.get("namespace", ""),
+                meta.get("name", ""),
+                uid,
+                ip,
+                annotations,
+                SimulatedRuntime(labels.get(WELL_LABEL), _no_op),
+                probes,
+            )
+            pod.runtime.on_change = functools.partial(self._on_serving, pod)
+            self.by_uid[uid] = pod
+            self.by_ip[ip] = pod
+            self._spawn(self._start(pod))
+        elif annotations != pod.annotations and pod.refresh is None:
+            pod.refresh = asyncio.get_running_loop().call_later(
+                ANNOTATION_REFRESH_SECONDS, self._refresh, pod
+            )
+        self._latest[uid] = obj
+        if pod.refresh is None:
+            pod.annotations = annotations
+        ready = {
+            cs.get("name")
+            for cs in status.get("containerStatuses") or []
+            if cs.get("ready") is True
+        }
+        pod.unready = set(pod.probes) - ready
+        if pod.unready and pod.started and not pod.probing:
+            self._spawn(self._probe(pod))
+
+    def _on_serving(self, pod: _Pod) -> None:
+        if pod.started:  # at start-up, _start probes once the load returns
+            self._spawn(self._probe(pod))
+
+    def _refresh(self, pod: _Pod) -> None:
+        pod.refresh = None
+        latest = self._latest.get(pod.uid)
+        if latest is None or self.by_uid.get(pod.uid) is not pod:
+            return
+        pod.annotations = dict((latest.get("metadata") or {}).get("annotations") or {})
+        uri = pod.annotations.get(BUNDLE_URI_ANNOTATION)
+        if uri:
+            self._spawn(
+                pod.runtime.load(self.manifests, uri, pod.annotations.get(BUNDLE_DIGEST_ANNOTATION))
+            )
+
+    async def _start(self, pod: _Pod) -> None:
+        """The runtime starting: it loads the bundle its annotations name, then is probed."""
+        uri = pod.annotations.get(BUNDLE_URI_ANNOTATION)
+        if uri:
+            await pod.runtime.load(
+                self.manifests, uri, pod.annotations.get(BUNDLE_DIGEST_ANNOTATION)
+            )
+        pod.started = True
+        await self._probe(pod)
+
+    async def _probe(self, pod: _Pod) -> None:
+        """The kubelet's readiness prober: mark containers ready once their probe passes.
+
+        It runs when the runtime starts serving and on any event that shows a probed container
+        still not ready; an extra run after a stale event only repeats an idempotent patch.
+        """
+        if not pod.unready or pod.probing or self.by_uid.get(pod.uid) is not pod:
+            return
+        pod.probing = True
+        try:
+            passed = set()
+            for name in pod.unready:
+                code, _ = await pod.runtime.answer(self.manifests, "GET", pod.probes[name], b"")
+                if code == 200:
+                    passed.add(name)
+            if not passed:
+                return
+            latest = self._latest.get(pod.uid) or {}
+            statuses = [
+                dict(cs) for cs in (latest.get("status") or {}).get("containerStatuses") or []
+            ]
+            for cs in statuses:
+                if cs.get("name") in passed:
+                    cs["ready"] = True
+            # containerStatuses is an atomic list in a strategic merge patch: sent whole. The
+            # uid makes it a no-op on a pod recreated under the same name.
+            resp = await self.client.patch(
+                f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}/status",
+                content=json.dumps(
+                    {"metadata": {"uid": pod.uid}, "status": {"containerStatuses": statuses}}
+                ),
+                headers={"Content-Type": "application/strategic-merge-patch+json"},
+            )
+            if resp.status_code < 300:
+                pod.unready -= passed
+            else:
+                log.warning(
+                    "marking %s/%s ready: HTTP %s %s",
+                    pod.namespace,
+                    pod.name,
+                    resp.status_code,
+                    resp.text[:200],
+                )
+        finally:
+            pod.probing = False
+
+    async def watch(self) -> None:
+        """List, then watch from that resourceVersion; relist after a 410 or a broken stream."""
+        while True:
+            try:
+                resp = await self.client.get("/api/v1/pods")
+                resp.raise_for_status()
+                listing = resp.json()
+                seen = set()
+                for obj in listing["items"]:
+                    seen.add(obj["metadata"]["uid"])
+                    self.observe(obj)
+                for uid in list(self.by_uid):
+                    if uid not in seen:
+                        self._forget(uid)
+                self.synced.set()
+                version = listing["metadata"]["resourceVersion"]
+                params = {
+                    "watch": "1",
+                    "resourceVersion": version,
+                    "allowWatchBookmarks": "true",
+                    "timeoutSeconds": str(_WATCH_TIMEOUT_SECONDS),
+                }
+                async with self.client.stream(
+                    "GET", "/api/v1/pods", params=params, timeout=None
+                ) as stream:
+                    async for line in stream.aiter_lines():
+                        if not line:
+                            continue
+                        event = json.loads(line)
+                        kind, obj = event.get("type"), event.get("object") or {}
+                        if kind == "ERROR":
+                            break  # 410 Gone or similar: relist
+                        if kind == "BOOKMARK":
+                            continue
+                        self.observe(obj, deleted=kind == "DELETED")
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                log.warning("pod watch: %s; relisting", exc)
+                await asyncio.sleep(1)  # back-off before relisting a failing apiserver
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        transport = request.transport
+        local = transport.get_extra_info("sockname") if transport is not None else None
+        ip = str(local[0]) if local else ""
+        pod = self.by_ip.get(ip)
+        if pod is None:
+            return web.json_response(
+                {"error": f"no pod has IP {ip} (or the responder has not seen it yet)"},
+                status=503,
+            )
+        body = await request.read()
+        code, answer = await pod.runtime.answer(self.manifests, request.method, request.path, body)
+        return web.json_response(answer, status=code)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    client = httpx.AsyncClient(
+        base_url=args.server,
+        verify=args.ca,
+        cert=(args.cert, args.key),
+        timeout=10.0,
+        headers={"User-Agent": "modelfleet-real-cluster-responder"},
+    )
+    responder = Responder(client)
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", responder.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    sockets: list[socket.socket] = [listen_in_netns(args.netns, port) for port in args.port]
+    for sock in sockets:
+        await web.SockSite(runner, sock).start()
+    watcher = asyncio.get_running_loop().create_task(responder.watch())
+    await responder.synced.wait()
+    Path(args.ready_file).write_text("ready\n")
+    log.info("serving ports %s in netns %s", args.port, args.netns)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+    await runner.cleanup()
+    await responder.manifests.close()
+    await client.aclose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--netns", required=True)
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--ca", required=True)
+    parser.add_argument("--cert", required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--ready-file", required=True)
+    parser.add_argument("--port", type=int, action="append", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main()
