@@ -1,0 +1,63 @@
+"""Small helpers for the real-cluster tests: deadline polling and leftover checks."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from modelfleet_dev.real_cluster.build import cache_dir
+from modelfleet_dev.real_cluster.netns import owned_resources
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float, what: str) -> T:
+    """Poll ``probe`` until it returns something truthy; fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+def component_processes() -> list[tuple[int, str]]:
+    """Live processes running a binary from the build cache, or the responder."""
+    bin_dir = str(cache_dir() / "bin")
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        argv = [a.decode(errors="replace") for a in cmdline if a]
+        if not argv:
+            continue
+        if argv[0].startswith(bin_dir) or "modelfleet_dev.real_cluster.responder" in argv:
+            found.append((int(entry.name), " ".join(argv)[:120]))
+    return found
+
+
+def leftovers() -> dict[str, list[Any]]:
+    """Everything a cluster could leave behind; empty values mean clean."""
+    netns, links, routes = owned_resources()
+    return {
+        "processes": component_processes(),
+        "netns": netns,
+        "links": links,
+        "routes": routes,
+    }
+
+
+def assert_clean() -> None:
+    left = leftovers()
+    assert not any(left.values()), f"left behind: {left}"
