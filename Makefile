@@ -30,3 +30,20 @@ generate: $(STAMP)
 	$(VENV)/bin/modelfleet crd --reference docs/reference.md
 	cp crds/modeldeployment.yaml charts/modelfleet/crds/modeldeployment.yaml
 	$(VENV)/bin/python charts/modelfleet/schema/values_schema.py
+
+# --- Real cluster (issue 12; cluster/README.md): kube-apiserver, etcd, kube-controller-manager,
+# kube-scheduler, kubectl and kwok built from Go modules into ~/.cache/modelfleet/k8s. ---
+.PHONY: real-cluster test-real
+KUBECONFIG_OUT ?= $(HOME)/.cache/modelfleet/k8s/kubeconfig
+REAL_PYTEST_ARGS ?= -x -q
+
+# Builds what is missing, starts a cluster, writes its kubeconfig to KUBECONFIG_OUT and stays in
+# the foreground until SIGINT/SIGTERM (then tears everything down).
+real-cluster: $(STAMP)
+	$(VENV)/bin/python -m modelfleet_dev.real_cluster up --kubeconfig-out $(KUBECONFIG_OUT)
+
+# The harness's own tests (each starts its clusters), then the e2e suite on a fresh cluster.
+test-real: $(STAMP)
+	$(VENV)/bin/python -m modelfleet_dev.real_cluster build
+	$(VENV)/bin/python -m pytest tests/real_cluster $(REAL_PYTEST_ARGS)
+	$(VENV)/bin/python -m modelfleet_dev.real_cluster test -- tests/e2e $(REAL_PYTEST_ARGS)

@@ -7,8 +7,10 @@ needs the same three verbs by hand (build once, start one, clean after a SIGKILL
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -47,6 +49,20 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _test(args: argparse.Namespace) -> int:
+    """pytest against a fresh cluster through KUBECONFIG, the operator run from this checkout."""
+    build()
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    with running_real_cluster(ClusterOptions(nodes=args.nodes)) as cluster:
+        env = dict(os.environ)
+        env["KUBECONFIG"] = str(cluster.kubeconfig)
+        env.setdefault("MODELFLEET_E2E_START_OPERATOR", "1")
+        # The suite's kubectl is the built one (same version as the server), first on PATH.
+        env["PATH"] = f"{cluster.kubectl_path.parent}{os.pathsep}{env.get('PATH', '')}"
+        pytest_args = [a for a in args.pytest_args if a != "--"] or ["tests/e2e", "-q"]
+        return subprocess.run([sys.executable, "-m", "pytest", *pytest_args], env=env).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modelfleet_dev.real_cluster")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -56,12 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--nodes", type=int, default=2)
     sub.add_parser("cleanup", help="remove pod networks of harnesses that died (SIGKILL)")
     sub.add_parser("kubectl-path", help="print the built kubectl's path")
+    test = sub.add_parser("test", help="run pytest (default: tests/e2e) on a fresh cluster")
+    test.add_argument("--nodes", type=int, default=2)
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
             build()
         elif args.command == "up":
             return _up(args)
+        elif args.command == "test":
+            return _test(args)
         elif args.command == "cleanup":
             for line in cleanup_stale():
                 print(f"removed {line}")

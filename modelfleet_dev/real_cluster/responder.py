@@ -25,6 +25,7 @@ import json
 import logging
 import signal
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -32,7 +33,7 @@ from typing import Any, Final
 import httpx
 from aiohttp import web
 
-from modelfleet_dev.real_cluster.netns import is_pod_ip, listen_in_netns
+from modelfleet_dev.real_cluster.netns import NetworkError, is_pod_ip, listen_in_netns
 from modelfleet_dev.simulated_runtime import (
     BUNDLE_DIGEST_ANNOTATION,
     BUNDLE_URI_ANNOTATION,
@@ -73,8 +74,12 @@ class _Pod:
 class Responder:
     """Pods by IP, kept from a watch; answers the runtime endpoints for each."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, listen: Callable[[int], Awaitable[None]] | None = None
+    ) -> None:
         self.client = client
+        self.listen = listen
+        self.ports: set[int] = set()
         self.manifests = ManifestCache()
         self.by_ip: dict[str, _Pod] = {}
         self.by_uid: dict[str, _Pod] = {}
@@ -112,7 +117,9 @@ class Responder:
         if pod is None or pod.ip != ip:
             self._forget(uid)
             probes = {}
-            for c in (obj.get("spec") or {}).get("containers") or []:
+            containers = (obj.get("spec") or {}).get("containers") or []
+            self._ensure_ports(containers)
+            for c in containers:
                 http_get = (c.get("readinessProbe") or {}).get("httpGet")
                 if http_get:
                     probes[c["name"]] = str(http_get.get("path") or "/")
@@ -145,6 +152,20 @@ class Responder:
         pod.unready = set(pod.probes) - ready
         if pod.unready and pod.started and not pod.probing:
             self._spawn(self._probe(pod))
+
+    def _ensure_ports(self, containers: list[dict[str, Any]]) -> None:
+        """Listen on every TCP containerPort a pod declares (the operator's port is a setting)."""
+        for c in containers:
+            for port in c.get("ports") or []:
+                number = port.get("containerPort")
+                if (
+                    isinstance(number, int)
+                    and number not in self.ports
+                    and port.get("protocol", "TCP") == "TCP"
+                    and self.listen is not None
+                ):
+                    self.ports.add(number)
+                    self._spawn(self.listen(number))
 
     def _on_serving(self, pod: _Pod) -> None:
         if pod.started:  # at start-up, _start probes once the load returns
@@ -282,14 +303,24 @@ async def _serve(args: argparse.Namespace) -> None:
         timeout=10.0,
         headers={"User-Agent": "modelfleet-real-cluster-responder"},
     )
-    responder = Responder(client)
     app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", responder.handle)
     runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    sockets: list[socket.socket] = [listen_in_netns(args.netns, port) for port in args.port]
-    for sock in sockets:
+
+    async def listen(port: int) -> None:
+        try:
+            sock: socket.socket = listen_in_netns(args.netns, port)
+        except NetworkError as exc:
+            log.warning("cannot listen on port %s: %s", port, exc)
+            return
         await web.SockSite(runner, sock).start()
+        log.info("listening on 0.0.0.0:%s in netns %s", port, args.netns)
+
+    responder = Responder(client, listen)
+    app.router.add_route("*", "/{tail:.*}", responder.handle)
+    await runner.setup()
+    for port in args.port:
+        responder.ports.add(port)
+        await listen(port)
     watcher = asyncio.get_running_loop().create_task(responder.watch())
     await responder.synced.wait()
     Path(args.ready_file).write_text("ready\n")
