@@ -59,19 +59,66 @@ class TensorSpec(_Strict):
         return shape
 
 
+class HistogramStatistics(_Strict):
+    """One variable's distribution on the reference sample, for drift checks on live traffic.
+
+    `edges` are quantile bin edges of the non-missing values (strictly increasing). The
+    `frequencies` have len(edges) + 1 buckets: an underflow bucket (< edges[0]), one bucket per
+    interval [edges[i], edges[i+1]) (the last one closed on the right), and an overflow bucket
+    (> edges[-1]). Both overflow buckets are empty on the reference sample by construction: they
+    exist for live values outside the reference range. Frequencies are fractions of the
+    non-missing values; `missing_rate` is the fraction of all rows that were missing (NaN).
+    """
+
+    count: int = Field(ge=0)
+    missing_rate: float = Field(ge=0.0, le=1.0)
+    min: float | None = None
+    max: float | None = None
+    edges: list[float]
+    frequencies: list[float]
+
+
+class ReferenceStatistics(_Strict):
+    """The sample a packed bundle was checked on, summarized per feature."""
+
+    sample_rows: int = Field(ge=1)
+    sample_sha256: str
+    bins: int = Field(ge=1)
+    features: dict[str, HistogramStatistics]
+
+
+class PredictionStatistics(_Strict):
+    """A model's own predictions on the reference sample: what prediction drift compares with.
+
+    Classifiers: the frequency of each predicted label and the distribution of each class's
+    probability (keys `probabilities[<class>]`). Regressors: the distribution of `value`.
+    """
+
+    label_frequencies: dict[str, float] | None = None
+    outputs: dict[str, HistogramStatistics]
+
+
 class ModelEntry(_Strict):
-    """One model of the bundle: its file, that file's digest and its tensor signature."""
+    """One model of the bundle: its file, that file's digest and its tensor signature.
+
+    `failure_mode` and `horizon_days` describe our synthetic ESP models (`bundle build`); a
+    packed model (`bundle pack`, a data scientist's own estimator) has `task` and `features`
+    instead, and the distribution of its predictions on the packing sample.
+    """
 
     name: str = Field(pattern=MODEL_NAME_PATTERN)
     file: str
     sha256: str
     kind: str
-    failure_mode: str
-    horizon_days: int = Field(ge=1)
+    failure_mode: str | None = None
+    horizon_days: int | None = Field(default=None, ge=1)
+    task: Literal["classification", "regression"] | None = None
+    features: list[str] | None = None
     inputs: list[TensorSpec] = Field(min_length=1)
     outputs: list[TensorSpec] = Field(min_length=1)
     classes: list[int]
     parity_max_abs_diff: float = Field(ge=0.0)
+    prediction_reference: PredictionStatistics | None = None
 
     @field_validator("sha256")
     @classmethod
@@ -93,20 +140,39 @@ class Parity(_Strict):
     """How ONNX was checked against scikit-learn before the bundle was written."""
 
     tolerance: float = Field(gt=0.0)
-    metric: Literal["max_abs_probability_diff"] = "max_abs_probability_diff"
+    # max_output_divergence (packed bundles): per value |onnx - sklearn| / max(1, |sklearn|)
+    # over every output (probabilities, regression values), predicted labels equal exactly.
+    metric: Literal["max_abs_probability_diff", "max_output_divergence"] = (
+        "max_abs_probability_diff"
+    )
     holdout_rows: int = Field(ge=1)
 
 
+class InputFile(_Strict):
+    """A file a packed bundle was made from: its name (not its path) and its sha256."""
+
+    file: str | None = None  # None: an object handed over in memory (the Python API)
+    sha256: str | None = None
+    trusted_types: list[str] | None = None  # .skops: types trusted beyond skops' defaults
+
+
 class Provenance(_Strict):
-    """Everything needed to rebuild the bundle byte for byte."""
+    """Everything needed to rebuild the bundle byte for byte.
+
+    A built bundle (our trainer) records its training data and seed; a packed bundle records
+    the files it was packed from (`inputs`: each model file and the sample) and, when given,
+    the source revision of the code that fitted them.
+    """
 
     packages: dict[str, str]
-    training_data_sha256: str
-    training_rows: int
+    training_data_sha256: str | None = None
+    training_rows: int | None = None
     features: list[str]
     parameters: dict[str, dict[str, Any]]
-    seed: int
+    seed: int | None = None
     created_at: str  # deterministic: SOURCE_DATE_EPOCH or the epoch, never the wall clock
+    inputs: dict[str, InputFile] | None = None
+    source_revision: str | None = None
 
 
 class BundleManifest(_Strict):
@@ -116,6 +182,7 @@ class BundleManifest(_Strict):
     models: list[ModelEntry] = Field(min_length=1)
     parity: Parity
     provenance: Provenance
+    reference: ReferenceStatistics | None = None
 
     @field_validator("models")
     @classmethod
@@ -128,7 +195,9 @@ class BundleManifest(_Strict):
         return models
 
     def to_canonical_bytes(self) -> bytes:
-        return canonical_json(self.model_dump(mode="json"))
+        # Optional fields left unset are omitted (not written as null): a built bundle's bytes,
+        # and so its digest, are the same as before those fields existed.
+        return canonical_json(self.model_dump(mode="json", exclude_none=True))
 
     def digest(self) -> str:
         return "sha256:" + hashlib.sha256(self.to_canonical_bytes()).hexdigest()
