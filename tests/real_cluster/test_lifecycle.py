@@ -18,6 +18,8 @@ from modelfleet_dev.real_cluster import ClusterOptions, ComponentError, running_
 from modelfleet_dev.real_cluster.cluster import Role
 from tests.real_cluster.helpers import assert_clean, component_processes, leftovers, wait_for
 
+pytestmark = pytest.mark.real_cluster
+
 
 def test_start_and_clean_teardown(tmp_path: Path) -> None:
     assert_clean()

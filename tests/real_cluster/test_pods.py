@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from model_runtime.manifest import manifest_digest
 from modelfleet_dev.real_cluster import RealCluster
 from modelfleet_dev.real_cluster.build import KUBERNETES_VERSION
@@ -17,6 +19,8 @@ from modelfleet_dev.real_cluster.netns import POD_CIDR
 from tests.real_cluster.helpers import wait_for
 
 GATE = "example.com/gate"
+
+pytestmark = pytest.mark.real_cluster
 
 
 def _pod(cluster: RealCluster, name: str) -> dict[str, Any]:
