@@ -13,18 +13,9 @@ import hashlib
 from collections.abc import Iterable
 
 from modelfleet.api.spec import ModelDeploymentSpec
-from modelfleet.logic.planning import (
-    Action,
-    ConfirmBundle,
-    CreatePod,
-    DeletePod,
-    FleetInput,
-    FleetPlan,
-    RetargetPod,
-    RolloutState,
-    is_available,
-    plan_fleet,
-)
+from modelfleet.logic.actions import Action, ConfirmBundle, CreatePod, DeletePod, RetargetPod
+from modelfleet.logic.availability import is_available
+from modelfleet.logic.planning import FleetInput, FleetPlan, RolloutState, plan_fleet
 from modelfleet.logic.revisions import Revision, revision_of
 from modelfleet.logic.wellpod import BundleReport, WellPod, served_message
 

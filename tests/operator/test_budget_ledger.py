@@ -7,11 +7,12 @@ from collections import deque
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelfleet.logic.planning import Action, BudgetLedger, DeletePod, action_well
+from modelfleet.logic.actions import Action, DeletePod, DeleteReason, action_well
+from modelfleet.logic.budget import BudgetLedger
 
 
 def deletes(wells: list[str]) -> deque[Action]:
-    return deque(DeletePod(f"fleet-{w}", f"uid-{w}", w, "Recreate") for w in wells)
+    return deque(DeletePod(f"fleet-{w}", f"uid-{w}", w, DeleteReason.RECREATE) for w in wells)
 
 
 def test_freed_budget_starts_the_next_deferred_update_in_plan_order() -> None:

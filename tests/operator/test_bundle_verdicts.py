@@ -7,7 +7,8 @@ from typing import Any
 
 from modelfleet.api.spec import RuntimeSpec
 from modelfleet.io.execution import verdict_from_load, verdict_from_metadata
-from modelfleet.logic.planning import ConfirmBundle, budget_free_action
+from modelfleet.logic.actions import ConfirmBundle
+from modelfleet.logic.planning import budget_free_action
 from modelfleet.logic.revisions import WellTarget
 from modelfleet.logic.wellpod import desired_pod, observe_pod
 

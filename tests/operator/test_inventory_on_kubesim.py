@@ -18,7 +18,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 from kubesim.testing import KubeSimThread
-from modelfleet.control.reconciler import ROLLOUT_RECHECK_SECONDS
+from modelfleet.control.worker import ROLLOUT_RECHECK_SECONDS
 
 from .cluster_harness import MD_PATH, Api, model_deployment, running_operator
 from .test_operator_on_kubesim import is_available, writes_so_far

@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 
 from kubesim.faults import FaultKind, FaultRule
 from kubesim.testing import KubeSimThread
-from modelfleet.control.reconciler import ROLLOUT_RECHECK_SECONDS
+from modelfleet.control.worker import ROLLOUT_RECHECK_SECONDS
 
 from .cluster_harness import MD_PATH, Api, PodWatch, model_deployment, running_operator
 from .conftest import WELLS

@@ -9,13 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelfleet.api.spec import ModelDeploymentSpec
-from modelfleet.logic.planning import (
-    ConfirmBundle,
-    CreatePod,
-    DeletePod,
-    RetargetPod,
-    resolve_max_unavailable,
-)
+from modelfleet.logic.actions import ConfirmBundle, CreatePod, DeletePod, RetargetPod
+from modelfleet.logic.planning import resolve_max_unavailable
 
 from .fleet_model import FleetModel
 

@@ -465,6 +465,7 @@ class Reason(enum.StrEnum):
     BUNDLE_INVALID = "BundleInvalid"
     INVENTORY_INVALID = "InventoryInvalid"
     INVENTORY_NOT_FOUND = "InventoryNotFound"
+    SPEC_INVALID = "SpecInvalid"
     AS_EXPECTED = "AsExpected"
     WELLS_UNHEALTHY = "WellsUnhealthy"
 

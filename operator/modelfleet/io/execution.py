@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 from modelfleet.api.spec import GROUP, KIND, VERSION, RuntimeSpec
 from modelfleet.io.kube import KubeApiError, KubeClient, namespaced
+from modelfleet.logic.actions import Action, ConfirmBundle, CreatePod, DeletePod, RetargetPod
 from modelfleet.logic.fleet_status import rfc3339
-from modelfleet.logic.planning import Action, ConfirmBundle, CreatePod, DeletePod, RetargetPod
 from modelfleet.logic.revisions import Revision
 from modelfleet.logic.wellpod import (
     BUNDLE_CONDITION,
@@ -293,6 +293,16 @@ class FleetExecutor:
         except KubeApiError as exc:
             if not exc.not_found:
                 raise
+
+    async def read_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.client.get(
+                namespaced("v1", namespace, "configmaps", name), "configmaps"
+            )
+        except KubeApiError as exc:
+            if not exc.not_found:
+                raise
+            return None
 
     async def write_status(self, fleet: FleetRef, status: Mapping[str, Any]) -> dict[str, Any]:
         return await self.client.merge_patch(

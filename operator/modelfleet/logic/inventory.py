@@ -52,13 +52,17 @@ _DIGEST = re.compile(DIGEST_PATTERN)
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class InventoryError(Exception):
-    """A fleet's inventory cannot be read; the message names the ConfigMap, key and well."""
+class BlockedFleet(Exception):
+    """The fleet cannot be planned; status (Degraded) and a Warning event say why."""
 
     def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+class InventoryError(BlockedFleet):
+    """A fleet's inventory cannot be read; the message names the ConfigMap, key and well."""
 
 
 @dataclass(frozen=True)
@@ -333,16 +337,23 @@ def _source(
 # ------------------------------------------------------------------------------------ status
 
 
+#: Reasons that stop a fleet before planning: its pods are left alone until they clear.
+BLOCKING_REASONS = frozenset(
+    {Reason.INVENTORY_INVALID, Reason.INVENTORY_NOT_FOUND, Reason.SPEC_INVALID}
+)
+
+
 def failure_status(
     previous: Mapping[str, Any] | None,
-    error: InventoryError,
+    error: BlockedFleet,
     *,
     generation: int,
     model: str,
     now: float,
 ) -> dict[str, Any]:
-    """The status while the inventory cannot be read: the counts as they were (no pod changes),
-    Degraded and Progressing saying why. Stable for the same error, so no write repeats."""
+    """The status while the fleet cannot be planned (its inventory cannot be read, or its spec
+    is invalid): the counts as they were (no pod changes), Degraded and Progressing saying why.
+    Stable for the same error, so no write repeats."""
     status = dict(previous or {})
     conditions = {c["type"]: dict(c) for c in status.get("conditions") or []}
     for ctype, value in ((ConditionType.PROGRESSING, "False"), (ConditionType.DEGRADED, "True")):
@@ -368,11 +379,11 @@ def failure_status(
 
 
 def failure_of(status: Mapping[str, Any] | None) -> tuple[str, str] | None:
-    """(reason, message) of an inventory failure reported in `status`, if any."""
+    """(reason, message) of a blocking failure (BLOCKING_REASONS) reported in `status`, if any."""
     for condition in (status or {}).get("conditions") or []:
-        if condition.get("type") == ConditionType.DEGRADED.value and condition.get("reason") in (
-            Reason.INVENTORY_INVALID.value,
-            Reason.INVENTORY_NOT_FOUND.value,
+        if (
+            condition.get("type") == ConditionType.DEGRADED.value
+            and condition.get("reason") in BLOCKING_REASONS
         ):
             return str(condition["reason"]), str(condition.get("message", ""))
     return None

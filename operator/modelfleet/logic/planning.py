@@ -14,65 +14,24 @@ new bundle and minReadySeconds have passed.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from modelfleet.api.spec import LabelSelector, RolloutPolicy, Well
+from modelfleet.logic.actions import (
+    Action,
+    ConfirmBundle,
+    CreatePod,
+    DeletePod,
+    DeleteReason,
+    RetargetPod,
+)
+from modelfleet.logic.availability import as_seen, counts_unavailable
 from modelfleet.logic.revisions import Revision, WellTarget, well_target
 from modelfleet.logic.wellpod import WellPod
 
 #: How long a failed "Unreachable" bundle report stands before the pod is probed again.
 UNREACHABLE_RETRY_SECONDS = 15.0
-
-
-# ------------------------------------------------------------------------------------ actions
-
-
-@dataclass(frozen=True)
-class CreatePod:
-    target: WellTarget
-
-
-@dataclass(frozen=True)
-class DeletePod:
-    name: str
-    uid: str
-    well: str
-    why: str  # "WellRemoved" | "Recreate"
-
-
-@dataclass(frozen=True)
-class RetargetPod:
-    """Patch a live pod's labels/annotations to a target with the same pod template.
-
-    `swaps_bundle` is False when the bundle stays the same (a pinned well, say): then the patch
-    only relabels the revision and the pod stays available.
-    """
-
-    name: str
-    target: WellTarget
-    swaps_bundle: bool
-
-
-@dataclass(frozen=True)
-class ConfirmBundle:
-    """Ask the pod's runtime to load/report its annotated bundle and record the answer."""
-
-    name: str
-    well: str
-    uri: str
-    digest: str | None
-
-
-Action = CreatePod | DeletePod | RetargetPod | ConfirmBundle
-
-
-def action_well(action: Action) -> str:
-    """The well an action is for."""
-    if isinstance(action, CreatePod | RetargetPod):
-        return action.target.well
-    return action.well
 
 
 # ------------------------------------------------------------------------------------- inputs
@@ -95,9 +54,12 @@ class FleetInput:
     current: Revision | None  # the last fully available revision, from its ControllerRevision
     policy: RolloutPolicy
     state: RolloutState
-    pods: Mapping[str, WellPod]  # by well id
+    pods: Mapping[str, WellPod]  # by well id, as the watch last showed them
     stray_pods: Sequence[WellPod] = ()  # owned pods of wells no longer in spec
     now: float = 0.0
+    # Actions started earlier and not finished, by well: not repeated, and a delete or swap
+    # under way counts its well unavailable (availability.counts_unavailable).
+    in_flight: Mapping[str, Action] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------ outputs
@@ -178,14 +140,6 @@ def canary_wells(wells: Sequence[Well], policy: RolloutPolicy) -> set[str]:
     return set()
 
 
-def is_available(pod: WellPod | None, now: float, min_ready_seconds: int) -> bool:
-    """Ready, serving its own target bundle, for at least minReadySeconds."""
-    if pod is None or pod.deleting or not pod.ready or not pod.serves_own_target:
-        return False
-    since = max(pod.ready_since or now, (pod.bundle.probed_at if pod.bundle else None) or 0.0)
-    return now - since >= min_ready_seconds
-
-
 def needs_recreate(pod: WellPod, target: WellTarget) -> bool:
     return pod.template_hash != target.template_hash
 
@@ -217,6 +171,7 @@ def plan_fleet(inp: FleetInput) -> FleetPlan:
     target_rev, rolled_back = _target_revision(inp)
     targets = {w.id: well_target(target_rev, w) for w in inp.wells}
     total = len(inp.wells)
+    pods = as_seen(inp.pods, inp.in_flight)
     plan = FleetPlan(
         target_revision=target_rev.name,
         wells=total,
@@ -227,30 +182,33 @@ def plan_fleet(inp: FleetInput) -> FleetPlan:
 
     for stray in inp.stray_pods:
         if not stray.deleting:
-            plan.actions.append(DeletePod(stray.name, stray.uid, stray.well, "WellRemoved"))
+            plan.actions.append(
+                DeletePod(stray.name, stray.uid, stray.well, DeleteReason.WELL_REMOVED)
+            )
 
     available: dict[str, bool] = {}
     for w in inp.wells:
-        pod = inp.pods.get(w.id)
-        available[w.id] = is_available(pod, now, policy.min_ready_seconds)
+        available[w.id] = not counts_unavailable(
+            inp.pods.get(w.id), inp.in_flight.get(w.id), now, policy.min_ready_seconds
+        )
     plan.available = sum(available.values())
     plan.unavailable = total - plan.available
 
     pending_updates: list[tuple[Well, WellPod, WellTarget]] = []
     for w in inp.wells:
-        target, pod = targets[w.id], inp.pods.get(w.id)
+        target, pod = targets[w.id], pods.get(w.id)
         action = budget_free_action(pod, target, now)
         if action is not None:
             plan.actions.append(action)
         elif pod is not None and not pod.deleting and not on_target(pod, target):
             pending_updates.append((w, pod, target))
 
-    _count_fleet(inp, targets, plan)
+    _count_fleet(inp.wells, pods, targets, plan)
     canary = canary_wells(inp.wells, policy)
     plan.canary_wells = len(canary)
     plan.canary_done = all(
-        on_target(inp.pods[c], targets[c]) and available[c] for c in canary if c in inp.pods
-    ) and all(c in inp.pods for c in canary)
+        on_target(pods[c], targets[c]) and available[c] for c in canary if c in pods
+    ) and all(c in pods for c in canary)
     plan.rollout_done = plan.updated == total and not inp.stray_pods
     plan.complete = plan.rollout_done and plan.available == total
 
@@ -312,7 +270,7 @@ def _plan_updates(
             plan.actions.append(RetargetPod(pod.name, target, swaps_bundle=False))
             continue
         action: Action = (
-            DeletePod(pod.name, pod.uid, well.id, "Recreate")
+            DeletePod(pod.name, pod.uid, well.id, DeleteReason.RECREATE)
             if needs_recreate(pod, target)
             else RetargetPod(pod.name, target, swaps_bundle=True)
         )
@@ -326,10 +284,15 @@ def _plan_updates(
         plan.actions.append(action)
 
 
-def _count_fleet(inp: FleetInput, targets: Mapping[str, WellTarget], plan: FleetPlan) -> None:
+def _count_fleet(
+    wells: Sequence[Well],
+    pods: Mapping[str, WellPod],
+    targets: Mapping[str, WellTarget],
+    plan: FleetPlan,
+) -> None:
     reports: list[UnhealthyWellReport] = []
-    for w in inp.wells:
-        pod, target = inp.pods.get(w.id), targets[w.id]
+    for w in wells:
+        pod, target = pods.get(w.id), targets[w.id]
         if pod is not None and not pod.deleting:
             if pod.ready:
                 plan.ready += 1
@@ -409,52 +372,3 @@ def _track_progress(inp: FleetInput, plan: FleetPlan, target_rev: Revision) -> N
         last_progress=last_progress,
         progress_mark=mark,
     )
-
-
-# ------------------------------------------------------------------------------ budget ledger
-
-
-@dataclass
-class BudgetLedger:
-    """The unavailability budget between two plans, kept up to date one pod event at a time.
-
-    A plan spends the budget it has and defers the other disruptive updates. Without the
-    ledger, budget freed by a well that became available again waited for the next plan of
-    the whole fleet (spaced by up to a second at 10,000 wells, every wave of a roll-out).
-    The ledger holds the exact set of wells counted unavailable: each event re-evaluates its
-    well, so the count cannot drift, and a deferred update starts only while the set is
-    smaller than maxUnavailable. Being unavailable is judged as strictly as by the plan (a
-    well is available only when its pod is ready, serves its own target and has no
-    disruptive action in flight), so the ledger never allows more than a plan would.
-    """
-
-    max_unavailable: int
-    unavailable: set[str]
-    deferred: deque[Action]
-
-    @classmethod
-    def from_plan(cls, plan: FleetPlan) -> BudgetLedger:
-        return cls(plan.max_unavailable, set(plan.unavailable_wells), deque(plan.deferred))
-
-    def observe(self, well: str, available: bool) -> None:
-        """A well's availability as just observed."""
-        if available:
-            self.unavailable.discard(well)
-        else:
-            self.unavailable.add(well)
-
-    def spend(self, still_wanted: Callable[[Action], bool]) -> list[Action]:
-        """Deferred updates to start now, in plan order, within the budget.
-
-        `still_wanted` drops an update the fleet has moved past (its pod replaced, already
-        updated, no longer available: the next plan decides about those).
-        """
-        started: list[Action] = []
-        while self.deferred and len(self.unavailable) < self.max_unavailable:
-            action = self.deferred.popleft()
-            well = action_well(action)
-            if well in self.unavailable or not still_wanted(action):
-                continue
-            self.unavailable.add(well)
-            started.append(action)
-        return started

@@ -1,0 +1,140 @@
+"""The status publisher: a fleet's status, metrics and Events, written only when they change.
+
+Status is rebuilt from each plan and written only if a reader would see a difference (steady
+state writes nothing); Events are posted on fleet-level transitions only, after the status
+write that shows them. Metric series of a deleted fleet are removed with it, so an alert on
+`modelfleet_operator_fleet_phase{phase="Degraded"}` never fires for a fleet that is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from modelfleet.api.spec import ModelDeploymentSpec, Phase
+from modelfleet.control.cache import FleetKey, WatchCache
+from modelfleet.control.executor import ApiExecutor, Clock
+from modelfleet.io.execution import FleetRef
+from modelfleet.logic.fleet_status import StatusContext, build_status, status_events
+from modelfleet.logic.inventory import BlockedFleet, failure_of, failure_status
+from modelfleet.logic.planning import FleetPlan
+from modelfleet.logic.revisions import Revision
+
+logger = logging.getLogger("modelfleet.control.publisher")
+
+RECONCILES = Counter(
+    "modelfleet_operator_reconciles_total",
+    "Fleet reconciles",
+    ["namespace", "deployment", "result"],
+)
+RECONCILE_SECONDS = Histogram(
+    "modelfleet_operator_reconcile_duration_seconds",
+    "Duration of one fleet reconcile (plan + writes)",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+WELLS = Gauge("modelfleet_operator_wells", "Wells by state", ["namespace", "deployment", "state"])
+FLEET_PHASE = Gauge(
+    "modelfleet_operator_fleet_phase",
+    "1 for the phase the fleet's status reports, 0 for the others (kube-state-metrics style)",
+    ["namespace", "deployment", "phase"],
+)
+WELL_STATES = ("ready", "updated", "available", "unavailable", "bundle_invalid")
+RECONCILE_RESULTS = ("ok", "error")
+
+
+def same_status(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
+    """Equal as a reader sees them (the apiserver drops nulls from merge patches)."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if v is not None and v != []}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return bool(strip(dict(new)) == strip(dict(old)))
+
+
+class StatusPublisher:
+    def __init__(self, executor: ApiExecutor, cache: WatchCache, clock: Clock) -> None:
+        self.executor = executor
+        self.cache = cache
+        self.clock = clock
+
+    async def publish_plan(
+        self,
+        fleet: FleetRef,
+        spec: ModelDeploymentSpec,
+        update: Revision,
+        plan: FleetPlan,
+        generation: int,
+    ) -> None:
+        previous = self._previous(fleet)
+        ctx = StatusContext(
+            generation=generation,
+            model=f"{spec.model.name}@{spec.model.version}",
+            update_revision=update.name,
+            now=self.clock(),
+        )
+        status = build_status(plan, previous, ctx)
+        for state, count in zip(
+            WELL_STATES,
+            (plan.ready, plan.updated, plan.available, plan.unavailable, plan.bundle_invalid),
+            strict=True,
+        ):
+            WELLS.labels(fleet.namespace, fleet.name, state).set(count)
+        events = status_events(plan, previous, status)
+        if await self._write(fleet, status):
+            for etype, reason, message in events:
+                await self.executor.post_event(fleet, etype, reason, message)
+
+    async def publish_blocked(
+        self, fleet: FleetRef, error: BlockedFleet, generation: int, model: str
+    ) -> None:
+        """Status says Degraded with the reason; one Warning event per new error."""
+        previous = self._previous(fleet)
+        status = failure_status(
+            previous, error, generation=generation, model=model, now=self.clock()
+        )
+        reported = failure_of(previous)
+        if not await self._write(fleet, status):
+            return
+        logger.warning("%s/%s: %s: %s", fleet.namespace, fleet.name, error.reason, error)
+        if reported != (error.reason.value, error.message[:1024]):
+            await self.executor.post_event(fleet, "Warning", error.reason.value, error.message)
+
+    def forget(self, key: FleetKey) -> None:
+        """The fleet is gone: so are its series."""
+        namespace, name = key
+        for phase in Phase:
+            _remove(FLEET_PHASE, namespace, name, phase.value)
+        for state in WELL_STATES:
+            _remove(WELLS, namespace, name, state)
+        for result in RECONCILE_RESULTS:
+            _remove(RECONCILES, namespace, name, result)
+
+    def _previous(self, fleet: FleetRef) -> Mapping[str, Any]:
+        observed = self.cache.fleets.get((fleet.namespace, fleet.name))
+        return (observed.last_status if observed is not None else None) or {}
+
+    async def _write(self, fleet: FleetRef, status: Mapping[str, Any]) -> bool:
+        """Export the fleet's phase; write its status if a reader would see a difference.
+        Whether it was written."""
+        for phase in Phase:
+            FLEET_PHASE.labels(fleet.namespace, fleet.name, phase.value).set(
+                1 if status.get("phase") == phase.value else 0
+            )
+        if same_status(status, self._previous(fleet)):
+            return False
+        stored = await self.executor.write_status(fleet, status)
+        self.cache.record_status((fleet.namespace, fleet.name), status, stored)
+        return True
+
+
+def _remove(metric: Gauge | Counter, *labels: str) -> None:
+    with contextlib.suppress(KeyError):  # never exported for this fleet
+        metric.remove(*labels)
