@@ -74,9 +74,9 @@ def model_specs(count: int, seed: int) -> list[ModelSpec]:
     ]
 
 
-def _package_versions() -> dict[str, str]:
+def package_versions(packages: tuple[str, ...] = _PROVENANCE_PACKAGES) -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for package in _PROVENANCE_PACKAGES:
+    for package in packages:
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -84,13 +84,13 @@ def _package_versions() -> dict[str, str]:
     return versions
 
 
-def _created_at() -> str:
+def created_at_stamp() -> str:
     """Reproducible-builds convention: SOURCE_DATE_EPOCH if set, else the epoch."""
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _prepare_target(out: Path) -> None:
+def prepare_target(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"--out {out} exists and is not an empty directory")
 
@@ -109,7 +109,7 @@ def build_bundle(
 
     Raises ParityError (nothing written) when any ONNX model diverges beyond `tolerance`.
     """
-    _prepare_target(out)
+    prepare_target(out)
     specs = model_specs(models, seed)
     history = generate_history(well, seed)
     features = history.features
@@ -159,7 +159,7 @@ def build_bundle(
             models=entries,
             parity=Parity(tolerance=tolerance, holdout_rows=int(parity_rows.shape[0])),
             provenance=Provenance(
-                packages=_package_versions(),
+                packages=package_versions(),
                 training_data_sha256=history.sha256(),
                 training_rows=int(train_idx.size),
                 features=list(SENSOR_NAMES),
@@ -168,11 +168,11 @@ def build_bundle(
                     for spec in specs
                 },
                 seed=seed,
-                created_at=_created_at(),
+                created_at=created_at_stamp(),
             ),
         )
         (staging / MANIFEST_FILE).write_bytes(manifest.to_canonical_bytes())
-        _prepare_target(out)
+        prepare_target(out)
         if out.exists():
             out.rmdir()
         staging.rename(out)

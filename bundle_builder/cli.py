@@ -81,6 +81,51 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_argument(value: str) -> tuple[str, Path]:
+    name, sep, path = value.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {value!r}")
+    return name, Path(path)
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from bundle_builder.errors import PackError
+    from bundle_builder.packing import pack_files
+
+    started = time.perf_counter()
+    model_files: dict[str, Path] = {}
+    for name, path in args.model:
+        if name in model_files:
+            print(f"modelfleet bundle pack: model {name!r} given twice", file=sys.stderr)
+            return 1
+        model_files[name] = path
+    features = tuple(f.strip() for f in args.features.split(",")) if args.features else None
+    try:
+        with _progress(len(model_files), args.quiet) as progress:
+            packed = pack_files(
+                args.well,
+                args.version,
+                model_files,
+                Path(args.sample),
+                Path(args.out),
+                features=features,
+                trusted_types=tuple(args.trust),
+                source_revision=args.source_revision,
+                tolerance=args.tolerance,
+                progress=progress,
+            )
+    except (PackError, FileExistsError) as exc:
+        print(f"modelfleet bundle pack: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"wrote {packed.path} ({len(packed.manifest.models)} models, well {args.well}, "
+        f"version {args.version}) in {time.perf_counter() - started:.1f}s",
+        file=sys.stderr,
+    )
+    print(packed.digest)
+    return 0
+
+
 def _verify(args: argparse.Namespace) -> int:
     from model_runtime.bundle_state import load_bundle
     from model_runtime.errors import BundleError
@@ -101,7 +146,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 class BundleCommand:
     name = "bundle"
-    help = "build and verify per-well model bundles"
+    help = "build, pack, publish and verify per-well model bundles"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         bundle_sub = parser.add_subparsers(dest="bundle_command", required=True)
@@ -118,6 +163,44 @@ class BundleCommand:
         build.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
         build.add_argument("--quiet", action="store_true", help="no progress bar")
         build.set_defaults(bundle_run=_build)
+        pack = bundle_sub.add_parser(
+            "pack",
+            help="convert your fitted scikit-learn models to ONNX, check parity on your sample, write a bundle",
+        )
+        pack.add_argument("--well", required=True, help="well id (DNS-1123 label), e.g. fr-0001")
+        pack.add_argument("--version", required=True, help="model version label, e.g. 2026.12.1")
+        pack.add_argument(
+            "--model",
+            action="append",
+            required=True,
+            type=_model_argument,
+            metavar="NAME=PATH",
+            help="a fitted estimator or pipeline (.joblib, .pkl or .skops); repeatable",
+        )
+        pack.add_argument(
+            "--sample",
+            required=True,
+            help="holdout rows (CSV or Parquet) for parity and statistics",
+        )
+        pack.add_argument(
+            "--features", help="input columns in order, for estimators fitted on arrays: a,b,c"
+        )
+        pack.add_argument(
+            "--trust",
+            action="append",
+            default=[],
+            metavar="TYPE",
+            help="a type to trust when loading .skops files (skops lists the untrusted ones)",
+        )
+        pack.add_argument("--source-revision", help="revision of the code that fitted the models")
+        pack.add_argument(
+            "--tolerance", type=float, default=1e-5, help="parity tolerance (default 1e-5)"
+        )
+        pack.add_argument(
+            "--out", required=True, help="output directory (must not exist or be empty)"
+        )
+        pack.add_argument("--quiet", action="store_true", help="no progress bar")
+        pack.set_defaults(bundle_run=_pack)
         verify = bundle_sub.add_parser(
             "verify", help="check every digest and that every model loads; print the bundle digest"
         )
