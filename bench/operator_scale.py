@@ -56,6 +56,7 @@ sys.path.insert(0, str(ROOT / "operator"))
 from modelfleet.api.spec import RuntimeSpec  # noqa: E402
 from modelfleet.logic.revisions import WellTarget  # noqa: E402
 from modelfleet.logic.wellpod import BUNDLE_CONDITION, desired_pod  # noqa: E402
+from modelfleet_dev.kubesim_runtime import PLUGIN  # noqa: E402
 
 PY = str(ROOT / ".venv" / "bin" / "python")
 MODELFLEET = str(ROOT / ".venv" / "bin" / "modelfleet")
@@ -94,6 +95,8 @@ def kubesim_process(workdir: Path, kubelet: str) -> Iterator[tuple[str, Path, in
             str(kubeconfig),
             "--kubelet",
             kubelet,
+            "--container-runtime",
+            PLUGIN,
             "--log-level",
             "WARNING",
         ],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib
 import logging
 import signal
 import sys
@@ -16,7 +17,8 @@ from pathlib import Path
 
 from kubesim.cluster import KubeSim
 from kubesim.faults import FaultConfig, parse_fault_rule
-from kubesim.kubelet import KubeletConfig
+from kubesim.node.kubelet import KubeletConfig
+from kubesim.node.runtime import ContainerRuntimeFactory
 
 __all__ = ["main"]
 
@@ -42,6 +44,15 @@ def _parser() -> argparse.ArgumentParser:
         "--run-selector", default="", help="label selector of pods to run as real processes"
     )
     serve.add_argument(
+        "--container-runtime",
+        action="append",
+        default=[],
+        metavar="MODULE:FACTORY",
+        help="a container-runtime plugin for the kubelet, repeatable: FACTORY() returns a "
+        "kubesim.node.runtime.ContainerRuntime; asked in order, after the process runtime and "
+        "before the stub runtime",
+    )
+    serve.add_argument(
         "--annotation-refresh-delay",
         type=float,
         default=None,
@@ -64,6 +75,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_factory(spec: str) -> ContainerRuntimeFactory:
+    """``package.module:name`` -> the callable it names (a plugin's import path, as uvicorn's)."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"--container-runtime {spec!r} is not MODULE:FACTORY")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(
+            f"--container-runtime {spec!r}: cannot import {module_name}: {exc}"
+        ) from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ValueError(f"--container-runtime {spec!r}: {module_name} has no callable {attr!r}")
+    loaded: ContainerRuntimeFactory = factory
+    return loaded
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -73,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         kubelet = KubeletConfig.parse("" if args.kubelet == "none" else args.kubelet)
         faults = FaultConfig([parse_fault_rule(text) for text in args.fault])
+        runtimes = [load_factory(spec) for spec in args.container_runtime]
     except ValueError as exc:
         print(f"kubesim: {exc}", file=sys.stderr)
         return 2
@@ -86,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         kubeconfig=args.kubeconfig,
         kubelet=kubelet,
         run_kubelet=run_kubelet,
+        container_runtimes=runtimes,
         faults=faults,
         history_size=args.watch_history,
     )

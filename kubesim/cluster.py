@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -18,7 +19,8 @@ from kubesim.apiserver import ApiServer
 from kubesim.faults import FaultConfig
 from kubesim.gc import GarbageCollector
 from kubesim.kubeconfig import write_kubeconfig
-from kubesim.kubelet import Kubelet, KubeletConfig
+from kubesim.node.kubelet import Kubelet, KubeletConfig
+from kubesim.node.runtime import ContainerRuntimeFactory
 from kubesim.server import HttpConfig, KubeHttp, build_app
 from kubesim.store import Store
 
@@ -26,7 +28,10 @@ __all__ = ["KubeSim"]
 
 
 class KubeSim:
-    """Start with ``await start()``, stop with ``await stop()``; ``url`` and ``kubeconfig`` after start."""
+    """Start with ``await start()``, stop with ``await stop()``; ``url`` and ``kubeconfig`` after start.
+
+    ``container_runtimes`` are the kubelet's plugins for what runs in pods (``kubesim.node.runtime``).
+    """
 
     def __init__(
         self,
@@ -36,6 +41,7 @@ class KubeSim:
         kubeconfig: Path | None = None,
         kubelet: KubeletConfig | None = None,
         run_kubelet: bool = True,
+        container_runtimes: Sequence[ContainerRuntimeFactory] = (),
         faults: FaultConfig | None = None,
         http: HttpConfig | None = None,
         history_size: int = 50_000,
@@ -48,7 +54,7 @@ class KubeSim:
         self.faults = faults or FaultConfig()
         self.api = ApiServer(Store(history_size=history_size))
         self.gc = GarbageCollector(self.api)
-        self.kubelet = Kubelet(self.api, kubelet) if run_kubelet else None
+        self.kubelet = Kubelet(self.api, kubelet, container_runtimes) if run_kubelet else None
         self.http = KubeHttp(
             self.api, self.faults, http or HttpConfig(), lambda: f"{self.host}:{self.port}"
         )

@@ -179,7 +179,7 @@ def field_forbidden(path: str, detail: str) -> StatusCause:
 
 
 def qualified(name: str, group: str) -> str:
-    """``schema.GroupResource.String()`` / ``GroupKind.String()``: ``pods``, ``x.modelfleet.dev``."""
+    """``schema.GroupResource.String()`` / ``GroupKind.String()``: ``pods``, ``widgets.example.com``."""
     return f"{name}.{group}" if group else name
 
 

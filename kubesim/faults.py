@@ -34,7 +34,7 @@ class FaultRule:
     kind: FaultKind
     # "*" or a comma-free verb: get, list, watch, create, update, patch, delete, deletecollection.
     verb: str = "*"
-    # "*", a plural ("pods") or group-qualified plural ("modeldeployments.modelfleet.dev").
+    # "*", a plural ("pods") or group-qualified plural ("widgets.example.com").
     resource: str = "*"
     probability: float = 1.0
     latency_seconds: float = 0.0

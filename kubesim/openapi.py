@@ -192,7 +192,7 @@ def builtin_definition_name(group: str, version: str, kind: str) -> str | None:
 
 
 def _crd_definition_name(group: str, version: str, kind: str) -> str:
-    # apiextensions-apiserver names them by the reversed group: dev.modelfleet.v1alpha1.Kind
+    # apiextensions-apiserver names them by the reversed group: com.example.v1.Widget
     reversed_group = ".".join(reversed(group.split("."))) if group else ""
     return f"{reversed_group}.{version}.{kind}" if reversed_group else f"{version}.{kind}"
 

@@ -22,7 +22,8 @@ from kubesim.testing import KubeSimThread, kubesim_in_thread, run_kubesim
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "kubesim(kubelet=KubeletConfig, faults=FaultConfig, run_kubelet=bool): configure the "
+        "kubesim(kubelet=KubeletConfig, faults=FaultConfig, run_kubelet=bool, "
+        "container_runtimes=[factory, ...]): configure the "
         "kubesim / kubesim_thread fixture of this test",
     )
 

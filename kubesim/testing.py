@@ -12,14 +12,15 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from kubesim.cluster import KubeSim
 from kubesim.faults import FaultConfig
-from kubesim.kubelet import KubeletConfig
+from kubesim.node.kubelet import KubeletConfig
+from kubesim.node.runtime import ContainerRuntimeFactory
 
 __all__ = ["KubeSimThread", "kubeconfig_env", "kubesim_in_thread", "run_kubesim"]
 
@@ -62,6 +63,7 @@ async def run_kubesim(
     kubelet: KubeletConfig | None = None,
     faults: FaultConfig | None = None,
     run_kubelet: bool = True,
+    container_runtimes: Sequence[ContainerRuntimeFactory] = (),
 ) -> AsyncIterator[KubeSim]:
     """Start kubesim in the running loop; yields it (``.kubeconfig``, ``.url``, ``.store``, ``.api``)."""
     sim = KubeSim(
@@ -69,6 +71,7 @@ async def run_kubesim(
         kubelet=kubelet,
         faults=faults,
         run_kubelet=run_kubelet,
+        container_runtimes=container_runtimes,
     )
     await sim.start()
     try:
@@ -128,6 +131,7 @@ def kubesim_in_thread(
     kubelet: KubeletConfig | None = None,
     faults: FaultConfig | None = None,
     run_kubelet: bool = True,
+    container_runtimes: Sequence[ContainerRuntimeFactory] = (),
     before_start: Callable[[KubeSim], None] | None = None,
 ) -> Iterator[KubeSimThread]:
     """`before_start` sees the KubeSim before it serves (e.g. to wrap its request handler)."""
@@ -143,6 +147,7 @@ def kubesim_in_thread(
             kubelet=kubelet,
             faults=faults,
             run_kubelet=run_kubelet,
+            container_runtimes=container_runtimes,
         )
         if before_start is not None:
             before_start(sim)

@@ -28,6 +28,8 @@ from typing import IO, Any
 import httpx
 import yaml
 
+from modelfleet_dev.kubesim_runtime import PLUGIN
+
 ROOT = Path(__file__).resolve().parents[1]
 CRD_PATH = ROOT / "crds" / "modeldeployment.yaml"
 
@@ -199,7 +201,8 @@ def start_kubesim(
     kubelet: str = "probe_time_scale=1",
     annotation_refresh_delay: float | None = None,
 ) -> ManagedProcess:
-    """`python -m kubesim serve` with its kubelet; returns once the API answers /readyz.
+    """`python -m kubesim serve` with its kubelet running well pods on the simulated model
+    runtime (the rest on real processes, `run_selector`); returns once the API answers /readyz.
 
     Probes run at their real periods (probe_time_scale=1): kubesim's default scale of 0.1
     turns the runtime's liveness budget (3 failures x 10 s) into 3 s, and a model-runtime
@@ -215,6 +218,8 @@ def start_kubesim(
         str(kubeconfig),
         "--kubelet",
         kubelet,
+        "--container-runtime",
+        PLUGIN,
         "--log-level",
         "WARNING",
     ]

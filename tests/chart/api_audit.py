@@ -21,8 +21,9 @@ from typing import Any
 from aiohttp import web
 
 from kubesim.cluster import KubeSim
-from kubesim.kubelet import KubeletConfig
+from kubesim.node.kubelet import KubeletConfig
 from kubesim.testing import KubeSimThread, kubesim_in_thread
+from modelfleet_dev.kubesim_runtime import SimulatedModelRuntime
 
 VERBS_BY_METHOD = {"POST": "create", "PUT": "update", "PATCH": "patch"}
 
@@ -129,5 +130,10 @@ def recording_kubesim(
         # The app's catch-all route is bound to http.handle when the server starts.
         sim.http.handle = log.wrap(sim.http.handle)  # type: ignore[method-assign,assignment]
 
-    with kubesim_in_thread(tmp_path, kubelet=kubelet, before_start=audit) as ks:
+    with kubesim_in_thread(
+        tmp_path,
+        kubelet=kubelet,
+        container_runtimes=[SimulatedModelRuntime],
+        before_start=audit,
+    ) as ks:
         yield ks

@@ -10,10 +10,11 @@ from typing import Any
 import helm_python as helm
 import pytest
 
-from kubesim.kubelet import KubeletConfig
+from kubesim.node.kubelet import KubeletConfig
 from kubesim.testing import kubesim_in_thread
 from modelfleet.app.cli import build_parser
 from modelfleet.app.operator_main import OperatorOptions
+from modelfleet_dev.kubesim_runtime import SimulatedModelRuntime
 
 from .chart_rendering import CHART_DIR, country_values, merge_values, render
 from .kubectl_client import KUBECTL, Kubectl
@@ -83,7 +84,11 @@ def _available(version: str, wells: int) -> Any:
 def test_pilot_country_installs_and_upgrades_from_its_values(
     chart: helm.Chart, pilot_bundles: Path, tmp_path: Path
 ) -> None:
-    with kubesim_in_thread(tmp_path, kubelet=KubeletConfig(annotation_refresh_delay=30.0)) as sim:
+    with kubesim_in_thread(
+        tmp_path,
+        kubelet=KubeletConfig(annotation_refresh_delay=30.0),
+        container_runtimes=[SimulatedModelRuntime],
+    ) as sim:
         kubectl = Kubectl(sim.kubeconfig, tmp_path / "kubectl-cache")
         kubectl.run("apply", "-f", str(CHART_DIR / "crds"))
         kubectl.run("create", "namespace", NAMESPACE)

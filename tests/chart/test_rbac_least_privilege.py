@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from kubesim.kubelet import KubeletConfig
+from kubesim.node.kubelet import KubeletConfig
 from kubesim.testing import KubeSimThread
 from modelfleet.api.spec import ModelDeploymentSpec
 from modelfleet.app.operator_main import OperatorOptions

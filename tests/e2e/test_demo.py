@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from modelfleet_dev.kubesim_runtime import PLUGIN
 from modelfleet_dev.local_cluster import descendants
 
 pytestmark = pytest.mark.kubelet
@@ -109,6 +110,8 @@ def test_demo_with_kubeconfig_set_runs_the_story_against_that_cluster(tmp_path: 
             "probe_time_scale=1",
             "--run-selector",
             "modelfleet.dev/well in (no-0004,nl-0005,dk-0006)",
+            "--container-runtime",
+            PLUGIN,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

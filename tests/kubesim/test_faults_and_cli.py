@@ -17,7 +17,7 @@ import yaml
 
 from kubesim.cluster import KubeSim
 from kubesim.faults import FaultConfig, FaultKind, FaultRule, parse_fault_rule
-from kubesim.kubelet import KubeletConfig
+from kubesim.node.kubelet import KubeletConfig
 from kubesim.testing import run_kubesim
 from tests.kubesim.conftest import Http
 

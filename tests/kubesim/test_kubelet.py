@@ -1,8 +1,7 @@
-"""The simulated kubelet: phases, conditions, readiness gates, profiles, process pods, runtime."""
+"""The simulated kubelet: phases, conditions, readiness gates, profiles, process pods."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import aiohttp
 import pytest
 
 from kubesim.cluster import KubeSim
-from kubesim.kubelet import KubeletConfig
+from kubesim.node.kubelet import KubeletConfig
 from kubesim.testing import run_kubesim
 from tests.kubesim.conftest import Http, eventually, pod
 
@@ -139,89 +138,6 @@ async def test_crash_loop_selector_and_failure_rate(tmp_path: Path) -> None:
         assert _conditions(await _get(http, "f"))["Ready"] == "False"
 
 
-def _bundle(tmp: Path, name: str, version: str) -> tuple[str, str]:
-    from modelfleet_dev.simulated_runtime import _digest
-
-    directory = tmp / name
-    directory.mkdir(parents=True)
-    raw = json.dumps(
-        {"well": "w1", "version": version, "models": [{"name": "m"}]},
-        sort_keys=True,
-        separators=(",", ":"),
-    ).encode()
-    (directory / "manifest.json").write_bytes(raw)
-    return directory.as_uri(), _digest(raw)
-
-
-async def test_simulated_runtime_serves_bundle_from_annotations_through_pod_proxy(
-    tmp_path: Path,
-) -> None:
-    """The pod proxy reaches what runs in the pod; simulated pods answer like model-runtime: the
-    bundle named by annotations (after the downward-API refresh delay), digest-verified, and a
-    failed load keeps the previous bundle. https://kubernetes.io/docs/concepts/workloads/pods/downward-api/"""
-    uri1, digest1 = _bundle(tmp_path, "b1", "1")
-    uri2, digest2 = _bundle(tmp_path, "b2", "2")
-    config = KubeletConfig(annotation_refresh_delay=0.2)
-    async with run_kubesim(tmp_path, kubelet=config) as sim, aiohttp.ClientSession() as session:
-        http = Http(session, sim.url)
-        body = pod("sim")
-        body["metadata"]["annotations"] = {
-            "modelfleet.dev/bundle-uri": uri1,
-            "modelfleet.dev/bundle-digest": digest1,
-        }
-        await http.ok("POST", PODS, body)
-        await sim.settle()
-        assert _conditions(await _get(http, "sim"))["Ready"] == "True"
-        meta = await http.ok("GET", f"{PODS}/sim/proxy/v2")
-        assert meta["bundle"]["digest"] == digest1 and meta["bundle"]["version"] == "1"
-        # A wrong digest is refused, the old bundle keeps serving.
-        refused = await http.post(
-            f"{PODS}/sim/proxy/v2/repository/bundle/load", {"uri": uri2, "digest": digest1}
-        )
-        assert refused.status == 422 and refused.body["reason"] == "BundleInvalid"
-        meta = await http.ok("GET", f"{PODS}/sim/proxy/v2")
-        assert meta["bundle"]["digest"] == digest1 and meta["lastLoad"]["ok"] is False
-        # An annotation change reaches the runtime after the refresh delay.
-        await http.ok(
-            "PATCH",
-            f"{PODS}/sim",
-            {
-                "metadata": {
-                    "annotations": {
-                        "modelfleet.dev/bundle-uri": uri2,
-                        "modelfleet.dev/bundle-digest": digest2,
-                    }
-                }
-            },
-            content_type="application/merge-patch+json",
-        )
-        assert (await http.ok("GET", f"{PODS}/sim/proxy/v2"))["bundle"]["digest"] == digest1
-
-        async def swapped() -> bool:
-            return bool(
-                (await http.ok("GET", f"{PODS}/sim/proxy/v2"))["bundle"]["digest"] == digest2
-            )
-
-        await eventually(swapped)
-        assert (await http.ok("GET", f"{PODS}/sim:8080/proxy/v2/health/ready"))["ready"] is True
-
-
-async def test_simulated_pod_with_unreachable_bundle_is_not_ready(tmp_path: Path) -> None:
-    """Container readiness of a simulated pod = profile AND a verified bundle served.
-    https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#container-probes"""
-    async with run_kubesim(tmp_path) as sim, aiohttp.ClientSession() as session:
-        http = Http(session, sim.url)
-        body = pod("nobundle")
-        body["metadata"]["annotations"] = {
-            "modelfleet.dev/bundle-uri": (tmp_path / "missing").as_uri()
-        }
-        await http.ok("POST", PODS, body)
-        await sim.settle()
-        assert _conditions(await _get(http, "nobundle"))["ContainersReady"] == "False"
-        meta = await http.ok("GET", f"{PODS}/nobundle/proxy/v2")
-        assert meta["bundle"] is None and meta["lastLoad"]["reason"] == "Unreachable"
-
-
 _SERVER = r"""
 import http.server, os, sys, signal
 ann = sys.argv[2]
@@ -297,58 +213,6 @@ async def test_process_pod_runs_command_with_env_downward_files_probe_and_stops_
         await eventually(refreshed)
         await http.request("DELETE", f"{PODS}/proc?gracePeriodSeconds=5")
         await eventually(lambda: sim.store.get("/pods", "default", "proc") is None, timeout=8)
-
-
-async def test_simulated_runtime_fetches_http_bundle_manifest_without_blocking(
-    tmp_path: Path,
-) -> None:
-    """A bundle served over http://127.x: only manifest.json is fetched; the pod is Running but
-    not Ready until its bundle is loaded, like a runtime loading at start.
-    https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#container-probes"""
-    from aiohttp import web
-
-    _, digest = _bundle(tmp_path, "b1", "7")
-    fetched: list[str] = []
-
-    async def manifest(request: web.Request) -> web.Response:
-        fetched.append(request.path)
-        return web.Response(body=(tmp_path / "b1" / "manifest.json").read_bytes())
-
-    app = web.Application()
-    app.router.add_get("/bundles/b1/manifest.json", manifest)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with run_kubesim(tmp_path / "ks") as sim, aiohttp.ClientSession() as session:
-            http = Http(session, sim.url)
-            for name in ("h1", "h2"):
-                body = pod(name)
-                body["metadata"]["annotations"] = {
-                    "modelfleet.dev/bundle-uri": f"http://127.0.0.1:{port}/bundles/b1",
-                    "modelfleet.dev/bundle-digest": digest,
-                }
-                await http.ok("POST", PODS, body)
-
-            async def ready() -> bool:
-                return all(
-                    [_conditions(await _get(http, n)).get("Ready") == "True" for n in ("h1", "h2")]
-                )
-
-            await eventually(ready)
-            meta = await http.ok("GET", f"{PODS}/h2/proxy/v2")
-            assert meta["bundle"] == {
-                "digest": digest,
-                "uri": f"http://127.0.0.1:{port}/bundles/b1",
-                "well": "w1",
-                "version": "7",
-                "models": 1,
-            }
-            assert fetched == ["/bundles/b1/manifest.json"]  # cached by URI
-    finally:
-        await runner.cleanup()
 
 
 _UNHEALTHY = r"""

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kubesim.kubelet import KubeletConfig
+from kubesim.node.kubelet import KubeletConfig
 from kubesim.testing import KubeSimThread, kubesim_in_thread
+from modelfleet_dev.kubesim_runtime import SimulatedModelRuntime
 
 from .cluster_harness import Api
 
@@ -32,7 +33,10 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[tuple[
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[KubeSimThread]:
-    with kubesim_in_thread(tmp_path, kubelet=KubeletConfig(annotation_refresh_delay=30.0)) as ks:
+    kubelet = KubeletConfig(annotation_refresh_delay=30.0)
+    with kubesim_in_thread(
+        tmp_path, kubelet=kubelet, container_runtimes=[SimulatedModelRuntime]
+    ) as ks:
         Api(ks.url).install_crd()
         yield ks
 
@@ -43,7 +47,9 @@ def slow_cluster(tmp_path: Path) -> Iterator[KubeSimThread]:
     kubelet = KubeletConfig(
         delay_seconds=0.2, jitter_seconds=0.2, annotation_refresh_delay=30.0, seed=7
     )
-    with kubesim_in_thread(tmp_path, kubelet=kubelet) as ks:
+    with kubesim_in_thread(
+        tmp_path, kubelet=kubelet, container_runtimes=[SimulatedModelRuntime]
+    ) as ks:
         Api(ks.url).install_crd()
         yield ks
 

@@ -353,12 +353,15 @@ def test_real_runtime_pod_swaps_its_bundle_in_place_and_reports_the_digest(
     the operator's reload nudge goes through the pod proxy to that process."""
     import httpx
 
-    from kubesim.kubelet import KubeletConfig
+    from kubesim.node.kubelet import KubeletConfig
     from kubesim.testing import kubesim_in_thread
+    from modelfleet_dev.kubesim_runtime import SimulatedModelRuntime
 
     root, digests = bundles
     kubelet = KubeletConfig(run_selector="modelfleet.dev/well=w1", annotation_refresh_delay=30.0)
-    with kubesim_in_thread(tmp_path, kubelet=kubelet) as ks:
+    with kubesim_in_thread(
+        tmp_path, kubelet=kubelet, container_runtimes=[SimulatedModelRuntime]
+    ) as ks:
         api = Api(ks.url)
         api.install_crd()
         with running_operator(ks.kubeconfig):

@@ -3,9 +3,9 @@
 Why this exists: with no cluster, something must play scheduler and kubelet so that pods get an
 IP, become Running and Ready (honouring ``readinessGates``), crash-loop when told to, and go away
 after their grace period, writing statuses shaped like a real kubelet's, as few as a real
-kubelet would. Most pods are simulated (their runtime answers from ``modelfleet_dev.simulated_runtime``); pods that
-match ``run_selector`` run their real container command as a local process, with env, args and
-downward-API files mapped to the host and readiness derived from their readinessProbe.
+kubelet would. What runs inside a pod is a container runtime's business
+(``kubesim.node.runtime``): ``process`` for pods matching ``run_selector``, then the runtimes
+registered by whoever embeds kubesim, then ``stub``.
 Pod IPs come from 127.0.0.0/8 (never 127.0.0.1) because nothing here may leave loopback.
 Docs: https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/ and
 https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-readiness-gate
@@ -17,36 +17,35 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
 import random
-import re
-import signal
-import sys
 import tempfile
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from aiohttp import web
 
 from kubesim.apiserver import NODE_NAME, POD_STORAGE, ApiServer
-from kubesim.downward import expand_vars, field_ref_value, write_atomic_dir
 from kubesim.errors import ApiError
-from kubesim.jsonwire import encode
+from kubesim.node.process import ProcessRuntime
+from kubesim.node.runtime import (
+    ContainerRuntime,
+    ContainerRuntimeFactory,
+    PodContainers,
+    PodSlot,
+    PodUnreachable,
+    ProxyRequest,
+)
+from kubesim.node.stub import StubRuntime
 from kubesim.selectors import LabelSelector
 from kubesim.store import StoredObject, WatchEvent
-from modelfleet_dev.simulated_runtime import (
-    BUNDLE_DIGEST_ANNOTATION,
-    BUNDLE_URI_ANNOTATION,
-    ManifestCache,
-    SimulatedRuntime,
-)
 
 __all__ = ["Kubelet", "KubeletConfig", "PodIPAllocator"]
 
 log = logging.getLogger(__name__)
 
-WELL_LABEL: Final = "modelfleet.dev/well"
+HOST_IP: Final = "127.0.0.1"
 _OWN_CONDITIONS: Final = ("Initialized", "Ready", "ContainersReady", "PodScheduled")
 
 
@@ -173,15 +172,13 @@ class _Pod:
     ip: str
     start_at: float
     failing: bool
-    run_process: bool
+    containers: PodContainers
     started: bool = False
     start_timer: bool = False
     started_time: str = ""
     restart_count: int = 0
     terminating: bool = False
-    sim: SimulatedRuntime | None = None
-    process: _ProcessPod | None = None
-    # Annotations as the runtime last saw them (downward-API files / simulated load).
+    # Metadata as the containers last saw it (downward-API files).
     seen_annotations: dict[str, str] = field(default_factory=dict)
     seen_labels: dict[str, str] = field(default_factory=dict)
     refresh_handle: asyncio.TimerHandle | None = None
@@ -191,19 +188,33 @@ class _Pod:
 class Kubelet:
     """Reacts to pod changes in-process and writes through the ApiServer's store."""
 
-    def __init__(self, api: ApiServer, config: KubeletConfig | None = None) -> None:
+    def __init__(
+        self,
+        api: ApiServer,
+        config: KubeletConfig | None = None,
+        runtimes: Sequence[ContainerRuntimeFactory] = (),
+    ) -> None:
+        """``runtimes``: container runtimes asked before ``stub`` (after ``process``), in order."""
         self.api = api
         self.config = config or KubeletConfig()
         self.ips = PodIPAllocator()
-        self.manifests = ManifestCache()
+        chosen: list[ContainerRuntime] = []
+        if self.config.run_selector:
+            chosen.append(
+                ProcessRuntime(
+                    self.config.run_selector,
+                    probe_time_scale=self.config.probe_time_scale,
+                    crash_backoff_seconds=self.config.crash_backoff_seconds,
+                )
+            )
+        chosen.extend(factory() for factory in runtimes)
+        chosen.append(StubRuntime())
+        self.runtimes: tuple[ContainerRuntime, ...] = tuple(chosen)
         self._rng = random.Random(self.config.seed)
         self._crash = (
             LabelSelector.parse(self.config.crash_loop_selector)
             if self.config.crash_loop_selector
             else None
-        )
-        self._run = (
-            LabelSelector.parse(self.config.run_selector) if self.config.run_selector else None
         )
         self._pods: dict[tuple[str, str], _Pod] = {}
         self._dirty: dict[tuple[str, str], None] = {}
@@ -213,7 +224,6 @@ class Kubelet:
         self._unsubscribe = api.store.subscribe(POD_STORAGE, self._on_event)
         self._work_dir = self.config.work_dir
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._http: ClientSession | None = None
         self.status_writes = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -233,24 +243,23 @@ class Kubelet:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for pod in list(self._pods.values()):
-            if pod.process is not None:
-                await pod.process.stop(2.0)
+            if pod.containers.lingers:
+                await pod.containers.stop(2.0)
             self._cancel_timers(pod)
         for task in list(self._background):
             task.cancel()
         for task in list(self._background):
             with contextlib.suppress(BaseException):
                 await task
-        if self._http is not None:
-            await self._http.close()
-        await self.manifests.close()
+        for runtime in self.runtimes:
+            await runtime.close()
         if self._tmp is not None:
             self._tmp.cleanup()
 
     def idle(self) -> bool:
         return not self._dirty
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -301,27 +310,35 @@ class Kubelet:
                 16,
             )
             failing = (h / 0xFFFFFFFF) < cfg.failure_rate
-        pod = _Pod(
+        namespace, name = entry.namespace, entry.name
+        assert self._work_dir is not None, "the kubelet was not started"
+        slot = PodSlot(
+            namespace=namespace,
+            name=name,
             uid=entry.uid,
-            namespace=entry.namespace,
-            name=entry.name,
             ip=self.ips.allocate(),
+            host_ip=HOST_IP,
+            node_name=NODE_NAME,
+            directory=self._work_dir / f"{namespace}_{name}_{entry.uid[:8]}",
+            changed=lambda: self._mark(namespace, name),
+            spawn=self._spawn,
+        )
+        runtime = next(r for r in self.runtimes if r.runs(entry.obj))
+        return _Pod(
+            uid=entry.uid,
+            namespace=namespace,
+            name=name,
+            ip=slot.ip,
             start_at=loop.time() + delay,
             failing=failing,
-            run_process=bool(self._run and self._run.matches(entry.labels)),
+            containers=runtime.create(slot, entry.obj),
         )
-        if not pod.run_process:
-            pod.sim = SimulatedRuntime(
-                entry.labels.get(WELL_LABEL), lambda: self._mark(pod.namespace, pod.name)
-            )
-        return pod
 
     def _forget(self, pod: _Pod) -> None:
         self._cancel_timers(pod)
         self.ips.release(pod.ip)
-        if pod.process is not None:
-            process = pod.process
-            self._spawn(process.stop(0))
+        if pod.containers.lingers:
+            self._spawn(pod.containers.stop(0))
 
     def _cancel_timers(self, pod: _Pod) -> None:
         for handle in (pod.refresh_handle, pod.crash_handle):
@@ -342,7 +359,7 @@ class Kubelet:
             pod = None
         meta = entry.obj["metadata"]
         if meta.get("deletionTimestamp"):
-            if pod is None or not pod.started or pod.process is None:
+            if pod is None or not pod.started or not pod.containers.lingers:
                 if pod is not None:
                     del self._pods[key]
                     self._forget(pod)
@@ -352,7 +369,7 @@ class Kubelet:
             if not pod.terminating:
                 pod.terminating = True
                 grace = float(meta.get("deletionGracePeriodSeconds") or 0)
-                self._spawn(self._terminate_process(pod, entry, grace))
+                self._spawn(self._terminate(pod, grace))
             return
         if pod is None:
             pod = self._new_pod(entry)
@@ -381,35 +398,7 @@ class Kubelet:
             pod.restart_count = 0
             self._schedule_crash(pod)
             return
-        if pod.sim is not None:
-            uri = annotations.get(BUNDLE_URI_ANNOTATION)
-            digest = annotations.get(BUNDLE_DIGEST_ANNOTATION)
-            if uri and self.manifests.is_fast(uri):
-                # Loaded before the first status write: the instant profile stays one write.
-                await pod.sim.load(self.manifests, uri, digest)
-            elif uri:
-                # A network fetch must not stall the kubelet for every other pod: the pod is
-                # Running but not Ready until it completes (as a real runtime loading a bundle).
-                self._spawn(self._load_then_mark(pod, uri, digest))
-        elif pod.run_process:
-            assert self._work_dir is not None
-            pod.process = _ProcessPod(
-                self, pod, self._work_dir / f"{pod.namespace}_{pod.name}_{pod.uid[:8]}"
-            )
-            pod.process.start(self._with_ip(entry, pod))
-
-    async def _load_then_mark(self, pod: _Pod, uri: str, digest: str | None) -> None:
-        assert pod.sim is not None
-        await pod.sim.load(self.manifests, uri, digest)
-        self._mark(pod.namespace, pod.name)
-
-    def _with_ip(self, entry: StoredObject, pod: _Pod) -> dict[str, Any]:
-        obj = entry.copy()
-        status = obj.setdefault("status", {})
-        status["podIP"] = pod.ip
-        status["hostIP"] = "127.0.0.1"
-        obj.setdefault("spec", {})["nodeName"] = NODE_NAME
-        return obj
+        await pod.containers.start(entry.obj)
 
     def _schedule_crash(self, pod: _Pod) -> None:
         loop = asyncio.get_running_loop()
@@ -424,9 +413,8 @@ class Kubelet:
 
     def _watch_annotations(self, pod: _Pod, entry: StoredObject) -> None:
         annotations = entry.obj["metadata"].get("annotations") or {}
-        labels_changed = pod.process is not None and entry.labels != pod.seen_labels
         if (
-            annotations == pod.seen_annotations and not labels_changed
+            annotations == pod.seen_annotations and entry.labels == pod.seen_labels
         ) or pod.refresh_handle is not None:
             return
         loop = asyncio.get_running_loop()
@@ -439,14 +427,7 @@ class Kubelet:
             fresh = dict(current.obj["metadata"].get("annotations") or {})
             pod.seen_annotations = fresh
             pod.seen_labels = dict(current.labels)
-            if pod.sim is not None:
-                uri = fresh.get(BUNDLE_URI_ANNOTATION)
-                if uri:
-                    self._spawn(
-                        pod.sim.load(self.manifests, uri, fresh.get(BUNDLE_DIGEST_ANNOTATION))
-                    )
-            elif pod.process is not None:
-                pod.process.refresh_downward(current.obj)
+            pod.containers.refresh(current.obj)
 
         pod.refresh_handle = loop.call_later(self.config.annotation_refresh_delay, refresh)
 
@@ -455,12 +436,7 @@ class Kubelet:
     def _containers_ready(self, pod: _Pod, entry: StoredObject) -> bool:
         if not pod.started or pod.failing:
             return False
-        if pod.sim is not None:
-            wants_bundle = BUNDLE_URI_ANNOTATION in (entry.obj["metadata"].get("annotations") or {})
-            return pod.sim.serving or not wants_bundle
-        if pod.process is not None:
-            return pod.process.ready
-        return False
+        return pod.containers.ready(entry.obj)
 
     def desired_status(self, pod: _Pod, entry: StoredObject) -> dict[str, Any]:
         obj = entry.obj
@@ -522,21 +498,21 @@ class Kubelet:
                 "imageID": f"kubesim://{image}",
                 "containerID": f"kubesim://{pod.uid}/{name}",
                 "ready": ready,
-                "restartCount": pod.restart_count,
+                "restartCount": pod.restart_count + pod.containers.restarts,
                 "started": started and not pod.failing,
                 "lastState": {},
             }
             if not started:
                 cs["state"] = {"waiting": {"reason": "ContainerCreating"}}
                 cs.pop("containerID")
-            elif pod.failing or (pod.process is not None and not pod.process.running):
+            elif pod.failing or not pod.containers.running():
                 cs["state"] = {
                     "waiting": {
                         "reason": "CrashLoopBackOff",
                         "message": f"back-off restarting failed container={name} pod={pod.name}_{pod.namespace}({pod.uid})",
                     }
                 }
-                if pod.restart_count:
+                if pod.restart_count + pod.containers.restarts:
                     cs["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error"}}
             else:
                 started_at = ((previous.get("state") or {}).get("running") or {}).get(
@@ -583,9 +559,8 @@ class Kubelet:
 
     # -- termination -------------------------------------------------------------------------------
 
-    async def _terminate_process(self, pod: _Pod, entry: StoredObject, grace: float) -> None:
-        if pod.process is not None:
-            await pod.process.stop(grace)
+    async def _terminate(self, pod: _Pod, grace: float) -> None:
+        await pod.containers.stop(grace)
         current = self.api.store.get(POD_STORAGE, pod.namespace, pod.name)
         if (
             current is not None
@@ -599,9 +574,7 @@ class Kubelet:
 
     def pod_log(self, entry: StoredObject) -> bytes:
         pod = self._pods.get((entry.namespace, entry.name))
-        if pod is None or pod.process is None:
-            return b""
-        return pod.process.log_tail()
+        return b"" if pod is None else pod.containers.log()
 
     async def proxy(
         self, entry: StoredObject, port: str, path: str, request: web.Request
@@ -613,320 +586,18 @@ class Kubelet:
                 "ServiceUnavailable",
                 f"error trying to reach service: pod {entry.name} is not running",
             )
-        body = await request.read()
-        if pod.sim is not None:
-            code, answer = await pod.sim.answer(self.manifests, request.method, path, body)
-            return web.Response(status=code, body=encode(answer), content_type="application/json")
-        target_port = port or _first_port(entry.obj)
-        if not target_port:
-            raise ApiError(
-                503, "ServiceUnavailable", f"pod {entry.name} exposes no port to proxy to"
-            )
-        target_port = _resolve_port(entry.obj, target_port)
-        url = f"http://{pod.ip}:{target_port}/{path}"
-        if self._http is None:
-            self._http = ClientSession(timeout=ClientTimeout(total=30))
-        headers = {
-            k: v for k, v in request.headers.items() if k.lower() in ("content-type", "accept")
-        }
-        try:
-            async with self._http.request(
-                request.method, url, params=request.query, data=body or None, headers=headers
-            ) as resp:
-                payload = await resp.read()
-                return web.Response(
-                    status=resp.status,
-                    body=payload,
-                    headers={
-                        "Content-Type": resp.headers.get("Content-Type", "application/octet-stream")
-                    },
-                )
-        except ClientError as exc:
-            raise ApiError(
-                503, "ServiceUnavailable", f"error trying to reach service: {exc}"
-            ) from None
-
-
-def _first_port(pod: dict[str, Any]) -> str:
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        for port in container.get("ports") or []:
-            if port.get("containerPort"):
-                return str(port["containerPort"])
-    return ""
-
-
-def _resolve_port(pod: dict[str, Any], port: str) -> str:
-    if port.isdigit():
-        return port
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        for p in container.get("ports") or []:
-            if p.get("name") == port:
-                return str(p.get("containerPort"))
-    return port
-
-
-class _ProcessPod:
-    """A pod whose first container runs as a real local process."""
-
-    def __init__(self, kubelet: Kubelet, pod: _Pod, directory: Path) -> None:
-        self.kubelet = kubelet
-        self.pod = pod
-        self.dir = directory
-        self.proc: asyncio.subprocess.Process | None = None
-        self.ready = False
-        self.running = False
-        self.stopping = False
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._pod_obj: dict[str, Any] = {}
-        self._volumes: dict[str, Path] = {}
-
-    @property
-    def log_path(self) -> Path:
-        return self.dir / "container.log"
-
-    def log_tail(self, limit: int = 256 * 1024) -> bytes:
-        try:
-            data = self.log_path.read_bytes()
-        except OSError:
-            return b""
-        return data[-limit:]
-
-    def _container(self) -> dict[str, Any]:
-        containers = (self._pod_obj.get("spec") or {}).get("containers") or [{}]
-        first: dict[str, Any] = containers[0]
-        return first
-
-    def _write_volumes(self) -> None:
-        spec = self._pod_obj.get("spec") or {}
-        for volume in spec.get("volumes") or []:
-            name = volume.get("name", "")
-            host = self.dir / "volumes" / name
-            self._volumes[name] = host
-            if "downwardAPI" in volume:
-                files: dict[str, str] = {}
-                for item in volume["downwardAPI"].get("items") or []:
-                    ref = (item.get("fieldRef") or {}).get("fieldPath")
-                    if ref:
-                        files[item["path"]] = field_ref_value(self._pod_obj, ref) or ""
-                write_atomic_dir(host, files)
-            else:
-                # emptyDir and anything else: a plain host directory.
-                host.mkdir(parents=True, exist_ok=True)
-
-    def refresh_downward(self, pod_obj: dict[str, Any]) -> None:
-        status = self._pod_obj.get("status") or {}
-        self._pod_obj = dict(pod_obj)
-        self._pod_obj["status"] = {
-            **(pod_obj.get("status") or {}),
-            "podIP": status.get("podIP"),
-            "hostIP": "127.0.0.1",
-        }
-        self._write_volumes()
-
-    def _argv_env(self) -> tuple[list[str], dict[str, str]]:
-        container = self._container()
-        mounts = {
-            m.get("mountPath", ""): self._volumes[m["name"]]
-            for m in container.get("volumeMounts") or []
-            if m.get("name") in self._volumes
-        }
-
-        # One pass, longest mount path first, only at a path boundary: replacing mount paths
-        # one after another rewrote paths already rewritten (a /tmp mount inside a host
-        # directory under /tmp).
-        paths = sorted((m for m in mounts if m.rstrip("/")), key=len, reverse=True)
-        pattern = (
-            re.compile("|".join(re.escape(m.rstrip("/")) + r"(?=/|$|\s|:)" for m in paths))
-            if paths
-            else None
+        proxied = ProxyRequest(
+            method=request.method,
+            port=port,
+            path=path,
+            query=request.query,
+            headers=request.headers,
+            body=await request.read(),
         )
-        hosts = {m.rstrip("/"): str(h) for m, h in mounts.items() if m.rstrip("/")}
-
-        def remap(text: str) -> str:
-            if pattern is None:
-                return text
-            return pattern.sub(lambda match: hosts[match.group(0)], text)
-
-        env: dict[str, str] = {}
-        for var in container.get("env") or []:
-            name = var.get("name", "")
-            if "value" in var:
-                env[name] = remap(expand_vars(str(var["value"]), env))
-            elif "valueFrom" in var:
-                ref = (var["valueFrom"].get("fieldRef") or {}).get("fieldPath")
-                value = field_ref_value(self._pod_obj, ref) if ref else None
-                if value is not None:
-                    env[name] = value
-        argv = [
-            remap(expand_vars(str(a), env))
-            for a in (container.get("command") or []) + (container.get("args") or [])
-        ]
-        host_env = {
-            k: v
-            for k, v in os.environ.items()
-            if k in ("HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TMPDIR")
-        }
-        bin_dir = str(Path(sys.executable).parent)
-        host_env["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
-        host_env["HOSTNAME"] = (self._pod_obj.get("spec") or {}).get("hostname") or self.pod.name[
-            :63
-        ]
-        return argv, {**host_env, **env}
-
-    def start(self, pod_obj: dict[str, Any]) -> None:
-        self._pod_obj = pod_obj
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._write_volumes()
-        loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self._supervise()))
-        self._tasks.append(loop.create_task(self._probe_loop()))
-
-    async def _spawn(self) -> asyncio.subprocess.Process:
-        argv, env = self._argv_env()
-        if not argv:
-            raise RuntimeError(f"pod {self.pod.name}: container has no command to run")
-        log_file = self.log_path.open("ab")
         try:
-            return await asyncio.create_subprocess_exec(
-                *argv,
-                env=env,
-                cwd=str(self.dir),
-                stdout=log_file,
-                stderr=asyncio.subprocess.STDOUT,
-                stdin=asyncio.subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        finally:
-            log_file.close()
-
-    async def _supervise(self) -> None:
-        backoff = self.kubelet.config.crash_backoff_seconds
-        while not self.stopping:
-            try:
-                self.proc = await self._spawn()
-            except (OSError, RuntimeError) as exc:
-                with self.log_path.open("a") as fh:
-                    fh.write(f"kubesim: cannot start container: {exc}\n")
-                self.proc = None
-            self.running = self.proc is not None
-            if self.proc is not None and not self._has_readiness_probe():
-                self.ready = True
-            self.kubelet._mark(self.pod.namespace, self.pod.name)
-            if self.proc is not None:
-                await self.proc.wait()
-            self.running = False
-            self.ready = False
-            if self.stopping:
-                break
-            self.pod.restart_count += 1
-            self.kubelet._mark(self.pod.namespace, self.pod.name)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 30 * self.kubelet.config.crash_backoff_seconds)
-
-    def _has_readiness_probe(self) -> bool:
-        return bool(self._container().get("readinessProbe"))
-
-    async def _probe_once(self, probe: dict[str, Any]) -> bool:
-        http = probe.get("httpGet")
-        if not isinstance(http, dict):
-            return self.running
-        port = _resolve_port(self._pod_obj, str(http.get("port", "")))
-        url = f"http://{self.pod.ip}:{port}{http.get('path', '/')}"
-        session = self.kubelet._http
-        if session is None:
-            session = self.kubelet._http = ClientSession(timeout=ClientTimeout(total=30))
-        try:
-            async with session.get(
-                url, timeout=ClientTimeout(total=float(probe.get("timeoutSeconds", 1)))
-            ) as resp:
-                return 200 <= resp.status < 400
-        except (ClientError, TimeoutError, OSError):
-            return False
-
-    async def _probe_loop(self) -> None:
-        """Startup, readiness and liveness probes, each on its own period, like the kubelet's
-        per-probe workers: until a startupProbe succeeds the other two do not run, a container
-        whose startup or liveness probe fails failureThreshold times in a row is killed (and
-        restarted by `_supervise`), and every (re)start begins with initialDelaySeconds again.
-        https://kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/
-        """
-        container = self._container()
-        probes: dict[str, dict[str, Any]] = {
-            kind: container[f"{kind}Probe"]
-            for kind in ("startup", "readiness", "liveness")
-            if isinstance(container.get(f"{kind}Probe"), dict)
-        }
-        scale = self.kubelet.config.probe_time_scale
-        loop = asyncio.get_running_loop()
-
-        def period(probe: dict[str, Any]) -> float:
-            return max(0.05, min(float(probe.get("periodSeconds", 10)) * scale, 2.0))
-
-        current: asyncio.subprocess.Process | None = None
-        started = False
-        due: dict[str, float] = {}
-        successes: dict[str, int] = {}
-        failures: dict[str, int] = {}
-        while not self.stopping:
-            if not self.running or self.proc is None:
-                current = None
-                await asyncio.sleep(0.05)
-                continue
-            now = loop.time()
-            if self.proc is not current:  # a new container start: probes begin afresh
-                current = self.proc
-                started = "startup" not in probes
-                due = {
-                    k: now + float(p.get("initialDelaySeconds", 0)) * scale
-                    for k, p in probes.items()
-                }
-                successes = dict.fromkeys(probes, 0)
-                failures = dict.fromkeys(probes, 0)
-            for kind in ("startup", "readiness", "liveness"):
-                probe = probes.get(kind)
-                if probe is None or now < due[kind] or (kind != "startup" and not started):
-                    continue
-                if kind == "startup" and started:
-                    continue
-                ok = await self._probe_once(probe)
-                due[kind] = loop.time() + period(probe)
-                successes[kind], failures[kind] = (
-                    (successes[kind] + 1, 0) if ok else (0, failures[kind] + 1)
-                )
-                if kind == "startup" and ok:
-                    started = True
-                elif kind == "readiness":
-                    new_ready = self.ready
-                    if ok and successes[kind] >= int(probe.get("successThreshold", 1)):
-                        new_ready = True
-                    elif not ok and failures[kind] >= int(probe.get("failureThreshold", 3)):
-                        new_ready = False
-                    if new_ready != self.ready:
-                        self.ready = new_ready
-                        self.kubelet._mark(self.pod.namespace, self.pod.name)
-                elif not ok and failures[kind] >= int(probe.get("failureThreshold", 3)):
-                    failures[kind] = 0
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(current.pid, signal.SIGKILL)
-            wake = min(due.values(), default=loop.time() + 0.5)
-            await asyncio.sleep(max(0.02, min(wake - loop.time(), 0.5)))
-
-    async def stop(self, grace: float) -> None:
-        self.stopping = True
-        proc = self.proc
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), timeout=max(grace, 0.01))
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                await proc.wait()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
-        self.running = False
-        self.ready = False
+            answer = await pod.containers.proxy(proxied)
+        except PodUnreachable as exc:
+            raise ApiError(503, "ServiceUnavailable", str(exc)) from None
+        return web.Response(
+            status=answer.status, body=answer.body, headers={"Content-Type": answer.content_type}
+        )
