@@ -8,6 +8,7 @@ otherwise (CI logs), nothing with --quiet. Failures print one precise line and e
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -20,7 +21,9 @@ _LOG_EVERY = 10
 
 
 @contextmanager
-def _progress(total: int, quiet: bool) -> Iterator[ProgressCallback | None]:
+def _progress(
+    total: int, quiet: bool, label: str = "training", done_word: str = "built", unit: str = "models"
+) -> Iterator[ProgressCallback | None]:
     if quiet:
         yield None
         return
@@ -35,7 +38,7 @@ def _progress(total: int, quiet: bool) -> Iterator[ProgressCallback | None]:
         )
 
         with Progress(
-            TextColumn("training"),
+            TextColumn(label),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -49,7 +52,7 @@ def _progress(total: int, quiet: bool) -> Iterator[ProgressCallback | None]:
 
     def log_line(done: int, total_: int, name: str) -> None:
         if done % _LOG_EVERY == 0 or done == total_:
-            print(f"built {done}/{total_} models (last: {name})", file=sys.stderr, flush=True)
+            print(f"{done_word} {done}/{total_} {unit} (last: {name})", file=sys.stderr, flush=True)
 
     yield log_line
 
@@ -101,7 +104,7 @@ def _pack(args: argparse.Namespace) -> int:
         model_files[name] = path
     features = tuple(f.strip() for f in args.features.split(",")) if args.features else None
     try:
-        with _progress(len(model_files), args.quiet) as progress:
+        with _progress(len(model_files), args.quiet, "packing", "packed") as progress:
             packed = pack_files(
                 args.well,
                 args.version,
@@ -123,6 +126,45 @@ def _pack(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     print(packed.digest)
+    return 0
+
+
+def _pack_fleet(args: argparse.Namespace) -> int:
+    from bundle_builder.errors import PackError
+    from bundle_builder.fleet import DIGESTS_FILE, WellResult, pack_fleet, plan_fleet
+
+    started = time.perf_counter()
+
+    failures: list[str] = []
+    try:
+        total = len(plan_fleet(Path(args.fleet), Path(args.out)))
+        with _progress(total, args.quiet, "packing", "packed", "wells") as bar:
+
+            def report(result: WellResult, done: int, total_: int) -> None:
+                if result.error is not None:
+                    failures.append(result.error)
+                if bar is not None:
+                    bar(done, total_, result.well + (" (skipped)" if result.skipped else ""))
+
+            results = pack_fleet(Path(args.fleet), Path(args.out), jobs=args.jobs, progress=report)
+    except PackError as exc:
+        print(f"modelfleet bundle pack-fleet: {exc}", file=sys.stderr)
+        return 1
+    failed = [r for r in results if r.error is not None]
+    packed = sum(1 for r in results if r.digest is not None and not r.skipped)
+    skipped = sum(1 for r in results if r.skipped)
+    models = sum(r.models for r in results if r.digest is not None and not r.skipped)
+    print(
+        f"{packed} wells packed ({models} models), {skipped} skipped, {len(failed)} failed "
+        f"in {time.perf_counter() - started:.1f}s with {args.jobs} jobs",
+        file=sys.stderr,
+    )
+    for result in failed:
+        print(f"modelfleet bundle pack-fleet: {result.error}", file=sys.stderr)
+    if failed:
+        print(f"{DIGESTS_FILE} not written: fix the failures and run again", file=sys.stderr)
+        return 1
+    print(Path(args.out) / DIGESTS_FILE)
     return 0
 
 
@@ -201,6 +243,15 @@ class BundleCommand:
         )
         pack.add_argument("--quiet", action="store_true", help="no progress bar")
         pack.set_defaults(bundle_run=_pack)
+        fleet = bundle_sub.add_parser(
+            "pack-fleet",
+            help="pack every well of a fleet file in parallel (resumable); write digests.yaml",
+        )
+        fleet.add_argument("fleet", metavar="FLEET.yaml", help="wells, their models and samples")
+        fleet.add_argument("--out", required=True, help="directory of the bundles (OUT/<well>)")
+        fleet.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
+        fleet.add_argument("--quiet", action="store_true", help="no per-well progress lines")
+        fleet.set_defaults(bundle_run=_pack_fleet)
         verify = bundle_sub.add_parser(
             "verify", help="check every digest and that every model loads; print the bundle digest"
         )
