@@ -32,6 +32,7 @@ from bundle_builder.conversion import (
     Precision,
     Task,
     convert_model,
+    iter_steps,
     plan_model,
     unsupported_step_message,
 )
@@ -137,18 +138,50 @@ def _feature_matrix(name: str, frame: Any, features: tuple[str, ...], sample: st
     return matrix
 
 
+class SampleViews:
+    """The sample's columns for each distinct feature list, checked and converted once.
+
+    100 models of a well usually share their features: selecting and converting the columns
+    once, not per model, is a measurable part of packing a well.
+    """
+
+    def __init__(self, frame: Any, sample: str) -> None:
+        self._frame = frame
+        self._sample = sample
+        self._views: dict[tuple[str, ...], tuple[Any, Any]] = {}
+
+    def of(self, model: str, features: tuple[str, ...]) -> tuple[Any, Any]:
+        """(DataFrame of exactly `features`, float64 matrix of it); SampleError on bad columns."""
+        view = self._views.get(features)
+        if view is None:
+            matrix = _feature_matrix(model, self._frame, features, self._sample)
+            view = (self._frame.loc[:, list(features)], matrix)
+            self._views[features] = view
+        return view
+
+
 def _sklearn_scores(
     plan: ModelPlan, estimator: Any, frame: Any, matrix: Any, sample: str
 ) -> _Scores:
-    """scikit-learn's own outputs on the sample, as the data scientist would compute them."""
+    """scikit-learn's own outputs on the sample, as the data scientist would compute them.
+
+    A Pipeline's preprocessing runs once for both labels and probabilities: Pipeline.predict and
+    predict_proba are exactly "transform through every step, then the final estimator's".
+    """
+    from sklearn.pipeline import Pipeline
+
     uses_names = getattr(estimator, "feature_names_in_", None) is not None
-    inputs = frame.loc[:, list(plan.features)] if uses_names else matrix
+    inputs = frame if uses_names else matrix
+    final = estimator
     try:
+        if isinstance(estimator, Pipeline) and len(estimator.steps) > 1:
+            inputs = estimator[:-1].transform(inputs)
+            final = estimator.steps[-1][1]
         if plan.task is Task.CLASSIFICATION:
-            probabilities = np.asarray(estimator.predict_proba(inputs), dtype=np.float64)
-            labels = np.asarray(estimator.predict(inputs))
+            probabilities = np.asarray(final.predict_proba(inputs), dtype=np.float64)
+            labels = np.asarray(final.predict(inputs))
             return _Scores(labels=labels, values=probabilities)
-        values = np.asarray(estimator.predict(inputs), dtype=np.float64).reshape(-1, 1)
+        values = np.asarray(final.predict(inputs), dtype=np.float64).reshape(-1, 1)
         return _Scores(labels=None, values=values)
     except ValueError as exc:
         missing = np.isnan(matrix)
@@ -222,6 +255,15 @@ def _output_specs(plan: ModelPlan, session: Any) -> list[TensorSpec]:
     return [TensorSpec(name=VALUE_OUTPUT, datatype=types[VALUE_OUTPUT], shape=[-1, 1])]  # type: ignore[arg-type]
 
 
+# Estimator structures (step types, in order) whose double graph onnxruntime cannot run: the
+# same structure fails the same way, so later models of that structure go straight to float32.
+_NO_DOUBLE_KERNEL: set[tuple[str, ...]] = set()
+
+
+def _structure(estimator: Any) -> tuple[str, ...]:
+    return tuple(type(step).__qualname__ for _path, step in iter_steps(estimator, ""))
+
+
 # -- parameters -----------------------------------------------------------------------------
 
 
@@ -269,6 +311,7 @@ def pack_model(
     features: tuple[str, ...] | None = None,
     tolerance: float = PACK_TOLERANCE,
     bins: int = DEFAULT_BINS,
+    views: SampleViews | None = None,
 ) -> _PackedModel:
     """Plan, convert and parity-check one model on the sample; raise PackError to refuse it."""
     if not _MODEL_NAME.match(name):
@@ -277,11 +320,18 @@ def pack_model(
             "starting with a letter or digit, at most 128 characters"
         )
     plan = plan_model(name, estimator, features)
-    matrix = _feature_matrix(name, frame, plan.features, sample)
-    expected = _sklearn_scores(plan, estimator, frame, matrix, sample)
+    if views is None:
+        views = SampleViews(frame, sample)
+    view_frame, matrix = views.of(name, plan.features)
+    expected = _sklearn_scores(plan, estimator, view_frame, matrix, sample)
     failures: list[str] = []
     best: tuple[_Divergence, Precision] | None = None
-    for precision in (Precision.DOUBLE, Precision.FLOAT):
+    structure = _structure(estimator)
+    precisions: tuple[Precision, ...] = (Precision.DOUBLE, Precision.FLOAT)
+    if structure in _NO_DOUBLE_KERNEL:
+        precisions = (Precision.FLOAT,)
+        failures.append("double: skipped (onnxruntime had no double kernel for this structure)")
+    for precision in precisions:
         try:
             onnx_bytes = convert_model(plan, estimator, precision)
         except Exception as exc:  # skl2onnx raises many unrelated types
@@ -295,6 +345,10 @@ def pack_model(
         except Exception as exc:  # onnxruntime's errors are untyped
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             failures.append(f"{precision.value}: onnxruntime: {first}")
+            if precision is Precision.DOUBLE and (
+                "NOT_IMPLEMENTED" in first or "Type Error" in first
+            ):
+                _NO_DOUBLE_KERNEL.add(structure)
             continue
         divergence = _divergence(expected, actual, tolerance)
         if divergence.value <= tolerance:
@@ -386,6 +440,7 @@ def pack_bundle(
     prepare_target(out)
 
     packed: list[_PackedModel] = []
+    views = SampleViews(loaded_sample.frame, sample_label)
     for done, (name, model) in enumerate(sorted(models.items()), start=1):
         loaded = _estimator_of(model)
         packed.append(
@@ -397,6 +452,7 @@ def pack_bundle(
                 features=features,
                 tolerance=tolerance,
                 bins=bins,
+                views=views,
             )
         )
         if progress is not None:
