@@ -9,7 +9,6 @@ description in the CRD, which is what `kubectl explain` prints.
 from __future__ import annotations
 
 import enum
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -584,11 +583,3 @@ class ModelDeployment(_Resource):
 def render_bundle_uri(template: str, *, well: str, version: str) -> str:
     """Expand {well} and {version} in a bundle URI template."""
     return template.replace("{well}", well).replace("{version}", version)
-
-
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-
-
-def unknown_placeholders(template: str) -> list[str]:
-    """Placeholders other than {well} and {version} (a typo like {wel} would be served verbatim)."""
-    return [m for m in _PLACEHOLDER.findall(template) if m not in ("well", "version")]

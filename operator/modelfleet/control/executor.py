@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from modelfleet.api.spec import RuntimeSpec
-from modelfleet.io.execution import ExecutionResult, FleetRef
+from modelfleet.io.execution import ActionOutcome, FleetRef
 from modelfleet.logic.actions import Action
 from modelfleet.logic.revisions import Revision
 from modelfleet.logic.wellpod import WellPod
@@ -22,8 +22,8 @@ class ApiExecutor(Protocol):
         actions: Sequence[Action],
         runtime: Mapping[str, RuntimeSpec],
         pods: Mapping[str, WellPod],
-        on_done: Callable[[Action, ExecutionResult], None] | None = None,
-    ) -> ExecutionResult: ...
+        on_done: Callable[[Action, ActionOutcome], None],
+    ) -> None: ...
 
     async def ensure_service(self, fleet: FleetRef, port: int) -> None: ...
 

@@ -22,7 +22,7 @@ from modelfleet.control.cache import FleetKey, ObservedFleet, WatchCache
 from modelfleet.control.executor import ApiExecutor, Clock
 from modelfleet.control.inputs import FleetInputs, InputGatherer
 from modelfleet.control.publisher import RECONCILE_SECONDS, RECONCILES, StatusPublisher
-from modelfleet.io.execution import ExecutionResult, FleetRef
+from modelfleet.io.execution import ActionOutcome, FleetRef
 from modelfleet.io.kube import KubeApiError
 from modelfleet.logic.actions import (
     Action,
@@ -130,6 +130,11 @@ class FleetWorker:
     def cancel(self) -> None:
         for task in self.tasks():
             task.cancel()
+
+    async def drain(self) -> None:
+        """Wait until every batch of writes started so far has finished."""
+        while self._batches:
+            await asyncio.gather(*self._batches, return_exceptions=True)
 
     async def _run(self) -> None:
         delay: float | None = None
@@ -329,7 +334,7 @@ class FleetWorker:
             elif isinstance(action, CreatePod):
                 motion.recreating.discard(action.target.well)
 
-        def done(action: Action, outcome: ExecutionResult) -> None:
+        def done(action: Action, outcome: ActionOutcome) -> None:
             well = action_well(action)
             if motion.in_flight.get(well) is action:
                 del motion.in_flight[well]

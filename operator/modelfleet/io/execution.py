@@ -18,7 +18,14 @@ from typing import Any, Literal
 
 from modelfleet.api.spec import GROUP, KIND, VERSION, RuntimeSpec
 from modelfleet.io.kube import KubeApiError, KubeClient, namespaced
-from modelfleet.logic.actions import Action, ConfirmBundle, CreatePod, DeletePod, RetargetPod
+from modelfleet.logic.actions import (
+    Action,
+    ConfirmBundle,
+    CreatePod,
+    DeletePod,
+    RetargetPod,
+    action_well,
+)
 from modelfleet.logic.fleet_status import rfc3339
 from modelfleet.logic.revisions import Revision
 from modelfleet.logic.wellpod import (
@@ -49,7 +56,9 @@ class FleetRef:
 
 
 @dataclass
-class ExecutionResult:
+class ActionOutcome:
+    """What came of one action, handed to the caller as soon as it is known."""
+
     stored: list[dict[str, Any]]  # pod bodies as the apiserver answered
     gone: list[str]  # well ids whose pod no longer exists
     inconclusive: int = 0  # bundle confirmations to retry soon
@@ -75,22 +84,21 @@ class FleetExecutor:
         actions: Sequence[Action],
         runtime: Mapping[str, RuntimeSpec],
         pods: Mapping[str, WellPod],
-        on_done: Callable[[Action, ExecutionResult], None] | None = None,
-    ) -> ExecutionResult:
-        """Run the actions concurrently, at most `in_flight` at a time across all calls.
+        on_done: Callable[[Action, ActionOutcome], None],
+    ) -> None:
+        """Run the actions concurrently, at most `in_flight` at a time across all calls; each
+        action's outcome goes to `on_done` as soon as it is known, so the caller acts on one
+        well without waiting for the other 9,999.
 
         Bounded here, not only in the client: the client's own limit is taken after a request
         body is built, so 10,000 actions started at once held 10,000 pod bodies (and then
-        10,000 answers) in memory. With `on_done`, each action's outcome is handed over as soon
-        as it is known (and its answer is not kept in the returned result): the caller can act
-        on one well without waiting for the other 9,999.
+        10,000 answers) in memory. One action failing, however it fails, fails only its well.
         """
-        total = ExecutionResult(stored=[], gone=[])
         pending = iter(actions)
 
         async def worker() -> None:
             for action in pending:
-                one = ExecutionResult(stored=[], gone=[])
+                one = ActionOutcome(stored=[], gone=[])
                 async with self._in_flight:
                     try:
                         await self._one(fleet, action, runtime, pods, one)
@@ -103,19 +111,21 @@ class FleetExecutor:
                             exc,
                         )
                         one.failed = True
-                        if isinstance(action, ConfirmBundle):
-                            one.inconclusive += 1
-                if on_done is not None:
-                    on_done(action, one)
-                else:
-                    total.stored.extend(one.stored)
-                total.gone.extend(one.gone)
-                total.inconclusive += one.inconclusive
-                total.failed = total.failed or one.failed
+                    except Exception:  # a bug or an unexpected answer: this well only
+                        logger.exception(
+                            "%s/%s: %s for well %s crashed",
+                            fleet.namespace,
+                            fleet.name,
+                            type(action).__name__,
+                            action_well(action),
+                        )
+                        one.failed = True
+                    if one.failed and isinstance(action, ConfirmBundle):
+                        one.inconclusive += 1
+                on_done(action, one)
 
         workers = max(1, min(self.in_flight, len(actions)))
         await asyncio.gather(*(worker() for _ in range(workers)))
-        return total
 
     async def _one(
         self,
@@ -123,7 +133,7 @@ class FleetExecutor:
         action: Action,
         runtime: Mapping[str, RuntimeSpec],
         pods: Mapping[str, WellPod],
-        result: ExecutionResult,
+        result: ActionOutcome,
     ) -> None:
         ns = fleet.namespace
         if isinstance(action, CreatePod):
@@ -340,6 +350,10 @@ class FleetExecutor:
         try:
             await self.client.create(namespaced("v1", fleet.namespace, "events"), "events", body)
         except KubeApiError as exc:  # an event lost is not worth failing a reconcile
+            if exc.already_exists:
+                # The client retried a POST whose first attempt was stored (a timeout or a
+                # 5xx after the write): the name is this call's own, so that is our Event.
+                return
             logger.warning(
                 "event %s for %s/%s not posted: %s", reason, fleet.namespace, fleet.name, exc
             )

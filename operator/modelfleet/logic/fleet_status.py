@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelfleet.api.spec import MAX_UNHEALTHY_REPORTED, ConditionType, Phase, Reason
-from modelfleet.logic.planning import FleetPlan, RolloutState
+from modelfleet.logic.planning import FleetPlan, RolloutState, WellProblem
 from modelfleet.logic.wellpod import parse_time
 
 
@@ -224,7 +224,7 @@ def status_events(
         _reason(status, ConditionType.DEGRADED) == invalid
         and _reason(prev, ConditionType.DEGRADED) != invalid
     ):
-        first = next((r for r in plan.unhealthy if r.reason == "BundleInvalid"), None)
+        first = next((r for r in plan.unhealthy if r.reason == WellProblem.BUNDLE_INVALID), None)
         detail = f": well {first.well}: {first.message}" if first else ""
         events.append(
             (

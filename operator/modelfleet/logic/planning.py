@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from modelfleet.api.spec import LabelSelector, RolloutPolicy, Well
 from modelfleet.logic.actions import (
@@ -65,10 +66,21 @@ class FleetInput:
 # ------------------------------------------------------------------------------------ outputs
 
 
+class WellProblem(StrEnum):
+    """Why a well is unhealthy, as the planner sees it (the runtime's and the kubelet's own
+    reasons pass through as they are)."""
+
+    POD_MISSING = "PodMissing"
+    TERMINATING = "Terminating"
+    PENDING = "Pending"
+    NOT_READY = "NotReady"
+    BUNDLE_INVALID = "BundleInvalid"
+
+
 @dataclass(frozen=True)
 class UnhealthyWellReport:
     well: str
-    reason: str
+    reason: str  # a WellProblem, or the runtime's or kubelet's reason
     message: str
 
 
@@ -303,11 +315,11 @@ def _count_fleet(
                 plan.updated += 1
         report = _unhealthy_report(w.id, pod, target)
         if report is not None:
-            if report.reason == "BundleInvalid":
+            if report.reason == WellProblem.BUNDLE_INVALID:
                 plan.bundle_invalid += 1
             reports.append(report)
     # Bundle refusals first: they are what an operator must act on.
-    reports.sort(key=lambda r: r.reason != "BundleInvalid")
+    reports.sort(key=lambda r: r.reason != WellProblem.BUNDLE_INVALID)
     plan.unhealthy = reports
 
 
@@ -315,18 +327,22 @@ def _unhealthy_report(
     well: str, pod: WellPod | None, target: WellTarget
 ) -> UnhealthyWellReport | None:
     if pod is None:
-        return UnhealthyWellReport(well, "PodMissing", "no pod yet; the operator creates it")
+        return UnhealthyWellReport(
+            well, WellProblem.POD_MISSING, "no pod yet; the operator creates it"
+        )
     if pod.deleting:
-        return UnhealthyWellReport(well, "Terminating", f"pod {pod.name} is being deleted")
+        return UnhealthyWellReport(
+            well, WellProblem.TERMINATING, f"pod {pod.name} is being deleted"
+        )
     report = pod.bundle
     if report is not None and report.status == "False" and report.reason:
         return UnhealthyWellReport(well, report.reason, report.message)
     if pod.problem is not None:
         return UnhealthyWellReport(well, pod.problem[0], pod.problem[1])
     if pod.phase == "Pending":
-        return UnhealthyWellReport(well, "Pending", f"pod {pod.name} is not running yet")
+        return UnhealthyWellReport(well, WellProblem.PENDING, f"pod {pod.name} is not running yet")
     if not pod.containers_ready:
-        return UnhealthyWellReport(well, "NotReady", "the runtime is not ready")
+        return UnhealthyWellReport(well, WellProblem.NOT_READY, "the runtime is not ready")
     return None
 
 

@@ -1,0 +1,185 @@
+"""The control loop with a fake executor and a fake clock: what a reconcile writes, what a
+fleet that cannot be planned reports, and what a deleted fleet leaves behind (nothing).
+
+No API server and no monkey-patching: FleetReconciler takes any ApiExecutor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from prometheus_client import REGISTRY
+
+from modelfleet.api.spec import RuntimeSpec
+from modelfleet.control.reconciler import FleetReconciler
+from modelfleet.io.execution import ActionOutcome, FleetRef
+from modelfleet.logic.actions import Action, CreatePod
+from modelfleet.logic.revisions import Revision
+from modelfleet.logic.wellpod import LABEL_DEPLOYMENT, LABEL_WELL, WellPod
+
+NAMESPACE = "fleet-worker-test"
+
+
+class FakeExecutor:
+    """Records every write; status writes are stored and answered like the apiserver's."""
+
+    def __init__(self) -> None:
+        self.fleets: dict[str, dict[str, Any]] = {}  # as stored, by name
+        self.started: list[Action] = []
+        self.statuses: list[Mapping[str, Any]] = []
+        self.events: list[tuple[str, str, str]] = []
+        self.revisions: dict[str, dict[str, Any]] = {}
+        self._rv = 100
+
+    async def execute(
+        self,
+        fleet: FleetRef,
+        actions: Sequence[Action],
+        runtime: Mapping[str, RuntimeSpec],
+        pods: Mapping[str, WellPod],
+        on_done: Callable[[Action, ActionOutcome], None],
+    ) -> None:
+        for action in actions:
+            self.started.append(action)
+            on_done(action, ActionOutcome(stored=[], gone=[]))
+
+    async def ensure_service(self, fleet: FleetRef, port: int) -> None:
+        return None
+
+    async def list_revisions(self, fleet: FleetRef) -> dict[str, dict[str, Any]]:
+        return dict(self.revisions)
+
+    async def record_revision(
+        self, fleet: FleetRef, revision: Revision, number: int
+    ) -> dict[str, Any]:
+        body = {"metadata": {"name": f"{fleet.name}-{revision.name}"}, "data": revision.data()}
+        self.revisions[revision.name] = {**body, "revision": number}
+        return self.revisions[revision.name]
+
+    async def delete_revision(self, fleet: FleetRef, name: str) -> None:
+        return None
+
+    async def write_status(self, fleet: FleetRef, status: Mapping[str, Any]) -> dict[str, Any]:
+        self._rv += 1
+        self.statuses.append(status)
+        stored = self.fleets[fleet.name]
+        stored = {**stored, "metadata": {**stored["metadata"], "resourceVersion": str(self._rv)}}
+        self.fleets[fleet.name] = {**stored, "status": dict(status)}
+        return self.fleets[fleet.name]
+
+    async def post_event(self, fleet: FleetRef, etype: str, reason: str, message: str) -> None:
+        self.events.append((etype, reason, message))
+
+    async def read_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return None
+
+
+def apply(loop: FleetReconciler, executor: FakeExecutor, body: dict[str, Any]) -> None:
+    """What `kubectl apply` and the watch do: stored, then observed."""
+    executor.fleets[body["metadata"]["name"]] = body
+    loop.observe_deployment("ADDED", body)
+
+
+def deployment(name: str, spec: Mapping[str, Any], rv: int = 1) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "namespace": NAMESPACE,
+            "name": name,
+            "uid": f"uid-{name}",
+            "resourceVersion": str(rv),
+            "generation": 1,
+        },
+        "spec": dict(spec),
+    }
+
+
+GOOD_SPEC = {
+    "model": {"name": "esp", "version": "1.0.0", "bundleUri": "file:///b/{version}/{well}/"},
+    "wells": [{"id": "w1"}, {"id": "w2"}, {"id": "w3"}],
+}
+
+
+def phase_series(name: str) -> dict[str, float]:
+    series = {}
+    for metric in REGISTRY.collect():
+        if metric.name == "modelfleet_operator_fleet_phase":
+            for sample in metric.samples:
+                labels = sample.labels
+                if labels["namespace"] == NAMESPACE and labels["deployment"] == name:
+                    series[labels["phase"]] = sample.value
+    return series
+
+
+def fake_clock() -> float:
+    return 1_000_000.0
+
+
+async def test_a_reconcile_creates_every_missing_pod_and_writes_status_once() -> None:
+    executor = FakeExecutor()
+    loop = FleetReconciler(executor, clock=fake_clock)
+    apply(loop, executor, deployment("esp", GOOD_SPEC))
+    worker = loop.workers[(NAMESPACE, "esp")]
+    await worker.reconcile()
+    await worker.drain()
+    await loop.shutdown()
+    created = sorted(a.target.well for a in executor.started if isinstance(a, CreatePod))
+    assert created == ["w1", "w2", "w3"]
+    assert len(executor.statuses) == 1 and executor.statuses[0]["wells"] == 3
+
+
+async def test_a_spec_that_fails_validation_is_degraded_in_status_with_a_warning_event() -> None:
+    executor = FakeExecutor()
+    loop = FleetReconciler(executor, clock=fake_clock)
+    bad = {**GOOD_SPEC, "rollout": {"maxUnavailable": "ten percent"}}
+    apply(loop, executor, deployment("bad", bad))
+    worker = loop.workers[(NAMESPACE, "bad")]
+    await worker.reconcile()
+    (status,) = executor.statuses
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["status"] == "True" and degraded["reason"] == "SpecInvalid"
+    assert "spec.rollout.maxUnavailable" in degraded["message"]
+    assert status["phase"] == "Degraded"
+    assert [(t, r) for t, r, _ in executor.events] == [("Warning", "SpecInvalid")]
+    assert executor.started == [], "no pod is touched while the spec is invalid"
+    await worker.reconcile()  # the same error again: no second write, no second event
+    assert len(executor.statuses) == 1 and len(executor.events) == 1
+    await loop.shutdown()
+
+
+async def test_a_deleted_fleet_takes_its_phase_series_with_it() -> None:
+    executor = FakeExecutor()
+    loop = FleetReconciler(executor, clock=fake_clock)
+    apply(loop, executor, deployment("gone", GOOD_SPEC))
+    await loop.workers[(NAMESPACE, "gone")].reconcile()
+    assert phase_series("gone"), "the phase was exported"
+    loop.observe_deployment("DELETED", deployment("gone", GOOD_SPEC))
+    assert phase_series("gone") == {}
+    assert (NAMESPACE, "gone") not in loop.workers
+    await loop.shutdown()
+
+
+def pod_body(fleet: str, well: str, uid: str) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "namespace": NAMESPACE,
+            "name": f"{fleet}-{well}",
+            "uid": uid,
+            "resourceVersion": "7",
+            "labels": {LABEL_DEPLOYMENT: fleet, LABEL_WELL: well},
+        },
+        "spec": {},
+        "status": {"phase": "Running"},
+    }
+
+
+async def test_pod_events_of_a_deleted_fleet_leave_no_memory_behind() -> None:
+    loop = FleetReconciler(FakeExecutor(), clock=fake_clock)
+    loop.observe_deployment("ADDED", deployment("old", GOOD_SPEC))
+    loop.observe_pod("ADDED", pod_body("old", "w1", "p1"))
+    loop.observe_deployment("DELETED", deployment("old", GOOD_SPEC))
+    # Garbage collection: the pod is updated (terminating), then deleted.
+    loop.observe_pod("MODIFIED", pod_body("old", "w1", "p1"))
+    loop.observe_pod("DELETED", pod_body("old", "w1", "p1"))
+    assert loop.cache.fleets == {}
+    await loop.shutdown()
