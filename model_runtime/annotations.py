@@ -10,8 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-BUNDLE_URI_ANNOTATION = "modelfleet.dev/bundle-uri"
-BUNDLE_DIGEST_ANNOTATION = "modelfleet.dev/bundle-digest"
+from runtime_contract import BUNDLE_DIGEST_ANNOTATION, BUNDLE_URI_ANNOTATION
+
+__all__ = [
+    "BUNDLE_DIGEST_ANNOTATION",
+    "BUNDLE_URI_ANNOTATION",
+    "AnnotationsFormatError",
+    "DesiredBundle",
+    "parse_annotations",
+    "read_desired_bundle",
+    "unquote_go",
+]
 
 _SIMPLE_ESCAPES = {
     "a": "\a",

@@ -4,22 +4,25 @@ A new bundle is fetched, verified and loaded beside the serving one (in a worker
 requests keep flowing), then swapped in with a single reference assignment: a request holds
 the bundle it started with until it ends, so no request ever mixes models of two bundles. A
 failed load leaves the serving bundle in place and is recorded for `/v2`, health and metrics.
+A bundle is named by its digest: asked for the digest that serves from another URI, the
+runtime verifies that URI holds it and then serves it under that URI, without loading it again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from model_runtime.errors import BundleError, BundleUnreachableError, LoadFailureReason
 from model_runtime.manifest import BundleManifest, TensorSpec
 from model_runtime.metrics import RuntimeMetrics
 from model_runtime.sessions import ModelSession, load_sessions
 from model_runtime.sources import SourceLimits, read_bundle
-from model_runtime.verification import normalize_digest, verify_bundle
+from model_runtime.verification import VerifiedBundle, verify_bundle
+from runtime_contract import BundleInfo, LoadAttempt, normalize_digest
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ class ServingBundle:
     # The input every model shares, which the well-level endpoint needs; None if they differ.
     shared_input: TensorSpec | None
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> BundleInfo:
         return {
             "digest": self.digest,
             "uri": self.uri,
@@ -44,22 +47,15 @@ class ServingBundle:
         }
 
 
-@dataclass(frozen=True)
-class LoadAttempt:
-    uri: str
-    ok: bool
-    error: str | None
-    reason: str | None
-    digest: str | None  # the digest loaded (ok) or expected (failure), if known
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "uri": self.uri,
-            "ok": self.ok,
-            "error": self.error,
-            "reason": self.reason,
-            "digest": self.digest,
-        }
+def fetch_verified(
+    uri: str, expected_digest: str | None = None, limits: SourceLimits | None = None
+) -> VerifiedBundle:
+    """Fetch and verify every digest (blocking). Raises BundleError with a precise message."""
+    try:
+        raw = read_bundle(uri, limits)
+    except OSError as exc:  # the expected ones (missing, unreadable) are mapped in sources.py
+        raise BundleUnreachableError(f"cannot read bundle {uri!r}: {exc}") from exc
+    return verify_bundle(raw, expected_digest)
 
 
 def load_bundle(
@@ -67,11 +63,7 @@ def load_bundle(
 ) -> ServingBundle:
     """Fetch, verify and create sessions (blocking). Raises BundleError with a precise message."""
     started = time.perf_counter()
-    try:
-        raw = read_bundle(uri, limits)
-    except OSError as exc:  # the expected ones (missing, unreadable) are mapped in sources.py
-        raise BundleUnreachableError(f"cannot read bundle {uri!r}: {exc}") from exc
-    verified = verify_bundle(raw, expected_digest)
+    verified = fetch_verified(uri, expected_digest, limits)
     sessions = load_sessions(verified)
     first = verified.manifest.models[0].inputs
     same = len(first) == 1 and all(s.entry.inputs == first for s in sessions.values())
@@ -106,47 +98,34 @@ class BundleState:
     async def load(self, uri: str, expected_digest: str | None = None) -> ServingBundle:
         """Load `uri` beside the serving bundle and switch to it; raise BundleError on failure.
 
-        Idempotent: asking for the digest that already serves returns at once.
+        Idempotent: asking for the digest and URI that serve returns at once; the digest that
+        serves from another URI is verified there and then served under it, not loaded again.
         """
         async with self._lock:
             expected = normalize_digest(expected_digest) if expected_digest else None
             current = self.current
-            if current is not None and expected is not None and current.digest == expected:
-                self._record(
-                    LoadAttempt(uri=uri, ok=True, error=None, reason=None, digest=current.digest)
-                )
+            same_content = current is not None and expected == current.digest
+            if current is not None and same_content and current.uri == uri:
+                self._record(LoadAttempt.succeeded(uri, current.digest))
                 return current
             self.last_attempt_at = time.monotonic()
             try:
-                bundle = await asyncio.to_thread(load_bundle, uri, expected, self.limits)
+                if current is not None and same_content:
+                    await asyncio.to_thread(fetch_verified, uri, expected, self.limits)
+                    bundle = dataclasses.replace(current, uri=uri)
+                else:
+                    bundle = await asyncio.to_thread(load_bundle, uri, expected, self.limits)
+                    self.metrics.load_duration.observe(bundle.load_seconds)
             except BundleError as exc:
                 log.warning("bundle load failed (%s): %s", exc.reason.value, exc.message)
                 self.metrics.loads.labels("failure", exc.reason.value).inc()
-                self._record(
-                    LoadAttempt(
-                        uri=uri,
-                        ok=False,
-                        error=exc.message,
-                        reason=exc.reason.value,
-                        digest=expected,
-                    )
-                )
+                self._record(LoadAttempt.failed(uri, exc.reason, exc.message, expected))
                 raise
-            self.current = bundle  # the atomic switch: one reference assignment
+            self._switch(bundle)
             self.metrics.loads.labels("success", "").inc()
-            self.metrics.load_duration.observe(bundle.load_seconds)
-            self.metrics.serving(
-                bundle.digest,
-                uri,
-                bundle.manifest.well,
-                bundle.manifest.version,
-                len(bundle.sessions),
-            )
-            self._record(
-                LoadAttempt(uri=uri, ok=True, error=None, reason=None, digest=bundle.digest)
-            )
+            self._record(LoadAttempt.succeeded(uri, bundle.digest))
             log.info(
-                "serving bundle %s (%s, %d models) loaded in %.3fs",
+                "serving bundle %s (%s, %d models, loaded in %.3fs)",
                 bundle.digest,
                 uri,
                 len(bundle.sessions),
@@ -157,8 +136,13 @@ class BundleState:
     def record_failure(self, uri: str, reason: LoadFailureReason, message: str) -> None:
         """A load that could not even start (e.g. no URI in the annotations file)."""
         self.metrics.loads.labels("failure", reason.value).inc()
-        self._record(
-            LoadAttempt(uri=uri, ok=False, error=message, reason=reason.value, digest=None)
+        self._record(LoadAttempt.failed(uri, reason, message, None))
+
+    def _switch(self, bundle: ServingBundle) -> None:
+        self.current = bundle  # the atomic switch: one reference assignment
+        manifest = bundle.manifest
+        self.metrics.serving(
+            bundle.digest, bundle.uri, manifest.well, manifest.version, len(bundle.sessions)
         )
 
     def _record(self, attempt: LoadAttempt) -> None:

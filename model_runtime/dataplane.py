@@ -25,10 +25,9 @@ from model_runtime.errors import (
 )
 from model_runtime.manifest import TensorSpec
 from model_runtime.sessions import ModelSession, numpy_dtype
+from runtime_contract import SERVER_NAME, Extension, Health, ServerMetadata
 
-SERVER_NAME = "modelfleet-model-runtime"
 SERVER_VERSION = "0.1.0"
-WELL_ENDPOINT_EXTENSION = "modelfleet_well_infer"
 # Failure probability = probability of class 1 in every model of the bundle.
 POSITIVE_CLASS = 1
 
@@ -330,7 +329,7 @@ class DataPlane:
             else ""
         )
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> Health:
         bundle = self.state.current
         return {
             "live": True,
@@ -340,12 +339,12 @@ class DataPlane:
             "lastLoad": self.state.last_load.to_json() if self.state.last_load else None,
         }
 
-    def server_metadata(self) -> dict[str, Any]:
+    def server_metadata(self) -> ServerMetadata:
         bundle = self.state.current
         return {
             "name": SERVER_NAME,
             "version": SERVER_VERSION,
-            "extensions": [WELL_ENDPOINT_EXTENSION, "modelfleet_bundle_load"],
+            "extensions": [Extension.WELL_INFER.value, Extension.BUNDLE_LOAD.value],
             "bundle": bundle.info() if bundle else None,
             "lastLoad": self.state.last_load.to_json() if self.state.last_load else None,
         }

@@ -7,16 +7,21 @@ understood, and never guessed at the edge.
 
 from __future__ import annotations
 
-from enum import StrEnum
+from runtime_contract import LoadFailureReason
 
-
-class LoadFailureReason(StrEnum):
-    """Why a bundle load failed; reported in `/v2` `lastLoad.reason` and in metrics labels."""
-
-    BUNDLE_INVALID = "BundleInvalid"
-    UNREACHABLE = "Unreachable"
-    TOO_LARGE = "TooLarge"
-    NO_BUNDLE_URI = "NoBundleUri"
+__all__ = [
+    "BadRequestError",
+    "BundleError",
+    "BundleInvalidError",
+    "BundleTooLargeError",
+    "BundleUnreachableError",
+    "LoadFailureReason",
+    "ModelNotFoundError",
+    "ModelRuntimeError",
+    "NotReadyError",
+    "ParityError",
+    "PayloadTooLargeError",
+]
 
 
 class ModelRuntimeError(Exception):
@@ -47,10 +52,6 @@ class PayloadTooLargeError(ModelRuntimeError):
     status = 413
 
 
-class UnsupportedMediaTypeError(ModelRuntimeError):
-    status = 415
-
-
 class NotReadyError(ModelRuntimeError):
     """No verified bundle serves yet (or any more); retry later."""
 
@@ -58,10 +59,13 @@ class NotReadyError(ModelRuntimeError):
 
 
 class BundleError(ModelRuntimeError):
-    """A bundle could not be fetched, verified or loaded; the serving bundle (if any) stays."""
+    """A bundle could not be fetched, verified or loaded; the serving bundle (if any) stays.
 
-    status = 422
+    The status follows from the reason (the runtime contract maps each reason to one status).
+    """
+
     reason: LoadFailureReason = LoadFailureReason.BUNDLE_INVALID
+    status = reason.http_status
 
 
 class BundleInvalidError(BundleError):
@@ -71,15 +75,15 @@ class BundleInvalidError(BundleError):
 class BundleUnreachableError(BundleError):
     """The bundle source could not be read (connection refused, 404, missing path)."""
 
-    status = 502
     reason = LoadFailureReason.UNREACHABLE
+    status = reason.http_status
 
 
 class BundleTooLargeError(BundleError):
     """The bundle (or one of its files) exceeds a configured size limit."""
 
-    status = 413
     reason = LoadFailureReason.TOO_LARGE
+    status = reason.http_status
 
 
 class ParityError(Exception):

@@ -13,7 +13,11 @@ import logging
 import time
 from pathlib import Path
 
-from model_runtime.annotations import AnnotationsFormatError, read_desired_bundle
+from model_runtime.annotations import (
+    BUNDLE_URI_ANNOTATION,
+    AnnotationsFormatError,
+    read_desired_bundle,
+)
 from model_runtime.bundle_state import BundleState
 from model_runtime.errors import BundleError, LoadFailureReason
 
@@ -66,7 +70,7 @@ class BundleWatcher:
         retry_due = (
             last is not None
             and not last.ok
-            and last.reason == LoadFailureReason.UNREACHABLE.value
+            and last.reason is LoadFailureReason.UNREACHABLE
             and last.uri == uri
             and time.monotonic() - self.state.last_attempt_at >= self.retry_interval
         )
@@ -105,7 +109,7 @@ class BundleWatcher:
                 self.state.record_failure(
                     str(self.annotations_file),
                     LoadFailureReason.NO_BUNDLE_URI,
-                    f"annotations file {self.annotations_file} has no modelfleet.dev/bundle-uri and no --bundle was given",
+                    f"annotations file {self.annotations_file} has no {BUNDLE_URI_ANNOTATION} and no --bundle was given",
                 )
             return None, None, False
         return uri, desired.digest, changed

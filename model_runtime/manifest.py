@@ -1,22 +1,24 @@
 """The bundle manifest: what a bundle contains, how to check it, and where it came from.
 
 A bundle is named by content: its digest is the sha256 of the manifest's canonical JSON, and
-the manifest pins the sha256 of every model file. The operator, kubesim and the runtime all
-compute the digest through `manifest_digest`, so the canonical form is defined once, here.
+the manifest pins the sha256 of every model file. The canonical form and the digest are the
+runtime contract's (`runtime_contract.digest`), shared with the operator and the simulated runtime.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+import runtime_contract
 from model_runtime.errors import BundleInvalidError
+from runtime_contract import MANIFEST_FILE as MANIFEST_FILE
+from runtime_contract import ManifestNotJsonError
+from runtime_contract import canonical_json as canonical_json
 
-MANIFEST_FILE = "manifest.json"
 MODELS_DIR = "models"
 SCHEMA_VERSION: Literal[1] = 1
 # Model names become URL path segments and file names: keep them boring.
@@ -26,18 +28,12 @@ _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 Datatype = Literal["FP32", "FP64", "INT64", "INT32", "BOOL", "BYTES"]
 
 
-def canonical_json(obj: Any) -> bytes:
-    """The one byte form of a manifest: sorted keys, no spaces, UTF-8 kept as is."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def manifest_digest(raw_manifest: bytes) -> str:
     """`sha256:<hex>` of the canonical JSON of `raw_manifest` (any JSON spelling of it)."""
     try:
-        obj = json.loads(raw_manifest)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleInvalidError(f"{MANIFEST_FILE} is not valid JSON: {exc}") from exc
-    return "sha256:" + hashlib.sha256(canonical_json(obj)).hexdigest()
+        return runtime_contract.manifest_digest(raw_manifest)
+    except ManifestNotJsonError as exc:
+        raise BundleInvalidError(str(exc)) from exc
 
 
 class _Strict(BaseModel):
@@ -200,7 +196,7 @@ class BundleManifest(_Strict):
         return canonical_json(self.model_dump(mode="json", exclude_none=True))
 
     def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.to_canonical_bytes()).hexdigest()
+        return runtime_contract.manifest_digest(self.to_canonical_bytes())
 
 
 def parse_manifest(raw_manifest: bytes) -> BundleManifest:

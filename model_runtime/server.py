@@ -26,6 +26,16 @@ from model_runtime.errors import (
     PayloadTooLargeError,
 )
 from model_runtime.metrics import UNKNOWN_MODEL_LABEL, WELL_ENDPOINT_LABEL, RuntimeMetrics
+from runtime_contract import (
+    BUNDLE_LOAD_PATH,
+    HEALTH_LIVE_PATH,
+    HEALTH_READY_PATH,
+    SERVER_METADATA_PATH,
+    LoadRequestError,
+    load_answer,
+    load_refusal,
+    parse_load_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -175,32 +185,16 @@ class RuntimeServer:
         """Operator nudge: load a bundle beside the serving one and switch (idempotent)."""
         body = await self._body(request)
         try:
-            obj = json.loads(body) if body else None
-        except ValueError as exc:
-            raise BadRequestError(f"request body is not valid JSON: {exc}") from exc
-        if not isinstance(obj, dict) or not isinstance(obj.get("uri"), str) or not obj["uri"]:
-            raise BadRequestError(
-                'expected {"uri": "<bundle uri>", "digest": "sha256:<hex>" or null}'
-            )
-        digest = obj.get("digest")
-        if digest is not None and not isinstance(digest, str):
-            raise BadRequestError("'digest' must be a string like sha256:<hex>, or null")
+            wanted = parse_load_request(body)
+        except LoadRequestError as exc:
+            raise BadRequestError(str(exc)) from exc
         try:
-            bundle = await self.state.load(obj["uri"], digest)
+            bundle = await self.state.load(wanted["uri"], wanted["digest"])
         except BundleError as exc:
             current = self.state.current
-            return error_response(
-                exc.status,
-                exc.message,
-                reason=exc.reason.value,
-                bundle=current.info() if current else None,
-            )
-        return json_response(
-            {
-                "bundle": bundle.info(),
-                "lastLoad": self.state.last_load.to_json() if self.state.last_load else None,
-            }
-        )
+            refusal = load_refusal(exc.reason, exc.message, current.info() if current else None)
+            return json_response(refusal, status=exc.status)
+        return json_response(load_answer(bundle.info(), self.state.last_load))
 
     async def metrics_endpoint(self, request: web.Request) -> web.Response:
         return web.Response(
@@ -216,9 +210,9 @@ class RuntimeServer:
             middlewares=[self._middleware], client_max_size=self.limits.max_body_bytes
         )
         add = app.router.add_route
-        add("GET", "/v2/health/live", self.live)
-        add("GET", "/v2/health/ready", self.ready)
-        add("GET", "/v2", self.server_metadata)
+        add("GET", HEALTH_LIVE_PATH, self.live)
+        add("GET", HEALTH_READY_PATH, self.ready)
+        add("GET", SERVER_METADATA_PATH, self.server_metadata)
         add("GET", "/v2/models/{model}", self.model_metadata)
         add("GET", "/v2/models/{model}/ready", self.model_ready)
         add("GET", "/v2/models/{model}/versions/{version}", self.model_metadata)
@@ -226,6 +220,6 @@ class RuntimeServer:
         add("POST", "/v2/models/{model}/infer", self.infer)
         add("POST", "/v2/models/{model}/versions/{version}/infer", self.infer)
         add("POST", "/v2/well/infer", self.infer_well)
-        add("POST", "/v2/repository/bundle/load", self.load_bundle)
+        add("POST", BUNDLE_LOAD_PATH, self.load_bundle)
         add("GET", "/metrics", self.metrics_endpoint)
         return app

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from model_runtime.errors import BundleInvalidError
 from model_runtime.manifest import BundleManifest, manifest_digest
 from model_runtime.sources import RawBundle
+from runtime_contract import digest_mismatch_message, normalize_digest
 
 
 @dataclass(frozen=True)
@@ -24,19 +25,12 @@ class VerifiedBundle:
     model_bytes: dict[str, bytes] = field(repr=False)  # by model name
 
 
-def normalize_digest(digest: str) -> str:
-    """Accept `sha256:<hex>` or a bare hex digest; return the `sha256:<hex>` form."""
-    value = digest.strip().lower()
-    return value if value.startswith("sha256:") else f"sha256:{value}"
-
-
 def verify_bundle(raw: RawBundle, expected_digest: str | None = None) -> VerifiedBundle:
     """Check the manifest digest (if one is expected) and every model file's sha256."""
     digest = manifest_digest(raw.manifest_raw)
-    if expected_digest and normalize_digest(expected_digest) != digest:
-        raise BundleInvalidError(
-            f"bundle {raw.uri!r} has digest {digest}, expected {normalize_digest(expected_digest)}"
-        )
+    expected = normalize_digest(expected_digest) if expected_digest else None
+    if expected is not None and expected != digest:
+        raise BundleInvalidError(digest_mismatch_message(raw.uri, digest, expected))
     model_bytes: dict[str, bytes] = {}
     for entry in raw.manifest.models:
         data = raw.files.get(entry.file)

@@ -44,7 +44,10 @@ IMAGES = {
 PACKAGE_DIRS = {
     "modelfleet": ROOT / "operator" / "modelfleet",
     "model_runtime": ROOT / "model_runtime",
+    "runtime_contract": ROOT / "runtime_contract",
 }
+#: The runtime's wire contract (stdlib only): both images hold it beside their own package.
+SHARED_PACKAGES = ("runtime_contract",)
 
 
 @pytest.fixture(params=sorted(IMAGES))
@@ -90,6 +93,14 @@ def test_copied_sources_exist_in_the_build_context(image: str) -> None:
             assert (ROOT / source).exists(), f"COPY {source}: no such file in the repository"
 
 
+def test_image_copies_its_package_and_the_runtime_contract(image: str) -> None:
+    dockerfile, _extra, _script, package, _forbidden = IMAGES[image]
+    copied = copy_sources(parse_dockerfile(ROOT / dockerfile)[0])
+    for needed in (package, *SHARED_PACKAGES):
+        source = PACKAGE_DIRS[needed].relative_to(ROOT).as_posix()
+        assert source in copied, f"the {image} image's build stage does not COPY {source}"
+
+
 def test_entrypoint_is_the_packages_console_script(image: str) -> None:
     dockerfile, _extra, script, package, _forbidden = IMAGES[image]
     final = parse_dockerfile(ROOT / dockerfile)[-1]
@@ -116,6 +127,7 @@ ENTRYPOINT_CHECKS = {
     "operator": """
         import contextlib, io, importlib.util
         import modelfleet.app.operator_main, modelfleet.app.handlers, modelfleet.control.reconciler, modelfleet.io.execution
+        import runtime_contract
         from modelfleet.app.cli import available_commands, main
         advertised = sorted(command.name for command in available_commands())
         assert advertised == ["crd", "operator"], advertised
@@ -134,6 +146,7 @@ ENTRYPOINT_CHECKS = {
     "runtime": """
         import contextlib, io, importlib.util
         import model_runtime.server, model_runtime.sessions, model_runtime.hotswap, onnxruntime
+        import runtime_contract
         from model_runtime.cli import main
         out = io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
@@ -148,7 +161,8 @@ ENTRYPOINT_CHECKS = {
 def test_entrypoint_imports_with_only_the_images_dependencies(image: str, tmp_path: Path) -> None:
     _dockerfile, extra, _script, package, _forbidden = IMAGES[image]
     site = isolated_site(closure(image_requirements(extra)), tmp_path / "site-packages")
-    (site / package).symlink_to(PACKAGE_DIRS[package])
+    for copied in (package, *SHARED_PACKAGES):
+        (site / copied).symlink_to(PACKAGE_DIRS[copied])
     # The project's own metadata, as `pip install .[extra]` leaves it: its entry points are the
     # console scripts' plug-ins.
     (info,) = Path(sysconfig.get_paths()["purelib"]).glob("modelfleet-*.dist-info")

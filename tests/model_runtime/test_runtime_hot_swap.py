@@ -63,11 +63,25 @@ def test_loading_the_digest_already_served_is_a_cheap_idempotent_200(
     server: RunningServer, small_bundle: BuiltBundle
 ) -> None:
     before = server.state.current
-    response = load(server, "http://127.0.0.1:1/unreachable-but-not-needed/", small_bundle.digest)
+    response = load(server, str(small_bundle.path), small_bundle.digest)
     assert (
         response.status_code == 200 and response.json()["bundle"]["digest"] == small_bundle.digest
     )
     assert server.state.current is before
+
+
+def test_the_digest_served_from_another_uri_is_verified_there_and_not_loaded_again(
+    server: RunningServer, small_bundle: BuiltBundle, tmp_path: Path
+) -> None:
+    before = server.state.current
+    assert before is not None
+    # Nothing listens on loopback port 1: the URI does not hold the digest, whatever it claims.
+    unreachable = load(server, "http://127.0.0.1:1/b/", small_bundle.digest)
+    assert unreachable.status_code == 502 and server.state.current is before
+    moved = str(shutil.copytree(small_bundle.path, tmp_path / "moved"))
+    response = load(server, moved, small_bundle.digest)
+    assert response.status_code == 200 and response.json()["bundle"]["uri"] == moved
+    assert server.state.current is not None and server.state.current.sessions is before.sessions
 
 
 def test_a_failed_swap_keeps_the_old_bundle_serving_and_reports_why(

@@ -8,11 +8,11 @@ The pod tells which bundle it serves through the readiness gate condition
 `modelfleet.dev/bundle-current`: the operator sets it True only once the runtime has reported the
 digest of the bundle the pod's annotations ask for, and records that digest and URI in the
 condition's message, so the served bundle is visible in the API (and survives operator restarts).
+The annotation and condition names and the message format are the runtime contract's.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,35 +20,28 @@ from typing import Any
 
 from modelfleet.api.spec import GROUP, KIND, VERSION, RuntimeSpec
 from modelfleet.logic.revisions import WellTarget
+from runtime_contract import BUNDLE_CONDITION as BUNDLE_CONDITION
+from runtime_contract import (
+    BUNDLE_DIGEST_ANNOTATION,
+    BUNDLE_URI_ANNOTATION,
+    GateReason,
+    parse_gate_message,
+)
+from runtime_contract import refused_message as refused_message
+from runtime_contract import served_message as served_message
 
 LABEL_DEPLOYMENT = "modelfleet.dev/deployment"
 LABEL_WELL = "modelfleet.dev/well"
 LABEL_REVISION = "modelfleet.dev/revision"
-ANNOTATION_BUNDLE_URI = "modelfleet.dev/bundle-uri"
-ANNOTATION_BUNDLE_DIGEST = "modelfleet.dev/bundle-digest"
 ANNOTATION_VERSION = "modelfleet.dev/version"
 ANNOTATION_TEMPLATE_HASH = "modelfleet.dev/template-hash"
-BUNDLE_CONDITION = "modelfleet.dev/bundle-current"
-BUNDLE_SERVED_REASON = "BundleServed"
+BUNDLE_SERVED_REASON = GateReason.BUNDLE_SERVED
 PODINFO_DIR = "/etc/modelfleet/podinfo"
 CONTAINER_NAME = "runtime"
-
-_SERVED = re.compile(r"^serving (?P<digest>\S+) from (?P<uri>\S+)$")
-_REFUSED = re.compile(r"^(?P<uri>\S+): ")
 
 
 def pod_name(deployment: str, well: str) -> str:
     return f"{deployment}-{well}"
-
-
-def served_message(digest: str, uri: str) -> str:
-    return f"serving {digest} from {uri}"
-
-
-def refused_message(uri: str, error: str) -> str:
-    """The gate's message when the runtime refused or could not reach a bundle: it names the
-    bundle first, so the verdict is known to be about this bundle (and is not asked again)."""
-    return f"{uri}: {error}"[:1024]
 
 
 def desired_pod(
@@ -56,12 +49,12 @@ def desired_pod(
 ) -> dict[str, Any]:
     """The pod manifest for one well. Hardened, probed, bundle named by annotations."""
     annotations = {
-        ANNOTATION_BUNDLE_URI: target.bundle_uri,
+        BUNDLE_URI_ANNOTATION: target.bundle_uri,
         ANNOTATION_VERSION: target.version,
         ANNOTATION_TEMPLATE_HASH: target.template_hash,
     }
     if target.bundle_digest:
-        annotations[ANNOTATION_BUNDLE_DIGEST] = target.bundle_digest
+        annotations[BUNDLE_DIGEST_ANNOTATION] = target.bundle_digest
     port = runtime.port
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
@@ -184,8 +177,8 @@ def target_metadata_patch(target: WellTarget) -> dict[str, Any]:
         "metadata": {
             "labels": {LABEL_REVISION: target.revision},
             "annotations": {
-                ANNOTATION_BUNDLE_URI: target.bundle_uri,
-                ANNOTATION_BUNDLE_DIGEST: target.bundle_digest,  # None deletes it
+                BUNDLE_URI_ANNOTATION: target.bundle_uri,
+                BUNDLE_DIGEST_ANNOTATION: target.bundle_digest,  # None deletes it
                 ANNOTATION_VERSION: target.version,
             },
         }
@@ -281,15 +274,15 @@ def observe_pod(body: Mapping[str, Any]) -> WellPod | None:
     gate = conditions.get(BUNDLE_CONDITION)
     if gate:
         message = gate.get("message") or ""
-        served = _SERVED.match(message)
-        refused = None if served or gate.get("status") == "True" else _REFUSED.match(message)
+        gate_status = gate.get("status", "Unknown")
+        named = parse_gate_message(gate_status, message)
         bundle = BundleReport(
-            status=gate.get("status", "Unknown"),
+            status=gate_status,
             reason=gate.get("reason") or "",
             message=message,
             probed_at=parse_time(gate.get("lastProbeTime")),
-            digest=served["digest"] if served else None,
-            uri=served["uri"] if served else refused["uri"] if refused else None,
+            digest=named.digest,
+            uri=named.uri,
         )
     return WellPod(
         name=meta.get("name", ""),
@@ -297,8 +290,8 @@ def observe_pod(body: Mapping[str, Any]) -> WellPod | None:
         well=well,
         revision=labels.get(LABEL_REVISION, ""),
         template_hash=annotations.get(ANNOTATION_TEMPLATE_HASH, ""),
-        bundle_uri=annotations.get(ANNOTATION_BUNDLE_URI, ""),
-        bundle_digest=annotations.get(ANNOTATION_BUNDLE_DIGEST),
+        bundle_uri=annotations.get(BUNDLE_URI_ANNOTATION, ""),
+        bundle_digest=annotations.get(BUNDLE_DIGEST_ANNOTATION),
         version=annotations.get(ANNOTATION_VERSION, ""),
         deleting=bool(meta.get("deletionTimestamp")),
         phase=status.get("phase") or "Pending",
