@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,7 @@ __all__ = [
     "ComponentError",
     "Process",
     "RealCluster",
+    "client_tls",
     "running_real_cluster",
 ]
 
@@ -119,6 +121,17 @@ class ApiserverEndpoints(TypedDict):
     ca: str
     cert: str
     key: str
+
+
+def client_tls(ca: Path | str, cert: Path | str, key: Path | str) -> ssl.SSLContext:
+    """TLS for a client of the apiserver: trust our CA, present a client certificate.
+
+    (httpx 0.28 ignores ``cert=`` next to a ``verify=`` path; the apiserver then sees
+    system:anonymous. A context carries both.)
+    """
+    context = ssl.create_default_context(cafile=str(ca))
+    context.load_cert_chain(str(cert), str(key))
+    return context
 
 
 def _free_port() -> int:
@@ -271,8 +284,7 @@ class RealCluster:
         assert self.pki is not None
         return httpx.Client(
             base_url=self.server,
-            verify=str(self.pki.ca_cert),
-            cert=(str(self.pki.admin.cert), str(self.pki.admin.key)),
+            verify=client_tls(self.pki.ca_cert, self.pki.admin.cert, self.pki.admin.key),
             timeout=10.0,
         )
 
@@ -453,7 +465,9 @@ class RealCluster:
                 f"--authorization-kubeconfig={kcm_conf}",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={kcm_port}",
-                f"--cert-dir={self.work_dir / 'kcm-certs'}",
+                # Serving cert from our CA (SAN 127.0.0.1), so /healthz is checked with TLS.
+                f"--tls-cert-file={pki.serving.cert}",
+                f"--tls-private-key-file={pki.serving.key}",
                 f"--root-ca-file={pki.ca_cert}",
                 f"--service-account-private-key-file={pki.sa_key}",
                 f"--cluster-signing-cert-file={pki.ca_cert}",
@@ -479,20 +493,19 @@ class RealCluster:
                 f"--authorization-kubeconfig={sched_conf}",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={sched_port}",
-                f"--cert-dir={self.work_dir / 'scheduler-certs'}",
+                f"--tls-cert-file={pki.serving.cert}",
+                f"--tls-private-key-file={pki.serving.key}",
                 "--leader-elect=false",
                 "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
                 "--v=1",
             ],
         )
+        trust = ssl.create_default_context(cafile=str(pki.ca_cert))
         for process, port in ((kcm, kcm_port), (scheduler, sched_port)):
 
             def healthy(port: int = port) -> bool:
-                # Their serving certs are self-signed in --cert-dir; loopback only.
-                return (
-                    httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=2).text
-                    == "ok"
-                )
+                url = f"https://127.0.0.1:{port}/healthz"
+                return httpx.get(url, verify=trust, timeout=2).text == "ok"
 
             self._await(process, "healthy (/healthz)", healthy)
 

@@ -33,6 +33,7 @@ from typing import Any, Final
 import httpx
 from aiohttp import web
 
+from modelfleet_dev.real_cluster.cluster import client_tls
 from modelfleet_dev.real_cluster.netns import NetworkError, is_pod_ip, listen_in_netns
 from modelfleet_dev.simulated_runtime import (
     BUNDLE_DIGEST_ANNOTATION,
@@ -298,8 +299,7 @@ class Responder:
 async def _serve(args: argparse.Namespace) -> None:
     client = httpx.AsyncClient(
         base_url=args.server,
-        verify=args.ca,
-        cert=(args.cert, args.key),
+        verify=client_tls(args.ca, args.cert, args.key),
         timeout=10.0,
         headers={"User-Agent": "modelfleet-real-cluster-responder"},
     )
