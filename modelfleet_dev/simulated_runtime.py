@@ -1,267 +1,513 @@
-"""What a simulated pod's ``model-runtime`` would answer, without running one.
+"""What a well pod's ``model-runtime`` answers, without running one: the simulated runtime.
 
-Why this exists: the operator confirms an in-place bundle swap by reading the runtime's OIP
-server metadata through the pod proxy and nudges reloads with ``POST /v2/repository/bundle/load``.
-For the operator's code to be identical on kubesim and on a real cluster, every simulated pod
-must answer those endpoints with the real runtime's shapes and rules: load the bundle its
-annotations name, verify the manifest digest, and on failure keep serving the previous bundle.
-To stay cheap for 10,000 pods it fetches only ``manifest.json`` (cached by URI) and computes
-the digest the way ``model_runtime.manifest.manifest_digest`` does.
+Why this exists: the operator confirms an in-place bundle swap by reading the runtime's server
+metadata through the pod proxy and nudges reloads with ``POST /v2/repository/bundle/load``. For
+the operator's code to be the same on kubesim as on a real cluster, every simulated pod answers
+those endpoints as ``model_runtime`` does, built on the same contract (``runtime_contract``):
+the same statuses, keys, reasons and messages, the same order of checks (size limits, manifest
+digest, every model file's sha256), and a failed load keeps the previous bundle serving.
+tests/model_runtime/test_runtime_contract.py sends the same requests to both and compares.
+
+What it leaves out, to stay cheap for 10,000 pods: it scores nothing (inference routes answer
+501), loads no model into onnxruntime (an unloadable ONNX file with the right sha256 is served),
+checks a manifest's structure but not its schema (a schema error the real runtime refuses may be
+served here), does not read tarball bundles, and does not follow a symlink to check that a model
+file stays inside its bundle. A bundle read once is cached by URI, and a model file's sha256 by
+the file's identity (device, inode, size, mtime), so 10,000 wells linked to one bundle hash it
+once. It fetches only from loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
-from collections.abc import Callable
+import os
+import stat
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
-from urllib.parse import unquote, urlparse
+from typing import Final
+from urllib.parse import unquote, urlsplit
 
 import httpx
+
+from model_runtime.sources import TARBALL_SUFFIXES, SourceLimits
+from runtime_contract import (
+    BUNDLE_DIGEST_ANNOTATION,
+    BUNDLE_LOAD_PATH,
+    BUNDLE_URI_ANNOTATION,
+    HEALTH_LIVE_PATH,
+    HEALTH_READY_PATH,
+    MANIFEST_FILE,
+    SERVER_METADATA_PATH,
+    SERVER_NAME,
+    BundleInfo,
+    ErrorBody,
+    Extension,
+    Health,
+    LoadAnswer,
+    LoadAttempt,
+    LoadFailureReason,
+    LoadRefusal,
+    LoadRequestError,
+    ManifestNotJsonError,
+    ServerMetadata,
+    digest_mismatch_message,
+    json_digest,
+    load_answer,
+    load_refusal,
+    manifest_digest,
+    normalize_digest,
+    parse_load_request,
+    parse_manifest_json,
+)
 
 __all__ = [
     "BUNDLE_DIGEST_ANNOTATION",
     "BUNDLE_URI_ANNOTATION",
-    "LoadOutcome",
+    "SERVER_VERSION",
     "ManifestCache",
+    "SimulatedBundle",
+    "SimulatedLoadError",
     "SimulatedRuntime",
 ]
 
-BUNDLE_URI_ANNOTATION: Final = "modelfleet.dev/bundle-uri"
-BUNDLE_DIGEST_ANNOTATION: Final = "modelfleet.dev/bundle-digest"
-SERVER_NAME: Final = "modelfleet-model-runtime"
-SERVER_VERSION: Final = "kubesim-simulated"
+#: Tells a simulated runtime from a real one in `GET /v2` (the only intended difference).
+SERVER_VERSION: Final = "simulated"
+#: Files up to this size are read and hashed on the event loop (a thread hop costs more).
+INLINE_READ_BYTES: Final = 256 * 1024
+_LOOPBACK_NAMES: Final = ("localhost", "::1")
+_NOT_SIMULATED_PREFIXES: Final = ("/v2/models", "/v2/well")
 
-
-def _digest(raw: bytes) -> str:
-    try:
-        from model_runtime.manifest import manifest_digest
-
-        return str(manifest_digest(raw))
-    except ImportError:  # the runtime package is optional for kubesim
-        obj = json.loads(raw)
-        canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _manifest_url(uri: str) -> str:
-    if uri.endswith(".json"):
-        return uri
-    return uri.rstrip("/") + "/manifest.json"
-
-
-#: Local manifests up to this size are read on the event loop.
-INLINE_READ_BYTES = 256 * 1024
+ProxyBody = ServerMetadata | Health | LoadAnswer | LoadRefusal | ErrorBody | Mapping[str, bool]
 
 
 @dataclass(frozen=True)
-class Manifest:
+class SimulatedBundle:
+    """A bundle whose manifest digest and model files checked out: what `bundle` reports."""
+
     digest: str
     well: str | None
     version: str | None
     models: int
 
-
-class ManifestError(Exception):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class ManifestCache:
-    """Fetched manifests by URI; one fetch per URI however many pods load it."""
-
-    def __init__(self) -> None:
-        self._cache: dict[str, Manifest] = {}
-        self._inflight: dict[str, asyncio.Future[Manifest]] = {}
-        self._client: httpx.AsyncClient | None = None
-
-    def is_fast(self, uri: str) -> bool:
-        """Cached, or a local file: cheap enough to load inline (no network round trip)."""
-        return uri in self._cache or urlparse(_manifest_url(uri)).scheme == "file"
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-
-    async def _fetch(self, uri: str) -> bytes:
-        url = _manifest_url(uri)
-        parsed = urlparse(url)
-        if parsed.scheme == "file":
-            path = Path(unquote(parsed.path))
-            try:
-                # A manifest is a few KiB on a local disk: reading it inline costs less than a
-                # thread hop (which was 13% of kubesim's CPU at 10,000 wells); only an unusually
-                # large file goes to a thread.
-                if path.stat().st_size <= INLINE_READ_BYTES:
-                    return path.read_bytes()
-                return await asyncio.to_thread(path.read_bytes)
-            except OSError as exc:
-                raise ManifestError("Unreachable", f"cannot read {url}: {exc}") from None
-        if parsed.scheme == "http":
-            host = parsed.hostname or ""
-            if not (host.startswith("127.") or host in ("localhost", "::1")):
-                raise ManifestError(
-                    "Unreachable", f"kubesim only fetches from loopback, not {host}"
-                )
-            if self._client is None:
-                self._client = httpx.AsyncClient(timeout=5.0)
-            try:
-                resp = await self._client.get(url)
-            except httpx.HTTPError as exc:
-                raise ManifestError("Unreachable", f"GET {url}: {exc}") from None
-            if resp.status_code != 200:
-                raise ManifestError("Unreachable", f"GET {url}: HTTP {resp.status_code}")
-            return resp.content
-        raise ManifestError(
-            "Unreachable", f"unsupported bundle URI scheme {parsed.scheme!r} in {uri}"
-        )
-
-    async def get(self, uri: str) -> Manifest:
-        cached = self._cache.get(uri)
-        if cached is not None:
-            return cached
-        pending = self._inflight.get(uri)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Manifest] = asyncio.get_running_loop().create_future()
-        self._inflight[uri] = future
-        try:
-            raw = await self._fetch(uri)
-            try:
-                obj = json.loads(raw)
-                if not isinstance(obj, dict):
-                    raise ValueError("manifest is not a JSON object")
-            except ValueError as exc:
-                raise ManifestError("BundleInvalid", f"manifest {uri}: {exc}") from None
-            models = obj.get("models")
-            manifest = Manifest(
-                _digest(raw),
-                obj.get("well"),
-                obj.get("version"),
-                len(models) if isinstance(models, list | dict) else 0,
-            )
-            self._cache[uri] = manifest
-            future.set_result(manifest)
-            return manifest
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved
-            raise
-        finally:
-            self._inflight.pop(uri, None)
-
-
-@dataclass(frozen=True)
-class LoadOutcome:
-    uri: str
-    ok: bool
-    error: str | None
-    reason: str | None
-    digest: str | None
-
-    def to_json(self) -> dict[str, Any]:
+    def info(self, uri: str, well_hint: str | None) -> BundleInfo:
         return {
-            "uri": self.uri,
-            "ok": self.ok,
-            "error": self.error,
-            "reason": self.reason,
             "digest": self.digest,
+            "uri": uri,
+            "well": self.well or well_hint,
+            "version": self.version,
+            "models": self.models,
         }
 
 
-class SimulatedRuntime:
-    """One simulated pod's runtime state: the bundle it serves and its last load attempt."""
+class SimulatedLoadError(Exception):
+    """A refused load, with the reason and message the real runtime gives for the same bundle."""
 
-    __slots__ = ("bundle", "last_load", "on_change", "well_hint")
+    def __init__(self, reason: LoadFailureReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _invalid(message: str) -> SimulatedLoadError:
+    return SimulatedLoadError(LoadFailureReason.BUNDLE_INVALID, message)
+
+
+def _unreachable(message: str) -> SimulatedLoadError:
+    return SimulatedLoadError(LoadFailureReason.UNREACHABLE, message)
+
+
+def _too_large(message: str) -> SimulatedLoadError:
+    return SimulatedLoadError(LoadFailureReason.TOO_LARGE, message)
+
+
+@dataclass(frozen=True)
+class _ModelFile:
+    """A manifest entry that names a file (entries without one are schematic: nothing to check)."""
+
+    name: str
+    file: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class _Manifest:
+    digest: str
+    well: str | None
+    version: str | None
+    models: int
+    files: tuple[_ModelFile, ...]
+
+    def bundle(self) -> SimulatedBundle:
+        return SimulatedBundle(self.digest, self.well, self.version, self.models)
+
+
+def _parse_manifest(raw: bytes) -> _Manifest:
+    try:
+        obj = parse_manifest_json(raw)
+    except ManifestNotJsonError as exc:
+        raise _invalid(str(exc)) from None
+    if not isinstance(obj, dict):
+        raise _invalid(f"{MANIFEST_FILE} is invalid: <root>: the manifest must be a JSON object")
+    models = obj.get("models")
+    entries = models if isinstance(models, list) else []
+    files: list[_ModelFile] = []
+    for index, entry in enumerate(entries):
+        file = entry.get("file") if isinstance(entry, dict) else None
+        if not isinstance(file, str):
+            continue
+        parts = file.split("/")
+        if file.startswith("/") or "\\" in file or any(p in ("", ".", "..") for p in parts):
+            # The runtime's schema says so; here it also keeps every read inside the bundle.
+            raise _invalid(
+                f"{MANIFEST_FILE} is invalid: models.{index}.file: Value error, "
+                f"must be a relative path inside the bundle, got {file!r}"
+            )
+        files.append(_ModelFile(str(entry.get("name")), file, str(entry.get("sha256"))))
+    well, version = obj.get("well"), obj.get("version")
+    return _Manifest(
+        json_digest(obj),
+        well if isinstance(well, str) else None,
+        version if isinstance(version, str) else None,
+        len(entries),
+        tuple(files),
+    )
+
+
+def _check_digest(uri: str, manifest: _Manifest, expected: str | None) -> None:
+    if expected is not None and manifest.digest != expected:
+        raise _invalid(digest_mismatch_message(uri, manifest.digest, expected))
+
+
+def _check_file_digest(entry: _ModelFile, actual: str) -> None:
+    if actual != entry.sha256:
+        raise _invalid(
+            f"model {entry.name!r}: file {entry.file} has sha256 {actual}, manifest says {entry.sha256}"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    return host.startswith("127.") or host in _LOOPBACK_NAMES
+
+
+def _refuse_beyond_loopback(request: httpx.Request) -> None:
+    if not _is_loopback(request.url.host):
+        raise httpx.ConnectError(
+            f"the simulated runtime fetches only from loopback, not {request.url.host}",
+            request=request,
+        )
+
+
+# ---------------------------------------------------------------------------------- local files
+
+
+_FileIdentity = tuple[int, int, int, int]  # device, inode, size, mtime (ns)
+
+
+def _identity(info: os.stat_result) -> _FileIdentity:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _stat_file(path: Path, limit: int, what: str) -> os.stat_result:
+    """The checks of the real runtime's local read, in its order, without reading the file."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise _invalid(f"{what} {path} is missing") from None
+    except PermissionError as exc:
+        raise _unreachable(f"{what} {path} is not readable: {exc.strerror}") from None
+    if info.st_size > limit:
+        raise _too_large(f"{what} {path} is {info.st_size} bytes, over the limit of {limit}")
+    if stat.S_ISDIR(info.st_mode):
+        raise _invalid(f"{what} {path} is a directory, expected a file")
+    if not os.access(path, os.R_OK):
+        raise _unreachable(f"{what} {path} is not readable: Permission denied")
+    return info
+
+
+def _sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class ManifestCache:
+    """Bundles read by URI (one read per URI however many pods load it) and file digests by
+    identity; shared by every simulated pod of a kubelet."""
+
+    def __init__(self, limits: SourceLimits | None = None) -> None:
+        self.limits = limits or SourceLimits()
+        self._bundles: dict[str, SimulatedBundle] = {}
+        # Reads under way by (URI, expected digest): a refusal's message names the digest.
+        self._inflight: dict[tuple[str, str | None], asyncio.Future[SimulatedBundle]] = {}
+        self._file_digests: dict[_FileIdentity, str] = {}
+
+    def is_fast(self, uri: str) -> bool:
+        """Cached, or on a local disk: cheap enough to load inline (no network round trip)."""
+        return uri in self._bundles or urlsplit(uri).scheme in ("file", "")
+
+    async def close(self) -> None:
+        """Nothing to release: every fetch opens and closes its own client, as the runtime does."""
+
+    async def get(self, uri: str, expected_digest: str | None = None) -> SimulatedBundle:
+        """The bundle at `uri`, checked against `expected_digest` (normalized) if given; raises
+        SimulatedLoadError. A cached bundle of another digest is read again (rebuilt in place)."""
+        cached = self._bundles.get(uri)
+        if cached is not None and expected_digest in (None, cached.digest):
+            return cached
+        key = (uri, expected_digest)
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[SimulatedBundle] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            bundle = await self._read(uri, expected_digest)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: a waiter may not exist
+            raise
+        finally:
+            del self._inflight[key]
+        self._bundles[uri] = bundle
+        future.set_result(bundle)
+        return bundle
+
+    async def _read(self, uri: str, expected: str | None) -> SimulatedBundle:
+        parts = urlsplit(uri)
+        if parts.scheme in ("http", "https"):
+            if parts.path.lower().endswith(TARBALL_SUFFIXES):
+                raise _invalid(
+                    f"the simulated runtime reads bundle directories, not tarball {uri!r}"
+                )
+            return await asyncio.to_thread(self._read_http, uri, expected)
+        if parts.scheme == "file":
+            if parts.netloc not in ("", "localhost"):
+                raise _invalid(f"file:// URI must name a local path, got host {parts.netloc!r}")
+            path = Path(unquote(parts.path))
+        elif parts.scheme == "":
+            path = Path(uri)
+        else:
+            raise _invalid(
+                f"unsupported bundle URI scheme {parts.scheme!r} in {uri!r}; expected file://, http:// or https://"
+            )
+        try:
+            return await self._read_local(uri, path, expected)
+        except OSError as exc:  # what the checks above do not name, as the runtime words it
+            raise _unreachable(f"cannot read bundle {uri!r}: {exc}") from None
+
+    async def _read_local(self, uri: str, path: Path, expected: str | None) -> SimulatedBundle:
+        limits = self.limits
+        try:
+            top = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise _unreachable(f"bundle path {path} does not exist (from {uri!r})") from None
+        if stat.S_ISREG(top.st_mode):
+            if path.name != MANIFEST_FILE:
+                raise _invalid(
+                    f"the simulated runtime reads bundle directories, not tarball {uri!r}"
+                )
+            path = path.parent
+        manifest_path = path / MANIFEST_FILE
+        size = _stat_file(manifest_path, limits.max_manifest_bytes, "manifest").st_size
+        if size <= INLINE_READ_BYTES:
+            raw = manifest_path.read_bytes()
+        else:
+            raw = await asyncio.to_thread(manifest_path.read_bytes)
+        manifest = _parse_manifest(raw)
+        total = len(raw)
+        sized: list[tuple[_ModelFile, Path, os.stat_result]] = []
+        for entry in manifest.files:
+            file_path = path / entry.file
+            try:
+                info = _stat_file(file_path, limits.max_file_bytes, f"model {entry.name!r} file")
+            except SimulatedLoadError:
+                # The runtime names the resolved path; resolving costs, so only when refusing.
+                _stat_file(file_path.resolve(), limits.max_file_bytes, f"model {entry.name!r} file")
+                raise
+            total += info.st_size
+            if total > limits.max_total_bytes:
+                raise _too_large(f"bundle {uri!r} exceeds {limits.max_total_bytes} bytes in total")
+            sized.append((entry, file_path, info))
+        _check_digest(uri, manifest, expected)
+        unhashed = [item for item in sized if _identity(item[2]) not in self._file_digests]
+        if sum(info.st_size for _, _, info in unhashed) <= INLINE_READ_BYTES:
+            self._hash_files(unhashed)
+        else:
+            await asyncio.to_thread(self._hash_files, unhashed)
+        for entry, _, info in sized:
+            _check_file_digest(entry, self._file_digests[_identity(info)])
+        return manifest.bundle()
+
+    def _hash_files(self, files: list[tuple[_ModelFile, Path, os.stat_result]]) -> None:
+        for _, path, info in files:
+            self._file_digests[_identity(info)] = _sha256_of(path)
+
+    # ------------------------------------------------------------------------------------- HTTP
+
+    def _read_http(self, uri: str, expected: str | None) -> SimulatedBundle:
+        """In a worker thread, with the runtime's synchronous client and its messages."""
+        limits = self.limits
+        with httpx.Client(
+            timeout=httpx.Timeout(limits.http_timeout_seconds),
+            follow_redirects=True,
+            trust_env=False,
+            event_hooks={"request": [_refuse_beyond_loopback]},
+        ) as client:
+            path = urlsplit(uri).path
+            base = (
+                uri[: -len(MANIFEST_FILE)]
+                if path.endswith("/" + MANIFEST_FILE)
+                else uri.rstrip("/") + "/"
+            )
+            raw = _http_get(client, base + MANIFEST_FILE, limits.max_manifest_bytes)
+            manifest = _parse_manifest(raw)
+            total = len(raw)
+            contents: dict[str, bytes] = {}
+            for entry in manifest.files:
+                try:
+                    data = _http_get(client, base + entry.file, limits.max_file_bytes)
+                except SimulatedLoadError as exc:
+                    if "HTTP 404" in exc.message:
+                        continue  # reported below as a missing file of this model
+                    raise
+                total += len(data)
+                if total > limits.max_total_bytes:
+                    raise _too_large(
+                        f"bundle {uri!r} exceeds {limits.max_total_bytes} bytes in total"
+                    )
+                contents[entry.file] = data
+        _check_digest(uri, manifest, expected)
+        for entry in manifest.files:
+            fetched = contents.get(entry.file)
+            if fetched is None:
+                raise _invalid(
+                    f"model {entry.name!r}: file {entry.file} is missing from the bundle"
+                )
+            _check_file_digest(entry, hashlib.sha256(fetched).hexdigest())
+        return manifest.bundle()
+
+
+def _http_get(client: httpx.Client, url: str, limit: int) -> bytes:
+    try:
+        with client.stream("GET", url) as response:
+            if response.status_code != 200:
+                raise _unreachable(f"GET {url} answered HTTP {response.status_code}")
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise _too_large(f"GET {url}: {declared} bytes, over the limit of {limit}")
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(f"GET {url}: more than {limit} bytes; refused")
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except httpx.HTTPError as exc:
+        raise _unreachable(f"GET {url} failed: {type(exc).__name__}: {exc}") from None
+
+
+# ------------------------------------------------------------------------------------- the pod
+
+
+class SimulatedRuntime:
+    """One simulated pod's runtime: the bundle it serves and its last load attempt."""
+
+    __slots__ = ("_serving", "last_load", "on_change", "served_uri", "well_hint")
 
     def __init__(self, well_hint: str | None, on_change: Callable[[], None]) -> None:
-        self.bundle: dict[str, Any] | None = None
-        self.last_load: LoadOutcome | None = None
+        self._serving: SimulatedBundle | None = None
+        self.served_uri = ""
+        self.last_load: LoadAttempt | None = None
         self.well_hint = well_hint
         self.on_change = on_change
 
     @property
     def serving(self) -> bool:
-        return self.bundle is not None
+        return self._serving is not None
 
-    async def load(self, cache: ManifestCache, uri: str, digest: str | None) -> LoadOutcome:
-        if (
-            self.bundle is not None
-            and self.bundle["uri"] == uri
-            and (not digest or self.bundle["digest"] == digest)
-        ):
-            outcome = LoadOutcome(uri, True, None, None, self.bundle["digest"])
-            self.last_load = outcome
-            return outcome
+    @property
+    def bundle(self) -> BundleInfo | None:
+        if self._serving is None:
+            return None
+        return self._serving.info(self.served_uri, self.well_hint)
+
+    async def load(self, cache: ManifestCache, uri: str, digest: str | None) -> LoadAttempt:
+        """As `BundleState.load`: the digest and URI that serve answer at once; anything else is
+        read and checked, and a refusal keeps the serving bundle."""
+        expected = normalize_digest(digest) if digest else None
+        current = self._serving
+        if current is not None and expected == current.digest and uri == self.served_uri:
+            self.last_load = LoadAttempt.succeeded(uri, current.digest)
+            return self.last_load
         try:
-            manifest = await cache.get(uri)
-        except ManifestError as exc:
-            outcome = LoadOutcome(uri, False, str(exc), exc.reason, None)
-        else:
-            if digest and manifest.digest != digest:
-                outcome = LoadOutcome(
-                    uri,
-                    False,
-                    f"bundle digest {manifest.digest} does not match the expected {digest}",
-                    "BundleInvalid",
-                    manifest.digest,
-                )
-            else:
-                was_serving = self.bundle is not None
-                self.bundle = {
-                    "digest": manifest.digest,
-                    "uri": uri,
-                    "well": manifest.well or self.well_hint,
-                    "version": manifest.version,
-                    "models": manifest.models,
-                }
-                outcome = LoadOutcome(uri, True, None, None, manifest.digest)
-                if not was_serving:
-                    self.on_change()
-        self.last_load = outcome
-        return outcome
+            bundle = await cache.get(uri, expected)
+        except SimulatedLoadError as exc:
+            self.last_load = LoadAttempt.failed(uri, exc.reason, exc.message, expected)
+            return self.last_load
+        self._serving, self.served_uri = bundle, uri
+        self.last_load = LoadAttempt.succeeded(uri, bundle.digest)
+        if current is None:
+            self.on_change()
+        return self.last_load
 
-    def server_metadata(self) -> dict[str, Any]:
+    def server_metadata(self) -> ServerMetadata:
         return {
             "name": SERVER_NAME,
             "version": SERVER_VERSION,
-            "extensions": ["modelfleet_bundle_load"],
+            "extensions": [Extension.BUNDLE_LOAD.value],
+            "bundle": self.bundle,
+            "lastLoad": self.last_load.to_json() if self.last_load else None,
+        }
+
+    def health(self) -> Health:
+        return {
+            "live": True,
+            "ready": self.serving,
+            "draining": False,
             "bundle": self.bundle,
             "lastLoad": self.last_load.to_json() if self.last_load else None,
         }
 
     async def answer(
         self, cache: ManifestCache, method: str, path: str, body: bytes
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> tuple[int, ProxyBody]:
         """(status, JSON body) for a request the pod proxy forwards to this runtime."""
         path = "/" + path.strip("/")
-        if method == "GET" and path == "/v2":
+        routes = {
+            SERVER_METADATA_PATH: "GET",
+            HEALTH_LIVE_PATH: "GET",
+            HEALTH_READY_PATH: "GET",
+            BUNDLE_LOAD_PATH: "POST",
+        }
+        if path in routes and method != routes[path]:
+            return 405, {"error": f"method {method} not allowed on {path}"}
+        if path == SERVER_METADATA_PATH:
             return 200, self.server_metadata()
-        if method == "GET" and path == "/v2/health/live":
+        if path == HEALTH_LIVE_PATH:
             return 200, {"live": True}
-        if method == "GET" and path == "/v2/health/ready":
-            return (200 if self.serving else 503), {"ready": self.serving}
-        if method == "POST" and path == "/v2/repository/bundle/load":
-            try:
-                req = json.loads(body or b"{}")
-                uri = req["uri"]
-                if not isinstance(uri, str):
-                    raise TypeError("uri must be a string")
-            except (ValueError, KeyError, TypeError) as exc:
-                return 400, {
-                    "error": f'body must be JSON {{"uri": str, "digest": str|null}}: {exc}'
-                }
-            outcome = await self.load(cache, uri, req.get("digest"))
-            if outcome.ok:
-                return 200, {"bundle": self.bundle, "lastLoad": outcome.to_json()}
-            status = 502 if outcome.reason == "Unreachable" else 422
-            return status, {
-                "error": outcome.error,
-                "reason": outcome.reason,
-                "lastLoad": outcome.to_json(),
-            }
-        return 404, {"error": f"kubesim simulated runtime does not serve {method} {path}"}
+        if path == HEALTH_READY_PATH:
+            return (200 if self.serving else 503), self.health()
+        if path == BUNDLE_LOAD_PATH:
+            return await self._load_request(cache, body)
+        if path.startswith(_NOT_SIMULATED_PREFIXES):
+            return 501, {"error": f"the simulated runtime scores nothing: {method} {path}"}
+        return 404, {"error": f"no route {method} {path}; see /v2 for the API"}
+
+    async def _load_request(
+        self, cache: ManifestCache, body: bytes
+    ) -> tuple[int, LoadAnswer | LoadRefusal | ErrorBody]:
+        try:
+            wanted = parse_load_request(body)
+        except LoadRequestError as exc:
+            return 400, {"error": str(exc)}
+        attempt = await self.load(cache, wanted["uri"], wanted["digest"])
+        bundle = self.bundle
+        if attempt.ok and bundle is not None:
+            return 200, load_answer(bundle, attempt)
+        reason = attempt.reason or LoadFailureReason.BUNDLE_INVALID
+        return reason.http_status, load_refusal(reason, attempt.error or "", bundle)
+
+
+#: The bundle digest of a manifest as read (tests building schematic bundles use it).
+_digest = manifest_digest
