@@ -30,7 +30,6 @@ from modelfleet.logic.fleet_status import rfc3339
 from modelfleet.logic.revisions import Revision
 from modelfleet.logic.wellpod import (
     BUNDLE_CONDITION,
-    BUNDLE_SERVED_REASON,
     LABEL_DEPLOYMENT,
     LABEL_REVISION,
     WellPod,
@@ -41,11 +40,9 @@ from modelfleet.logic.wellpod import (
     served_message,
     target_metadata_patch,
 )
+from runtime_contract import BUNDLE_LOAD_PATH, SERVER_METADATA_PATH, GateReason, LoadFailureReason
 
 logger = logging.getLogger("modelfleet.io.execution")
-
-#: Runtime answers that are a verdict on the bundle, not a failure to reach the pod.
-DEFINITE_REASONS = {"BundleInvalid", "Unreachable", "TooLarge", "NoBundleUri"}
 
 
 @dataclass(frozen=True)
@@ -205,11 +202,11 @@ class FleetExecutor:
         proxy = namespaced("v1", fleet.namespace, "pods", f"{action.name}:{port}") + "/proxy"
         verdict: Verdict | Literal["nudge"] | None = "nudge"
         if pod.bundle is None:
-            code, answer = await self.client.proxy_get(proxy + "/v2")
+            code, answer = await self.client.proxy_get(proxy + SERVER_METADATA_PATH)
             verdict = verdict_from_metadata(code, answer, action)
         if verdict == "nudge":
             code, answer = await self.client.proxy_post(
-                proxy + "/v2/repository/bundle/load", {"uri": action.uri, "digest": action.digest}
+                proxy + BUNDLE_LOAD_PATH, {"uri": action.uri, "digest": action.digest}
             )
             verdict = verdict_from_load(code, answer, action)
         if not isinstance(verdict, tuple):
@@ -367,12 +364,11 @@ Verdict = tuple[str, str, str]
 
 def _served(bundle: Mapping[str, Any]) -> Verdict:
     message = served_message(str(bundle.get("digest") or ""), str(bundle.get("uri")))
-    return "True", BUNDLE_SERVED_REASON, message
+    return "True", GateReason.BUNDLE_SERVED, message
 
 
-def _refused(uri: str, reason: str, error: Any) -> Verdict:
-    gate_reason = "Unreachable" if reason == "Unreachable" else "BundleInvalid"
-    return "False", gate_reason, refused_message(uri, str(error or ""))
+def _refused(uri: str, reason: LoadFailureReason, error: Any) -> Verdict:
+    return "False", GateReason.for_failure(reason), refused_message(uri, str(error or ""))
 
 
 def _serving(bundle: Any, action: ConfirmBundle) -> dict[str, Any] | None:
@@ -400,13 +396,11 @@ def verdict_from_metadata(
     serving = _serving(bundle, action)
     if serving is not None:
         return _served(serving)
-    if (
-        isinstance(last, dict)
-        and last.get("uri") == action.uri
-        and not last.get("ok")
-        and last.get("reason") in DEFINITE_REASONS
-    ):
-        return _refused(action.uri, last["reason"], last.get("error"))
+    # Every load-failure reason is a verdict on the bundle, not a failure to reach the pod.
+    if isinstance(last, dict) and last.get("uri") == action.uri and not last.get("ok"):
+        reason = LoadFailureReason.parse(last.get("reason"))
+        if reason is not None:
+            return _refused(action.uri, reason, last.get("error"))
     if bundle is None and last is None:
         return None
     return "nudge"
@@ -418,10 +412,9 @@ def verdict_from_load(code: int, answer: Any, action: ConfirmBundle) -> Verdict 
         serving = _serving(answer["bundle"], action)
         # Answered about another bundle (a newer request won): ask again later.
         return _served(serving) if serving is not None else None
-    if (
-        isinstance(answer, dict)
-        and answer.get("kind") != "Status"
-        and answer.get("reason") in DEFINITE_REASONS
-    ):
-        return _refused(action.uri, answer["reason"], answer.get("error"))
+    # The API server's own refusals (kind Status) carry reasons too, none of them the runtime's.
+    if isinstance(answer, dict) and answer.get("kind") != "Status":
+        reason = LoadFailureReason.parse(answer.get("reason"))
+        if reason is not None:
+            return _refused(action.uri, reason, answer.get("error"))
     return None

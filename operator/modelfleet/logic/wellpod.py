@@ -24,7 +24,6 @@ from runtime_contract import BUNDLE_CONDITION as BUNDLE_CONDITION
 from runtime_contract import (
     BUNDLE_DIGEST_ANNOTATION,
     BUNDLE_URI_ANNOTATION,
-    GateReason,
     parse_gate_message,
 )
 from runtime_contract import refused_message as refused_message
@@ -35,7 +34,6 @@ LABEL_WELL = "modelfleet.dev/well"
 LABEL_REVISION = "modelfleet.dev/revision"
 ANNOTATION_VERSION = "modelfleet.dev/version"
 ANNOTATION_TEMPLATE_HASH = "modelfleet.dev/template-hash"
-BUNDLE_SERVED_REASON = GateReason.BUNDLE_SERVED
 PODINFO_DIR = "/etc/modelfleet/podinfo"
 CONTAINER_NAME = "runtime"
 
