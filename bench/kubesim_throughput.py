@@ -20,7 +20,8 @@ from typing import Any
 
 import aiohttp
 
-from kubesim.testing import kubesim_in_thread
+from kubesim.harness.testing import kubesim_in_thread
+from modelfleet_dev.local_cluster import kubeconfig_server, start_kubesim
 
 
 def _pod(name: str, well: int) -> dict[str, Any]:
@@ -203,32 +204,12 @@ def _rss_mb(pid: int) -> float:
 
 
 def _run_separate(args: argparse.Namespace) -> None:
-    import subprocess
-    import sys
-
-    import yaml
-
     with tempfile.TemporaryDirectory() as tmp:
-        kubeconfig = Path(tmp) / "kubeconfig"
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kubesim",
-                "serve",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--log-level",
-                "WARNING",
-            ]
-        )
+        work_dir = Path(tmp)
+        proc = start_kubesim(work_dir, kubelet="instant")
+        kubeconfig = work_dir / "kubeconfig"
         try:
-            deadline = time.monotonic() + 30
-            while not kubeconfig.exists():
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("kubesim did not start")
-                time.sleep(0.05)
-            url = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+            url = kubeconfig_server(kubeconfig)
             asyncio.run(_create_namespaces(url, ["bench", "other", "client-bench", "watch-bench"]))
             rate = asyncio.run(_create_many(url, "bench", 0, args.pods, args.concurrency))
             print(
@@ -259,8 +240,7 @@ def _run_separate(args: argparse.Namespace) -> None:
                 f"[separate process] watch event latency ({args.watchers} watchers): p50 {p50:.2f} ms, p99 {p99:.2f} ms"
             )
         finally:
-            proc.terminate()
-            proc.wait(30)
+            proc.stop(timeout=30)
 
 
 if __name__ == "__main__":

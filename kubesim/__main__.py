@@ -2,6 +2,6 @@
 
 import sys
 
-from kubesim.cli import main
+from kubesim.harness.cli import main
 
 sys.exit(main())

@@ -14,15 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from kubesim.jsonwire import encode
 from kubesim.node.runtime import PodContainers, PodObject, PodSlot, ProxyAnswer, ProxyRequest
+from kubesim.wire.jsonwire import encode
 from modelfleet.logic.wellpod import LABEL_WELL
-from modelfleet_dev.simulated_runtime import (
-    BUNDLE_DIGEST_ANNOTATION,
-    BUNDLE_URI_ANNOTATION,
-    ManifestCache,
-    SimulatedRuntime,
-)
+from modelfleet_dev.simulated_runtime import ManifestCache, SimulatedRuntime
+from runtime_contract import BUNDLE_DIGEST_ANNOTATION, BUNDLE_URI_ANNOTATION
 
 __all__ = ["PLUGIN", "SimulatedModelRuntime"]
 

@@ -1,3 +1,3 @@
 """Shared pytest configuration: kubesim fixtures (`kubesim`, `kubesim_thread`)."""
 
-pytest_plugins = ["kubesim.pytest_plugin"]
+pytest_plugins = ["kubesim.harness.pytest_plugin"]

@@ -26,8 +26,9 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from kubesim.apiserver import NODE_NAME, POD_STORAGE, ApiServer
-from kubesim.errors import ApiError
+from kubesim.core.apiserver import NODE_NAME, POD_STORAGE, ApiServer
+from kubesim.core.selectors import LabelSelector
+from kubesim.core.store import StoredObject, WatchEvent
 from kubesim.node.process import ProcessRuntime
 from kubesim.node.runtime import (
     ContainerRuntime,
@@ -38,8 +39,7 @@ from kubesim.node.runtime import (
     ProxyRequest,
 )
 from kubesim.node.stub import StubRuntime
-from kubesim.selectors import LabelSelector
-from kubesim.store import StoredObject, WatchEvent
+from kubesim.wire.errors import ApiError
 
 __all__ = ["Kubelet", "KubeletConfig", "PodIPAllocator"]
 

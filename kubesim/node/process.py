@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout
 
-from kubesim.jsonwire import clone
+from kubesim.core.selectors import LabelSelector
 from kubesim.node.downward import expand_vars, field_ref_value, write_atomic_dir
 from kubesim.node.runtime import (
     PodContainers,
@@ -33,7 +33,7 @@ from kubesim.node.runtime import (
     ProxyAnswer,
     ProxyRequest,
 )
-from kubesim.selectors import LabelSelector
+from kubesim.wire.jsonwire import clone
 
 __all__ = ["ProcessRuntime"]
 

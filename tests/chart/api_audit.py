@@ -20,9 +20,9 @@ from typing import Any
 
 from aiohttp import web
 
-from kubesim.cluster import KubeSim
+from kubesim.harness.cluster import KubeSim
+from kubesim.harness.testing import KubeSimThread, kubesim_in_thread
 from kubesim.node.kubelet import KubeletConfig
-from kubesim.testing import KubeSimThread, kubesim_in_thread
 from modelfleet_dev.kubesim_runtime import SimulatedModelRuntime
 
 VERBS_BY_METHOD = {"POST": "create", "PUT": "update", "PATCH": "patch"}
@@ -123,7 +123,7 @@ class AuditLog:
 def recording_kubesim(
     tmp_path: Path, log: AuditLog, *, kubelet: KubeletConfig | None = None
 ) -> Iterator[KubeSimThread]:
-    """kubesim in a thread (kubesim.testing.kubesim_in_thread), every HTTP request recorded into
+    """kubesim in a thread (kubesim.harness.testing.kubesim_in_thread), every HTTP request recorded into
     `log` before kubesim handles it."""
 
     def audit(sim: KubeSim) -> None:

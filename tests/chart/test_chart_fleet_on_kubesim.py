@@ -10,8 +10,8 @@ from typing import Any
 import helm_python as helm
 import pytest
 
+from kubesim.harness.testing import kubesim_in_thread
 from kubesim.node.kubelet import KubeletConfig
-from kubesim.testing import kubesim_in_thread
 from modelfleet.app.cli import build_parser
 from modelfleet.app.operator_main import OperatorOptions
 from modelfleet_dev.kubesim_runtime import SimulatedModelRuntime

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from kubesim.testing import KubeSimThread, kubesim_in_thread
+from kubesim.harness.testing import KubeSimThread, kubesim_in_thread
 
 from .chart_rendering import (
     CHART_DIR,

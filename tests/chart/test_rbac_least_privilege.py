@@ -21,8 +21,8 @@ import httpx
 import pytest
 import yaml
 
+from kubesim.harness.testing import KubeSimThread
 from kubesim.node.kubelet import KubeletConfig
-from kubesim.testing import KubeSimThread
 from modelfleet.api.spec import ModelDeploymentSpec
 from modelfleet.app.operator_main import OperatorOptions
 from modelfleet.logic.revisions import revision_of

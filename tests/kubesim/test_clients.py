@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kubesim.testing import KubeSimThread, kubeconfig_env
+from kubesim.harness.testing import KubeSimThread, kubeconfig_env
 from tests.kubesim.conftest import WIDGET_CRD
 
 kubernetes = pytest.importorskip("kubernetes")

@@ -14,8 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from kubesim.cli import load_factory
-from kubesim.cluster import KubeSim
+from kubesim.harness.cli import load_factory
+from kubesim.harness.cluster import KubeSim
+from kubesim.harness.testing import run_kubesim
 from kubesim.node.kubelet import KubeletConfig
 from kubesim.node.runtime import (
     PodContainers,
@@ -24,8 +25,8 @@ from kubesim.node.runtime import (
     ProxyAnswer,
     ProxyRequest,
 )
-from kubesim.testing import run_kubesim
 from modelfleet_dev.kubesim_runtime import PLUGIN, SimulatedModelRuntime
+from runtime_contract import manifest_digest
 from tests.kubesim.conftest import Http, eventually, pod
 
 PODS = "/api/v1/namespaces/default/pods"
@@ -168,8 +169,6 @@ def test_the_cli_loads_a_runtime_factory_by_its_import_path() -> None:
 
 
 def _bundle(tmp: Path, name: str, version: str) -> tuple[str, str]:
-    from modelfleet_dev.simulated_runtime import _digest
-
     directory = tmp / name
     directory.mkdir(parents=True)
     raw = json.dumps(
@@ -178,7 +177,7 @@ def _bundle(tmp: Path, name: str, version: str) -> tuple[str, str]:
         separators=(",", ":"),
     ).encode()
     (directory / "manifest.json").write_bytes(raw)
-    return directory.as_uri(), _digest(raw)
+    return directory.as_uri(), manifest_digest(raw)
 
 
 async def test_simulated_runtime_serves_bundle_from_annotations_through_pod_proxy(

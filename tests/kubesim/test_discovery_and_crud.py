@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from kubesim.cluster import KubeSim
+from kubesim.harness.cluster import KubeSim
 from tests.kubesim.conftest import GADGET_CRD, WIDGET_CRD, WIDGETS, Http, eventually, pod, widget
 
 CONCEPTS = "https://kubernetes.io/docs/reference/using-api/api-concepts/"

@@ -15,10 +15,10 @@ import aiohttp
 import pytest
 import yaml
 
-from kubesim.cluster import KubeSim
-from kubesim.faults import FaultConfig, FaultKind, FaultRule, parse_fault_rule
+from kubesim.harness.cluster import KubeSim
+from kubesim.harness.testing import run_kubesim
+from kubesim.http.faults import FaultConfig, FaultKind, FaultRule, parse_fault_rule
 from kubesim.node.kubelet import KubeletConfig
-from kubesim.testing import run_kubesim
 from tests.kubesim.conftest import Http
 
 CMS = "/api/v1/namespaces/default/configmaps"

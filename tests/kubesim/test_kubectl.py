@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubesim.testing import KubeSimThread, kubesim_in_thread
+from kubesim.harness.testing import KubeSimThread, kubesim_in_thread
 from tests.kubesim.conftest import WIDGET_CRD, run_kubectl
 
 pytestmark = pytest.mark.skipif(

@@ -9,9 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from kubesim.cluster import KubeSim
+from kubesim.harness.cluster import KubeSim
+from kubesim.harness.testing import run_kubesim
 from kubesim.node.kubelet import KubeletConfig
-from kubesim.testing import run_kubesim
 from tests.kubesim.conftest import Http, eventually, pod
 
 PODS = "/api/v1/namespaces/default/pods"

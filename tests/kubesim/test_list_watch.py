@@ -7,7 +7,7 @@ import json
 
 import aiohttp
 
-from kubesim.cluster import KubeSim
+from kubesim.harness.cluster import KubeSim
 from tests.kubesim.conftest import Http, pod
 
 PODS = "/api/v1/namespaces/default/pods"

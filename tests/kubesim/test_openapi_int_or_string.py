@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubesim.testing import kubesim_in_thread
+from kubesim.harness.testing import kubesim_in_thread
 from tests.kubesim.conftest import run_kubectl
 
 pytestmark = pytest.mark.skipif(

@@ -13,7 +13,7 @@ from pathlib import Path
 import helm_python as helm
 import pytest
 
-from kubesim.testing import kubesim_in_thread
+from kubesim.harness.testing import kubesim_in_thread
 
 
 def test_openapi_v2_answers_protobuf_when_asked(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubesim.cluster import KubeSim
+from kubesim.harness.cluster import KubeSim
 from tests.kubesim.conftest import WIDGET_CRD, WIDGETS, Http, eventually, pod, widget
 
 PODS = "/api/v1/namespaces/default/pods"

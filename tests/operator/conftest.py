@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from kubesim.harness.testing import KubeSimThread, kubesim_in_thread
 from kubesim.node.kubelet import KubeletConfig
-from kubesim.testing import KubeSimThread, kubesim_in_thread
 from modelfleet_dev.kubesim_runtime import SimulatedModelRuntime
 
 from .cluster_harness import Api

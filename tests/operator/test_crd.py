@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubesim.testing import KubeSimThread, kubesim_in_thread
+from kubesim.harness.testing import KubeSimThread, kubesim_in_thread
 from modelfleet.api.crd import render_crd_yaml, render_reference_markdown
 
 from .cluster_harness import CRD, MD_PATH, Api

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kubesim.testing import KubeSimThread
+from kubesim.harness.testing import KubeSimThread
 from modelfleet.api.spec import ModelDeploymentSpec
 from modelfleet.logic.inventory import InventorySource, resolve_inventory
 

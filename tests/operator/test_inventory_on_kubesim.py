@@ -17,7 +17,7 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-from kubesim.testing import KubeSimThread
+from kubesim.harness.testing import KubeSimThread
 from modelfleet.control.worker import ROLLOUT_RECHECK_SECONDS
 
 from .cluster_harness import MD_PATH, Api, model_deployment, running_operator

@@ -8,8 +8,8 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from kubesim.faults import FaultKind, FaultRule
-from kubesim.testing import KubeSimThread
+from kubesim.harness.testing import KubeSimThread
+from kubesim.http.faults import FaultKind, FaultRule
 from modelfleet.control.worker import ROLLOUT_RECHECK_SECONDS
 
 from .cluster_harness import MD_PATH, Api, PodWatch, model_deployment, running_operator
@@ -353,8 +353,8 @@ def test_real_runtime_pod_swaps_its_bundle_in_place_and_reports_the_digest(
     the operator's reload nudge goes through the pod proxy to that process."""
     import httpx
 
+    from kubesim.harness.testing import kubesim_in_thread
     from kubesim.node.kubelet import KubeletConfig
-    from kubesim.testing import kubesim_in_thread
     from modelfleet_dev.kubesim_runtime import SimulatedModelRuntime
 
     root, digests = bundles

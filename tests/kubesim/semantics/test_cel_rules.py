@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kubesim.cel import CelCompileError, CelError, compile_expression
+from kubesim.schema.cel import CelCompileError, CelError, compile_expression
 
 
 def evaluate(rule: str, self_value: Any, old: Any = None) -> Any:

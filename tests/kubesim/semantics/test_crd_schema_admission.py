@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubesim.schema import compile_schema, structural_causes, validate_structural
+from kubesim.schema.structural import compile_schema, structural_causes, validate_structural
 
 from .model_deployment_schema import SCHEMA
 

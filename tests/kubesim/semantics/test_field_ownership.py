@@ -13,10 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubesim import managed_fields
-from kubesim.apply import apply_configuration, merge
-from kubesim.errors import ApiError
-from kubesim.managed_fields import (
+from kubesim.fields import managed_fields
+from kubesim.fields.apply import apply_configuration, merge
+from kubesim.fields.managed_fields import (
     ManagerKey,
     compare,
     decode_managed_fields,
@@ -30,6 +29,7 @@ from kubesim.managed_fields import (
     track_create,
     track_update,
 )
+from kubesim.wire.errors import ApiError
 
 DEPLOYMENT = shape_for("apps", "v1", "Deployment", None)
 CONFIGMAP = shape_for("", "v1", "ConfigMap", None)

@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubesim.errors import ApiError
-from kubesim.selectors import (
+from kubesim.core.selectors import (
     FieldSelector,
     LabelSelector,
     dns1123_label_errors,
     dns1123_subdomain_errors,
     label_key_errors,
 )
+from kubesim.wire.errors import ApiError
 
 POD = {"metadata": {"name": "web-0", "namespace": "fr"}, "status": {"phase": "Running"}}
 POD_FIELDS = frozenset({"metadata.name", "metadata.namespace", "status.phase"})

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kubesim.openapi import (
-    builtin_definition_name,
+from kubesim.presentation.openapi import (
     openapi_v2_document,
     openapi_v3_document,
     openapi_v3_index,
 )
+from kubesim.schema.builtin import builtin_definition_name
 
 from .model_deployment_schema import SCHEMA
 
@@ -149,7 +149,7 @@ def test_v2_document_uses_definitions_and_body_parameters() -> None:
 
 def test_index_without_resources_changes_when_a_crd_schema_is_compiled() -> None:
     # kubectl caches /openapi/v3 documents by their hashed URL, so a CRD change must change it.
-    from kubesim.schema import compile_schema
+    from kubesim.schema.structural import compile_schema
 
     before = openapi_v3_index([("modelfleet.dev", "v1alpha1")])
     assert openapi_v3_index([("modelfleet.dev", "v1alpha1")]) == before

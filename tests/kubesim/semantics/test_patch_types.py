@@ -14,8 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubesim.errors import ApiError
-from kubesim.patching import (
+from kubesim.fields.patching import (
     STRATEGIC_SCHEMAS,
     StrategicSchema,
     apply_json_patch,
@@ -23,6 +22,7 @@ from kubesim.patching import (
     apply_strategic_merge_patch,
     strategic_schema_for,
 )
+from kubesim.wire.errors import ApiError
 
 POD_SCHEMA = STRATEGIC_SCHEMAS[("", "v1", "Pod")]
 SERVICE_SCHEMA = STRATEGIC_SCHEMAS[("", "v1", "Service")]

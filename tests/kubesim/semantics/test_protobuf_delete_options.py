@@ -7,7 +7,7 @@ field numbers of k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto (DeleteOpt
 
 from __future__ import annotations
 
-from kubesim.protobuf import MAGIC, decode_object
+from kubesim.presentation.protobuf import MAGIC, decode_object
 
 
 def _field(number: int, payload: bytes) -> bytes:

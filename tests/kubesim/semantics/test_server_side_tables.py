@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from kubesim.tables import JsonPath, PrinterColumn, human_duration, render_table
+from kubesim.presentation.tables import JsonPath, PrinterColumn, human_duration, render_table
 
 NOW = datetime.datetime(2026, 11, 25, 13, 0, 0, tzinfo=datetime.UTC)
 

@@ -6,7 +6,7 @@ https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/status/
 
 from __future__ import annotations
 
-from kubesim.errors import (
+from kubesim.wire.errors import (
     ApiError,
     field_duplicate,
     field_invalid,

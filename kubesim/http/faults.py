@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from kubesim.errors import ApiError
+from kubesim.wire.errors import ApiError
 
 __all__ = ["FaultConfig", "FaultKind", "FaultRule", "parse_fault_rule"]
 

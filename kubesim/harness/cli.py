@@ -15,8 +15,8 @@ import signal
 import sys
 from pathlib import Path
 
-from kubesim.cluster import KubeSim
-from kubesim.faults import FaultConfig, parse_fault_rule
+from kubesim.harness.cluster import KubeSim
+from kubesim.http.faults import FaultConfig, parse_fault_rule
 from kubesim.node.kubelet import KubeletConfig
 from kubesim.node.runtime import ContainerRuntimeFactory
 

@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from kubesim.cel import CelCompileError, CelError, CompiledExpression, compile_expression
-from kubesim.errors import (
+from kubesim.schema.cel import CelCompileError, CelError, CompiledExpression, compile_expression
+from kubesim.wire.errors import (
     FIELD_VALUE_NOT_SUPPORTED,
     FIELD_VALUE_REQUIRED,
     FIELD_VALUE_TOO_LONG,
@@ -45,7 +45,7 @@ from kubesim.errors import (
     field_type_invalid,
     format_bad_value,
 )
-from kubesim.jsonwire import clone
+from kubesim.wire.jsonwire import clone
 
 __all__ = [
     "CompiledSchema",

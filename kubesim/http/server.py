@@ -19,14 +19,17 @@ from typing import Any, Final
 import yaml
 from aiohttp import web
 
-from kubesim.apiserver import ApiServer, ListResult, WriteResult
-from kubesim.apply import APPLY_PATCH, validate_patch_options
-from kubesim.errors import ApiError
-from kubesim.faults import FaultConfig, FaultPlan
-from kubesim.jsonwire import decode, encode
-from kubesim.managed_fields import manager_from_request
-from kubesim.registry import ResourceDef
-from kubesim.store import StoredObject
+from kubesim.core.apiserver import ApiServer, ListResult, WriteResult
+from kubesim.core.registry import ResourceDef
+from kubesim.core.store import StoredObject
+from kubesim.fields.apply import APPLY_PATCH, validate_patch_options
+from kubesim.fields.managed_fields import manager_from_request
+from kubesim.http.faults import FaultConfig, FaultPlan
+from kubesim.presentation import openapi
+from kubesim.presentation.protobuf import ProtobufError, decode_object
+from kubesim.presentation.tables import PrinterColumn, render_table
+from kubesim.wire.errors import ApiError
+from kubesim.wire.jsonwire import decode, encode
 
 __all__ = ["MAX_BODY_BYTES", "HttpConfig", "build_app"]
 
@@ -170,10 +173,6 @@ class KubeHttp:
         return paths
 
     def _openapi(self, request: web.Request, parts: list[str]) -> web.Response:
-        try:
-            from kubesim import openapi
-        except ImportError:  # pragma: no cover - until kubesim/openapi.py lands
-            raise ApiError.resource_not_found() from None
         registry = self.api.registry
         if parts == ["v3"]:
             return _json_response(
@@ -203,10 +202,7 @@ class KubeHttp:
                     body=openapi.openapi_v2_protobuf(),
                     headers={"Content-Type": openapi.OPENAPI_V2_PROTOBUF},
                 )
-            v2 = getattr(openapi, "openapi_v2_document", None)
-            if v2 is None:
-                raise ApiError.resource_not_found()
-            return _json_response(encode(v2(registry.all())))
+            return _json_response(encode(openapi.openapi_v2_document(registry.all())))
         raise ApiError.resource_not_found()
 
     # -- URL parsing -------------------------------------------------------------------------------
@@ -390,8 +386,6 @@ class KubeHttp:
             except yaml.YAMLError as exc:
                 raise ApiError.bad_request(f"error converting YAML to JSON: {exc}") from None
         if content_type == "application/vnd.kubernetes.protobuf":
-            from kubesim.protobuf import ProtobufError, decode_object
-
             try:
                 return decode_object(raw)
             except ProtobufError as exc:
@@ -415,8 +409,6 @@ class KubeHttp:
             if raw.strip():
                 try:
                     if request.content_type == "application/vnd.kubernetes.protobuf":
-                        from kubesim.protobuf import decode_object
-
                         parsed = decode_object(raw)
                     else:
                         parsed = decode(raw)
@@ -471,8 +463,6 @@ class KubeHttp:
 
     def _accepts(self, request: web.Request) -> str:
         accept = request.headers.get("Accept", "")
-        if "as=Table" in accept and not _tables_available():
-            accept = _JSON
         for clause in accept.split(","):
             params = {
                 p.strip().split("=", 1)[0]: p.strip().split("=", 1)[-1]
@@ -493,8 +483,6 @@ class KubeHttp:
     def _table(
         self, request: web.Request, rdef: ResourceDef, entries: list[StoredObject]
     ) -> dict[str, Any]:
-        from kubesim.tables import PrinterColumn, render_table
-
         columns = (
             [PrinterColumn.from_crd(c) for c in rdef.printer_columns]
             if rdef.printer_columns is not None
@@ -764,14 +752,6 @@ async def _read_body(request: web.Request) -> bytes:
             raise ApiError.request_entity_too_large(f"limit is {MAX_BODY_BYTES}")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _tables_available() -> bool:
-    try:
-        import kubesim.tables  # noqa: F401
-    except ImportError:  # until kubesim/tables.py lands, answer plain JSON (kubectl copes)
-        return False
-    return True
 
 
 def _partial(obj: dict[str, Any]) -> dict[str, Any]:

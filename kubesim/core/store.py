@@ -20,8 +20,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from kubesim.errors import ApiError
-from kubesim.jsonwire import decode, encode
+from kubesim.wire.errors import ApiError
+from kubesim.wire.jsonwire import decode, encode
 
 __all__ = ["Collection", "Store", "StoredObject", "WatchEvent"]
 

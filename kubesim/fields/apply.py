@@ -20,8 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from kubesim.errors import ApiError, StatusCause, field_forbidden, field_required, field_too_long
-from kubesim.managed_fields import (
+from kubesim.fields.managed_fields import (
     EMPTY,
     MANAGER_MAX_LENGTH,
     FieldSet,
@@ -38,6 +37,13 @@ from kubesim.managed_fields import (
     strip_meta,
     to_field_set,
     without_prefix,
+)
+from kubesim.wire.errors import (
+    ApiError,
+    StatusCause,
+    field_forbidden,
+    field_required,
+    field_too_long,
 )
 
 __all__ = [

@@ -17,10 +17,10 @@ import contextlib
 import logging
 from typing import Any
 
-from kubesim.apiserver import CRD_CLEANUP_FINALIZER, CRD_STORAGE, NAMESPACE_STORAGE, ApiServer
-from kubesim.errors import ApiError
-from kubesim.registry import ResourceDef
-from kubesim.store import StoredObject, WatchEvent
+from kubesim.core.apiserver import CRD_CLEANUP_FINALIZER, CRD_STORAGE, NAMESPACE_STORAGE, ApiServer
+from kubesim.core.registry import ResourceDef
+from kubesim.core.store import StoredObject, WatchEvent
+from kubesim.wire.errors import ApiError
 
 __all__ = ["GarbageCollector"]
 

@@ -15,8 +15,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from kubesim.jsonwire import encode
-from kubesim.store import StoredObject, WatchEvent
+from kubesim.core.store import StoredObject, WatchEvent
+from kubesim.wire.jsonwire import encode
 
 __all__ = ["Watcher"]
 

@@ -20,27 +20,28 @@ and https://kubernetes.io/docs/reference/using-api/api-concepts/#field-validatio
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
 import json
-import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Final, Protocol
+
+from kubesim.schema.builtin import (
+    KUBERNETES_VERSION,
+    builtin_definition_name,
+    builtin_definitions,
+)
+from kubesim.schema.structural import schema_generation
 
 __all__ = [
     "OPENAPI_V2_PROTOBUF",
     "ServedResource",
-    "builtin_definition_name",
-    "builtin_definitions",
     "openapi_v2_document",
     "openapi_v2_protobuf",
     "openapi_v3_document",
     "openapi_v3_index",
 ]
 
-KUBERNETES_VERSION: Final = "v1.32.0"
 _OBJECT_META: Final = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 _LIST_META: Final = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta"
 _STATUS: Final = "io.k8s.apimachinery.pkg.apis.meta.v1.Status"
@@ -62,42 +63,6 @@ class ServedResource(Protocol):
     namespaced: bool
     has_status: bool
     raw_schema: dict[str, Any] | None
-
-
-# --------------------------------------------------------------------------------------------
-# Built-in definitions from kubernetes-validate's JSON schemas
-# --------------------------------------------------------------------------------------------
-
-
-def _schema_dir() -> Path | None:
-    try:
-        import kubernetes_validate
-    except ImportError:  # pragma: no cover - the package is a declared dependency
-        return None
-    root = Path(os.path.dirname(kubernetes_validate.__file__)) / "kubernetes-json-schema"
-    wanted = root / f"{KUBERNETES_VERSION}-local"
-    if wanted.is_dir():
-        return wanted
-    candidates = sorted(p for p in root.glob("v*-local") if p.is_dir())
-    return candidates[-1] if candidates else None
-
-
-@functools.cache
-def _raw_definitions() -> dict[str, Any]:
-    directory = _schema_dir()
-    if directory is None:
-        return {}
-    with open(directory / "_definitions.json", encoding="utf-8") as handle:
-        data = json.load(handle)
-    defs = data.get("$defs") or data.get("definitions") or {}
-    assert isinstance(defs, dict)
-    return defs
-
-
-def builtin_definitions() -> dict[str, Any]:
-    """The Kubernetes 1.32 definitions in kubernetes-validate's JSON-schema form (``$ref`` to
-    ``#/$defs/<name>``), with their list types: what kubesim.managed_fields walks."""
-    return _raw_definitions()
 
 
 def _to_openapi(node: Any, ref_prefix: str) -> Any:
@@ -159,7 +124,7 @@ def _refs(node: Any) -> Iterable[str]:
 
 def _closure(names: Iterable[str], ref_prefix: str) -> dict[str, Any]:
     """The named definitions and everything they reference, in OpenAPI form."""
-    raw = _raw_definitions()
+    raw = builtin_definitions()
     out: dict[str, Any] = {}
     pending = list(names)
     while pending:
@@ -169,21 +134,6 @@ def _closure(names: Iterable[str], ref_prefix: str) -> dict[str, Any]:
         out[name] = _strip_kind_enums(_to_openapi(copy.deepcopy(raw[name]), ref_prefix))
         pending.extend(_refs(raw[name]))
     return out
-
-
-@functools.cache
-def _definition_names_by_gvk() -> dict[tuple[str, str, str], str]:
-    index: dict[tuple[str, str, str], str] = {}
-    for name, definition in _raw_definitions().items():
-        for gvk in definition.get("x-kubernetes-group-version-kind") or []:
-            key = (gvk.get("group", ""), gvk.get("version", ""), gvk.get("kind", ""))
-            index.setdefault(key, name)
-    return index
-
-
-def builtin_definition_name(group: str, version: str, kind: str) -> str | None:
-    """The OpenAPI definition name of a built-in kind (``io.k8s.api.core.v1.Pod``)."""
-    return _definition_names_by_gvk().get((group, version, kind))
 
 
 # --------------------------------------------------------------------------------------------
@@ -623,8 +573,6 @@ def openapi_v3_index(
         if resources is not None:
             digest = _cached_document(group, version, resources)[1]
         else:
-            from kubesim.schema import schema_generation
-
             seed = f"{_PROCESS_TOKEN}/{schema_generation()}/{group}/{version}"
             digest = hashlib.sha512(seed.encode()).hexdigest().upper()
         path = _gv_path(group, version)

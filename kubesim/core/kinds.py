@@ -12,7 +12,11 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from kubesim.errors import (
+from kubesim.core.registry import ResourceDef
+from kubesim.fields.patching import STRATEGIC_SCHEMAS, StrategicSchema, strategic_schema_for
+from kubesim.schema.structural import compile_schema, validate_structural
+from kubesim.schema.validation import dns1123_label_errors, dns1123_subdomain_errors
+from kubesim.wire.errors import (
     StatusCause,
     field_duplicate,
     field_forbidden,
@@ -20,8 +24,6 @@ from kubesim.errors import (
     field_not_supported,
     field_required,
 )
-from kubesim.registry import ResourceDef
-from kubesim.validation import dns1123_label_errors, dns1123_subdomain_errors
 
 __all__ = [
     "ClusterIPAllocator",
@@ -229,10 +231,8 @@ def validate_kind(rdef: ResourceDef, obj: dict[str, Any]) -> list[StatusCause]:
 
 
 def strategic_schema(rdef: ResourceDef) -> Any:
-    """Patch metadata for served built-ins that kubesim.patching does not list (Deployment: its
-    pod template merges like a Pod), else the metadata-only rules."""
-    from kubesim.patching import STRATEGIC_SCHEMAS, StrategicSchema, strategic_schema_for
-
+    """Patch metadata for served built-ins that kubesim.fields.patching does not list
+    (Deployment: its pod template merges like a Pod), else the metadata-only rules."""
     known = strategic_schema_for(rdef.group, rdef.version, rdef.kind)
     if known is not None:
         return known
@@ -320,10 +320,6 @@ def _validate_crd(obj: dict[str, Any]) -> list[StatusCause]:
                 field_required(f"spec.versions[{i}].schema.openAPIV3Schema", "schemas are required")
             )
             continue
-        try:
-            from kubesim.schema import validate_structural
-        except ImportError:  # pragma: no cover - the semantics helper has not landed it yet
-            continue
         for problem in validate_structural(schema):
             causes.append(field_invalid(f"spec.versions[{i}].schema.openAPIV3Schema", "", problem))
     return causes
@@ -339,13 +335,7 @@ def crd_resource_defs(crd: dict[str, Any]) -> list[ResourceDef]:
         if not version.get("served", True):
             continue
         raw_schema = (version.get("schema") or {}).get("openAPIV3Schema") or {}
-        compiled: Any = None
-        try:
-            from kubesim.schema import compile_schema
-
-            compiled = compile_schema(raw_schema)
-        except ImportError:  # pragma: no cover - until the semantics helper lands schema.py
-            compiled = None
+        compiled = compile_schema(raw_schema)
         subresources = version.get("subresources") or {}
         out.append(
             ResourceDef(

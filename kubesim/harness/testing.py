@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kubesim.cluster import KubeSim
-from kubesim.faults import FaultConfig
+from kubesim.harness.cluster import KubeSim
+from kubesim.http.faults import FaultConfig
 from kubesim.node.kubelet import KubeletConfig
 from kubesim.node.runtime import ContainerRuntimeFactory
 
@@ -31,8 +32,6 @@ T = TypeVar("T")
 def kubeconfig_env(path: Path) -> Iterator[None]:
     """Point ``KUBECONFIG`` (and the ``kubernetes`` client's default, which it reads once at
     import) at ``path`` for the duration; kopf's default login goes through that client."""
-    import os
-
     saved = os.environ.get("KUBECONFIG")
     os.environ["KUBECONFIG"] = str(path)
     kube_config: Any = None

@@ -1,5 +1,5 @@
 """pytest fixtures for kubesim: ``kubesim`` (async, in the test's loop) and ``kubesim_thread``
-(sync, own loop in a thread). Register with ``pytest_plugins = ["kubesim.pytest_plugin"]``.
+(sync, own loop in a thread). Register with ``pytest_plugins = ["kubesim.harness.pytest_plugin"]``.
 
 Configure one test's kubesim with a marker::
 
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from kubesim.cluster import KubeSim
-from kubesim.testing import KubeSimThread, kubesim_in_thread, run_kubesim
+from kubesim.harness.cluster import KubeSim
+from kubesim.harness.testing import KubeSimThread, kubesim_in_thread, run_kubesim
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from kubesim.errors import StatusCause, field_invalid, field_required, field_too_long
+from kubesim.wire.errors import StatusCause, field_invalid, field_required, field_too_long
 
 __all__ = [
     "ANNOTATIONS_MAX_BYTES",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from kubesim.errors import ApiError
+from kubesim.wire.errors import ApiError
 
 __all__ = [
     "FieldSelector",

@@ -28,8 +28,8 @@ from typing import Any, Final
 
 import orjson
 
-from kubesim.jsonwire import encode
-from kubesim.openapi import builtin_definition_name, builtin_definitions
+from kubesim.schema.builtin import builtin_definition_name, builtin_definitions
+from kubesim.wire.jsonwire import encode
 
 __all__ = [
     "EMPTY",

@@ -24,10 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from kubesim import apply, managed_fields
-from kubesim.errors import ApiError, StatusCause, field_forbidden, field_invalid
-from kubesim.jsonwire import clone, decode, encode
-from kubesim.kinds import (
+from kubesim.core.kinds import (
     ClusterIPAllocator,
     crd_resource_defs,
     event_core_to_v1,
@@ -37,11 +34,14 @@ from kubesim.kinds import (
     validate_kind,
     validate_update,
 )
-from kubesim.registry import Registry, ResourceDef
-from kubesim.selectors import FieldSelector, LabelSelector
-from kubesim.store import Store, StoredObject
-from kubesim.validation import validate_metadata
-from kubesim.watch import Watcher
+from kubesim.core.registry import Registry, ResourceDef
+from kubesim.core.selectors import FieldSelector, LabelSelector
+from kubesim.core.store import Store, StoredObject
+from kubesim.core.watch import Watcher
+from kubesim.fields import apply, managed_fields, patching
+from kubesim.schema.validation import validate_metadata
+from kubesim.wire.errors import ApiError, StatusCause, field_forbidden, field_invalid
+from kubesim.wire.jsonwire import clone, decode, encode
 
 __all__ = ["MAX_OBJECT_BYTES", "ApiServer", "ListResult", "rfc3339"]
 
@@ -550,8 +550,6 @@ class ApiServer:
         field_validation: str = "",
         field_manager: str | None = None,
     ) -> WriteResult:
-        from kubesim import patching
-
         old = self.get(rdef, namespace, name)
         current = decode(self.render(rdef, old))
         if content_type == "application/json-patch+json":
@@ -716,7 +714,7 @@ class ApiServer:
             entry = self._establish_crd(entry)
         return WriteResult(entry, warnings)
 
-    # -- field ownership and server-side apply (kubesim.managed_fields, kubesim.apply) ------------
+    # -- field ownership and server-side apply (kubesim.fields) ----------------------------------
 
     def _own_fields(
         self,

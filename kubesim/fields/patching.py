@@ -24,8 +24,8 @@ from typing import Any, Final
 import jsonpatch
 import jsonpointer
 
-from kubesim.errors import ApiError, StatusCause
-from kubesim.jsonwire import clone
+from kubesim.wire.errors import ApiError, StatusCause
+from kubesim.wire.jsonwire import clone
 
 __all__ = [
     "STRATEGIC_SCHEMAS",

@@ -15,14 +15,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from kubesim.apiserver import ApiServer
-from kubesim.faults import FaultConfig
-from kubesim.gc import GarbageCollector
-from kubesim.kubeconfig import write_kubeconfig
+from kubesim.core.apiserver import ApiServer
+from kubesim.core.gc import GarbageCollector
+from kubesim.core.store import Store
+from kubesim.harness.kubeconfig import write_kubeconfig
+from kubesim.http.faults import FaultConfig
+from kubesim.http.server import HttpConfig, KubeHttp, build_app
 from kubesim.node.kubelet import Kubelet, KubeletConfig
 from kubesim.node.runtime import ContainerRuntimeFactory
-from kubesim.server import HttpConfig, KubeHttp, build_app
-from kubesim.store import Store
 
 __all__ = ["KubeSim"]
 

@@ -1,0 +1,2 @@
+"""One running kubesim assembled (cluster), for tests (testing, the pytest plugin) and from
+the command line (cli)."""
