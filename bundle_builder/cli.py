@@ -168,6 +168,22 @@ def _pack_fleet(args: argparse.Namespace) -> int:
     return 0
 
 
+def _push(args: argparse.Namespace) -> int:
+    from bundle_builder.errors import PublishError
+    from bundle_builder.publishing import push_bundle
+
+    started = time.perf_counter()
+    try:
+        result = push_bundle(Path(args.directory), args.uri)
+    except PublishError as exc:
+        print(f"modelfleet bundle push: {exc}", file=sys.stderr)
+        return 1
+    what = "already there" if result.already_there else f"pushed {result.files} files + manifest"
+    print(f"{result.uri}: {what} in {time.perf_counter() - started:.2f}s", file=sys.stderr)
+    print(result.digest)
+    return 0
+
+
 def _verify(args: argparse.Namespace) -> int:
     from model_runtime.bundle_state import load_bundle
     from model_runtime.errors import BundleError
@@ -252,11 +268,24 @@ class BundleCommand:
         fleet.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
         fleet.add_argument("--quiet", action="store_true", help="no per-well progress lines")
         fleet.set_defaults(bundle_run=_pack_fleet)
+        push = bundle_sub.add_parser(
+            "push",
+            help="verify a bundle and publish it (files first, manifest last); print its digest",
+        )
+        push.add_argument("directory", metavar="DIR", help="a bundle directory")
+        push.add_argument(
+            "uri",
+            metavar="URI",
+            help="file://, s3://bucket/prefix, az://container/prefix, gs://...",
+        )
+        push.set_defaults(bundle_run=_push)
         verify = bundle_sub.add_parser(
             "verify", help="check every digest and that every model loads; print the bundle digest"
         )
         verify.add_argument(
-            "source", metavar="PATH_OR_URI", help="directory, .tar.gz, file:// or http(s)://"
+            "source",
+            metavar="PATH_OR_URI",
+            help="directory, .tar.gz, file://, http(s)://, s3://, az:// or gs://",
         )
         verify.set_defaults(bundle_run=_verify)
 

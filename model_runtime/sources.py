@@ -1,4 +1,5 @@
-"""Read a bundle's bytes from wherever it lives: a directory or a .tar.gz, on disk or over HTTP.
+"""Read a bundle's bytes from wherever it lives: a directory or a .tar.gz, on disk, over HTTP or
+in an object store (s3://, az://, gs://: object_stores.py).
 
 Everything is read into memory and handed to verification as bytes, so nothing is ever
 extracted to disk: a tarball entry that tries to leave the bundle (`../x`, `/etc/x`, links,
@@ -13,6 +14,7 @@ import posixpath
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -23,6 +25,13 @@ from model_runtime.errors import (
     BundleUnreachableError,
 )
 from model_runtime.manifest import MANIFEST_FILE, BundleManifest, parse_manifest
+from model_runtime.object_stores import (
+    OBJECT_STORE_SCHEMES,
+    ObjectStoreError,
+    ObjectTooLargeError,
+    open_location,
+    read_object,
+)
 
 _MIB = 1024 * 1024
 TARBALL_SUFFIXES = (".tar.gz", ".tgz")
@@ -57,6 +66,8 @@ def read_bundle(uri: str, limits: SourceLimits | None = None) -> RawBundle:
     parts = urlsplit(uri)
     if parts.scheme in ("http", "https"):
         return _read_http(uri, limits)
+    if parts.scheme in OBJECT_STORE_SCHEMES:
+        return _read_object_store(uri, limits)
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise BundleInvalidError(
@@ -67,7 +78,7 @@ def read_bundle(uri: str, limits: SourceLimits | None = None) -> RawBundle:
         path = Path(uri)
     else:
         raise BundleInvalidError(
-            f"unsupported bundle URI scheme {parts.scheme!r} in {uri!r}; expected file://, http:// or https://"
+            f"unsupported bundle URI scheme {parts.scheme!r} in {uri!r}; expected file://, http(s)://, s3://, az:// or gs://"
         )
     return _read_path(uri, path, limits)
 
@@ -248,3 +259,51 @@ def _read_http(uri: str, limits: SourceLimits) -> RawBundle:
                 )
             files[entry.file] = data
         return RawBundle(uri=uri, manifest_raw=manifest_raw, manifest=manifest, files=files)
+
+
+# -- object stores (s3://, az://, gs://) ----------------------------------------------------
+
+
+def _store_get(location: Any, relative: str, limit: int) -> bytes:
+    try:
+        return read_object(location, relative, limit)
+    except ObjectTooLargeError as exc:
+        raise BundleTooLargeError(exc.message) from exc
+    except ObjectStoreError as exc:
+        raise BundleUnreachableError(exc.message) from exc
+
+
+def _read_object_store(uri: str, limits: SourceLimits) -> RawBundle:
+    """Like HTTP: the manifest first, then each file it names (a bundle is published files
+    first and manifest last, so a manifest that is there names files that are there)."""
+    path = urlsplit(uri).path
+    try:
+        if _is_tarball(path):
+            head, _, name = uri.rstrip("/").rpartition("/")
+            location = open_location(head, limits.http_timeout_seconds)
+            data = _store_get(location, name, limits.max_total_bytes)
+            return _read_tarball(uri, data, limits)
+        base = uri[: -len(MANIFEST_FILE)] if path.endswith("/" + MANIFEST_FILE) else uri
+        location = open_location(base, limits.http_timeout_seconds)
+    except ObjectStoreError as exc:
+        raise BundleUnreachableError(exc.message) from exc
+    manifest_raw = _store_get(location, MANIFEST_FILE, limits.max_manifest_bytes)
+    manifest = parse_manifest(manifest_raw)
+    files: dict[str, bytes] = {}
+    total = len(manifest_raw)
+    for entry in manifest.models:
+        try:
+            data = read_object(location, entry.file, limits.max_file_bytes)
+        except ObjectTooLargeError as exc:
+            raise BundleTooLargeError(exc.message) from exc
+        except ObjectStoreError as exc:
+            if exc.not_found:
+                continue  # reported by verification as a missing file of this model
+            raise BundleUnreachableError(exc.message) from exc
+        total += len(data)
+        if total > limits.max_total_bytes:
+            raise BundleTooLargeError(
+                f"bundle {uri!r} exceeds {limits.max_total_bytes} bytes in total"
+            )
+        files[entry.file] = data
+    return RawBundle(uri=uri, manifest_raw=manifest_raw, manifest=manifest, files=files)
