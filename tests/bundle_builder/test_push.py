@@ -121,6 +121,8 @@ def test_push_to_s3_and_the_runtime_reads_it(
     )
 
 
+# The first use on a machine installs Azurite from npm (minutes on a busy machine).
+@pytest.mark.timeout(1200)
 def test_push_to_azurite_and_the_runtime_reads_it(
     azure_server: AzureServer,
     packed: PackedBundle,
@@ -134,6 +136,7 @@ def test_push_to_azurite_and_the_runtime_reads_it(
     _push_and_read(f"az://{BUCKET}/esp/fr-0001/2026.12.1", packed, other, notebook, capsys)
 
 
+@pytest.mark.timeout(1200)
 def test_refused_credentials_leave_nothing_under_the_target(
     azure_server: AzureServer, packed: PackedBundle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -185,3 +188,18 @@ def test_runtime_store_reads_are_size_bounded_and_missing_bundles_named(
         BundleUnreachableError, match=r"fr-0404/2026.12.1/manifest.json does not exist"
     ):
         load_bundle(f"s3://{BUCKET}/esp/fr-0404/2026.12.1")
+
+
+async def test_the_simulated_runtime_reads_the_same_store_uris(
+    s3_server: S3Server, packed: PackedBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelfleet_dev.simulated_runtime import ManifestCache, SimulatedLoadError
+
+    for name, value in s3_server.environment().items():
+        monkeypatch.setenv(name, value)
+    uri = f"s3://{BUCKET}/esp/fr-0005/2026.12.1"
+    push_bundle(packed.path, uri)
+    cache = ManifestCache()
+    assert (await cache.get(uri, packed.digest)).digest == packed.digest
+    with pytest.raises(SimulatedLoadError, match=r"fr-0505/2026.12.1/manifest.json does not exist"):
+        await cache.get(f"s3://{BUCKET}/esp/fr-0505/2026.12.1")
