@@ -14,7 +14,8 @@ import json
 import shutil
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bundle_builder.building import BuiltBundle
 from model_runtime.bundle_state import BundleState
@@ -76,12 +79,18 @@ class Runtimes:
 LIMITS = SourceLimits(max_file_bytes=200_000)
 
 
-@pytest.fixture
-async def runtimes() -> AsyncIterator[Runtimes]:
+@asynccontextmanager
+async def started_runtimes() -> AsyncIterator[Runtimes]:
     metrics = RuntimeMetrics()
     server = RuntimeServer(BundleState(metrics, LIMITS), metrics)
     async with TestClient(TestServer(server.app())) as client:
         yield Runtimes(client, SimulatedRuntime(None, lambda: None), ManifestCache(LIMITS))
+
+
+@pytest.fixture
+async def runtimes() -> AsyncIterator[Runtimes]:
+    async with started_runtimes() as started:
+        yield started
 
 
 @pytest.fixture
@@ -186,6 +195,72 @@ REFUSALS = {
     "missing model file": (_remove_a_model_file, "right"),
     "oversized model file": (_inflate_a_model_file, "right"),
 }
+
+
+def _flip_a_byte(bundle: Path) -> None:
+    victim = sorted((bundle / "models").iterdir())[-1]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+
+
+def _respell_the_manifest(bundle: Path) -> None:
+    """Same JSON, other bytes: the digest (of the canonical form) does not change."""
+    manifest = bundle / MANIFEST_FILE
+    manifest.write_text(json.dumps(json.loads(manifest.read_bytes()), indent=4))
+
+
+DAMAGES: dict[str, Callable[[Path], None]] = {
+    "truncate a model file": _truncate_a_model_file,
+    "flip a byte of a model file": _flip_a_byte,
+    "remove a model file": _remove_a_model_file,
+    "inflate a model file": _inflate_a_model_file,
+    "truncate the manifest": _truncate_the_manifest,
+    "respell the manifest": _respell_the_manifest,
+}
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    damages=st.sets(st.sampled_from(sorted(DAMAGES)), max_size=3),
+    ask=st.sampled_from(["right", "wrong", "none", "bare hex"]),
+    served=st.sampled_from(["file", "http"]),
+)
+def test_any_mix_of_damage_and_digest_is_answered_alike(
+    good: BuiltBundle,
+    second_bundle: BuiltBundle,
+    bundle_server: tuple[Path, str],
+    damages: set[str],
+    ask: str,
+    served: str,
+) -> None:
+    """Checks come in the runtime's order (sizes, manifest digest, files), whatever the mix."""
+    root, base = bundle_server
+    target = root / "mixed"
+    shutil.rmtree(target, ignore_errors=True)
+    bundle = copy_bundle(second_bundle, target)
+    for damage in sorted(damages):
+        DAMAGES[damage](bundle)
+    digest = {
+        "right": second_bundle.digest,
+        "wrong": good.digest,
+        "none": None,
+        "bare hex": second_bundle.digest.removeprefix("sha256:").upper(),
+    }[ask]
+    uri = bundle.as_uri() if served == "file" else f"{base}/mixed/"
+
+    async def compare() -> None:
+        async with started_runtimes() as runtimes:
+            await runtimes.load(good.path.as_uri(), good.digest)
+            real, simulated = await runtimes.load(uri, digest)
+            assert simulated == real
+            await runtimes.assert_same_state()
+
+    asyncio.run(compare())
 
 
 @pytest.mark.parametrize("case", sorted(REFUSALS))
