@@ -31,6 +31,13 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from model_runtime.object_stores import (
+    OBJECT_STORE_SCHEMES,
+    ObjectStoreError,
+    ObjectTooLargeError,
+    open_location,
+    read_object,
+)
 from model_runtime.sources import TARBALL_SUFFIXES, SourceLimits
 from runtime_contract import (
     BUNDLE_DIGEST_ANNOTATION,
@@ -280,6 +287,12 @@ class ManifestCache:
                     f"the simulated runtime reads bundle directories, not tarball {uri!r}"
                 )
             return await asyncio.to_thread(self._read_http, uri, expected)
+        if parts.scheme in OBJECT_STORE_SCHEMES:
+            if parts.path.lower().endswith(TARBALL_SUFFIXES):
+                raise _invalid(
+                    f"the simulated runtime reads bundle directories, not tarball {uri!r}"
+                )
+            return await asyncio.to_thread(self._read_object_store, uri, expected)
         if parts.scheme == "file":
             if parts.netloc not in ("", "localhost"):
                 raise _invalid(f"file:// URI must name a local path, got host {parts.netloc!r}")
@@ -376,6 +389,46 @@ class ManifestCache:
                         f"bundle {uri!r} exceeds {limits.max_total_bytes} bytes in total"
                     )
                 contents[entry.file] = data
+        _check_digest(uri, manifest, expected)
+        for entry in manifest.files:
+            fetched = contents.get(entry.file)
+            if fetched is None:
+                raise _invalid(
+                    f"model {entry.name!r}: file {entry.file} is missing from the bundle"
+                )
+            _check_file_digest(entry, hashlib.sha256(fetched).hexdigest())
+        return manifest.bundle()
+
+    # ---------------------------------------------------------------------------- object stores
+
+    def _read_object_store(self, uri: str, expected: str | None) -> SimulatedBundle:
+        """In a worker thread, through the runtime's own object-store reader and its messages."""
+        limits = self.limits
+        path = urlsplit(uri).path
+        base = uri[: -len(MANIFEST_FILE)] if path.endswith("/" + MANIFEST_FILE) else uri
+        try:
+            location = open_location(base, limits.http_timeout_seconds)
+            raw = read_object(location, MANIFEST_FILE, limits.max_manifest_bytes)
+        except ObjectTooLargeError as exc:
+            raise _too_large(exc.message) from None
+        except ObjectStoreError as exc:
+            raise _unreachable(exc.message) from None
+        manifest = _parse_manifest(raw)
+        total = len(raw)
+        contents: dict[str, bytes] = {}
+        for entry in manifest.files:
+            try:
+                data = read_object(location, entry.file, limits.max_file_bytes)
+            except ObjectTooLargeError as exc:
+                raise _too_large(exc.message) from None
+            except ObjectStoreError as exc:
+                if exc.not_found:
+                    continue  # reported below as a missing file of this model
+                raise _unreachable(exc.message) from None
+            total += len(data)
+            if total > limits.max_total_bytes:
+                raise _too_large(f"bundle {uri!r} exceeds {limits.max_total_bytes} bytes in total")
+            contents[entry.file] = data
         _check_digest(uri, manifest, expected)
         for entry in manifest.files:
             fetched = contents.get(entry.file)
