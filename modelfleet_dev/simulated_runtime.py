@@ -129,6 +129,14 @@ def _too_large(message: str) -> SimulatedLoadError:
     return SimulatedLoadError(LoadFailureReason.TOO_LARGE, message)
 
 
+class _NotFound(SimulatedLoadError):
+    """A remote file that is not there: Unreachable for the manifest; for a model file, named
+    as missing after the digest check (as the runtime does)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(LoadFailureReason.UNREACHABLE, message)
+
+
 @dataclass(frozen=True)
 class _ModelFile:
     """A manifest entry that names a file (entries without one are schematic: nothing to check)."""
@@ -355,76 +363,24 @@ class ManifestCache:
         for _, path, info in files:
             self._file_digests[_identity(info)] = _sha256_of(path)
 
-    # ------------------------------------------------------------------------------------- HTTP
+    # ------------------------------------------------------------------------ over the network
 
-    def _read_http(self, uri: str, expected: str | None) -> SimulatedBundle:
-        """In a worker thread, with the runtime's synchronous client and its messages."""
+    def _read_remote(
+        self, uri: str, expected: str | None, read: Callable[[str, int], bytes]
+    ) -> SimulatedBundle:
+        """The runtime's checks in its order: the manifest, each model file within the limits,
+        the manifest digest, then each file present and of its sha256. `read(name, limit)` reads
+        a file of the bundle and raises SimulatedLoadError (_NotFound when it is not there)."""
         limits = self.limits
-        with httpx.Client(
-            timeout=httpx.Timeout(limits.http_timeout_seconds),
-            follow_redirects=True,
-            trust_env=False,
-            event_hooks={"request": [_refuse_beyond_loopback]},
-        ) as client:
-            path = urlsplit(uri).path
-            base = (
-                uri[: -len(MANIFEST_FILE)]
-                if path.endswith("/" + MANIFEST_FILE)
-                else uri.rstrip("/") + "/"
-            )
-            raw = _http_get(client, base + MANIFEST_FILE, limits.max_manifest_bytes)
-            manifest = _parse_manifest(raw)
-            total = len(raw)
-            contents: dict[str, bytes] = {}
-            for entry in manifest.files:
-                try:
-                    data = _http_get(client, base + entry.file, limits.max_file_bytes)
-                except SimulatedLoadError as exc:
-                    if "HTTP 404" in exc.message:
-                        continue  # reported below as a missing file of this model
-                    raise
-                total += len(data)
-                if total > limits.max_total_bytes:
-                    raise _too_large(
-                        f"bundle {uri!r} exceeds {limits.max_total_bytes} bytes in total"
-                    )
-                contents[entry.file] = data
-        _check_digest(uri, manifest, expected)
-        for entry in manifest.files:
-            fetched = contents.get(entry.file)
-            if fetched is None:
-                raise _invalid(
-                    f"model {entry.name!r}: file {entry.file} is missing from the bundle"
-                )
-            _check_file_digest(entry, hashlib.sha256(fetched).hexdigest())
-        return manifest.bundle()
-
-    # ---------------------------------------------------------------------------- object stores
-
-    def _read_object_store(self, uri: str, expected: str | None) -> SimulatedBundle:
-        """In a worker thread, through the runtime's own object-store reader and its messages."""
-        limits = self.limits
-        path = urlsplit(uri).path
-        base = uri[: -len(MANIFEST_FILE)] if path.endswith("/" + MANIFEST_FILE) else uri
-        try:
-            location = open_location(base, limits.http_timeout_seconds)
-            raw = read_object(location, MANIFEST_FILE, limits.max_manifest_bytes)
-        except ObjectTooLargeError as exc:
-            raise _too_large(exc.message) from None
-        except ObjectStoreError as exc:
-            raise _unreachable(exc.message) from None
+        raw = read(MANIFEST_FILE, limits.max_manifest_bytes)
         manifest = _parse_manifest(raw)
         total = len(raw)
         contents: dict[str, bytes] = {}
         for entry in manifest.files:
             try:
-                data = read_object(location, entry.file, limits.max_file_bytes)
-            except ObjectTooLargeError as exc:
-                raise _too_large(exc.message) from None
-            except ObjectStoreError as exc:
-                if exc.not_found:
-                    continue  # reported below as a missing file of this model
-                raise _unreachable(exc.message) from None
+                data = read(entry.file, limits.max_file_bytes)
+            except _NotFound:
+                continue  # reported below as a missing file of this model
             total += len(data)
             if total > limits.max_total_bytes:
                 raise _too_large(f"bundle {uri!r} exceeds {limits.max_total_bytes} bytes in total")
@@ -439,12 +395,50 @@ class ManifestCache:
             _check_file_digest(entry, hashlib.sha256(fetched).hexdigest())
         return manifest.bundle()
 
+    def _read_http(self, uri: str, expected: str | None) -> SimulatedBundle:
+        """In a worker thread, with the runtime's synchronous client and its messages."""
+        with httpx.Client(
+            timeout=httpx.Timeout(self.limits.http_timeout_seconds),
+            follow_redirects=True,
+            trust_env=False,
+            event_hooks={"request": [_refuse_beyond_loopback]},
+        ) as client:
+            path = urlsplit(uri).path
+            base = (
+                uri[: -len(MANIFEST_FILE)]
+                if path.endswith("/" + MANIFEST_FILE)
+                else uri.rstrip("/") + "/"
+            )
+            return self._read_remote(
+                uri, expected, lambda name, limit: _http_get(client, base + name, limit)
+            )
+
+    def _read_object_store(self, uri: str, expected: str | None) -> SimulatedBundle:
+        """In a worker thread, through the runtime's own object-store reader and its messages."""
+        path = urlsplit(uri).path
+        base = uri[: -len(MANIFEST_FILE)] if path.endswith("/" + MANIFEST_FILE) else uri
+        try:
+            location = open_location(base, self.limits.http_timeout_seconds)
+        except ObjectStoreError as exc:
+            raise _unreachable(exc.message) from None
+
+        def read(name: str, limit: int) -> bytes:
+            try:
+                return read_object(location, name, limit)
+            except ObjectTooLargeError as exc:
+                raise _too_large(exc.message) from None
+            except ObjectStoreError as exc:
+                raise (_NotFound if exc.not_found else _unreachable)(exc.message) from None
+
+        return self._read_remote(uri, expected, read)
+
 
 def _http_get(client: httpx.Client, url: str, limit: int) -> bytes:
     try:
         with client.stream("GET", url) as response:
             if response.status_code != 200:
-                raise _unreachable(f"GET {url} answered HTTP {response.status_code}")
+                message = f"GET {url} answered HTTP {response.status_code}"
+                raise _NotFound(message) if response.status_code == 404 else _unreachable(message)
             declared = response.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 raise _too_large(f"GET {url}: {declared} bytes, over the limit of {limit}")
