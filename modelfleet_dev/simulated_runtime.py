@@ -11,10 +11,12 @@ tests/model_runtime/test_runtime_contract.py sends the same requests to both and
 What it leaves out, to stay cheap for 10,000 pods: it scores nothing (inference routes answer
 501), loads no model into onnxruntime (an unloadable ONNX file with the right sha256 is served),
 checks a manifest's structure but not its schema (a schema error the real runtime refuses may be
-served here), does not read tarball bundles, and does not follow a symlink to check that a model
-file stays inside its bundle. A bundle read once is cached by URI, and a model file's sha256 by
-the file's identity (device, inode, size, mtime), so 10,000 wells linked to one bundle hash it
-once. It fetches only from loopback.
+served here), does not read tarball bundles, does not follow a symlink to check that a model
+file stays inside its bundle, and does not bound a load request's body. A bundle read once is
+cached by URI (a digest-less request does not see a bundle rewritten in place), and a model
+file's sha256 by the file's identity (device, inode, size, mtime), so 10,000 wells linked to one
+bundle hash it once. Over HTTP it fetches only from loopback; object stores (s3://, az://,
+gs://) are read through the runtime's own reader.
 """
 
 from __future__ import annotations
@@ -63,7 +65,6 @@ from runtime_contract import (
     json_digest,
     load_answer,
     load_refusal,
-    manifest_digest,
     normalize_digest,
     parse_load_request,
     parse_manifest_json,
@@ -554,7 +555,3 @@ class SimulatedRuntime:
             return 200, load_answer(bundle, attempt)
         reason = attempt.reason or LoadFailureReason.BUNDLE_INVALID
         return reason.http_status, load_refusal(reason, attempt.error or "", bundle)
-
-
-#: The bundle digest of a manifest as read (tests building schematic bundles use it).
-_digest = manifest_digest
