@@ -319,7 +319,7 @@ class Kubelet:
             ip=self.ips.allocate(),
             host_ip=HOST_IP,
             node_name=NODE_NAME,
-            directory=self._work_dir / f"{namespace}_{name}_{entry.uid[:8]}",
+            work_dir=self._work_dir,
             changed=lambda: self._mark(namespace, name),
             spawn=self._spawn,
         )
