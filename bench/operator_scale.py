@@ -32,10 +32,7 @@ import json
 import math
 import os
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -50,16 +47,16 @@ import aiohttp
 import httpx
 import yaml
 
+from modelfleet.api.spec import RolloutPolicy, RuntimeSpec, Well
+from modelfleet.logic.revisions import WellTarget
+from modelfleet.logic.wellpod import BUNDLE_CONDITION, desired_pod
+from modelfleet_dev import fleet_manifest
+from modelfleet_dev.api_poller import wait_until
+from modelfleet_dev.fleet_manifest import ModelDeploymentManifest
+from modelfleet_dev.local_cluster import kubeconfig_server, start_kubesim, start_operator
+from modelfleet_dev.pod_readiness_watch import UnavailableWellsWatch
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "operator"))
-
-from modelfleet.api.spec import RuntimeSpec  # noqa: E402
-from modelfleet.logic.revisions import WellTarget  # noqa: E402
-from modelfleet.logic.wellpod import BUNDLE_CONDITION, desired_pod  # noqa: E402
-from modelfleet_dev.kubesim_runtime import PLUGIN  # noqa: E402
-
-PY = str(ROOT / ".venv" / "bin" / "python")
-MODELFLEET = str(ROOT / ".venv" / "bin" / "modelfleet")
 CRD = ROOT / "crds" / "modeldeployment.yaml"
 NS = "default"
 MD_PATH = f"/apis/modelfleet.dev/v1alpha1/namespaces/{NS}/modeldeployments"
@@ -75,49 +72,16 @@ def log(*parts: object) -> None:
 # --------------------------------------------------------------------------------- processes
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def kubesim_process(workdir: Path, kubelet: str) -> Iterator[tuple[str, Path, int]]:
-    """`python -m kubesim serve` in its own process; yields (url, kubeconfig, pid)."""
-    kubeconfig = workdir / f"kubeconfig-{time.monotonic_ns()}"
-    proc = subprocess.Popen(
-        [
-            PY,
-            "-m",
-            "kubesim",
-            "serve",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--kubelet",
-            kubelet,
-            "--container-runtime",
-            PLUGIN,
-            "--log-level",
-            "WARNING",
-        ],
-        cwd=ROOT,
-    )
+    """`python -m kubesim serve` in its own process (as the demo starts it, with the simulated
+    model runtime); yields (url, kubeconfig, pid)."""
+    process = start_kubesim(workdir, kubelet=kubelet)
+    kubeconfig = workdir / "kubeconfig"
     try:
-        deadline = time.monotonic() + 30
-        while not kubeconfig.exists():
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("kubesim did not write its kubeconfig within 30 s")
-            time.sleep(0.05)
-        time.sleep(0.2)  # written before the socket accepts, on some runs
-        url = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
-        yield url, kubeconfig, proc.pid
+        yield kubeconfig_server(kubeconfig), kubeconfig, process.pid
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        process.stop(timeout=20)
 
 
 @dataclass
@@ -130,53 +94,20 @@ class OperatorProcess:
 def operator_process(
     kubeconfig: Path, workdir: Path, *, qps: float, burst: int, concurrency: int
 ) -> Iterator[OperatorProcess]:
-    port = free_port()
-    logfile = (workdir / f"operator-{port}.log").open("w")
-    proc = subprocess.Popen(
-        [
-            MODELFLEET,
-            "operator",
-            "--kubeconfig",
-            str(kubeconfig),
-            "-n",
-            NS,
-            "--metrics-port",
-            str(port),
-            "--liveness",
-            "",
-            "--standalone",
-            "--qps",
-            str(qps),
-            "--burst",
-            str(burst),
-            "--concurrency",
-            str(concurrency),
-        ],
-        cwd=ROOT,
-        stdout=logfile,
-        stderr=subprocess.STDOUT,
-    )
-    op = OperatorProcess(proc.pid, f"http://127.0.0.1:{port}/metrics")
+    """`modelfleet operator` in its own process, yielded once its pod informer's watch is open."""
+    limits = ("--qps", str(qps), "--burst", str(burst), "--concurrency", str(concurrency))
+    process, metrics_port = start_operator(kubeconfig, workdir, namespace=NS, extra_args=limits)
+    op = OperatorProcess(process.pid, f"http://127.0.0.1:{metrics_port}/metrics")
     try:
-        deadline = time.monotonic() + 60
-        while True:  # ready once the pod informer's watch is open
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"operator did not start; see {logfile.name}")
-            try:
-                if any(k[0] == "watch" and k[1] == "pods" for k in api_calls(op)):
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        wait_until(
+            f"the operator's pod watch (log {process.log_path})",
+            lambda: any(k[0] == "watch" and k[1] == "pods" for k in api_calls(op)),
+            timeout=60,
+            interval=0.1,
+        )
         yield op
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        logfile.close()
+        process.stop(timeout=30)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -250,17 +181,17 @@ def well_id(i: int) -> str:
     return f"w{i:05d}"
 
 
-def deployment(wells: int, version: str, bundle_uri: str, **rollout: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "modelfleet.dev/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": NAME, "namespace": NS},
-        "spec": {
-            "model": {"name": "esp-failure", "version": version, "bundleUri": bundle_uri},
-            "wells": [{"id": well_id(i)} for i in range(wells)],
-            "rollout": rollout,
-        },
-    }
+def deployment(
+    wells: int, version: str, bundle_uri: str, **rollout: Any
+) -> ModelDeploymentManifest:
+    return fleet_manifest.model_deployment(
+        NAME,
+        namespace=NS,
+        version=version,
+        bundle_uri=bundle_uri,
+        wells=[well_id(i) for i in range(wells)],
+        rollout=RolloutPolicy.model_validate(rollout) if rollout else None,
+    )
 
 
 WELLS_PER_CONFIG_MAP = 5_000  # 3 labels each: ~0.45 MB of wells.yaml, well under 1 MiB
@@ -387,75 +318,6 @@ class DeploymentWatch:
 def _short(status: dict[str, Any]) -> str:
     keys = ("phase", "wells", "readyWells", "updatedWells", "availableWells", "model")
     return json.dumps({k: status.get(k) for k in keys})
-
-
-class UnavailableSampler:
-    """Counts wells without a Ready pod at every pod event (incrementally: O(1) per event)."""
-
-    def __init__(self, url: str, wells: int) -> None:
-        self.url = url
-        self.wells = wells
-        self.ready: set[str] = set()
-        self.max_unavailable = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._armed = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> UnavailableSampler:
-        self._thread.start()
-        assert self._armed.wait(60)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        path = f"/api/v1/namespaces/{NS}/pods"
-        sel = "modelfleet.dev/deployment"
-        with httpx.Client(base_url=self.url, timeout=None) as http:
-            listing = http.get(path, params={"labelSelector": sel}).json()
-            for pod in listing["items"]:
-                self._apply("ADDED", pod)
-            self.max_unavailable = self.wells - len(self.ready)
-            rv = listing["metadata"]["resourceVersion"]
-            self._armed.set()
-            while not self._stop.is_set():
-                params = {
-                    "watch": "1",
-                    "resourceVersion": rv,
-                    "labelSelector": sel,
-                    "timeoutSeconds": "1",
-                }
-                with http.stream("GET", path, params=params) as stream:
-                    for line in stream.iter_lines():
-                        if line:
-                            event = json.loads(line)
-                            rv = event["object"]["metadata"]["resourceVersion"]
-                            self._apply(event["type"], event["object"])
-                            self.samples += 1
-                            self.max_unavailable = max(
-                                self.max_unavailable, self.wells - len(self.ready)
-                            )
-
-    def _apply(self, event_type: str, pod: dict[str, Any]) -> None:
-        meta = pod["metadata"]
-        well = meta["labels"].get("modelfleet.dev/well")
-        if well is None:
-            return
-        ready = (
-            event_type != "DELETED"
-            and not meta.get("deletionTimestamp")
-            and any(
-                c["type"] == "Ready" and c["status"] == "True"
-                for c in (pod.get("status") or {}).get("conditions") or []
-            )
-        )
-        if ready:
-            self.ready.add(well)
-        else:
-            self.ready.discard(well)
 
 
 # ----------------------------------------------------------------------------- measurements
@@ -713,7 +575,7 @@ def measure_inplace(
     res: Result,
 ) -> None:
     """Model version 1.0.0 -> 2.0.0 at maxUnavailable 10%: pods stay, bundles are swapped."""
-    with UnavailableSampler(url, wells) as sampler:
+    with UnavailableWellsWatch(url, [well_id(i) for i in range(wells)], NS) as sampler:
         before = api_calls(op)
         started = time.perf_counter()
         r = http.patch(
@@ -791,7 +653,7 @@ def measure_rollout(
                 res.rollout_waves = math.ceil(wells / res.max_unavailable)
                 res.rollout_delay_s = delay
                 res.rollout_ideal_s = res.rollout_waves * delay
-                with UnavailableSampler(url, wells) as sampler:
+                with UnavailableWellsWatch(url, [well_id(i) for i in range(wells)], NS) as sampler:
                     before = api_calls(op)
                     image = "ghcr.io/modelfleet/model-runtime:bench-2"
                     started = time.perf_counter()
@@ -837,34 +699,31 @@ def object_size_report(wells: int) -> dict[str, Any]:
     import hashlib
 
     countries = ("ca", "us", "no")
-    spec_wells: list[dict[str, Any]] = [
-        {
-            "id": f"{countries[i % 3]}-pad{i // 8:04d}-w{i:05d}",
-            "labels": {
+    spec_wells = [
+        Well(
+            id=f"{countries[i % 3]}-pad{i // 8:04d}-w{i:05d}",
+            labels={
                 "country": countries[i % 3],
                 "field": f"field-{i // 500:03d}",
                 "lift": "esp" if i % 4 else "gas-lift",
             },
-        }
+        )
         for i in range(wells)
     ]
-    digests = {
-        w["id"]: "sha256:" + hashlib.sha256(w["id"].encode()).hexdigest() for w in spec_wells
-    }
-    model: dict[str, Any] = {
-        "name": "esp-failure",
-        "version": "2026.11.3",
-        "bundleUri": "https://models.example.com/esp/{version}/{well}/",
-    }
-    body: dict[str, Any] = {
-        "apiVersion": "modelfleet.dev/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": "esp-failure-worldwide", "namespace": "modelfleet"},
-        "spec": {"model": model, "wells": spec_wells},
-    }
-    without = len(json.dumps(body, separators=(",", ":")).encode())
-    model["digests"] = digests
-    size = len(json.dumps(body, separators=(",", ":")).encode())
+    digests = {w.id: "sha256:" + hashlib.sha256(w.id.encode()).hexdigest() for w in spec_wells}
+
+    def stored_bytes(digests: dict[str, str] | None) -> int:
+        body = fleet_manifest.model_deployment(
+            "esp-failure-worldwide",
+            namespace="modelfleet",
+            version="2026.11.3",
+            bundle_uri="https://models.example.com/esp/{version}/{well}/",
+            wells=spec_wells,
+            digests=digests,
+        )
+        return len(json.dumps(body, separators=(",", ":")).encode())
+
+    without, size = stored_bytes(None), stored_bytes(digests)
     return {
         "wells": wells,
         "bytes": size,

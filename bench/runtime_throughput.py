@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,8 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+
+from modelfleet_dev.ports import free_loopback_port
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "build" / "bench-runtime"
@@ -128,12 +129,6 @@ def in_process(name: str, call: Any, count: int, max_seconds: float = 30.0) -> R
 # -- servers ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes]) -> float:
     import httpx
 
@@ -214,14 +209,14 @@ def mlserver_model_dir(target: Path, parallel_workers: int) -> tuple[Path, int]:
             }
         )
     )
-    port = free_port()
+    port = free_loopback_port()
     (target / "settings.json").write_text(
         json.dumps(
             {
                 "host": "127.0.0.1",
                 "http_port": port,
-                "grpc_port": free_port(),
-                "metrics_port": free_port(),
+                "grpc_port": free_loopback_port(),
+                "metrics_port": free_loopback_port(),
                 "parallel_workers": parallel_workers,
                 "debug": False,
                 "metrics_endpoint": None,
@@ -340,9 +335,11 @@ def main() -> int:
     )
 
     # 3. our server
-    port = free_port()
+    port = free_loopback_port()
     cmd = [
-        str(ROOT / ".venv" / "bin" / "model-runtime"),
+        sys.executable,
+        "-m",
+        "model_runtime.cli",
         "serve",
         "--bundle",
         str(bundle_dir),

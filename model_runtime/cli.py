@@ -14,22 +14,11 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+
+from model_runtime.settings import RuntimeSettings
+from settings_flags import add_settings_arguments, settings_from_args
 
 log = logging.getLogger("model_runtime")
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    bundle: str | None
-    host: str = "127.0.0.1"
-    port: int = 8080
-    annotations_file: Path | None = None
-    poll_interval: float = 2.0
-    retry_interval: float = 5.0
-    drain_timeout: float = 25.0
-    max_body_bytes: int = 8 * 1024 * 1024
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,45 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve", help="serve a verified bundle over the Open Inference Protocol V2"
     )
-    serve.add_argument(
-        "--bundle", help="bundle URI: file://, http(s)://, or a path (directory or .tar.gz)"
-    )
-    serve.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    serve.add_argument(
-        "--port", type=int, default=8080, help="listen port (default 8080; 0 picks a free one)"
-    )
-    serve.add_argument(
-        "--annotations-file",
-        type=Path,
-        help="downward-API file of metadata.annotations; modelfleet.dev/bundle-uri and "
-        "modelfleet.dev/bundle-digest in it override --bundle, and a change triggers a hot swap",
-    )
-    serve.add_argument(
-        "--poll-interval",
-        type=float,
-        default=2.0,
-        help="annotations file poll period, s (default 2)",
-    )
-    serve.add_argument(
-        "--retry-interval",
-        type=float,
-        default=5.0,
-        help="retry period while an unreachable first bundle is not loaded, s",
-    )
-    serve.add_argument(
-        "--drain-timeout",
-        type=float,
-        default=25.0,
-        help="max seconds to drain in-flight requests on SIGTERM",
-    )
-    serve.add_argument(
-        "--max-body-bytes", type=int, default=8 * 1024 * 1024, help="largest accepted request body"
-    )
-    serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    add_settings_arguments(serve, RuntimeSettings)
     return parser
 
 
-async def serve(config: ServeConfig) -> int:
+async def serve(settings: RuntimeSettings) -> int:
     from aiohttp import web
 
     from model_runtime.bundle_state import BundleState
@@ -89,12 +44,12 @@ async def serve(config: ServeConfig) -> int:
 
     metrics = RuntimeMetrics()
     state = BundleState(metrics)
-    server = RuntimeServer(state, metrics, RequestLimits(max_body_bytes=config.max_body_bytes))
+    server = RuntimeServer(state, metrics, RequestLimits(max_body_bytes=settings.max_body_bytes))
     runner = web.AppRunner(
-        server.app(), access_log=None, handle_signals=False, shutdown_timeout=config.drain_timeout
+        server.app(), access_log=None, handle_signals=False, shutdown_timeout=settings.drain_timeout
     )
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
     await site.start()
     for address in runner.addresses:
         host, port = address[0], address[1]
@@ -103,10 +58,10 @@ async def serve(config: ServeConfig) -> int:
 
     watcher = BundleWatcher(
         state,
-        bundle_uri=config.bundle,
-        annotations_file=config.annotations_file,
-        poll_interval=config.poll_interval,
-        retry_interval=config.retry_interval,
+        bundle_uri=settings.bundle,
+        annotations_file=settings.annotations_file,
+        poll_interval=settings.poll_interval,
+        retry_interval=settings.retry_interval,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -123,7 +78,7 @@ async def serve(config: ServeConfig) -> int:
     state.draining = True
     metrics.ready.set(0)
     await site.stop()
-    deadline = time.monotonic() + config.drain_timeout
+    deadline = time.monotonic() + settings.drain_timeout
     while server.in_flight > 0 and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     watch_task.cancel()
@@ -134,28 +89,19 @@ async def serve(config: ServeConfig) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     if args.command == "serve":
-        if not args.bundle and not args.annotations_file:
+        settings = settings_from_args(RuntimeSettings, args)
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        if not settings.bundle and not settings.annotations_file:
             print(
                 "model-runtime serve: give --bundle URI or --annotations-file PATH", file=sys.stderr
             )
             return 2
-        config = ServeConfig(
-            bundle=args.bundle,
-            host=args.host,
-            port=args.port,
-            annotations_file=args.annotations_file,
-            poll_interval=args.poll_interval,
-            retry_interval=args.retry_interval,
-            drain_timeout=args.drain_timeout,
-            max_body_bytes=args.max_body_bytes,
-        )
-        return asyncio.run(serve(config))
+        return asyncio.run(serve(settings))
     raise AssertionError(f"unhandled command {args.command!r}")
 
 

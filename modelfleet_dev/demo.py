@@ -46,11 +46,11 @@ from modelfleet.logic.wellpod import pod_name
 from modelfleet_dev.bundle_cache import CachedBundle, default_cache_dir, ensure_bundles
 from modelfleet_dev.demo_fleet import (
     DEPLOYMENT_NAME,
-    MODEL_NAME,
     VERSIONS,
     FleetPlan,
     model_deployment,
 )
+from modelfleet_dev.fleet_manifest import MODEL_NAME
 from modelfleet_dev.fleet_observer import FleetObserver, FleetSnapshot
 from modelfleet_dev.local_cluster import (
     CRD_PATH,

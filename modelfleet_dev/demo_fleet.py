@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from modelfleet.api.spec import GROUP, KIND, VERSION
+from modelfleet.api.spec import (
+    ResourceList,
+    ResourceRequirements,
+    RolloutPolicy,
+    RuntimeSpec,
+    Well,
+)
+from modelfleet_dev import fleet_manifest
 from modelfleet_dev.bundle_cache import BundleKey
+from modelfleet_dev.fleet_manifest import MODEL_NAME, ModelDeploymentManifest
 
-MODEL_NAME = "esp-failure"
 DEPLOYMENT_NAME = "esp"
 VERSIONS = ("1.0.0", "2.0.0", "3.0.0")
 COUNTRIES = ("no", "nl", "dk")
@@ -89,31 +95,24 @@ def model_deployment(
     pins: Mapping[str, str] | None = None,
     max_unavailable: int | str = "10%",
     progress_deadline_seconds: int = 20,
-) -> dict[str, Any]:
-    """The ModelDeployment manifest, as `kubectl apply -f` takes it."""
-    model: dict[str, Any] = {"name": MODEL_NAME, "version": version, "bundleUri": bundle_uri}
-    if digests:
-        model["digests"] = dict(digests)
-    well_list: list[dict[str, Any]] = []
-    for well in wells:
-        entry: dict[str, Any] = {"id": well, "labels": {"country": country_of(well)}}
-        if pins and well in pins:
-            entry["pin"] = pins[well]
-        well_list.append(entry)
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "model": model,
-            "wells": well_list,
-            "runtime": {
-                "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}},
-            },
-            "rollout": {
-                "maxUnavailable": max_unavailable,
-                "progressDeadlineSeconds": progress_deadline_seconds,
-                "autoRollback": True,
-            },
-        },
-    }
+) -> ModelDeploymentManifest:
+    """The demo's ModelDeployment: each well labelled with its country, small pod requests,
+    automatic rollback after a short progress deadline."""
+    pinned = pins or {}
+    return fleet_manifest.model_deployment(
+        name,
+        namespace=namespace,
+        version=version,
+        bundle_uri=bundle_uri,
+        model=MODEL_NAME,
+        digests=digests or None,
+        wells=[Well(id=w, labels={"country": country_of(w)}, pin=pinned.get(w)) for w in wells],
+        runtime=RuntimeSpec(
+            resources=ResourceRequirements(requests=ResourceList(cpu="50m", memory="128Mi"))
+        ),
+        rollout=RolloutPolicy(
+            max_unavailable=max_unavailable,
+            progress_deadline_seconds=progress_deadline_seconds,
+            auto_rollback=True,
+        ),
+    )

@@ -9,7 +9,6 @@ wells have a ready pod, on which version, and which digest each pod says it serv
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from modelfleet.logic.wellpod import (
     LABEL_DEPLOYMENT,
     LABEL_WELL,
 )
+from modelfleet_dev.api_poller import poll
 
 
 @dataclass(frozen=True)
@@ -145,22 +145,19 @@ class FleetObserver:
         interval: float = 0.25,
     ) -> FleetSnapshot:
         """Poll until `check` holds; every snapshot goes to `on_snapshot` (the progress bar)."""
-        deadline = time.monotonic() + timeout
-        last: FleetSnapshot | None = None
-        while True:
-            last = self.snapshot()
-            if on_snapshot is not None:
-                on_snapshot(last)
-            if check(last):
-                return last
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{what}: not reached after {timeout:.0f}s; last status "
-                    f"phase={last.get('phase')} updated={last.get('updatedWells')} "
-                    f"available={last.get('availableWells')}/{last.wells} "
-                    f"unhealthy={last.get('unhealthyWells')}"
-                )
-            time.sleep(interval)
+        return poll(
+            what,
+            self.snapshot,
+            check,
+            timeout=timeout,
+            interval=interval,
+            on_sample=on_snapshot,
+            describe=lambda last: (
+                f"status phase={last.get('phase')} updated={last.get('updatedWells')} "
+                f"available={last.get('availableWells')}/{last.wells} "
+                f"unhealthy={last.get('unhealthyWells')}"
+            ),
+        )
 
     def well_infer(self, pod: str, port: int, body: dict[str, Any]) -> dict[str, Any]:
         """POST the well-level OIP endpoint of one pod, through the apiserver's pod proxy."""

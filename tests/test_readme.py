@@ -10,15 +10,17 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import yaml
+
+from modelfleet_dev.api_poller import wait_until
+from modelfleet_dev.kubectl import Kubectl
+from modelfleet_dev.ports import free_loopback_port
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -41,21 +43,6 @@ def commands() -> list[str]:
 def test_readme_opens_with_the_demo_and_the_test_command() -> None:
     assert commands()[:2] == ["make demo", "make test"]
     assert "make test" in (ROOT / ".ci" / "run").read_text()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @contextmanager
@@ -86,7 +73,7 @@ def up(url: str) -> bool:
 def test_readme_building_block_commands_run(tmp_path: Path) -> None:
     shown = [c for c in commands() if c.startswith(".venv/bin/")]
     assert len(shown) == 6, shown
-    runtime_port, metrics_port = free_port(), free_port()
+    runtime_port, metrics_port = free_loopback_port(), free_loopback_port()
 
     def argv(command: str) -> list[str]:
         command = command.replace("/tmp/", f"{tmp_path}/").replace(
@@ -104,7 +91,11 @@ def test_readme_building_block_commands_run(tmp_path: Path) -> None:
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
 
     with background(serve, tmp_path / "runtime.log"):
-        wait_for("the runtime", lambda: up(f"http://127.0.0.1:{runtime_port}/v2/health/ready"))
+        wait_until(
+            "the runtime",
+            lambda: up(f"http://127.0.0.1:{runtime_port}/v2/health/ready"),
+            timeout=60,
+        )
         served = httpx.get(f"http://127.0.0.1:{runtime_port}/v2").json()["bundle"]["digest"]
         assert served == digest
 
@@ -115,49 +106,24 @@ def test_readme_building_block_commands_run(tmp_path: Path) -> None:
 
     kubeconfig = tmp_path / "kubesim.kubeconfig"
     with background(kubesim, tmp_path / "kubesim.log"):
-        wait_for("the kubeconfig", kubeconfig.exists)
+        wait_until("the kubeconfig", kubeconfig.exists, timeout=60)
         with background(
             [*operator, "--metrics-port", str(metrics_port), "--liveness", ""],
             tmp_path / "operator.log",
         ):
-            wait_for(
-                "the operator's metrics", lambda: up(f"http://127.0.0.1:{metrics_port}/metrics")
-            )
-            kubectl = [
-                "kubectl",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--cache-dir",
-                str(tmp_path / "cache"),
-            ]
-            subprocess.run(
-                [*kubectl, "apply", "-f", str(ROOT / "crds" / "modeldeployment.yaml")],
-                check=True,
-                capture_output=True,
+            wait_until(
+                "the operator's metrics",
+                lambda: up(f"http://127.0.0.1:{metrics_port}/metrics"),
                 timeout=60,
             )
+            kubectl = Kubectl(kubeconfig, tmp_path / "cache", namespace=None)
+            kubectl.apply(ROOT / "crds" / "modeldeployment.yaml")
             example = yaml.safe_load(fenced("yaml")[0])
-            subprocess.run(
-                [*kubectl, "create", "namespace", example["metadata"]["namespace"]],
-                check=True,
-                capture_output=True,
-                timeout=60,
-            )
+            kubectl.text("create", "namespace", example["metadata"]["namespace"])
             (tmp_path / "esp-fr.yaml").write_text(yaml.safe_dump(example))
-            applied = subprocess.run(
-                [*kubectl, "apply", "-f", str(tmp_path / "esp-fr.yaml")],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            assert applied.returncode == 0, applied.stderr
-            listed = subprocess.run(
-                [*kubectl, "get", "mdep", "-n", "fleet-fr"],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            assert listed.stdout.split()[:7] == [
+            kubectl.apply(tmp_path / "esp-fr.yaml")
+            listed = kubectl.text("get", "mdep", "-n", "fleet-fr")
+            assert listed.split()[:7] == [
                 "NAME",
                 "MODEL",
                 "WELLS",

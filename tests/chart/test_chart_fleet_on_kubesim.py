@@ -13,14 +13,16 @@ import pytest
 from kubesim.harness.testing import kubesim_in_thread
 from kubesim.node.kubelet import KubeletConfig
 from modelfleet.app.cli import build_parser
-from modelfleet.app.operator_main import OperatorOptions
+from modelfleet.app.settings import OperatorSettings
+from modelfleet_dev.kubectl import Kubectl, kubectl_binary
 from modelfleet_dev.kubesim_runtime import SimulatedModelRuntime
+from modelfleet_dev.operator_thread import OperatorThread
+from settings_flags import settings_from_args
 
 from .chart_rendering import CHART_DIR, country_values, merge_values, render
-from .kubectl_client import KUBECTL, Kubectl
-from .operator_on_kubesim import OperatorInThread, TestClient
+from .operator_on_kubesim import TestClient
 
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+pytestmark = pytest.mark.skipif(kubectl_binary() is None, reason="kubectl is not installed")
 
 NAMESPACE = "fleet-fr"
 FLEET_PATH = f"/apis/modelfleet.dev/v1alpha1/namespaces/{NAMESPACE}/modeldeployments/esp-failure"
@@ -52,20 +54,11 @@ def _pilot_values(bundles: Path, **model: str) -> dict[str, Any]:
     return merge_values(country_values("fr"), overrides)
 
 
-def _options_from_the_deployment(args: list[str], kubeconfig: Path) -> OperatorOptions:
+def _settings_from_the_deployment(args: list[str], kubeconfig: Path) -> OperatorSettings:
     """The operator exactly as the chart's container would start it (minus its HTTP ports)."""
-    parsed = build_parser().parse_args(args)
-    return OperatorOptions(
-        kubeconfig=str(kubeconfig),
-        namespaces=parsed.namespaces,
-        all_namespaces=parsed.all_namespaces,
-        qps=parsed.qps,
-        burst=parsed.burst,
-        concurrency=parsed.concurrency,
-        metrics_port=None,
-        liveness=None,
-        peering=parsed.peering,
-        standalone=True if parsed.standalone else None,
+    parsed = settings_from_args(OperatorSettings, build_parser().parse_args(args))
+    return parsed.model_copy(
+        update={"kubeconfig": str(kubeconfig), "metrics_port": None, "liveness": None}
     )
 
 
@@ -89,15 +82,15 @@ def test_pilot_country_installs_and_upgrades_from_its_values(
         kubelet=KubeletConfig(annotation_refresh_delay=30.0),
         container_runtimes=[SimulatedModelRuntime],
     ) as sim:
-        kubectl = Kubectl(sim.kubeconfig, tmp_path / "kubectl-cache")
-        kubectl.run("apply", "-f", str(CHART_DIR / "crds"))
-        kubectl.run("create", "namespace", NAMESPACE)
+        kubectl = Kubectl(sim.kubeconfig, tmp_path / "kubectl-cache", namespace=None)
+        kubectl.text("apply", "-f", str(CHART_DIR / "crds"))
+        kubectl.text("create", "namespace", NAMESPACE)
         release = render(
             chart, _pilot_values(pilot_bundles), release=NAMESPACE, namespace=NAMESPACE
         )
         api = TestClient(sim.url)
         args = release.one("Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
-        with OperatorInThread(_options_from_the_deployment(args, sim.kubeconfig)):
+        with OperatorThread(_settings_from_the_deployment(args, sim.kubeconfig)):
             kubectl.apply([release.one("ModelDeployment")])
             status = api.wait_status(
                 FLEET_PATH, "the pilot's 12 wells", _available("2026.11.2", 12)

@@ -11,7 +11,6 @@ CRD standing in for the Prometheus Operator's).
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pytest
 import yaml
 
 from kubesim.harness.testing import KubeSimThread, kubesim_in_thread
+from modelfleet_dev.kubectl import Kubectl, kubectl_binary
 
 from .chart_rendering import (
     CHART_DIR,
@@ -32,9 +32,8 @@ from .chart_rendering import (
     scenario_values,
     scenarios,
 )
-from .kubectl_client import KUBECTL, Kubectl
 
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+pytestmark = pytest.mark.skipif(kubectl_binary() is None, reason="kubectl is not installed")
 
 #: Built-in kinds the chart renders that kubesim does not serve (reported to kubesim's owner).
 #: Empty since kubesim 45ad651 serves Deployment, RBAC, PodDisruptionBudget and NetworkPolicy.
@@ -82,9 +81,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeSimThread]
 
 @pytest.fixture(scope="module")
 def kubectl(cluster: KubeSimThread, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    client = Kubectl(cluster.kubeconfig, tmp_path_factory.mktemp("kubectl-cache"))
+    client = Kubectl(cluster.kubeconfig, tmp_path_factory.mktemp("kubectl-cache"), namespace=None)
     # The chart's crds/ first, as Helm does, with kubectl's default (strict) validation.
-    client.run("apply", "-f", str(CHART_DIR / "crds"))
+    client.text("apply", "-f", str(CHART_DIR / "crds"))
     client.apply([SERVICE_MONITOR_CRD])
     return client
 
@@ -111,7 +110,7 @@ def _get(kubectl: Kubectl, obj: KubeObject) -> dict[str, Any]:
     args = ["get", kind, obj["metadata"]["name"], "-o", "json"]
     if namespace:
         args += ["-n", namespace]
-    result: dict[str, Any] = json.loads(kubectl.run(*args))
+    result: dict[str, Any] = json.loads(kubectl.text(*args))
     return result
 
 
@@ -126,8 +125,8 @@ def test_rendered_release_applies_to_kubesim_and_its_objects_exist(
         {namespace}
         | {o["metadata"]["namespace"] for o in release.objects if "namespace" in o["metadata"]}
     ):
-        if kubectl.run("get", "namespace", name, "--ignore-not-found") == "":
-            kubectl.run("create", "namespace", name)
+        if kubectl.text("get", "namespace", name, "--ignore-not-found") == "":
+            kubectl.text("create", "namespace", name)
 
     kinds = {(obj["apiVersion"], obj["kind"]) for obj in release.objects}
     served = _served_kinds(cluster.url, {api_version for api_version, _ in kinds})
@@ -152,7 +151,7 @@ def test_rendered_release_applies_to_kubesim_and_its_objects_exist(
         assert len(fleet["spec"]["wells"]) == len(model_deployment["spec"]["wells"])
         # CRD defaults were applied by the apiserver for what the values left out.
         assert fleet["spec"]["rollout"]["maxSurge"] == 0
-        listing = kubectl.run("get", "mdep", "-n", namespace)
+        listing = kubectl.text("get", "mdep", "-n", namespace)
         assert model_deployment["metadata"]["name"] in listing
 
 
@@ -163,14 +162,9 @@ def test_fleet_the_crd_rejects_is_refused_by_kubectl_apply(
     values = country_values("fr")
     values["fleet"]["rollout"]["maxSurge"] = 1
     release = render(chart, values, release="fleet-bad", namespace="fleet-bad")
-    kubectl.run("create", "namespace", "fleet-bad")
-    done = subprocess.run(
-        [*kubectl.base, "apply", "-f", "-"],
-        input=yaml.safe_dump(release.one("ModelDeployment")),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    kubectl.text("create", "namespace", "fleet-bad")
+    done = kubectl.run(
+        "apply", "-f", "-", stdin=yaml.safe_dump(release.one("ModelDeployment")), check=False
     )
     assert done.returncode != 0
     assert "spec.rollout.maxSurge" in done.stderr and "maxSurge must be 0" in done.stderr
@@ -181,7 +175,7 @@ def test_helm_install_upgrade_and_uninstall_of_a_country_on_kubesim(tmp_path: Pa
     and an uninstall, against kubesim."""
     with kubesim_in_thread(tmp_path, run_kubelet=False) as sim:
         config = helm.Config(kubeconfig_path=str(sim.kubeconfig), namespace="fleet-fr")
-        local = Kubectl(sim.kubeconfig, tmp_path / "kubectl-cache")
+        local = Kubectl(sim.kubeconfig, tmp_path / "kubectl-cache", namespace=None)
         try:
             values = country_values("fr")
             release = config.install(
@@ -193,8 +187,8 @@ def test_helm_install_upgrade_and_uninstall_of_a_country_on_kubesim(tmp_path: Pa
                 timeout=60,
             )
             assert release["status"] == "deployed"
-            assert "esp-failure" in local.run("get", "mdep", "-n", "fleet-fr")
-            assert "fleet-fr-modelfleet" in local.run("get", "deployment", "-n", "fleet-fr")
+            assert "esp-failure" in local.text("get", "mdep", "-n", "fleet-fr")
+            assert "fleet-fr-modelfleet" in local.text("get", "deployment", "-n", "fleet-fr")
 
             values["fleet"]["rollout"]["maxUnavailable"] = 3
             upgraded = config.upgrade(
@@ -202,7 +196,7 @@ def test_helm_install_upgrade_and_uninstall_of_a_country_on_kubesim(tmp_path: Pa
             )
             assert upgraded["status"] == "deployed"
             mdep = json.loads(
-                local.run(
+                local.text(
                     "get",
                     "mdep",
                     "esp-failure",
@@ -217,7 +211,7 @@ def test_helm_install_upgrade_and_uninstall_of_a_country_on_kubesim(tmp_path: Pa
             assert [e["operation"] for e in mdep["metadata"]["managedFields"]] == ["Apply"]
 
             config.uninstall("fleet-fr", timeout=60)
-            left = local.run("get", "mdep,deployment", "-n", "fleet-fr", "-o", "name")
+            left = local.text("get", "mdep,deployment", "-n", "fleet-fr", "-o", "name")
             assert left.strip() == ""
         finally:
             config.close()
@@ -229,7 +223,7 @@ def test_helm_install_of_norway_with_4000_wells_fits_with_its_managed_fields(
     """Server-side apply at Norway's scale: the ModelDeployment's managedFields (one entry per
     well) count against the object size limit, as on a real cluster, and still fit."""
     with kubesim_in_thread(tmp_path, run_kubelet=False) as sim:
-        local = Kubectl(sim.kubeconfig, tmp_path / "kubectl-cache")
+        local = Kubectl(sim.kubeconfig, tmp_path / "kubectl-cache", namespace=None)
         local.apply([SERVICE_MONITOR_CRD])
         config = helm.Config(kubeconfig_path=str(sim.kubeconfig), namespace="fleet-no")
         try:
@@ -245,7 +239,7 @@ def test_helm_install_of_norway_with_4000_wells_fits_with_its_managed_fields(
             config.close()
         assert release["status"] == "deployed"
         mdeps = json.loads(
-            local.run("get", "mdep", "-n", "fleet-no", "-o", "json", "--show-managed-fields")
+            local.text("get", "mdep", "-n", "fleet-no", "-o", "json", "--show-managed-fields")
         )["items"]
         (mdep,) = mdeps
         wells = mdep["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:wells"]

@@ -45,9 +45,11 @@ PACKAGE_DIRS = {
     "modelfleet": ROOT / "operator" / "modelfleet",
     "model_runtime": ROOT / "model_runtime",
     "runtime_contract": ROOT / "runtime_contract",
+    "settings_flags": ROOT / "settings_flags",
 }
-#: The runtime's wire contract (stdlib only): both images hold it beside their own package.
-SHARED_PACKAGES = ("runtime_contract",)
+#: Both images hold these beside their own package: the runtime's wire contract (stdlib only)
+#: and the flags-from-settings walker both command lines are built with.
+SHARED_PACKAGES = ("runtime_contract", "settings_flags")
 
 
 @pytest.fixture(params=sorted(IMAGES))

@@ -24,12 +24,13 @@ import yaml
 from kubesim.harness.testing import KubeSimThread
 from kubesim.node.kubelet import KubeletConfig
 from modelfleet.api.spec import ModelDeploymentSpec
-from modelfleet.app.operator_main import OperatorOptions
+from modelfleet.app.settings import OperatorSettings
 from modelfleet.logic.revisions import revision_of
+from modelfleet_dev.operator_thread import OperatorThread
 
 from .api_audit import AuditLog, RequestAttributes, recording_kubesim
 from .chart_rendering import CHART_DIR, KubeObject, render
-from .operator_on_kubesim import TEST_AGENT, OperatorInThread, TestClient, build_bundles
+from .operator_on_kubesim import TEST_AGENT, TestClient, build_bundles
 
 NAMESPACE = "fleet"
 PEERING = "fleet-operator"
@@ -138,15 +139,16 @@ def exercise_operator(sim: KubeSimThread, bundles: Path, *, all_namespaces: bool
             "revision": 1,
         },
     )
-    options = OperatorOptions(
+    settings = OperatorSettings(
         kubeconfig=str(sim.kubeconfig),
         namespaces=[] if all_namespaces else [NAMESPACE],
         all_namespaces=all_namespaces,
         peering=PEERING,
         liveness=None,
+        metrics_port=None,
     )
     fleet_path = f"{MD_PATH}/esp"
-    with OperatorInThread(options):
+    with OperatorThread(settings):
         fleet = {
             "apiVersion": "modelfleet.dev/v1alpha1",
             "kind": "ModelDeployment",

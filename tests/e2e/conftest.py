@@ -13,9 +13,9 @@ Pods of a real cluster must be able to reach that store: it binds to loopback on
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +23,10 @@ from typing import Any
 
 import pytest
 
+from modelfleet_dev.api_poller import DeadlineExceeded, poll
 from modelfleet_dev.bundle_cache import BundleKey, CachedBundle, ensure_bundles
-from modelfleet_dev.demo_fleet import MODEL_NAME, model_deployment, version_seed
+from modelfleet_dev.demo_fleet import model_deployment, version_seed
+from modelfleet_dev.fleet_manifest import MODEL_NAME, ModelDeploymentManifest
 from modelfleet_dev.fleet_observer import FleetObserver, FleetSnapshot
 from modelfleet_dev.local_cluster import (
     CRD_PATH,
@@ -143,7 +145,7 @@ class Fleet:
     observer: FleetObserver
     shelf: BundleShelf
 
-    def manifest(self, wells: list[str], version: str, **kwargs: Any) -> dict[str, Any]:
+    def manifest(self, wells: list[str], version: str, **kwargs: Any) -> ModelDeploymentManifest:
         return model_deployment(
             name=self.name,
             namespace=NAMESPACE,
@@ -192,9 +194,14 @@ def fleet(e2e_cluster: E2ECluster, shelf: BundleShelf) -> Iterator[Fleet]:
         yield Fleet(name, e2e_cluster.kubectl, observer, shelf)
     finally:
         e2e_cluster.kubectl.run("delete", "mdep", name, "--ignore-not-found", "--wait=false")
-        deadline = time.monotonic() + 30
-        while observer.pods() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        with contextlib.suppress(DeadlineExceeded):  # the next test uses a fresh name anyway
+            poll(
+                f"the pods of {name} gone",
+                observer.pods,
+                lambda pods: not pods,
+                timeout=30,
+                interval=0.2,
+            )
         observer.close()
 
 

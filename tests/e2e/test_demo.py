@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from modelfleet_dev.kubesim_runtime import PLUGIN
-from modelfleet_dev.local_cluster import descendants
+from modelfleet_dev.local_cluster import descendants, start_kubesim
 
 pytestmark = pytest.mark.kubelet
 
@@ -95,34 +94,11 @@ def _cmdline(pid: int) -> str:
 
 def test_demo_with_kubeconfig_set_runs_the_story_against_that_cluster(tmp_path: Path) -> None:
     """A kubesim started by hand stands in for "a cluster the user already has"."""
-    kubeconfig = tmp_path / "cluster.kubeconfig"
-    scratch = Path.home() / ".cache" / "modelfleet" / "kubelet"  # no "/tmp" in it: see tour.md
-    scratch.mkdir(parents=True, exist_ok=True)
-    cluster = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kubesim",
-            "serve",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--kubelet",
-            "probe_time_scale=1",
-            "--run-selector",
-            "modelfleet.dev/well in (no-0004,nl-0005,dk-0006)",
-            "--container-runtime",
-            PLUGIN,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "TMPDIR": str(scratch)},
-        start_new_session=True,
+    cluster = start_kubesim(
+        tmp_path / "cluster", run_selector="modelfleet.dev/well in (no-0004,nl-0005,dk-0006)"
     )
+    kubeconfig = tmp_path / "cluster" / "kubeconfig"
     try:
-        deadline = time.monotonic() + 30
-        while not kubeconfig.exists():
-            assert time.monotonic() < deadline and cluster.poll() is None
-            time.sleep(0.1)
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "COLUMNS": "160"}
         result = subprocess.run(
             [
@@ -142,8 +118,7 @@ def test_demo_with_kubeconfig_set_runs_the_story_against_that_cluster(tmp_path: 
             check=False,
         )
     finally:
-        cluster.send_signal(signal.SIGTERM)
-        cluster.wait(30)
+        cluster.stop()
     out = " ".join(result.stdout.split())
     assert result.returncode == 0, result.stdout + result.stderr
     assert "KUBECONFIG is set: the story runs against http://127.0.0.1:" in out

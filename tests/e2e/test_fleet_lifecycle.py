@@ -8,6 +8,7 @@ import time
 import pytest
 
 from modelfleet.logic.wellpod import ANNOTATION_VERSION
+from modelfleet_dev.api_poller import poll
 from modelfleet_dev.local_cluster import Kubectl
 
 from .conftest import Fleet, wells_named
@@ -23,10 +24,7 @@ def test_removed_well_loses_its_pod_and_added_well_gets_one(fleet: Fleet) -> Non
     fleet.apply([*wells[1:4], wells[4]], V1)
     fleet.wait_available(V1, 4)
     expected = sorted(f"{fleet.name}-{w}" for w in [*wells[1:4], wells[4]])
-    deadline = time.monotonic() + 30
-    while fleet.pod_names() != expected and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert fleet.pod_names() == expected
+    poll("the pods of the new wells", fleet.pod_names, expected.__eq__, timeout=30, interval=0.2)
 
 
 def test_pinned_well_keeps_its_version_through_a_rollout(fleet: Fleet, kubectl: Kubectl) -> None:

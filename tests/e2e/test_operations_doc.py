@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from modelfleet_dev.kubectl import environ_with_kubectl
 
 from .conftest import E2ECluster, Fleet, wells_named
 
@@ -33,7 +34,7 @@ def test_every_command_of_the_operations_doc_runs_in_order(
     fleet.shelf.ensure(wells, [V1, V2])
     fleet.apply(wells, V1)
     fleet.wait_available(V1, 4)
-    env = dict(os.environ)
+    env = environ_with_kubectl()
     env["KUBECONFIG"] = str(e2e_cluster.kubeconfig)
     env["KUBECACHEDIR"] = str(tmp_path / "kubectl-cache")
     for command in doc_commands():

@@ -11,10 +11,9 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +24,7 @@ from model_runtime.dataplane import RequestLimits
 from model_runtime.hotswap import BundleWatcher
 from model_runtime.metrics import RuntimeMetrics
 from model_runtime.server import RuntimeServer
-
-
-def wait_until(
-    predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
-) -> None:
-    """Poll with a deadline (the event we wait for happens in another thread or process)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from modelfleet_dev.api_poller import wait_until
 
 
 class RunningServer:
@@ -104,7 +87,7 @@ class RunningServer:
             current = self.state.current
             return current is not None and (digest is None or current.digest == digest)
 
-        wait_until(serving, timeout, f"bundle {digest or '(any)'} to serve")
+        wait_until(f"bundle {digest or '(any)'} to serve", serving, timeout=timeout)
 
     def stop(self) -> None:
         async def shutdown() -> None:

@@ -15,7 +15,6 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from runtime_harness import free_port
 
 from bundle_builder.building import BuiltBundle
 from model_runtime.bundle_state import load_bundle
@@ -27,6 +26,7 @@ from model_runtime.errors import (
 )
 from model_runtime.manifest import canonical_json
 from model_runtime.sources import SourceLimits
+from modelfleet_dev.ports import free_loopback_port
 
 
 def make_tarball(bundle: Path, target: Path, prefix: str = "") -> Path:
@@ -232,7 +232,7 @@ def test_a_file_that_is_not_a_tarball_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_url_is_reported_as_unreachable() -> None:
-    port = free_port()  # nothing listens there
+    port = free_loopback_port()  # nothing listens there
     with pytest.raises(
         BundleUnreachableError,
         match=f"GET http://127.0.0.1:{port}/b/manifest.json failed: ConnectError",

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import httpx
-from runtime_harness import RunningServer, free_port, wait_until, write_annotations
+from runtime_harness import RunningServer, write_annotations
 
 from bundle_builder.building import BuiltBundle
 from model_runtime.annotations import (
@@ -17,6 +17,8 @@ from model_runtime.annotations import (
     parse_annotations,
     unquote_go,
 )
+from modelfleet_dev.api_poller import wait_until
+from modelfleet_dev.ports import free_loopback_port
 
 ROWS = {
     "inputs": [
@@ -100,7 +102,7 @@ def test_a_failed_swap_keeps_the_old_bundle_serving_and_reports_why(
     )
     assert body["bundle"]["digest"] == small_bundle.digest
 
-    unreachable = load(server, f"http://127.0.0.1:{free_port()}/b/")
+    unreachable = load(server, f"http://127.0.0.1:{free_loopback_port()}/b/")
     assert unreachable.status_code == 502 and unreachable.json()["reason"] == "Unreachable"
 
     wrong_digest = load(server, str(second_bundle.path), "sha256:" + "1" * 64)
@@ -176,8 +178,8 @@ def test_a_changed_annotations_file_swaps_the_bundle(
             },
         )
         wait_until(
+            "refusal",
             lambda: running.state.last_load is not None and not running.state.last_load.ok,
-            what="refusal",
         )
         assert (
             running.state.last_load is not None
@@ -205,7 +207,7 @@ def test_reload_request_reloads_even_when_nothing_changed(
 def test_annotations_file_without_a_bundle_uri_is_reported(tmp_path: Path) -> None:
     visible = write_annotations(tmp_path / "podinfo", {"unrelated": "1"})
     with RunningServer(None, annotations_file=visible) as running:
-        wait_until(lambda: running.state.last_load is not None, what="the missing-URI report")
+        wait_until("the missing-URI report", lambda: running.state.last_load is not None)
         assert (
             running.state.last_load is not None and running.state.last_load.reason == "NoBundleUri"
         )
@@ -231,11 +233,11 @@ def test_an_unreachable_new_bundle_is_retried_while_the_old_one_serves(
             {BUNDLE_URI_ANNOTATION: str(later), BUNDLE_DIGEST_ANNOTATION: second_bundle.digest},
         )
         wait_until(
+            "failure",
             lambda: (
                 running.state.last_load is not None
                 and running.state.last_load.reason == "Unreachable"
             ),
-            what="failure",
         )
         assert (
             running.state.current is not None

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from runtime_harness import wait_until, write_annotations
+from runtime_harness import write_annotations
 
 from bundle_builder.building import BuiltBundle
 from model_runtime.annotations import BUNDLE_DIGEST_ANNOTATION, BUNDLE_URI_ANNOTATION
+from modelfleet_dev.api_poller import wait_until
 
 
 class RuntimeProcess:
@@ -36,7 +37,7 @@ class RuntimeProcess:
                 match.append(found.group(1))
             return bool(found)
 
-        wait_until(listening, 20, "the listening line")
+        wait_until("the listening line", listening, timeout=20)
         self.port = int(match[0])
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -60,7 +61,7 @@ def test_sigterm_stops_accepting_drains_the_in_flight_request_and_exits_0(
 ) -> None:
     runtime = RuntimeProcess(tmp_path / "log", "--bundle", str(small_bundle.path))
     processes.append(runtime)
-    wait_until(lambda: runtime.digest() == small_bundle.digest, 20, "ready")
+    wait_until("ready", lambda: runtime.digest() == small_bundle.digest, timeout=20)
 
     body = json.dumps(
         {
@@ -83,8 +84,7 @@ def test_sigterm_stops_accepting_drains_the_in_flight_request_and_exits_0(
         # The scrape counts itself: 2 = the scrape + our pending request.
         in_flight_gauge = "modelfleet_runtime_requests_in_flight 2.0"
         wait_until(
-            lambda: in_flight_gauge in httpx.get(f"{runtime.url}/metrics").text,
-            what="request in flight",
+            "request in flight", lambda: in_flight_gauge in httpx.get(f"{runtime.url}/metrics").text
         )
         runtime.process.send_signal(signal.SIGTERM)
 
@@ -95,7 +95,7 @@ def test_sigterm_stops_accepting_drains_the_in_flight_request_and_exits_0(
             except OSError:
                 return True
 
-        wait_until(refuses_new_connections, 10, "the listener to close")
+        wait_until("the listener to close", refuses_new_connections, timeout=10)
         assert runtime.process.poll() is None, "must wait for the in-flight request"
         in_flight.sendall(body[10:])
         response = in_flight.recv(65536).decode()
@@ -117,7 +117,7 @@ def test_sighup_reloads_from_the_annotations_file(
         tmp_path / "log", "--annotations-file", str(visible), "--poll-interval", "3600"
     )
     processes.append(runtime)
-    wait_until(lambda: runtime.digest() == small_bundle.digest, 20, "first bundle")
+    wait_until("first bundle", lambda: runtime.digest() == small_bundle.digest, timeout=20)
     write_annotations(
         volume,
         {
@@ -126,7 +126,9 @@ def test_sighup_reloads_from_the_annotations_file(
         },
     )
     runtime.process.send_signal(signal.SIGHUP)
-    wait_until(lambda: runtime.digest() == second_bundle.digest, 20, "the swap after SIGHUP")
+    wait_until(
+        "the swap after SIGHUP", lambda: runtime.digest() == second_bundle.digest, timeout=20
+    )
     assert httpx.get(f"{runtime.url}/v2/health/ready").status_code == 200
     runtime.process.send_signal(signal.SIGTERM)
     assert runtime.process.wait(timeout=20) == 0

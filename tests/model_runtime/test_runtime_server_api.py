@@ -5,9 +5,11 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import onnxruntime as ort
-from runtime_harness import RunningServer, free_port, wait_until
+from runtime_harness import RunningServer
 
 from bundle_builder.building import BuiltBundle
+from modelfleet_dev.api_poller import wait_until
+from modelfleet_dev.ports import free_loopback_port
 
 
 def sensors(rows: list[list[float]]) -> dict[str, object]:
@@ -154,9 +156,9 @@ def test_metrics_expose_requests_latency_load_duration_and_the_bundle_digest(
 
 
 def test_a_server_without_a_loadable_bundle_is_live_but_not_ready() -> None:
-    uri = f"http://127.0.0.1:{free_port()}/bundle/"
+    uri = f"http://127.0.0.1:{free_loopback_port()}/bundle/"
     with RunningServer(uri) as running:
-        wait_until(lambda: running.state.last_load is not None, what="first load attempt")
+        wait_until("first load attempt", lambda: running.state.last_load is not None)
         assert httpx.get(f"{running.url}/v2/health/live").status_code == 200
         ready = httpx.get(f"{running.url}/v2/health/ready")
         assert ready.status_code == 503
@@ -180,7 +182,7 @@ def test_an_unreachable_first_bundle_is_retried_until_it_appears(
 
     target = Path(str(tmp_path)) / "later"
     with RunningServer(str(target)) as running:
-        wait_until(lambda: running.state.last_load is not None, what="first load attempt")
+        wait_until("first load attempt", lambda: running.state.last_load is not None)
         assert running.state.current is None
         shutil.copytree(small_bundle.path, target)
         running.wait_serving(small_bundle.digest)

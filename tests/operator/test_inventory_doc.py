@@ -7,9 +7,7 @@ text describes. No operator runs: the example's bundle URI is not on loopback.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 from kubesim.harness.testing import KubeSimThread
 from modelfleet.api.spec import ModelDeploymentSpec
 from modelfleet.logic.inventory import InventorySource, resolve_inventory
+from modelfleet_dev.kubectl import environ_with_kubectl, kubectl_binary
 
 from .cluster_harness import ROOT, Api
 
@@ -25,7 +24,7 @@ DOC = ROOT / "docs" / "operations.md"
 SECTION = "## Large fleets: wells and digests in ConfigMaps"
 FILE_BLOCK = re.compile(r"^`(?P<name>[\w.-]+\.yaml)`.*?\n\n```yaml\n(?P<body>.*?)```", re.M | re.S)
 
-pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs the kubectl binary")
+pytestmark = pytest.mark.skipif(kubectl_binary() is None, reason="needs the kubectl binary")
 
 
 def section() -> str:
@@ -45,7 +44,7 @@ def test_the_walk_through_runs_and_stores_the_fleet_it_describes(
         (tmp_path / name).write_text(body)
     commands = [line[4:] for line in doc.splitlines() if line.startswith("    kubectl ")]
     assert len(commands) >= 5
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "HOME": str(tmp_path)}
+    env = {**environ_with_kubectl(), "KUBECONFIG": str(cluster.kubeconfig), "HOME": str(tmp_path)}
     for command in commands:
         done = subprocess.run(
             ["bash", "-o", "pipefail", "-c", command],

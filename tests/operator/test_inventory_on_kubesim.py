@@ -7,8 +7,6 @@ replace -f -`); everything else is observed through the API.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -19,50 +17,37 @@ from prometheus_client import REGISTRY
 
 from kubesim.harness.testing import KubeSimThread
 from modelfleet.control.worker import ROLLOUT_RECHECK_SECONDS
+from modelfleet_dev.kubectl import Kubectl, kubectl_binary
+from modelfleet_dev.operator_thread import OperatorThread
 
-from .cluster_harness import MD_PATH, Api, model_deployment, running_operator
+from .cluster_harness import MD_PATH, Api, model_deployment
 from .test_operator_on_kubesim import is_available, writes_so_far
 
 Bundles = tuple[Path, dict[tuple[str, str], str]]
-KUBECTL = shutil.which("kubectl")
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="needs the kubectl binary")
+pytestmark = pytest.mark.skipif(kubectl_binary() is None, reason="needs the kubectl binary")
 
 
-class Kubectl:
-    def __init__(self, cluster: KubeSimThread, workdir: Path) -> None:
-        self.workdir = workdir
-        self.base = [str(KUBECTL), "--kubeconfig", str(cluster.kubeconfig)]
-        self.base += ["--cache-dir", str(workdir / ".kube-cache"), "-n", "default"]
+def kubectl_in(cluster: KubeSimThread, workdir: Path) -> Kubectl:
+    """kubectl run from `workdir`, where the test writes the files it creates ConfigMaps from."""
+    return Kubectl(cluster.kubeconfig, workdir / ".kube-cache", cwd=workdir)
 
-    def run(self, *args: str, stdin: str | None = None) -> str:
-        done = subprocess.run(
-            [*self.base, *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            cwd=self.workdir,
-        )
-        assert done.returncode == 0, f"kubectl {' '.join(args)} failed:\n{done.stderr}"
-        return done.stdout
 
-    def write(self, filename: str, content: Any) -> None:
-        text = content if isinstance(content, str) else yaml.safe_dump(content)
-        (self.workdir / filename).write_text(text)
+def write(workdir: Path, filename: str, content: Any) -> None:
+    text = content if isinstance(content, str) else yaml.safe_dump(content)
+    (workdir / filename).write_text(text)
 
-    def replace_config_map(self, name: str, *from_files: str) -> None:
-        """The usual update idiom: render with --dry-run, replace the stored object."""
-        files = [f"--from-file={f}" for f in from_files]
-        rendered = self.run("create", "configmap", name, *files, "--dry-run=client", "-o", "yaml")
-        self.run("replace", "-f", "-", stdin=rendered)
+
+def replace_config_map(kubectl: Kubectl, name: str, *from_files: str) -> None:
+    """The usual update idiom: render with --dry-run, replace the stored object."""
+    files = [f"--from-file={f}" for f in from_files]
+    rendered = kubectl.text("create", "configmap", name, *files, "--dry-run=client", "-o", "yaml")
+    kubectl.text("replace", "-f", "-", stdin=rendered)
 
 
 def inventory_deployment(name: str, root: Path, version: str = "1.0.0", **spec: Any) -> Any:
-    body = model_deployment(name, [], version, root, maxUnavailable=2)
-    del body["spec"]["wells"]
-    model = spec.pop("model", {})
-    body["spec"]["model"].update(model)
+    """A fleet whose spec (camelCase `spec`, e.g. wellsFrom) names its inventory ConfigMaps."""
+    body = model_deployment(name, None, version, root, maxUnavailable=2)
+    body["spec"]["model"].update(spec.pop("model", {}))
     body["spec"].update(spec)
     return body
 
@@ -117,12 +102,12 @@ def test_fleet_from_two_config_maps_comes_up_and_follows_their_edits(
     cluster: KubeSimThread, api: Api, bundles: Bundles, tmp_path: Path
 ) -> None:
     root, _ = bundles
-    kubectl = Kubectl(cluster, tmp_path)
-    kubectl.write("wells.yaml", [{"id": w, "labels": {"field": "north"}} for w in ("w0", "w1")])
+    kubectl = kubectl_in(cluster, tmp_path)
+    write(tmp_path, "wells.yaml", [{"id": w, "labels": {"field": "north"}} for w in ("w0", "w1")])
     kubectl.run("create", "configmap", "fr-wells", "--from-file=wells.yaml")
-    kubectl.write("south.yaml", [{"id": "w2", "labels": {"field": "south"}}, {"id": "w3"}])
+    write(tmp_path, "south.yaml", [{"id": "w2", "labels": {"field": "south"}}, {"id": "w3"}])
     kubectl.run("create", "configmap", "fr-wells-south", "--from-file=wells.yaml=south.yaml")
-    with running_operator(cluster.kubeconfig):
+    with OperatorThread.standalone(cluster.kubeconfig):
         fleet = inventory_deployment(
             "esp",
             root,
@@ -139,9 +124,9 @@ def test_fleet_from_two_config_maps_comes_up_and_follows_their_edits(
         # One well leaves the south ConfigMap, two arrive. The ConfigMap also grows past
         # 512 KiB, so the change must come through a watch event longer than aiohttp reads
         # as one line by itself.
-        kubectl.write("south.yaml", [{"id": "w3"}, {"id": "w4"}, {"id": "w5"}])
-        kubectl.write("notes.txt", "field notes\n" * 60_000)
-        kubectl.replace_config_map("fr-wells-south", "wells.yaml=south.yaml", "notes.txt")
+        write(tmp_path, "south.yaml", [{"id": "w3"}, {"id": "w4"}, {"id": "w5"}])
+        write(tmp_path, "notes.txt", "field notes\n" * 60_000)
+        replace_config_map(kubectl, "fr-wells-south", "wells.yaml=south.yaml", "notes.txt")
         api.wait_for(
             "pods follow the ConfigMap",
             lambda: sorted(live_pods(api)) == [f"esp-w{i}" for i in (0, 1, 3, 4, 5)],
@@ -157,10 +142,10 @@ def test_a_broken_inventory_changes_no_pod_is_reported_and_recovers_when_fixed(
     cluster: KubeSimThread, api: Api, bundles: Bundles, tmp_path: Path
 ) -> None:
     root, _ = bundles
-    kubectl = Kubectl(cluster, tmp_path)
-    kubectl.write("wells.yaml", [{"id": "w1"}, {"id": "w2"}])
+    kubectl = kubectl_in(cluster, tmp_path)
+    write(tmp_path, "wells.yaml", [{"id": "w1"}, {"id": "w2"}])
     kubectl.run("create", "configmap", "fr-wells", "--from-file=wells.yaml")
-    with running_operator(cluster.kubeconfig):
+    with OperatorThread.standalone(cluster.kubeconfig):
         fleet = inventory_deployment(
             "esp", root, wells=[{"id": "w0"}], wellsFrom=[{"configMap": "fr-wells"}]
         )
@@ -168,8 +153,8 @@ def test_a_broken_inventory_changes_no_pod_is_reported_and_recovers_when_fixed(
         api.wait_status("esp", is_available("1.0.0", 3))
         before = live_pods(api)
 
-        kubectl.write("wells.yaml", "- id: w1\n- id: W_2\n")
-        kubectl.replace_config_map("fr-wells", "wells.yaml")
+        write(tmp_path, "wells.yaml", "- id: w1\n- id: W_2\n")
+        replace_config_map(kubectl, "fr-wells", "wells.yaml")
         status = api.wait_status(
             "esp",
             degraded("InventoryInvalid", "ConfigMap fr-wells key wells.yaml: well [1] (id 'W_2')"),
@@ -179,8 +164,8 @@ def test_a_broken_inventory_changes_no_pod_is_reported_and_recovers_when_fixed(
         time.sleep(1.5 * ROLLOUT_RECHECK_SECONDS)
         assert writes_so_far() == writes, "a broken inventory must not cause repeated writes"
 
-        kubectl.write("wells.yaml", [{"id": "w1"}, {"id": "w0"}])
-        kubectl.replace_config_map("fr-wells", "wells.yaml")
+        write(tmp_path, "wells.yaml", [{"id": "w1"}, {"id": "w0"}])
+        replace_config_map(kubectl, "fr-wells", "wells.yaml")
         api.wait_status(
             "esp",
             degraded(
@@ -193,7 +178,7 @@ def test_a_broken_inventory_changes_no_pod_is_reported_and_recovers_when_fixed(
         api.wait_status("esp", degraded("InventoryNotFound", "ConfigMap fr-wells"))
         assert live_pods(api) == before
 
-        kubectl.write("wells.yaml", [{"id": "w1"}, {"id": "w2"}, {"id": "w3"}])
+        write(tmp_path, "wells.yaml", [{"id": "w1"}, {"id": "w2"}, {"id": "w3"}])
         kubectl.run("create", "configmap", "fr-wells", "--from-file=wells.yaml")
         status = api.wait_status("esp", is_available("1.0.0", 4))
     conditions = {c["type"]: c for c in status["conditions"]}
@@ -214,10 +199,10 @@ def test_digests_from_a_config_map_are_verified_like_inline_digests(
 ) -> None:
     root, digests = bundles
     wells = ["w0", "w1", "w2"]
-    kubectl = Kubectl(cluster, tmp_path)
-    kubectl.write("wells.yaml", [{"id": w} for w in wells])
+    kubectl = kubectl_in(cluster, tmp_path)
+    write(tmp_path, "wells.yaml", [{"id": w} for w in wells])
     kubectl.run("create", "configmap", "fr-wells", "--from-file=wells.yaml")
-    with running_operator(cluster.kubeconfig):
+    with OperatorThread.standalone(cluster.kubeconfig):
         # The fleet comes first; its digests ConfigMap a moment later.
         fleet = inventory_deployment(
             "esp",
@@ -229,7 +214,7 @@ def test_digests_from_a_config_map_are_verified_like_inline_digests(
         api.create(MD_PATH, fleet)
         api.wait_status("esp", degraded("InventoryNotFound", "ConfigMap esp-1.0.0-digests"))
         assert live_pods(api) == {}
-        kubectl.write("digests.yaml", {w: digests[("1.0.0", w)] for w in wells})
+        write(tmp_path, "digests.yaml", {w: digests[("1.0.0", w)] for w in wells})
         kubectl.run("create", "configmap", "esp-1.0.0-digests", "--from-file=digests.yaml")
         good = api.wait_status("esp", is_available("1.0.0", 3))
         annotations = {name: pod[2] for name, pod in live_pods(api).items()}
@@ -238,7 +223,7 @@ def test_digests_from_a_config_map_are_verified_like_inline_digests(
         # Version 2.0.0 with a digest that does not match w0's bundle.
         expected = {w: digests[("2.0.0", w)] for w in wells}
         expected["w0"] = "sha256:" + "0" * 64
-        kubectl.write("digests.yaml", expected)
+        write(tmp_path, "digests.yaml", expected)
         kubectl.run("create", "configmap", "esp-2.0.0-digests", "--from-file=digests.yaml")
         api.merge_patch(
             f"{MD_PATH}/esp",
@@ -282,10 +267,10 @@ def test_a_restarted_operator_resolves_the_same_fleet_and_rewrites_nothing(
 ) -> None:
     root, digests = bundles
     wells = ["w0", "w1", "w2", "w3"]
-    kubectl = Kubectl(cluster, tmp_path)
-    kubectl.write("wells.yaml", [{"id": w, "labels": {"n": str(i)}} for i, w in enumerate(wells)])
+    kubectl = kubectl_in(cluster, tmp_path)
+    write(tmp_path, "wells.yaml", [{"id": w, "labels": {"n": str(i)}} for i, w in enumerate(wells)])
     kubectl.run("create", "configmap", "fr-wells", "--from-file=wells.yaml")
-    kubectl.write("digests.yaml", {w: digests[("1.0.0", w)] for w in reversed(wells)})
+    write(tmp_path, "digests.yaml", {w: digests[("1.0.0", w)] for w in reversed(wells)})
     kubectl.run("create", "configmap", "esp-1.0.0-digests", "--from-file=digests.yaml")
     fleet = inventory_deployment(
         "esp",
@@ -293,14 +278,14 @@ def test_a_restarted_operator_resolves_the_same_fleet_and_rewrites_nothing(
         wellsFrom=[{"configMap": "fr-wells"}],
         model={"digestsFrom": [{"configMap": "esp-1.0.0-digests"}]},
     )
-    with running_operator(cluster.kubeconfig):
+    with OperatorThread.standalone(cluster.kubeconfig):
         api.create(MD_PATH, fleet)
         api.wait_status("esp", is_available("1.0.0", 4))
         settled_writes()
     pods, md = live_pods(api), api.deployment("esp")
     revisions = api.get("/apis/apps/v1/namespaces/default/controllerrevisions")["items"]
     reads = config_map_reads()
-    with running_operator(cluster.kubeconfig):
+    with OperatorThread.standalone(cluster.kubeconfig):
         # The new operator's watch listed the ConfigMaps before it knew the fleet: it reads
         # each once, resolves the same wells and digests, hence the same revision.
         api.wait_for("the ConfigMaps read again", lambda: config_map_reads() >= reads + 2)

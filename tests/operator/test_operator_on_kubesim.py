@@ -11,8 +11,10 @@ from prometheus_client import REGISTRY
 from kubesim.harness.testing import KubeSimThread
 from kubesim.http.faults import FaultKind, FaultRule
 from modelfleet.control.worker import ROLLOUT_RECHECK_SECONDS
+from modelfleet_dev.operator_thread import OperatorThread
+from modelfleet_dev.pod_readiness_watch import UnavailableWellsWatch
 
-from .cluster_harness import MD_PATH, Api, PodWatch, model_deployment, running_operator
+from .cluster_harness import MD_PATH, Api, model_deployment
 from .conftest import WELLS
 
 Bundles = tuple[Path, dict[tuple[str, str], str]]
@@ -77,7 +79,7 @@ def test_create_makes_one_owned_hardened_pod_per_well_behind_a_headless_service(
     cluster: KubeSimThread, api: Api, bundles: Bundles
 ) -> None:
     root, digests = bundles
-    with running_operator(cluster.kubeconfig):
+    with OperatorThread.standalone(cluster.kubeconfig):
         r = api.create(MD_PATH, model_deployment("esp", WELLS, "1.0.0", root))
         assert r.status_code == 201, r.text
         uid = r.json()["metadata"]["uid"]
@@ -128,7 +130,7 @@ def test_create_makes_one_owned_hardened_pod_per_well_behind_a_headless_service(
 
 def test_steady_state_makes_no_writes(cluster: KubeSimThread, api: Api, bundles: Bundles) -> None:
     root, _ = bundles
-    with running_operator(cluster.kubeconfig):
+    with OperatorThread.standalone(cluster.kubeconfig):
         api.create(MD_PATH, model_deployment("calm", WELLS, "1.0.0", root))
         api.wait_status("calm", is_available("1.0.0", len(WELLS)))
         before_rv = api.deployment("calm")["metadata"]["resourceVersion"]
@@ -143,11 +145,11 @@ def test_version_change_swaps_bundles_in_place_within_budget(
     cluster: KubeSimThread, api: Api, bundles: Bundles
 ) -> None:
     root, digests = bundles
-    with running_operator(cluster.kubeconfig):
+    with OperatorThread.standalone(cluster.kubeconfig):
         api.create(MD_PATH, model_deployment("esp", WELLS, "1.0.0", root, maxUnavailable=2))
         api.wait_status("esp", is_available("1.0.0", len(WELLS)))
         uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in api.pods()}
-        with PodWatch(cluster.url, set(WELLS)) as watch:
+        with UnavailableWellsWatch(cluster.url, set(WELLS)) as watch:
             api.merge_patch(f"{MD_PATH}/esp", {"spec": {"model": {"version": "2.0.0"}}})
             status = api.wait_status("esp", is_available("2.0.0", len(WELLS)))
         assert watch.max_unavailable <= 2
@@ -173,11 +175,11 @@ def test_runtime_change_recreates_pods_never_exceeding_budget(
 ) -> None:
     root, _ = bundles
     api = Api(slow_cluster.url)
-    with running_operator(slow_cluster.kubeconfig):
+    with OperatorThread.standalone(slow_cluster.kubeconfig):
         api.create(MD_PATH, model_deployment("esp", WELLS, "1.0.0", root, maxUnavailable=3))
         api.wait_status("esp", is_available("1.0.0", len(WELLS)))
         old_uids = {p["metadata"]["uid"] for p in api.pods()}
-        with PodWatch(slow_cluster.url, set(WELLS)) as watch:
+        with UnavailableWellsWatch(slow_cluster.url, set(WELLS)) as watch:
             api.merge_patch(
                 f"{MD_PATH}/esp", {"spec": {"runtime": {"image": "registry.example/runtime:2"}}}
             )
@@ -195,7 +197,7 @@ def test_paused_rollout_changes_nothing_until_resumed(
     cluster: KubeSimThread, api: Api, bundles: Bundles
 ) -> None:
     root, _ = bundles
-    with running_operator(cluster.kubeconfig):
+    with OperatorThread.standalone(cluster.kubeconfig):
         api.create(MD_PATH, model_deployment("esp", WELLS, "1.0.0", root, maxUnavailable=2))
         api.wait_status("esp", is_available("1.0.0", len(WELLS)))
         api.merge_patch(
@@ -215,7 +217,7 @@ def test_broken_bundle_is_reported_degraded_and_rolled_back(
     cluster: KubeSimThread, api: Api, bundles: Bundles
 ) -> None:
     root, digests = bundles
-    with running_operator(cluster.kubeconfig):
+    with OperatorThread.standalone(cluster.kubeconfig):
         md = model_deployment(
             "esp", WELLS, "2.0.0", root, maxUnavailable=1, progressDeadlineSeconds=3
         )
@@ -250,7 +252,7 @@ def test_deleting_the_deployment_garbage_collects_everything(
     cluster: KubeSimThread, api: Api, bundles: Bundles
 ) -> None:
     root, _ = bundles
-    with running_operator(cluster.kubeconfig):
+    with OperatorThread.standalone(cluster.kubeconfig):
         api.create(MD_PATH, model_deployment("esp", WELLS[:3], "1.0.0", root))
         api.wait_status("esp", is_available("1.0.0", 3))
         assert api.delete(f"{MD_PATH}/esp").status_code == 200
@@ -269,7 +271,7 @@ def test_removed_well_loses_its_pod_and_added_well_gets_one(
     cluster: KubeSimThread, api: Api, bundles: Bundles
 ) -> None:
     root, _ = bundles
-    with running_operator(cluster.kubeconfig):
+    with OperatorThread.standalone(cluster.kubeconfig):
         api.create(MD_PATH, model_deployment("esp", WELLS[:4], "1.0.0", root))
         api.wait_status("esp", is_available("1.0.0", 4))
         wells = [{"id": w} for w in [*WELLS[1:4], WELLS[5]]]
@@ -293,7 +295,7 @@ def test_operator_restart_mid_rollout_converges_without_duplicates(
 ) -> None:
     root, _ = bundles
     api = Api(slow_cluster.url)
-    with running_operator(slow_cluster.kubeconfig):
+    with OperatorThread.standalone(slow_cluster.kubeconfig):
         api.create(MD_PATH, model_deployment("esp", WELLS, "1.0.0", root, maxUnavailable=2))
         api.wait_status("esp", is_available("1.0.0", len(WELLS)))
         api.merge_patch(
@@ -307,7 +309,10 @@ def test_operator_restart_mid_rollout_converges_without_duplicates(
             ),
         )
     # Operator gone mid-roll-out; a new one picks up from the API alone.
-    with PodWatch(slow_cluster.url, set(WELLS)) as watch, running_operator(slow_cluster.kubeconfig):
+    with (
+        UnavailableWellsWatch(slow_cluster.url, set(WELLS)) as watch,
+        OperatorThread.standalone(slow_cluster.kubeconfig),
+    ):
         api.wait_status(
             "esp",
             settled_on_generation(2, len(WELLS)),
@@ -336,7 +341,7 @@ def test_converges_through_throttling_errors_conflicts_and_dropped_watches(
     faults.add(
         FaultRule(FaultKind.DROP_WATCH, verb="watch", resource="pods", drop_after_seconds=1.0)
     )
-    with running_operator(cluster.kubeconfig):
+    with OperatorThread.standalone(cluster.kubeconfig):
         api.create(MD_PATH, model_deployment("esp", WELLS, "1.0.0", root, maxUnavailable=2))
         api.wait_status("esp", is_available("1.0.0", len(WELLS)), timeout=60)
         api.merge_patch(f"{MD_PATH}/esp", {"spec": {"model": {"version": "2.0.0"}}})
@@ -364,7 +369,7 @@ def test_real_runtime_pod_swaps_its_bundle_in_place_and_reports_the_digest(
     ) as ks:
         api = Api(ks.url)
         api.install_crd()
-        with running_operator(ks.kubeconfig):
+        with OperatorThread.standalone(ks.kubeconfig):
             api.create(MD_PATH, model_deployment("esp", ["w1", "w2"], "1.0.0", root))
             api.wait_status("esp", is_available("1.0.0", 2), timeout=60)
             pod = next(p for p in api.pods() if p["metadata"]["name"] == "esp-w1")

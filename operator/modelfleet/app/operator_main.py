@@ -13,57 +13,32 @@ import contextlib
 import gc
 import logging
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
 
 from modelfleet.app.handlers import build_registry
+from modelfleet.app.settings import OperatorSettings
 from modelfleet.control.reconciler import FleetReconciler
 from modelfleet.io.execution import FleetExecutor
 from modelfleet.io.informer import ConfigMapInformer, Informer, PodInformer
-from modelfleet.io.kube import (
-    ClientSettings,
-    Connection,
-    KubeClient,
-    context_namespace,
-    load_connection,
-)
+from modelfleet.io.kube import Connection, KubeClient, context_namespace, load_connection
+from settings_flags import add_settings_arguments, settings_from_args
 
 logger = logging.getLogger("modelfleet.operator")
 
 
-@dataclass
-class OperatorOptions:
-    kubeconfig: str | None = None
-    context: str | None = None
-    namespaces: Sequence[str] = ()
-    all_namespaces: bool = False
-    qps: float = 50.0
-    burst: int = 100
-    concurrency: int = 32
-    metrics_port: int | None = None
-    liveness: str | None = None
-    peering: str | None = None
-    standalone: bool | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 async def run_operator(
-    options: OperatorOptions,
+    settings: OperatorSettings,
     *,
     stop_flag: asyncio.Event | threading.Event | None = None,
     ready_flag: asyncio.Event | threading.Event | None = None,
 ) -> None:
-    connection = load_connection(options.kubeconfig, options.context)
-    client = KubeClient(
-        connection,
-        ClientSettings(qps=options.qps, burst=options.burst, concurrency=options.concurrency),
-    )
+    connection = load_connection(settings.kubeconfig, settings.context)
+    client = KubeClient(connection, settings.client_settings())
     reconciler = FleetReconciler(FleetExecutor(client))
-    scopes: list[str | None] = [None] if options.all_namespaces else list(options.namespaces)
+    scopes: list[str | None] = [None] if settings.all_namespaces else list(settings.namespaces)
     informers: list[Informer] = [
         PodInformer(client, ns, reconciler.observe_pod, reconciler.resync_pods) for ns in scopes
     ]
@@ -73,16 +48,16 @@ async def run_operator(
     ]
     registry = build_registry(reconciler, informers)
     _register_login(registry, connection)
-    if options.metrics_port is not None:
-        start_http_server(options.metrics_port)
+    if settings.metrics_port is not None:
+        start_http_server(settings.metrics_port)
     try:
         await kopf.operator(
             registry=registry,
-            clusterwide=options.all_namespaces,
-            namespaces=list(options.namespaces),
-            standalone=options.standalone,
-            peering_name=options.peering,
-            liveness_endpoint=options.liveness,
+            clusterwide=settings.all_namespaces,
+            namespaces=list(settings.namespaces),
+            standalone=settings.standalone,
+            peering_name=settings.peering,
+            liveness_endpoint=settings.liveness,
             stop_flag=stop_flag,
             ready_flag=ready_flag,
         )
@@ -109,81 +84,23 @@ def _register_login(registry: kopf.OperatorRegistry, connection: Connection) -> 
         )
 
 
-def add_operator_arguments(parser: argparse.ArgumentParser) -> None:
-    scope = parser.add_mutually_exclusive_group()
-    scope.add_argument(
-        "--namespace",
-        "-n",
-        action="append",
-        default=[],
-        dest="namespaces",
-        help="namespace to watch (repeatable); default: the kubeconfig context's namespace",
-    )
-    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch all namespaces")
-    parser.add_argument(
-        "--kubeconfig",
-        help="kubeconfig file (default $KUBECONFIG or ~/.kube/config; in-cluster config inside a pod)",
-    )
-    parser.add_argument("--context", help="kubeconfig context")
-    parser.add_argument(
-        "--qps",
-        type=float,
-        default=50.0,
-        help="client-side API request rate limit (0: none; default 50)",
-    )
-    parser.add_argument(
-        "--burst", type=int, default=100, help="client-side burst above --qps (default 100)"
-    )
-    parser.add_argument(
-        "--concurrency", type=int, default=32, help="API requests in flight at most (default 32)"
-    )
-    parser.add_argument(
-        "--metrics-port",
-        type=int,
-        default=9090,
-        help="Prometheus /metrics port (default 9090; -1 disables)",
-    )
-    parser.add_argument(
-        "--liveness",
-        default="http://0.0.0.0:8080/healthz",
-        help="kopf liveness endpoint URL ('' disables)",
-    )
-    peering = parser.add_mutually_exclusive_group()
-    peering.add_argument("--peering", help="kopf peering name: replicas elect one active operator")
-    peering.add_argument(
-        "--standalone", action="store_true", default=None, help="no peering (one replica only)"
-    )
-    parser.add_argument("--verbose", "-v", action="store_true", help="debug logs")
-
-
 def main_from_args(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":%(message)r}',
     )
-    namespaces = list(args.namespaces)
-    if not namespaces and not args.all_namespaces:
-        namespaces = [context_namespace(args.kubeconfig, args.context)]
-    options = OperatorOptions(
-        kubeconfig=args.kubeconfig,
-        context=args.context,
-        namespaces=namespaces,
-        all_namespaces=args.all_namespaces,
-        qps=args.qps,
-        burst=args.burst,
-        concurrency=args.concurrency,
-        metrics_port=None if args.metrics_port < 0 else args.metrics_port,
-        liveness=args.liveness or None,
-        peering=args.peering,
-        standalone=True if args.standalone else None,
-    )
-    logger.info("watching %s", "all namespaces" if args.all_namespaces else ", ".join(namespaces))
+    settings = settings_from_args(OperatorSettings, args)
+    if not settings.namespaces and not settings.all_namespaces:
+        namespace = context_namespace(settings.kubeconfig, settings.context)
+        settings = settings.model_copy(update={"namespaces": [namespace]})
+    watched = "all namespaces" if settings.all_namespaces else ", ".join(settings.namespaces)
+    logger.info("watching %s", watched)
     # The pod cache holds a decoded JSON tree per well (no reference cycles): with the default
     # thresholds the cyclic collector's full passes over 10,000 of them cost seconds of CPU
     # during a roll-out. Young objects are collected less often and old ones almost never.
     gc.set_threshold(50_000, 20, 100)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_operator(options))
+        asyncio.run(run_operator(settings))
     return 0
 
 
@@ -192,7 +109,7 @@ class OperatorCommand:
     help = "run the operator against the current kubeconfig's cluster"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        add_operator_arguments(parser)
+        add_settings_arguments(parser, OperatorSettings)
 
     def run(self, args: argparse.Namespace) -> int:
         return main_from_args(args)

@@ -1,0 +1,62 @@
+"""`model-runtime serve`'s flags are derived from RuntimeSettings: the names and defaults the
+operator's pod template uses, the environment under them, and the flag above the environment."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from model_runtime.cli import build_parser
+from model_runtime.settings import RuntimeSettings
+from settings_flags import settings_from_args
+
+#: Every flag `model-runtime serve` has always had, with its default.
+FLAG_DEFAULTS = {
+    "--bundle": None,
+    "--host": "127.0.0.1",
+    "--port": 8080,
+    "--annotations-file": None,
+    "--poll-interval": 2.0,
+    "--retry-interval": 5.0,
+    "--drain-timeout": 25.0,
+    "--max-body-bytes": 8 * 1024 * 1024,
+    "--log-level": "INFO",
+}
+
+
+def serve(*argv: str) -> RuntimeSettings:
+    return settings_from_args(RuntimeSettings, build_parser().parse_args(["serve", *argv]))
+
+
+def test_every_flag_keeps_its_name_and_default() -> None:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    defaults = {
+        action.option_strings[0]: action.default
+        for action in sub.choices["serve"]._actions
+        if action.option_strings and action.dest != "help"
+    }
+    assert defaults == FLAG_DEFAULTS
+
+
+def test_every_setting_has_a_docstring() -> None:
+    for name, field in RuntimeSettings.model_fields.items():
+        assert field.description, f"{name} has no docstring"
+
+
+def test_the_pod_templates_arguments_parse_into_settings() -> None:
+    settings = serve(
+        "--host", "10.0.0.7", "--port", "8080", "--annotations-file", "/etc/podinfo/annotations"
+    )
+    assert settings.host == "10.0.0.7"
+    assert settings.annotations_file == Path("/etc/podinfo/annotations")
+    assert settings.poll_interval == 2.0
+
+
+def test_the_environment_sets_defaults_and_a_flag_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELFLEET_RUNTIME_PORT", "9001")
+    monkeypatch.setenv("MODELFLEET_RUNTIME_BUNDLE", "file:///bundles/w1")
+    assert serve().port == 9001
+    assert serve().bundle == "file:///bundles/w1"
+    assert serve("--port", "9002").port == 9002
