@@ -566,6 +566,37 @@ def measure_ready(
             res.cpu_s_total = cpu_seconds(op.pid) - cpu0
 
 
+def roll_out(
+    http: httpx.Client,
+    md: DeploymentWatch,
+    patch: dict[str, Any],
+    wells: int,
+    *,
+    model_version: str = "",
+) -> tuple[float, float]:
+    """Merge-patch the fleet, then wait until the patched generation is available on every
+    well (and serves `model_version`, when given); (perf_counter at the patch, when done)."""
+    started = time.perf_counter()
+    answer = http.patch(
+        f"{MD_PATH}/{NAME}",
+        content=json.dumps(patch),
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    answer.raise_for_status()
+    generation = answer.json()["metadata"]["generation"]
+    done = md.wait(
+        lambda s: (
+            s.get("observedGeneration") == generation
+            and s.get("updatedWells") == wells
+            and s.get("availableWells") == wells
+            and s.get("phase") == "Available"
+            and str(s.get("model", "")).endswith(model_version)
+        ),
+        timeout=3600,
+    )
+    return started, done
+
+
 def measure_inplace(
     http: httpx.Client,
     op: OperatorProcess,
@@ -577,26 +608,8 @@ def measure_inplace(
     """Model version 1.0.0 -> 2.0.0 at maxUnavailable 10%: pods stay, bundles are swapped."""
     with UnavailableWellsWatch(url, [well_id(i) for i in range(wells)], NS) as sampler:
         before = api_calls(op)
-        started = time.perf_counter()
-        r = http.patch(
-            f"{MD_PATH}/{NAME}",
-            content=json.dumps(
-                {"spec": {"model": {"version": "2.0.0"}, "rollout": {"maxUnavailable": "10%"}}}
-            ),
-            headers={"Content-Type": "application/merge-patch+json"},
-        )
-        r.raise_for_status()
-        generation = r.json()["metadata"]["generation"]
-        done = md.wait(
-            lambda s: (
-                s.get("observedGeneration") == generation
-                and s.get("updatedWells") == wells
-                and s.get("availableWells") == wells
-                and s.get("phase") == "Available"
-                and str(s.get("model", "")).endswith("2.0.0")
-            ),
-            timeout=3600,
-        )
+        patch = {"spec": {"model": {"version": "2.0.0"}, "rollout": {"maxUnavailable": "10%"}}}
+        started, done = roll_out(http, md, patch, wells, model_version="2.0.0")
         res.inplace_time_s = done - started
         time.sleep(1.0)
         res.inplace_max_unavailable_seen = sampler.max_unavailable
@@ -656,23 +669,8 @@ def measure_rollout(
                 with UnavailableWellsWatch(url, [well_id(i) for i in range(wells)], NS) as sampler:
                     before = api_calls(op)
                     image = "ghcr.io/modelfleet/model-runtime:bench-2"
-                    started = time.perf_counter()
-                    r = http.patch(
-                        f"{MD_PATH}/{NAME}",
-                        content=json.dumps({"spec": {"runtime": {"image": image}}}),
-                        headers={"Content-Type": "application/merge-patch+json"},
-                    )
-                    r.raise_for_status()
-                    generation = r.json()["metadata"]["generation"]
-                    done = md.wait(
-                        lambda s: (
-                            s.get("observedGeneration") == generation
-                            and s.get("updatedWells") == wells
-                            and s.get("availableWells") == wells
-                            and s.get("phase") == "Available"
-                        ),
-                        timeout=3600,
-                    )
+                    patch = {"spec": {"runtime": {"image": image}}}
+                    started, done = roll_out(http, md, patch, wells)
                     res.rollout_time_s = done - started
                     res.rollout_timeline = [
                         (round(t - started, 2), u, a) for t, u, a in md.history if t >= started
