@@ -1,7 +1,10 @@
 """``python -m kubesim serve``: run kubesim until SIGTERM/SIGINT.
 
 Why this exists: the demo and developers run kubesim as a process and point kubectl at the
-kubeconfig it writes. Parsing happens in ``main`` only (never at import).
+kubeconfig it writes. Parsing happens in ``main`` only (never at import). The kubelet's
+container runtimes come from ``--container-runtime`` and, unless ``--no-installed-runtimes``,
+from what installed packages register under the ``kubesim.container_runtimes`` entry-point
+group (as pytest finds its plugins), so kubesim names no runtime it does not ship.
 """
 
 from __future__ import annotations
@@ -13,14 +16,19 @@ import importlib
 import logging
 import signal
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Final
 
 from kubesim.harness.cluster import KubeSim
 from kubesim.http.faults import FaultConfig, parse_fault_rule
 from kubesim.node.kubelet import KubeletConfig
 from kubesim.node.runtime import ContainerRuntimeFactory
 
-__all__ = ["main"]
+__all__ = ["ENTRY_POINT_GROUP", "installed_factories", "load_factory", "main"]
+
+#: Packages register container runtimes for ``kubesim serve`` here: ``name = "module:factory"``.
+ENTRY_POINT_GROUP: Final = "kubesim.container_runtimes"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,7 +58,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MODULE:FACTORY",
         help="a container-runtime plugin for the kubelet, repeatable: FACTORY() returns a "
         "kubesim.node.runtime.ContainerRuntime; asked in order, after the process runtime and "
-        "before the stub runtime",
+        f"before the installed ones ({ENTRY_POINT_GROUP} entry points) and the stub runtime",
+    )
+    serve.add_argument(
+        "--no-installed-runtimes",
+        action="store_true",
+        help=f"ignore the container runtimes installed packages register ({ENTRY_POINT_GROUP})",
     )
     serve.add_argument(
         "--annotation-refresh-delay",
@@ -93,6 +106,23 @@ def load_factory(spec: str) -> ContainerRuntimeFactory:
     return loaded
 
 
+def installed_factories() -> list[ContainerRuntimeFactory]:
+    """The container runtimes installed packages register, by entry-point name."""
+    factories: list[ContainerRuntimeFactory] = []
+    for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
+        try:
+            factory = point.load()
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(
+                f"container runtime {point.name!r} ({point.value}, entry point group "
+                f"{ENTRY_POINT_GROUP}) cannot be loaded: {exc}; --no-installed-runtimes skips it"
+            ) from None
+        if not callable(factory):
+            raise ValueError(f"container runtime {point.name!r} ({point.value}) is not callable")
+        factories.append(factory)
+    return factories
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -103,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         kubelet = KubeletConfig.parse("" if args.kubelet == "none" else args.kubelet)
         faults = FaultConfig([parse_fault_rule(text) for text in args.fault])
         runtimes = [load_factory(spec) for spec in args.container_runtime]
+        if not args.no_installed_runtimes:
+            # One runtime instance per factory: one named on the command line and installed too
+            # is asked once.
+            runtimes += [f for f in installed_factories() if f not in runtimes]
     except ValueError as exc:
         print(f"kubesim: {exc}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from kubesim.harness.cli import load_factory
+from kubesim.harness.cli import installed_factories, load_factory
 from kubesim.harness.cluster import KubeSim
 from kubesim.harness.testing import run_kubesim
 from kubesim.node.kubelet import KubeletConfig
@@ -151,6 +151,13 @@ async def test_pods_no_runtime_claims_run_on_the_stub(kubesim: KubeSim, http: Ht
     assert plain["status"]["phase"] == "Running" and _conditions(plain)["Ready"] == "True"
     refused = await http.get(f"{PODS}/plain/proxy/v2")
     assert refused.status == 503 and refused.body["reason"] == "ServiceUnavailable"
+
+
+def test_kubesim_serve_finds_the_runtimes_installed_packages_register() -> None:
+    """``python -m kubesim serve`` asks the ``kubesim.container_runtimes`` entry points too: the
+    product registers its simulated model runtime there, so a kubesim started by hand serves
+    well pods as the demo's does (kubesim itself names no runtime it does not ship)."""
+    assert SimulatedModelRuntime in installed_factories()
 
 
 def test_the_cli_loads_a_runtime_factory_by_its_import_path() -> None:
