@@ -2,6 +2,7 @@
 
     python bench/bundle_pack.py pack --models 100            # pack of 100 models, one well
     python bench/bundle_pack.py fleet --wells 100 --models 100 --jobs 2
+    python bench/bundle_pack.py store --models 100          # push to / load from Azurite
 
 The models are what a data scientist's notebook would hold for one well: pipelines with an
 imputer, a scaler and a one-hot encoder in a ColumnTransformer in front of small random
@@ -128,6 +129,41 @@ def bench_fleet(wells: int, models: int, jobs: int) -> dict[str, float]:
     }
 
 
+def bench_store(models: int) -> dict[str, float]:
+    """Push a packed bundle to Azurite and load it back as the runtime does (verify + sessions)."""
+    import os
+
+    from bundle_builder.packing import pack_files
+    from bundle_builder.publishing import push_bundle
+    from model_runtime.bundle_state import load_bundle
+    from tests.bundle_builder.object_store_servers import azurite_server
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "notebook"
+        fit_models(models, folder)
+        files = {p.stem: p for p in sorted(folder.glob("*.joblib"))}
+        packed = pack_files("fr-0001", "1", files, folder / "holdout.csv", Path(tmp) / "out")
+        with azurite_server(Path(tmp) / "azurite") as azure:
+            azure.create_container("bundles")
+            os.environ.update(azure.environment())
+            uri = "az://bundles/esp/fr-0001/1"
+            started = time.perf_counter()
+            push_bundle(packed.path, uri)
+            push = time.perf_counter() - started
+            loads = []
+            for _ in range(3):
+                started = time.perf_counter()
+                serving = load_bundle(uri, expected_digest=packed.digest)
+                loads.append(time.perf_counter() - started)
+            assert serving.digest == packed.digest
+    return {
+        "models": models,
+        "push_seconds": round(push, 2),
+        "load_seconds_best_of_3": round(min(loads), 3),
+        "load_seconds_all": [round(x, 3) for x in loads],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="what", required=True)
@@ -137,12 +173,15 @@ def main() -> None:
     fleet.add_argument("--wells", type=int, default=100)
     fleet.add_argument("--models", type=int, default=100)
     fleet.add_argument("--jobs", type=int, default=2)
+    store = sub.add_parser("store")
+    store.add_argument("--models", type=int, default=100)
     args = parser.parse_args()
-    result = (
-        bench_pack(args.models)
-        if args.what == "pack"
-        else bench_fleet(args.wells, args.models, args.jobs)
-    )
+    if args.what == "pack":
+        result = bench_pack(args.models)
+    elif args.what == "store":
+        result = bench_store(args.models)
+    else:
+        result = bench_fleet(args.wells, args.models, args.jobs)
     print(json.dumps(result))
 
 

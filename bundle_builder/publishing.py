@@ -14,6 +14,7 @@ went away cannot be cleaned, but without a manifest nothing there is a bundle).
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -31,6 +32,8 @@ from model_runtime.object_stores import (
 )
 from model_runtime.sources import read_bundle
 from model_runtime.verification import verify_bundle
+
+PUSH_CONCURRENCY = 16
 
 
 @dataclass(frozen=True)
@@ -105,10 +108,18 @@ def _push_store(
             f"{location.uri} already holds bundle {found}; refusing to replace it with {digest}"
         )
     written: list[str] = []
+
+    def put(item: tuple[str, bytes]) -> str:
+        obstore.put(location.store, location.key(item[0]), item[1])
+        written.append(location.key(item[0]))  # list.append is atomic under the GIL
+        return item[0]
+
     try:
-        for relative, data in sorted(files.items()):
-            obstore.put(location.store, location.key(relative), data)
-            written.append(location.key(relative))
+        # Files concurrently (a store answers each PUT after a round trip), the manifest only
+        # once every one of them is there.
+        with ThreadPoolExecutor(max_workers=PUSH_CONCURRENCY) as pool:
+            for _ in pool.map(put, sorted(files.items())):
+                pass
         try:
             obstore.put(location.store, location.key(MANIFEST_FILE), manifest, mode="create")
         except NotSupportedError:

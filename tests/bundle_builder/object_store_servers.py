@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from modelfleet_dev.ports import free_loopback_port
 
 AZURITE_VERSION = "3.37.0"
 AZURITE_HOME = Path.home() / ".cache" / "modelfleet" / "azurite"
@@ -28,12 +29,6 @@ AZURITE_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 READY_TIMEOUT_SECONDS = 120.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _start_and_await(
@@ -111,7 +106,7 @@ class S3Server:
 
 @contextmanager
 def moto_s3_server() -> Iterator[S3Server]:
-    port = free_port()
+    port = free_loopback_port()
     process = _start_and_await(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         re.compile(rf"Running on http://127\.0\.0\.1:{port}"),
@@ -171,7 +166,7 @@ class AzureServer:
 @contextmanager
 def azurite_server(workdir: Path) -> Iterator[AzureServer]:
     executable = ensure_azurite()
-    port = free_port()
+    port = free_loopback_port()
     process = _start_and_await(
         [
             str(executable),

@@ -170,7 +170,7 @@ def test_a_store_failing_midway_leaves_no_bundle_visible(
         return real_put(store, path, data, **kwargs)
 
     monkeypatch.setattr(obstore, "put", put_then_fail)
-    with pytest.raises(PublishError, match=r"failed after 1 of 3 files \(manifest not written"):
+    with pytest.raises(PublishError, match=r"failed after [0-2] of 3 files \(manifest not written"):
         push_bundle(packed.path, uri)
     assert _keys_under(uri) == []
 
