@@ -79,7 +79,7 @@ def test_enabled_fleet_needs_a_model_and_wells(chart: helm.Chart) -> None:
 
 
 def test_bundle_uri_without_a_supported_scheme_is_refused(chart: helm.Chart) -> None:
-    fleet = merge_values(VALID_FLEET, {"model": {"bundleUri": "s3://bucket/{well}"}})
+    fleet = merge_values(VALID_FLEET, {"model": {"bundleUri": "ftp://host/{well}"}})
     assert "at '/fleet/model/bundleUri'" in _schema_error(chart, {"fleet": fleet})
 
 

@@ -42,7 +42,7 @@ DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-
 PERCENT_OR_INT = r"^(100|[1-9]?[0-9])%$"
 VERSION_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._+-]{0,61}[A-Za-z0-9])?$"
 DIGEST_PATTERN = r"^sha256:[a-f0-9]{64}$"
-BUNDLE_URI_PATTERN = r"^(file|https?)://([^{}\s]|\{well\}|\{version\})+$"
+BUNDLE_URI_PATTERN = r"^(file|https?|s3|az|gs)://([^{}\s]|\{well\}|\{version\})+$"
 
 WellId = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=DNS1123_LABEL)]
 ModelVersion = Annotated[
@@ -141,10 +141,11 @@ class ModelSource(_Resource):
     bundle_uri: Annotated[
         str, StringConstraints(min_length=8, max_length=2048, pattern=BUNDLE_URI_PATTERN)
     ]
-    """Template of a well's bundle location (file://, http:// or https://; a directory or a
+    """Template of a well's bundle location (file://, http://, https://, or an object store:
+    s3://bucket/..., az://container/... (Azure Blob), gs://bucket/...; a directory or a
     .tar.gz). {well} is replaced by the well id and {version} by the model version, e.g.
-    http://models.example/esp/{version}/{well}/. Must contain {well}: every well has its own
-    bundle."""
+    az://bundles/esp/{version}/{well}. Must contain {well}: every well has its own bundle.
+    Object-store credentials come from runtime.credentialsSecret."""
 
     digests: dict[str, Digest] | None = Field(
         default=None, json_schema_extra={"maxProperties": MAX_WELLS}
@@ -271,6 +272,16 @@ class RuntimeSpec(_Resource):
 
     image_pull_secrets: list[LocalObjectReference] | None = Field(default=None, max_length=8)
     """Secrets used to pull the runtime image."""
+
+    credentials_secret: (
+        Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)]
+        | None
+    ) = None
+    """Name of a Secret (in the fleet's namespace) whose keys become environment variables of
+    every well pod (envFrom): the object-store credentials the runtime reads bundleUri with,
+    under each store's standard names (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    AWS_ENDPOINT_URL; AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT_NAME and
+    AZURE_STORAGE_ACCOUNT_KEY; GOOGLE_SERVICE_ACCOUNT). Changing it recreates the pods."""
 
 
 class LabelSelectorRequirement(_Resource):

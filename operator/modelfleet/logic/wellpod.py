@@ -72,6 +72,11 @@ def desired_pod(
             {"name": "MODELFLEET_WELL", "value": target.well},
             *[e.model_dump(by_alias=True) for e in runtime.env or []],
         ],
+        **(
+            {"envFrom": [{"secretRef": {"name": runtime.credentials_secret}}]}
+            if runtime.credentials_secret
+            else {}
+        ),
         "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": port},
