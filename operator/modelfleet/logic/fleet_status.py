@@ -229,7 +229,7 @@ def status_events(
         events.append(
             (
                 "Warning",
-                "BundleInvalid",
+                Reason.BUNDLE_INVALID.value,
                 f"{plan.bundle_invalid} wells refused their bundle{detail}",
             )
         )

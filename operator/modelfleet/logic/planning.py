@@ -30,8 +30,9 @@ from modelfleet.logic.actions import (
 from modelfleet.logic.availability import as_seen, counts_unavailable
 from modelfleet.logic.revisions import Revision, WellTarget, well_target
 from modelfleet.logic.wellpod import WellPod
+from runtime_contract.pod import GateReason
 
-#: How long a failed "Unreachable" bundle report stands before the pod is probed again.
+#: How long an Unreachable bundle report stands before the pod is probed again.
 UNREACHABLE_RETRY_SECONDS = 15.0
 
 
@@ -74,7 +75,7 @@ class WellProblem(StrEnum):
     TERMINATING = "Terminating"
     PENDING = "Pending"
     NOT_READY = "NotReady"
-    BUNDLE_INVALID = "BundleInvalid"
+    BUNDLE_INVALID = GateReason.BUNDLE_INVALID.value
 
 
 @dataclass(frozen=True)
@@ -256,7 +257,7 @@ def _should_probe(pod: WellPod, now: float) -> bool:
     report = pod.bundle
     if report is None or report.uri != pod.bundle_uri or report.status == "True":
         return True  # never asked about this bundle, or asked about another digest
-    if report.reason == "Unreachable":
+    if report.reason == GateReason.UNREACHABLE:
         return now - (report.probed_at or 0.0) >= UNREACHABLE_RETRY_SECONDS
     return False  # a definite refusal (BundleInvalid) stands until the target changes
 
