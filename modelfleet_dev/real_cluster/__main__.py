@@ -17,7 +17,12 @@ from pathlib import Path
 from types import FrameType
 
 from modelfleet_dev.real_cluster.build import BuildError, Component, binary_path, build
-from modelfleet_dev.real_cluster.cluster import ClusterError, ClusterOptions, running_real_cluster
+from modelfleet_dev.real_cluster.cluster import (
+    ClusterError,
+    ClusterOptions,
+    KubeconfigAuth,
+    running_real_cluster,
+)
 from modelfleet_dev.real_cluster.netns import NetworkError, cleanup_stale
 
 
@@ -29,7 +34,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def _up(args: argparse.Namespace) -> int:
     build()
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    options = ClusterOptions(nodes=args.nodes)
+    options = ClusterOptions(nodes=args.nodes, auth=KubeconfigAuth(args.auth))
     try:
         with running_real_cluster(options) as cluster:
             if args.kubeconfig_out:
@@ -53,7 +58,8 @@ def _test(args: argparse.Namespace) -> int:
     """pytest against a fresh cluster through KUBECONFIG, the operator run from this checkout."""
     build()
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    with running_real_cluster(ClusterOptions(nodes=args.nodes)) as cluster:
+    options = ClusterOptions(nodes=args.nodes, auth=KubeconfigAuth(args.auth))
+    with running_real_cluster(options) as cluster:
         env = dict(os.environ)
         env["KUBECONFIG"] = str(cluster.kubeconfig)
         env.setdefault("MODELFLEET_E2E_START_OPERATOR", "1")
@@ -70,10 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="build what is missing, start a cluster, wait for Ctrl-C")
     up.add_argument("--kubeconfig-out", help="copy the admin kubeconfig here")
     up.add_argument("--nodes", type=int, default=2)
+    up.add_argument("--auth", choices=[a.value for a in KubeconfigAuth], default="cert")
     sub.add_parser("cleanup", help="remove pod networks of harnesses that died (SIGKILL)")
     sub.add_parser("kubectl-path", help="print the built kubectl's path")
     test = sub.add_parser("test", help="run pytest (default: tests/e2e) on a fresh cluster")
     test.add_argument("--nodes", type=int, default=2)
+    test.add_argument("--auth", choices=[a.value for a in KubeconfigAuth], default="cert")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     try:

@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import enum
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -53,6 +54,7 @@ __all__ = [
     "ClusterError",
     "ClusterOptions",
     "ComponentError",
+    "KubeconfigAuth",
     "Process",
     "RealCluster",
     "client_tls",
@@ -77,6 +79,16 @@ class Role(enum.StrEnum):
     KUBE_SCHEDULER = "kube-scheduler"
     KWOK = "kwok"
     RESPONDER = "responder"
+
+
+class KubeconfigAuth(enum.StrEnum):
+    """How the user-facing kubeconfig authenticates (both files are always written)."""
+
+    #: Client certificate (admin in system:masters), as kubeadm/kind write it.
+    CERT = "cert"
+    #: A bearer token (the apiserver's --token-auth-file), for clients that cannot present a
+    #: certificate. Same user and groups as the certificate.
+    TOKEN = "token"
 
 
 class ClusterError(RuntimeError):
@@ -113,6 +125,7 @@ class ClusterOptions:
     kcm_qps: int = 20
     kcm_burst: int = 30
     keep_work_dir: bool = False
+    auth: KubeconfigAuth = KubeconfigAuth.CERT
     progress: Callable[[str], None] = print
 
 
@@ -202,7 +215,13 @@ class Process:
 
 
 def _kubeconfig(
-    server: str, ca: Path, client: ClientCert, user: str, *, embed: bool
+    server: str,
+    ca: Path,
+    client: ClientCert,
+    user: str,
+    *,
+    embed: bool,
+    token: str | None = None,
 ) -> dict[str, Any]:
     def data(path: Path) -> str:
         return base64.b64encode(path.read_bytes()).decode()
@@ -218,6 +237,8 @@ def _kubeconfig(
     else:
         cluster["certificate-authority"] = str(ca)
         auth = {"client-certificate": str(client.cert), "client-key": str(client.key)}
+    if token is not None:
+        auth = {"token": token}
     return {
         "apiVersion": "v1",
         "kind": "Config",
@@ -250,6 +271,9 @@ class RealCluster:
     pki: Pki | None = None
     apiserver_port: int = 0
     kubeconfig: Path = Path()
+    admin_token: str = ""
+    etcd_url: str = ""
+    component_kubeconfigs: dict[Role, Path] = field(default_factory=dict)
     startup_seconds: float = 0.0
     _owns_work_dir: bool = False
 
@@ -379,6 +403,10 @@ class RealCluster:
         assert self.pki is not None
         pki = self.pki
         self.apiserver_port = self.options.apiserver_port or _free_port()
+        self.admin_token = secrets.token_hex(16)
+        tokens = self.work_dir / "pki" / "tokens.csv"
+        tokens.write_text(f'{self.admin_token},kubernetes-admin,admin-token,"system:masters"\n')
+        tokens.chmod(0o600)
         self.options.progress(f"[cluster] kube-apiserver on {self.server}")
         apiserver = self._spawn(
             Role.KUBE_APISERVER,
@@ -393,6 +421,7 @@ class RealCluster:
                 f"--tls-cert-file={pki.serving.cert}",
                 f"--tls-private-key-file={pki.serving.key}",
                 f"--client-ca-file={pki.ca_cert}",
+                f"--token-auth-file={tokens}",
                 f"--service-account-key-file={pki.sa_pub}",
                 f"--service-account-signing-key-file={pki.sa_key}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -443,11 +472,23 @@ class RealCluster:
                 _kubeconfig(self.server, pki.ca_cert, pki.admin, "kubernetes-admin", embed=False),
             ),
         }
-        # The user-facing one embeds its certificates: it can be copied anywhere (Helm, CI).
-        self.kubeconfig = _write_yaml(
+        # The user-facing ones embed their certificates: they can be copied anywhere.
+        cert_config = _write_yaml(
             kdir / "admin.yaml",
             _kubeconfig(self.server, pki.ca_cert, pki.admin, "kubernetes-admin", embed=True),
         )
+        token_config = _write_yaml(
+            kdir / "admin-token.yaml",
+            _kubeconfig(
+                self.server,
+                pki.ca_cert,
+                pki.admin,
+                "kubernetes-admin",
+                embed=True,
+                token=self.admin_token,
+            ),
+        )
+        self.kubeconfig = token_config if self.options.auth is KubeconfigAuth.TOKEN else cert_config
 
     def _start_controllers(self) -> None:
         assert self.pki is not None
