@@ -136,7 +136,7 @@ def bench_store(models: int) -> dict[str, float]:
     from bundle_builder.packing import pack_files
     from bundle_builder.publishing import push_bundle
     from model_runtime.bundle_state import load_bundle
-    from tests.bundle_builder.object_store_servers import azurite_server
+    from modelfleet_dev.object_store_servers import azurite_server
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "notebook"

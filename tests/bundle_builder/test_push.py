@@ -17,13 +17,13 @@ from model_runtime.bundle_state import load_bundle
 from model_runtime.errors import BundleTooLargeError, BundleUnreachableError
 from model_runtime.object_stores import open_location
 from model_runtime.sources import SourceLimits
-from tests.bundle_builder.conftest import FEATURES, Notebook, run_bundle_command
-from tests.bundle_builder.object_store_servers import (
+from modelfleet_dev.object_store_servers import (
     AzureServer,
     S3Server,
     azurite_server,
     moto_s3_server,
 )
+from tests.bundle_builder.conftest import FEATURES, Notebook, run_bundle_command
 
 BUCKET = "bundles"
 

@@ -1,4 +1,5 @@
-"""Real object-store servers for the tests, on 127.0.0.1 free ports: moto (S3) and Azurite (Azure).
+"""Real object-store servers on 127.0.0.1 free ports, for tests, benchmarks and examples:
+moto (S3) and Azurite (Azure Blob).
 
 moto's server mode comes from PyPI (the `dev` extra); Azurite from npm, installed on first use
 into ~/.cache/modelfleet/azurite at a pinned version (the project's own files install it: a
@@ -92,7 +93,7 @@ class S3Server:
         }
 
     def create_bucket(self, name: str) -> None:
-        import boto3
+        import boto3  # type: ignore[import-untyped]  # (no stubs; only creates the test bucket)
 
         client = boto3.client(
             "s3",
