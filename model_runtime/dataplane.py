@@ -446,6 +446,18 @@ class DataPlane:
         rows = request.rows
         outputs = []
         for session in sessions:
+            if session.entry.task == "regression":
+                # A packed regressor (bundle pack) answers its value, not a failure probability.
+                value = np.asarray(session.run(rows, ("value",))[0]).reshape(-1)
+                outputs.append(
+                    {
+                        "name": session.entry.name,
+                        "datatype": _datatype_of(value),
+                        "shape": [rows.shape[0]],
+                        "data": value.tolist(),
+                    }
+                )
+                continue
             probabilities = session.run(rows, ("probabilities",))[0]
             classes = session.entry.classes
             if POSITIVE_CLASS in classes:

@@ -131,6 +131,8 @@ def test_array_fitted_estimator_needs_features(tmp_path: Path) -> None:
     ridge = Ridge().fit(frame.to_numpy(), frame["vibration"])
     with pytest.raises(SampleError, match=r"model 'ridge' records no feature names.*--features"):
         pack_bundle("fr-0001", "1", {"ridge": ridge}, frame, tmp_path / "x")
+    with pytest.raises(SampleError, match=r"model 'ridge' expects 4 features, --features names 3"):
+        pack_bundle("fr-0001", "1", {"ridge": ridge}, frame, tmp_path / "x", features=FEATURES[:3])
     packed = pack_bundle(
         "fr-0001", "1", {"ridge": ridge}, frame, tmp_path / "ok", features=FEATURES
     )
@@ -277,3 +279,37 @@ def test_skops_files_load_with_listed_trusted_types(notebook: Notebook, tmp_path
     assert (recorded.trusted_types or []) == sorted(untrusted)
     manifest = json.loads((tmp_path / "ok" / "manifest.json").read_bytes())
     assert manifest["provenance"]["inputs"]["sample"]["file"] == "holdout.parquet"
+
+
+def test_the_well_endpoint_answers_classifiers_and_regressors_of_a_packed_bundle(
+    notebook: Notebook, tmp_path: Path
+) -> None:
+    from model_runtime.bundle_state import BundleState
+    from model_runtime.dataplane import DataPlane
+    from model_runtime.metrics import RuntimeMetrics
+
+    packed = pack_bundle("fr-0001", "1", notebook.models, notebook.sample, tmp_path / "b")
+    state = BundleState(RuntimeMetrics())
+    state.current = load_bundle(str(packed.path))
+    rows = notebook.sample.loc[:4, list(FEATURES)].fillna(90.0)
+    body = {
+        "inputs": [
+            {
+                "name": "sensors",
+                "shape": [len(rows), len(FEATURES)],
+                "datatype": "FP64",
+                "data": rows.to_numpy().ravel().tolist(),
+            }
+        ]
+    }
+    answer = DataPlane(state).infer_well(json.dumps(body).encode()).body
+    outputs = {o["name"]: o["data"] for o in answer["outputs"]}
+    assert answer["bundle_digest"] == packed.digest
+    np.testing.assert_allclose(
+        outputs["pump-wear"], notebook.models["pump-wear"].predict(rows), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        outputs["motor-overheat"],
+        notebook.models["motor-overheat"].predict_proba(rows)[:, 1],
+        atol=1e-5,
+    )
