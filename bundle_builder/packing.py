@@ -32,7 +32,6 @@ from bundle_builder.conversion import (
     Precision,
     Task,
     convert_model,
-    iter_steps,
     plan_model,
     unsupported_step_message,
 )
@@ -255,13 +254,41 @@ def _output_specs(plan: ModelPlan, session: Any) -> list[TensorSpec]:
     return [TensorSpec(name=VALUE_OUTPUT, datatype=types[VALUE_OUTPUT], shape=[-1, 1])]  # type: ignore[arg-type]
 
 
-# Estimator structures (step types, in order) whose double graph onnxruntime cannot run: the
-# same structure fails the same way, so later models of that structure go straight to float32.
-_NO_DOUBLE_KERNEL: set[tuple[str, ...]] = set()
+def _double_tree_regressors_run() -> bool:
+    """Whether onnxruntime runs a double-precision tree-ensemble regressor (asked once).
+
+    skl2onnx writes TreeEnsembleRegressor with double attributes, which onnxruntime 1.32 has no
+    kernel for at ai.onnx.ml opset 3. Probing a 4-row tree once per process, instead of trying
+    every forest in double first, saves a conversion per model; the answer depends only on the
+    installed packages, so whether a model is packed in double never depends on which models a
+    process packed before it (bundles stay reproducible across --jobs and resumed runs).
+    """
+    global _double_tree_regressors
+    if _double_tree_regressors is None:
+        from sklearn.tree import DecisionTreeRegressor
+
+        tree = DecisionTreeRegressor(max_depth=1).fit(
+            np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0.0, 0.0, 1.0, 1.0])
+        )
+        plan = ModelPlan("probe", Task.REGRESSION, ("x",), False, (), "DecisionTreeRegressor")
+        try:
+            session = _session(convert_model(plan, tree, Precision.DOUBLE))
+            session.run(None, {INPUT_NAME: np.array([[0.5]])})
+            _double_tree_regressors = True
+        except Exception:  # no kernel: onnxruntime's untyped error
+            _double_tree_regressors = False
+    return _double_tree_regressors
 
 
-def _structure(estimator: Any) -> tuple[str, ...]:
-    return tuple(type(step).__qualname__ for _path, step in iter_steps(estimator, ""))
+_double_tree_regressors: bool | None = None
+_TREE_REGRESSORS = (
+    "DecisionTreeRegressor",
+    "ExtraTreeRegressor",
+    "RandomForestRegressor",
+    "ExtraTreesRegressor",
+    "GradientBoostingRegressor",
+    "HistGradientBoostingRegressor",
+)
 
 
 # -- parameters -----------------------------------------------------------------------------
@@ -326,11 +353,10 @@ def pack_model(
     expected = _sklearn_scores(plan, estimator, view_frame, matrix, sample)
     failures: list[str] = []
     best: tuple[_Divergence, Precision] | None = None
-    structure = _structure(estimator)
     precisions: tuple[Precision, ...] = (Precision.DOUBLE, Precision.FLOAT)
-    if structure in _NO_DOUBLE_KERNEL:
+    if plan.kind in _TREE_REGRESSORS and not _double_tree_regressors_run():
         precisions = (Precision.FLOAT,)
-        failures.append("double: skipped (onnxruntime had no double kernel for this structure)")
+        failures.append("double: onnxruntime has no double tree-ensemble regressor kernel")
     for precision in precisions:
         try:
             onnx_bytes = convert_model(plan, estimator, precision)
@@ -345,10 +371,6 @@ def pack_model(
         except Exception as exc:  # onnxruntime's errors are untyped
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             failures.append(f"{precision.value}: onnxruntime: {first}")
-            if precision is Precision.DOUBLE and (
-                "NOT_IMPLEMENTED" in first or "Type Error" in first
-            ):
-                _NO_DOUBLE_KERNEL.add(structure)
             continue
         divergence = _divergence(expected, actual, tolerance)
         if divergence.value <= tolerance:
