@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import ssl
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from model_runtime.manifest import manifest_digest
@@ -177,3 +179,23 @@ def test_pods_proxy_reaches_the_responder(real_cluster: RealCluster, tmp_path: P
         ready = api.get(f"{base}/v2/health/ready")
         assert ready.status_code == 200 and ready.json()["ready"] is True
     real_cluster.kubectl("delete", "pod", "runtime", "--wait=true", "--timeout=60s")
+
+
+def test_both_kubeconfigs_authenticate_as_the_admin(real_cluster: RealCluster) -> None:
+    """The certificate and the bearer-token kubeconfig are the same user to the apiserver."""
+    token_config = real_cluster.kubeconfig.with_name("admin-token.yaml")
+    for config in (real_cluster.kubeconfig, token_config):
+        review = json.loads(
+            real_cluster.kubectl("--kubeconfig", str(config), "auth", "whoami", "-o", "json")
+        )
+        user = review["status"]["userInfo"]
+        assert user["username"] == "kubernetes-admin"
+        assert "system:masters" in user["groups"]
+    # Without credentials a request is system:anonymous and refused by RBAC, as on any cluster
+    # (kubesim lets it through: a client that drops its credentials is only caught here).
+    assert real_cluster.pki is not None
+    trust = ssl.create_default_context(cafile=str(real_cluster.pki.ca_cert))
+    with httpx.Client(base_url=real_cluster.server, verify=trust) as anonymous:
+        refused = anonymous.get("/api/v1/namespaces/default/pods")
+    assert refused.status_code == 403
+    assert "system:anonymous" in refused.json()["message"]
