@@ -203,3 +203,21 @@ async def test_the_simulated_runtime_reads_the_same_store_uris(
     assert (await cache.get(uri, packed.digest)).digest == packed.digest
     with pytest.raises(SimulatedLoadError, match=r"fr-0505/2026.12.1/manifest.json does not exist"):
         await cache.get(f"s3://{BUCKET}/esp/fr-0505/2026.12.1")
+
+
+def test_the_runtime_reads_a_tarball_from_a_store(
+    s3_server: S3Server, packed: PackedBundle, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import tarfile
+
+    import obstore
+
+    for name, value in s3_server.environment().items():
+        monkeypatch.setenv(name, value)
+    tarball = tmp_path / "fr-0006.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(packed.path, arcname="fr-0006")
+    location = open_location(f"s3://{BUCKET}/tarballs")
+    obstore.put(location.store, location.key("fr-0006.tar.gz"), tarball.read_bytes())
+    serving = load_bundle(f"s3://{BUCKET}/tarballs/fr-0006.tar.gz", expected_digest=packed.digest)
+    assert sorted(serving.sessions) == sorted(m.name for m in packed.manifest.models)
