@@ -1,15 +1,23 @@
-"""Runtime benchmark: our OIP server vs raw onnxruntime in-process vs MLServer, one machine.
+"""Runtime benchmark: our OIP server vs a raw ASGI floor vs MLServer, one machine, one run.
 
-What it measures, in one run (bounded in request count and in wall time):
+What it measures, in one run (bounded in wall time):
 - load + verify of a 100-model bundle (in-process, and process start to ready over HTTP);
-- single-row infer on one model: requests/s and p50/p99 latency, at concurrency 1 and N;
-- the whole-well endpoint (all 100 models, one row): same figures;
-- raw onnxruntime in-process on the same inputs (the floor: no HTTP, no JSON);
-- MLServer (`mlserver` + `mlserver-sklearn`, separate venv `.venv-mlserver`, created here if
-  missing so its pins never meet ours) serving the same scikit-learn model with one worker,
-  driven by the same load generator.
+- over HTTP, side by side (the three servers run at once; each case is driven against each
+  server back to back, so outside load drifts over all of them alike): our runtime
+  (`model-runtime serve`), a floor written here (a bare ASGI app on uvicorn: parse JSON, one
+  onnxruntime run per model, dump JSON; no framework, no validation, no metrics) and MLServer
+  (`mlserver` + `mlserver-sklearn`, one worker, the same scikit-learn model); `/infer` of one
+  model and the whole-well endpoint (100 models), 1-row and 100-row bodies, 1 and 8 connections;
+- raw onnxruntime in-process on the same inputs (no HTTP, no JSON).
 
-Everything listens on 127.0.0.1. Usage: .venv/bin/python bench/runtime_throughput.py [--quick]
+The load generator is wrk (Debian's `wrk`, installed with apt-get when missing; 1 thread,
+`-d 5s` after a 1 s warm-up; p50/p99 from its latency distribution, via a Lua `done` hook). If
+wrk cannot be had, the Python aiohttp client below drives the same cases (it shares the cores
+and is itself a bottleneck: its figures are not comparable with wrk's).
+
+Peers live in venvs of their own under ~/.cache/modelfleet/bench-venvs (created here if missing)
+so that their pins never meet ours. Everything listens on 127.0.0.1.
+Usage: .venv/bin/python bench/runtime_throughput.py [--quick] [--skip-mlserver] [--python-client]
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,12 +47,26 @@ from modelfleet_dev.ports import free_loopback_port
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "build" / "bench-runtime"
-MLSERVER_VENV = ROOT / ".venv-mlserver"
+BENCH_VENVS = Path.home() / ".cache" / "modelfleet" / "bench-venvs"
+MLSERVER_VENV = BENCH_VENVS / "mlserver"
+FLOOR_VENV = BENCH_VENVS / "floor"
 WELL = "bench-0001"
 MODEL = "motor-overheat-01d"  # model 0 of the bundle: a random forest
 ROW = [85.0, 190.0, 95.0, 42.0, 2.5, 55.0, 450.0]
 SINGLE_ROW_BODY = {
     "inputs": [{"name": "sensors", "shape": [1, 7], "datatype": "FP32", "data": ROW}]
+}
+# 100 distinct rows (values near ROW), so that no layer can answer from a cache.
+HUNDRED_ROWS = [[round(v * (1 + (i % 10) / 100), 2) for v in ROW] for i in range(100)]
+HUNDRED_ROW_BODY = {
+    "inputs": [
+        {
+            "name": "sensors",
+            "shape": [100, 7],
+            "datatype": "FP32",
+            "data": [v for row in HUNDRED_ROWS for v in row],
+        }
+    ]
 }
 
 
@@ -65,7 +87,97 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
     def row(self) -> str:
-        return f"| {self.name} | {self.rps:,.0f} | {self.pct(0.5):.3f} | {self.pct(0.99):.3f} | {self.errors} |"
+        return f"| {self.name} | {self.rps:,.0f} | {self.p50_ms:.3f} | {self.p99_ms:.3f} | {self.errors} |"
+
+    @property
+    def p50_ms(self) -> float:
+        return self.pct(0.5)
+
+    @property
+    def p99_ms(self) -> float:
+        return self.pct(0.99)
+
+
+@dataclass
+class WrkResult(Result):
+    """A wrk run: wrk keeps the latency distribution, so percentiles come from it, not a list."""
+
+    wrk_p50_ms: float = 0.0
+    wrk_p99_ms: float = 0.0
+
+    @property
+    def p50_ms(self) -> float:
+        return self.wrk_p50_ms
+
+    @property
+    def p99_ms(self) -> float:
+        return self.wrk_p99_ms
+
+
+# -- wrk ---------------------------------------------------------------------------------------
+
+# Body and content type from the environment (wrk's Lua has os.getenv); one JSON line at the end.
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local file = io.open(os.getenv("BENCH_BODY_FILE"), "rb")
+wrk.body = file:read("*a")
+file:close()
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_RESULT {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "non_2xx": %d, "socket_errors": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def ensure_wrk() -> str | None:
+    """wrk's path, installing Debian's package when missing (the bench runs as root)."""
+    found = shutil.which("wrk")
+    if found or not shutil.which("apt-get"):
+        return found
+    print("installing wrk (apt-get install -y wrk) ...", file=sys.stderr)
+    if subprocess.run(["apt-get", "install", "-y", "wrk"], capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update"], capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], capture_output=True)
+    return shutil.which("wrk")
+
+
+def wrk_run(
+    wrk: str, name: str, url: str, body: dict[str, Any], connections: int, seconds: float
+) -> WrkResult:
+    body_file = WORK / f"body-{abs(hash(json.dumps(body))) % 10**8}.json"
+    body_file.write_bytes(json.dumps(body).encode())
+    script = WORK / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    env = {**os.environ, "BENCH_BODY_FILE": str(body_file)}
+
+    def once(duration: float) -> dict[str, Any]:
+        out = subprocess.run(
+            [wrk, "-t1", f"-c{connections}", f"-d{duration:g}s", "-s", str(script), url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=duration + 30,
+            check=True,
+        ).stdout
+        line = next(x for x in out.splitlines() if x.startswith("WRK_RESULT "))
+        parsed: dict[str, Any] = json.loads(line.removeprefix("WRK_RESULT "))
+        return parsed
+
+    once(1)  # warm-up: connections, caches, lazy paths
+    got = once(seconds)
+    return WrkResult(
+        name,
+        got["requests"],
+        got["duration_us"] / 1e6,
+        [],
+        errors=got["non_2xx"] + got["socket_errors"],
+        wrk_p50_ms=got["p50_us"] / 1000,
+        wrk_p99_ms=got["p99_us"] / 1000,
+    )
 
 
 # -- load generator (the same for every server) ---------------------------------------------
@@ -165,15 +277,98 @@ def running(
                 process.wait()
 
 
+# The floor: what serving these requests costs with no framework at all. It parses the JSON body,
+# runs onnxruntime (the same session options as model_runtime/sessions.py) and dumps the JSON
+# response; it checks nothing, so it is an upper bound for any real server in Python.
+ASGI_FLOOR_APP = """
+import json, os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import orjson
+
+BUNDLE = Path(os.environ["BENCH_BUNDLE_DIR"])
+options = ort.SessionOptions()
+options.intra_op_num_threads = 1
+options.inter_op_num_threads = 1
+options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+manifest = json.loads((BUNDLE / "manifest.json").read_text())
+SESSIONS = {
+    m["name"]: ort.InferenceSession(
+        (BUNDLE / m["file"]).read_bytes(), options, providers=["CPUExecutionProvider"]
+    )
+    for m in manifest["models"]
+}
+HEADERS = [(b"content-type", b"application/json")]
+
+
+async def read_body(receive):
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    path = scope["path"]
+    if scope["method"] == "GET":
+        body, status = b'{"ready": true}', 200
+    else:
+        tensor = orjson.loads(await read_body(receive))["inputs"][0]
+        rows = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
+        if path == "/v2/well/infer":
+            outputs = [
+                {"name": name, "data": s.run(["probabilities"], {"sensors": rows})[0][:, 1].tolist()}
+                for name, s in SESSIONS.items()
+            ]
+            body = orjson.dumps({"outputs": outputs})
+        else:
+            name = path.split("/")[3]
+            label, probabilities = SESSIONS[name].run(["label", "probabilities"], {"sensors": rows})
+            body = orjson.dumps(
+                {
+                    "model_name": name,
+                    "outputs": [
+                        {"name": "label", "shape": list(label.shape), "data": label.tolist()},
+                        {
+                            "name": "probabilities",
+                            "shape": list(probabilities.shape),
+                            "data": probabilities.ravel().tolist(),
+                        },
+                    ],
+                }
+            )
+        status = 200
+    await send({"type": "http.response.start", "status": status, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": body})
+"""
+
+
+def ensure_venv(venv: Path, packages: list[str]) -> Path:
+    """A peer's own venv (never ours: its pins must not meet the project's), created if missing."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"creating {venv} ({' '.join(packages)}) ...", file=sys.stderr)
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *packages], check=True)
+    return python
+
+
+def ensure_asgi_floor() -> Path:
+    # uvicorn[standard]: httptools and uvloop, the fastest uvicorn there is.
+    return ensure_venv(FLOOR_VENV, ["uvicorn[standard]", "onnxruntime", "numpy", "orjson"])
+
+
 def ensure_mlserver() -> Path:
+    ensure_venv(MLSERVER_VENV, ["mlserver", "mlserver-sklearn"])
     mlserver = MLSERVER_VENV / "bin" / "mlserver"
-    if not mlserver.exists():
-        print("creating .venv-mlserver (mlserver + mlserver-sklearn) ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(MLSERVER_VENV)], check=True)
-        subprocess.run(
-            [str(MLSERVER_VENV / "bin" / "pip"), "install", "-q", "mlserver", "mlserver-sklearn"],
-            check=True,
-        )
     # mlserver 1.7.1's inference workers call asyncio.get_event_loop() with no loop set, which
     # uvloop >= 0.22 turns into a RuntimeError (every worker dies at start): keep uvloop below.
     subprocess.run([str(MLSERVER_VENV / "bin" / "pip"), "install", "-q", "uvloop<0.22"], check=True)
@@ -289,13 +484,43 @@ def onnxruntime_thread_settings(bundle_dir: Path, count: int) -> list[str]:
 # -- main ------------------------------------------------------------------------------------
 
 
+def rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"VmRSS:\s+(\d+)", status)
+    return int(found.group(1)) / 1024 if found else float("nan")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One HTTP measurement, driven against every server that offers it."""
+
+    label: str  # e.g. "/infer 1 row, c=8"
+    path: str  # "infer" or "well"
+    body: dict[str, Any]
+    connections: int
+
+
+def cases(concurrency: int) -> list[Case]:
+    found = []
+    for path, endpoint in (("infer", "/infer"), ("well", "/v2/well/infer 100 models")):
+        for rows, body in ((1, SINGLE_ROW_BODY), (100, HUNDRED_ROW_BODY)):
+            for connections in (1, concurrency):
+                label = f"{endpoint} {rows} row{'s' if rows > 1 else ''}, c={connections}"
+                found.append(Case(label, path, body, connections))
+    return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer requests (smoke run)")
+    parser.add_argument("--quick", action="store_true", help="shorter runs (smoke run)")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=5.0, help="wrk duration of each case")
     parser.add_argument("--skip-mlserver", action="store_true")
+    parser.add_argument("--skip-thread-table", action="store_true")
+    parser.add_argument("--python-client", action="store_true", help="do not use wrk")
     args = parser.parse_args()
     scale = 0.2 if args.quick else 1.0
+    seconds = 2.0 if args.quick else args.seconds
     n_single, n_well = int(5000 * scale), int(2000 * scale)
     WORK.mkdir(parents=True, exist_ok=True)
 
@@ -309,6 +534,8 @@ def main() -> int:
         build_bundle(WELL, bundle_dir, models=100)
         print(f"built 100-model bundle in {time.perf_counter() - started:.1f}s", file=sys.stderr)
 
+    wrk = None if args.python_client else ensure_wrk()
+    generator = "wrk 1 thread" if wrk else "Python aiohttp client"
     results: list[Result] = []
     figures: dict[str, Any] = {"load_average_1min_at_start": os.getloadavg()[0]}
 
@@ -333,116 +560,149 @@ def main() -> int:
             n_well,
         )
     )
+    gc.collect()
 
-    # 3. our server
-    port = free_loopback_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "model_runtime.cli",
-        "serve",
-        "--bundle",
-        str(bundle_dir),
-        "--port",
-        str(port),
-        "--log-level",
-        "WARNING",
-    ]
-    spawn = time.perf_counter()
-    with running(cmd, WORK / "runtime.log") as process:
-        wait_http(f"http://127.0.0.1:{port}/v2/health/ready", 60, process)
+    # 3. the servers, all started before any measurement and driven case by case
+    servers: dict[str, dict[str, str]] = {}  # server name -> {"infer": url, "well": url}
+    bodies: dict[str, Any] = {}  # server name -> body transform (MLServer names its output)
+    with ExitStack() as stack:
+        port = free_loopback_port()
+        cmd = [
+            sys.executable,
+            "-m",
+            "model_runtime.cli",
+            "serve",
+            "--bundle",
+            str(bundle_dir),
+            "--port",
+            str(port),
+            "--log-level",
+            "WARNING",
+        ]
+        spawn = time.perf_counter()
+        runtime = stack.enter_context(running(cmd, WORK / "runtime.log"))
+        wait_http(f"http://127.0.0.1:{port}/v2/health/ready", 60, runtime)
         figures["runtime_process_start_to_ready_s"] = time.perf_counter() - spawn
-        infer = f"http://127.0.0.1:{port}/v2/models/{MODEL}/infer"
-        well = f"http://127.0.0.1:{port}/v2/well/infer"
-        for concurrency in (1, args.concurrency):
-            results.append(
-                drive(
-                    f"model-runtime /infer 1 row, c={concurrency}",
-                    infer,
-                    SINGLE_ROW_BODY,
-                    n_single,
-                    concurrency,
-                )
-            )
-        for concurrency in (1, args.concurrency):
-            results.append(
-                drive(
-                    f"model-runtime /v2/well/infer 100 models, c={concurrency}",
-                    well,
-                    SINGLE_ROW_BODY,
-                    n_well,
-                    concurrency,
-                )
-            )
-        rss = Path(f"/proc/{process.pid}/status").read_text()
-        figures["runtime_rss_mib_100_models"] = (
-            int(re.search(r"VmRSS:\s+(\d+)", rss).group(1)) / 1024
-        )  # type: ignore[union-attr]
+        base = f"http://127.0.0.1:{port}"
+        servers["model-runtime"] = {
+            "infer": f"{base}/v2/models/{MODEL}/infer",
+            "well": f"{base}/v2/well/infer",
+        }
 
-    # 4. MLServer, same model, same load generator; one worker
-    if not args.skip_mlserver:
-        mlserver = ensure_mlserver()
-        body = {**SINGLE_ROW_BODY, "outputs": [{"name": "predict_proba"}]}
-        for workers, label in (
-            (1, "parallel_workers=1"),
-            (0, "parallel_workers=0 (in the main process)"),
-        ):
-            model_dir, ml_port = mlserver_model_dir(WORK / f"mlserver-{workers}", workers)
+        floor_python = ensure_asgi_floor()
+        (WORK / "asgi_floor.py").write_text(ASGI_FLOOR_APP)
+        floor_port = free_loopback_port()
+        floor = stack.enter_context(
+            running(
+                [
+                    str(floor_python),
+                    "-m",
+                    "uvicorn",
+                    "asgi_floor:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(floor_port),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ],
+                WORK / "asgi-floor.log",
+                env={**os.environ, "BENCH_BUNDLE_DIR": str(bundle_dir)},
+                cwd=WORK,
+            )
+        )
+        wait_http(f"http://127.0.0.1:{floor_port}/", 60, floor)
+        base = f"http://127.0.0.1:{floor_port}"
+        servers["ASGI floor"] = {
+            "infer": f"{base}/v2/models/{MODEL}/infer",
+            "well": f"{base}/v2/well/infer",
+        }
+
+        if not args.skip_mlserver:
+            mlserver = ensure_mlserver()
+            # One inference worker, MLServer's default (parallel_workers=1).
+            model_dir, ml_port = mlserver_model_dir(WORK / "mlserver", 1)
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-            with running(
-                [str(mlserver), "start", str(model_dir)], WORK / f"mlserver-{workers}.log", env=env
-            ) as process:
-                wait_http(f"http://127.0.0.1:{ml_port}/v2/models/{MODEL}/ready", 180, process)
-                url = f"http://127.0.0.1:{ml_port}/v2/models/{MODEL}/infer"
-                check = drive("check", url, body, 1, 1)
-                if check.errors:
-                    raise RuntimeError(
-                        f"MLServer rejects the request; see {WORK}/mlserver-{workers}.log"
-                    )
-                for concurrency in (1, args.concurrency):
+            process = stack.enter_context(
+                running([str(mlserver), "start", str(model_dir)], WORK / "mlserver.log", env=env)
+            )
+            wait_http(f"http://127.0.0.1:{ml_port}/v2/models/{MODEL}/ready", 180, process)
+            url = f"http://127.0.0.1:{ml_port}/v2/models/{MODEL}/infer"
+            bodies["MLServer"] = lambda body: {**body, "outputs": [{"name": "predict_proba"}]}
+            if drive("check", url, bodies["MLServer"](SINGLE_ROW_BODY), 1, 1).errors:
+                raise RuntimeError(f"MLServer rejects the request; see {WORK}/mlserver.log")
+            servers["MLServer"] = {"infer": url}  # no whole-well endpoint
+
+        for case in cases(args.concurrency):
+            for server, urls in servers.items():
+                if case.path not in urls:
+                    continue
+                body = bodies.get(server, lambda b: b)(case.body)
+                name = f"{server} {case.label}"
+                if wrk:
                     results.append(
-                        drive(
-                            f"MLServer {label} /infer 1 row, c={concurrency}",
-                            url,
-                            body,
-                            n_single,
-                            concurrency,
-                        )
+                        wrk_run(wrk, name, urls[case.path], body, case.connections, seconds)
                     )
+                else:
+                    count = n_single if case.path == "infer" else n_well
+                    results.append(drive(name, urls[case.path], body, count, case.connections))
+                print(results[-1].row(), file=sys.stderr)
+        figures["runtime_rss_mib_100_models_after_load"] = rss_mib(runtime.pid)
+        figures["asgi_floor_rss_mib_100_models_after_load"] = rss_mib(floor.pid)
 
     # Last, so that thread pools created for the comparison cannot disturb the figures above.
-    thread_table = onnxruntime_thread_settings(bundle_dir, n_single)
+    thread_table = (
+        [] if args.skip_thread_table else onnxruntime_thread_settings(bundle_dir, n_single)
+    )
 
     figures["load_average_1min_at_end"] = os.getloadavg()[0]
 
     # report
+    print(f"\nload generator: {generator}")
     print("\n| what | requests/s | p50 ms | p99 ms | errors |\n| --- | ---: | ---: | ---: | ---: |")
     for result in results:
         print(result.row())
     print()
-    print("\n".join(thread_table))
-    print()
+    if thread_table:
+        print("\n".join(thread_table))
+        print()
     for key, value in figures.items():
         print(f"- {key}: {value:.3f}")
     by_name = {r.name: r for r in results}
-    ours = by_name[f"model-runtime /infer 1 row, c={args.concurrency}"]
-    raw = by_name["onnxruntime in-process, 1 model, 1 row"]
     print(
-        f"- model-runtime / raw onnxruntime requests/s (1 model, c={args.concurrency}): {ours.rps / raw.rps:.3f}"
+        "\n| case | runtime / floor requests/s | runtime / floor p50 | runtime / MLServer requests/s |"
     )
-    for name, result in by_name.items():
-        if name.startswith("MLServer") and name.endswith(f"c={args.concurrency}"):
-            print(f"- model-runtime / {name} requests/s: {ours.rps / result.rps:.2f}x")
+    print("| --- | ---: | ---: | ---: |")
+    ratios = []
+    for case in cases(args.concurrency):
+        ours = by_name[f"model-runtime {case.label}"]
+        floor_result = by_name[f"ASGI floor {case.label}"]
+        ml = by_name.get(f"MLServer {case.label}")
+        ratio = {
+            "case": case.label,
+            "runtime_over_floor_rps": ours.rps / floor_result.rps,
+            "runtime_over_floor_p50": ours.p50_ms / floor_result.p50_ms,
+            "runtime_over_mlserver_rps": ours.rps / ml.rps if ml else None,
+        }
+        ratios.append(ratio)
+        ml_text = f"{ratio['runtime_over_mlserver_rps']:.2f}x" if ml else "-"
+        print(
+            f"| {case.label} | {ratio['runtime_over_floor_rps']:.2f} | "
+            f"{ratio['runtime_over_floor_p50']:.2f} | {ml_text} |"
+        )
     (WORK / "results.json").write_text(
         json.dumps(
             {
+                "load_generator": generator,
                 "figures": figures,
+                "ratios": ratios,
                 "results": [
                     {
                         "name": r.name,
                         "rps": r.rps,
-                        "p50_ms": r.pct(0.5),
-                        "p99_ms": r.pct(0.99),
+                        "p50_ms": r.p50_ms,
+                        "p99_ms": r.p99_ms,
                         "errors": r.errors,
                     }
                     for r in results
