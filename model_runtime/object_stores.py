@@ -6,7 +6,7 @@ aiobotocore/botocore, the Azure SDK and google-auth (tens of MB and many package
 runtime image. Credentials and endpoints come from each cloud's standard environment variables
 (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_ENDPOINT_URL / AWS_REGION;
 AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT_NAME / AZURE_STORAGE_ACCOUNT_KEY /
-AZURE_STORAGE_ENDPOINT; GOOGLE_SERVICE_ACCOUNT / GOOGLE_APPLICATION_CREDENTIALS), which a pod
+AZURE_STORAGE_ENDPOINT; GOOGLE_SERVICE_ACCOUNT / GOOGLE_APPLICATION_CREDENTIALS / GOOGLE_BASE_URL), which a pod
 gets from the Secret its ModelDeployment names. An `http://` endpoint is allowed only when an
 endpoint is set explicitly (emulators, in-cluster gateways); cloud endpoints are https.
 
@@ -110,6 +110,9 @@ def open_location(uri: str, timeout_seconds: float = 30.0) -> StoreLocation:
                 client["allow_http"] = endpoint.startswith("http://")
             store = AzureStore(bucket, config=config, client_options=client)
         else:
+            base_url = os.environ.get("GOOGLE_BASE_URL")
+            if base_url:  # an emulator or a gateway, set explicitly
+                client["allow_http"] = base_url.startswith("http://")
             store = GCSStore(bucket, client_options=client)
     except Exception as exc:  # obstore raises its own configuration errors
         raise ObjectStoreError(f"cannot configure the store for {uri!r}: {exc}") from exc
