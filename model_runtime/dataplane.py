@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from model_runtime.bundle_state import BundleState, ServingBundle
 from model_runtime.errors import (
@@ -76,7 +77,20 @@ def _decode_json(body: bytes, limits: RequestLimits) -> dict[str, Any]:
             f"request body is {len(body)} bytes, over the limit of {limits.max_body_bytes}"
         )
     try:
-        obj = json.loads(body)
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        obj = _decode_json_stdlib(body)
+    if not isinstance(obj, dict):
+        raise BadRequestError(f"request body must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _decode_json_stdlib(body: bytes) -> Any:
+    """What orjson refuses, the standard library reads or explains: orjson is strict RFC 8259,
+    json.loads also takes NaN/Infinity literals (refused later, by name), integers beyond 64
+    bits, lone surrogates and UTF-16/32 bodies, and its errors are the ones clients have seen."""
+    try:
+        return json.loads(body)
     except UnicodeDecodeError as exc:
         raise BadRequestError(
             f"request body is not UTF-8: {exc.reason} at byte {exc.start}"
@@ -87,13 +101,19 @@ def _decode_json(body: bytes, limits: RequestLimits) -> dict[str, Any]:
         ) from exc
     except ValueError as exc:  # JSONDecodeError, and int literals beyond Python's digit limit
         raise BadRequestError(f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise BadRequestError(f"request body must be a JSON object, got {type(obj).__name__}")
-    return obj
 
 
 def _datatype_of(array: npt.NDArray[Any]) -> str:
     return _NUMPY_TO_DATATYPE.get(array.dtype, "BYTES")
+
+
+# Exactly these types (a bool is not a number here): checked with map(type, ...) in C, which
+# costs a tenth of a generator over the elements on a 100-row body.
+_NUMBER_TYPES = frozenset((float, int))
+
+
+def _all_numbers(values: list[Any]) -> bool:
+    return _NUMBER_TYPES.issuperset(map(type, values))
 
 
 def _flatten(data: Any, shape: list[int], where: str) -> list[Any]:
@@ -101,12 +121,12 @@ def _flatten(data: Any, shape: list[int], where: str) -> list[Any]:
     if not isinstance(data, list):
         raise BadRequestError(f"{where}.data must be a JSON array, got {type(data).__name__}")
     flat: list[Any]
-    if all(type(v) is float or type(v) is int for v in data):
+    if _all_numbers(data):
         flat = data
     else:
         level: list[Any] = data
         for depth in range(len(shape)):
-            if all(type(v) is float or type(v) is int for v in level):
+            if _all_numbers(level):
                 break
             non_lists = [v for v in level if not isinstance(v, list)]
             if non_lists:

