@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import shlex
-import shutil
 import signal
 import tempfile
 import threading
@@ -52,9 +51,9 @@ from modelfleet_dev.demo_fleet import (
 )
 from modelfleet_dev.fleet_manifest import MODEL_NAME
 from modelfleet_dev.fleet_observer import FleetObserver, FleetSnapshot
+from modelfleet_dev.kubectl import Kubectl, kubectl_binary
 from modelfleet_dev.local_cluster import (
     CRD_PATH,
-    Kubectl,
     LocalCluster,
     ManagedProcess,
     kubeconfig_server,
@@ -168,10 +167,11 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> int:
         console = Console()
         if not console.is_terminal:  # piped to a file: keep kubectl's lines unwrapped
             console = Console(width=max(console.width, 120))
-    if shutil.which("kubectl") is None:
+    if kubectl_binary() is None:
         console.print(
-            "[red]modelfleet demo needs kubectl on PATH[/] (every step shows real kubectl "
-            "output); install it: https://kubernetes.io/docs/tasks/tools/#kubectl"
+            "[red]modelfleet demo needs kubectl[/] on PATH or in $MODELFLEET_KUBECTL (every "
+            "step shows real kubectl output); install it: "
+            "https://kubernetes.io/docs/tasks/tools/#kubectl"
         )
         return 2
     work_dir = options.work_dir or Path(tempfile.mkdtemp(prefix="modelfleet-demo-"))

@@ -12,23 +12,23 @@ process pods); any descendant still alive after that is killed by pid.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import httpx
 import yaml
 
+from modelfleet_dev.api_poller import DeadlineExceeded, poll
+from modelfleet_dev.kubectl import Kubectl
 from modelfleet_dev.kubesim_runtime import PLUGIN
+from modelfleet_dev.ports import free_loopback_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD_PATH = ROOT / "crds" / "modeldeployment.yaml"
@@ -36,13 +36,6 @@ CRD_PATH = ROOT / "crds" / "modeldeployment.yaml"
 
 class ClusterStartError(RuntimeError):
     """A process of the local cluster did not come up; the message points at its log."""
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _children_by_parent() -> dict[int, list[int]]:
@@ -141,20 +134,27 @@ class ManagedProcess:
             self._log = None
 
 
-def _wait_until(what: str, check: Any, timeout: float, process: ManagedProcess) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def _wait_until(
+    what: str, check: Callable[[], bool], timeout: float, process: ManagedProcess
+) -> None:
+    """Poll `check` (api_poller) while `process` runs; a process that exits, or a deadline
+    passed, is a ClusterStartError naming the process's log."""
+
+    def sample() -> bool:
         if not process.running():
             raise ClusterStartError(
                 f"{process.name} exited while waiting for {what}; log {process.log_path}:\n"
                 + process.log_tail()
             )
-        if check():
-            return
-        time.sleep(0.1)
-    raise ClusterStartError(
-        f"{what} not reached after {timeout:.0f}s; log {process.log_path}:\n" + process.log_tail()
-    )
+        return check()
+
+    try:
+        poll(what, sample, bool, timeout=timeout, interval=0.1)
+    except DeadlineExceeded:
+        raise ClusterStartError(
+            f"{what} not reached after {timeout:.0f}s; log {process.log_path}:\n"
+            + process.log_tail()
+        ) from None
 
 
 def kubeconfig_server(kubeconfig: Path) -> str:
@@ -292,57 +292,6 @@ def start_operator(
         process.stop()
         raise
     return process, metrics_port
-
-
-@dataclass
-class Kubectl:
-    """kubectl against one kubeconfig, with its discovery cache in our work dir."""
-
-    kubeconfig: Path
-    cache_dir: Path
-    namespace: str = "default"
-    calls: list[list[str]] = field(default_factory=list)
-
-    def argv(self, *args: str) -> list[str]:
-        return [
-            "kubectl",
-            "--kubeconfig",
-            str(self.kubeconfig),
-            "--cache-dir",
-            str(self.cache_dir),
-            "--namespace",
-            self.namespace,
-            *args,
-        ]
-
-    def run(
-        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        self.calls.append(list(args))
-        result = subprocess.run(
-            self.argv(*args),
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise RuntimeError(
-                f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}"
-            )
-        return result
-
-    def text(self, *args: str, stdin: str | None = None) -> str:
-        return self.run(*args, stdin=stdin).stdout
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.text(*args, "-o", "json"))
-
-    def apply(self, manifest: dict[str, Any] | Path) -> str:
-        if isinstance(manifest, Path):
-            return self.text("apply", "-f", str(manifest))
-        return self.text("apply", "-f", "-", stdin=json.dumps(manifest))
 
 
 @dataclass

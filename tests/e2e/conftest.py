@@ -28,9 +28,9 @@ from modelfleet_dev.bundle_cache import BundleKey, CachedBundle, ensure_bundles
 from modelfleet_dev.demo_fleet import model_deployment, version_seed
 from modelfleet_dev.fleet_manifest import MODEL_NAME, ModelDeploymentManifest
 from modelfleet_dev.fleet_observer import FleetObserver, FleetSnapshot
+from modelfleet_dev.kubectl import Kubectl
 from modelfleet_dev.local_cluster import (
     CRD_PATH,
-    Kubectl,
     ManagedProcess,
     running_local_cluster,
     start_operator,

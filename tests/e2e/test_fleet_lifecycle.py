@@ -9,7 +9,7 @@ import pytest
 
 from modelfleet.logic.wellpod import ANNOTATION_VERSION
 from modelfleet_dev.api_poller import poll
-from modelfleet_dev.local_cluster import Kubectl
+from modelfleet_dev.kubectl import Kubectl
 
 from .conftest import Fleet, wells_named
 

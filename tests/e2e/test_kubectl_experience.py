@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from modelfleet_dev.local_cluster import Kubectl
+from modelfleet_dev.kubectl import Kubectl
 
 from .conftest import Fleet, wells_named
 
