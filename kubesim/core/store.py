@@ -237,12 +237,6 @@ class Store:
         for bucket in self.collection(storage).by_namespace.values():
             yield from bucket.values()
 
-    def find_by_uid(self, storage: str, uid: str) -> StoredObject | None:
-        for entry in self.iter_all(storage):
-            if entry.uid == uid:
-                return entry
-        return None
-
     def _stamp(self, obj: dict[str, Any]) -> int:
         rv = self.next_rv()
         obj["metadata"]["resourceVersion"] = str(rv)
