@@ -76,13 +76,14 @@ class RuntimeServer:
         self.limits = limits or RequestLimits()
         self.dataplane = DataPlane(state, self.limits)
         self.in_flight = 0
+        # Read at scrape time from the count kept here, rather than a locked inc/dec per request.
+        metrics.in_flight.set_function(lambda: self.in_flight)
 
     # -- plumbing -------------------------------------------------------------------------
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.in_flight += 1
-        self.metrics.in_flight.inc()
         try:
             return await handler(request)
         except ModelRuntimeError as exc:
@@ -101,7 +102,6 @@ class RuntimeServer:
             return error_response(500, f"internal error: {type(exc).__name__}")
         finally:
             self.in_flight -= 1
-            self.metrics.in_flight.dec()
 
     async def _body(self, request: web.Request) -> bytes:
         declared = request.content_length
