@@ -62,6 +62,7 @@ __all__ = [
 ]
 
 STAGES_FILE: Final = CLUSTER_DIR / "kwok" / "stages.yaml"
+KWOK_CONFIG_FILE: Final = CLUSTER_DIR / "kwok" / "kwok.yaml"
 SERVICE_CIDR: Final = "10.96.0.0/16"
 #: The annotation kwok selects its Nodes by (kwok's own convention).
 KWOK_NODE_ANNOTATION: Final = "kwok.x-k8s.io/node"
@@ -586,6 +587,7 @@ class RealCluster:
             [
                 str(binary_path(Component.KWOK)),
                 f"--kubeconfig={self.component_kubeconfigs[Role.KWOK]}",
+                f"--config={KWOK_CONFIG_FILE}",
                 f"--config={STAGES_FILE}",
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",

@@ -349,6 +349,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, action="append", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # One line per manifest and model fetch is thousands at fleet scale; failures still log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(_serve(args))
 
 
