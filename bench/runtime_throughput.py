@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import hashlib
 import json
 import os
 import re
@@ -148,8 +149,10 @@ def ensure_wrk() -> str | None:
 def wrk_run(
     wrk: str, name: str, url: str, body: dict[str, Any], connections: int, seconds: float
 ) -> WrkResult:
-    body_file = WORK / f"body-{abs(hash(json.dumps(body))) % 10**8}.json"
-    body_file.write_bytes(json.dumps(body).encode())
+    encoded = json.dumps(body).encode()
+    # Named by content (str hashes vary per process): one file per distinct body across runs.
+    body_file = WORK / f"body-{hashlib.sha256(encoded).hexdigest()[:12]}.json"
+    body_file.write_bytes(encoded)
     script = WORK / "post.lua"
     script.write_text(WRK_SCRIPT)
     env = {**os.environ, "BENCH_BODY_FILE": str(body_file)}
