@@ -80,8 +80,7 @@ class FleetObserver:
         self.http = httpx.Client(
             base_url=connection.host,
             headers=dict(connection.headers),
-            verify=connection.verify,
-            cert=connection.cert,
+            verify=connection.tls(),
             timeout=30,
         )
 

@@ -125,9 +125,12 @@ def openapi_schema() -> dict[str, Any]:
     converter = _Converter({**raw.get("$defs", {}), **status_raw.get("$defs", {})})
     spec_schema = converter.convert(raw)
     status_schema = converter.convert(status_raw)
-    # Sub-objects default to {} so the apiserver fills in their own defaults.
-    for name in ("runtime", "rollout"):
-        spec_schema["properties"][name]["default"] = {}
+    # Sub-objects default to {} so the apiserver fills in their own defaults; rollout's default
+    # is spelt out in full because kube-apiserver checks a default against the CEL rules of its
+    # schema as it stands, before nested defaults (its rules read maxUnavailable, maxSurge and
+    # progressDeadlineSeconds: `{}` makes the CRD itself refused with "no such key").
+    spec_schema["properties"]["runtime"]["default"] = {}
+    spec_schema["properties"]["rollout"]["default"] = _camel_case_default(spec.RolloutPolicy())
     spec_schema["properties"]["runtime"]["properties"]["resources"]["default"] = (
         _camel_case_default(spec.RuntimeSpec().resources)
     )

@@ -116,6 +116,22 @@ class Connection:
     verify: str | bool
     cert: tuple[str, str] | None
 
+    def tls(self) -> ssl.SSLContext | bool:
+        """The TLS settings of every client of this connection: the CA to trust and the client
+        certificate to present (httpx 0.28 ignores `cert=` beside a CA path, so clients take
+        this context, not the parts)."""
+        if not self.host.startswith("https"):
+            return False
+        context = ssl.create_default_context(
+            cafile=self.verify if isinstance(self.verify, str) else None
+        )
+        if self.verify is False:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.cert:
+            context.load_cert_chain(*self.cert)
+        return context
+
 
 def load_connection(kubeconfig: str | None = None, context: str | None = None) -> Connection:
     """Kubeconfig (explicit, $KUBECONFIG or ~/.kube/config) or in-cluster service account."""
@@ -129,7 +145,10 @@ def load_connection(kubeconfig: str | None = None, context: str | None = None) -
     except (config.ConfigException, FileNotFoundError, TypeError):
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     headers: dict[str, str] = {}
-    token = configuration.get_api_key_with_prefix("authorization")
+    # The client keeps the token (already "Bearer ...") under BearerToken since v24; older
+    # clients used "authorization". Missing it makes every request anonymous (a token
+    # kubeconfig, or the service account in a pod).
+    token = configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
     if token:
         headers["Authorization"] = token
     verify: str | bool = configuration.ssl_ca_cert or configuration.verify_ssl
@@ -176,17 +195,7 @@ class KubeClient:
     def _http(self) -> aiohttp.ClientSession:
         # Created lazily: a session belongs to the loop it was made in.
         if self._session is None:
-            ssl_context: ssl.SSLContext | bool = False
-            if self.connection.host.startswith("https"):
-                verify = self.connection.verify
-                ssl_context = ssl.create_default_context(
-                    cafile=verify if isinstance(verify, str) else None
-                )
-                if verify is False:
-                    ssl_context.check_hostname = False
-                    ssl_context.verify_mode = ssl.CERT_NONE
-                if self.connection.cert:
-                    ssl_context.load_cert_chain(*self.connection.cert)
+            ssl_context = self.connection.tls()
             self._session = aiohttp.ClientSession(
                 base_url=self.connection.host,
                 # The User-Agent names the operator in audit logs and, before its first "/", is
