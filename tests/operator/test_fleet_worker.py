@@ -6,6 +6,7 @@ No API server and no monkey-patching: FleetReconciler takes any ApiExecutor.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -182,4 +183,24 @@ async def test_pod_events_of_a_deleted_fleet_leave_no_memory_behind() -> None:
     loop.observe_pod("MODIFIED", pod_body("old", "w1", "p1"))
     loop.observe_pod("DELETED", pod_body("old", "w1", "p1"))
     assert loop.cache.fleets == {}
+    await loop.shutdown()
+
+
+class SlowApiExecutor(FakeExecutor):
+    """An apiserver that takes its time to list revisions."""
+
+    latency = 0.3
+
+    async def list_revisions(self, fleet: FleetRef) -> dict[str, dict[str, Any]]:
+        await asyncio.sleep(self.latency)  # the apiserver's latency, not the operator's work
+        return await super().list_revisions(fleet)
+
+
+async def test_planning_time_counts_the_operators_work_not_the_apiservers_latency() -> None:
+    executor = SlowApiExecutor()
+    loop = FleetReconciler(executor, clock=fake_clock)
+    apply(loop, executor, deployment("slow", GOOD_SPEC))
+    worker = loop.workers[(NAMESPACE, "slow")]
+    await worker.reconcile()
+    assert 0 <= worker.planning_seconds < SlowApiExecutor.latency
     await loop.shutdown()
