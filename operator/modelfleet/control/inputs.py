@@ -8,10 +8,9 @@ inventory) comes back as a BlockedFleet, which the worker reports instead of pla
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Hashable, Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -31,8 +30,6 @@ from modelfleet.logic.planning import RolloutState
 from modelfleet.logic.revisions import Revision, revision_of
 from modelfleet.logic.wellpod import LABEL_REVISION
 
-T = TypeVar("T")
-
 
 @dataclass(frozen=True)
 class FleetInputs:
@@ -44,8 +41,6 @@ class FleetInputs:
     state: RolloutState
     # The inventory just became readable again after a reported failure: say so.
     inventory_recovered: bool = False
-    # Time the gathering spent waiting for the apiserver: not the planning's own work.
-    api_wait_seconds: float = 0.0
 
 
 @dataclass
@@ -70,14 +65,6 @@ class InputGatherer:
         self.cache = cache
         self._remembered: dict[tuple[str, str], _Remembered] = {}
 
-    @staticmethod
-    async def _api(call: Awaitable[T], waits: list[float]) -> T:
-        started = time.perf_counter()
-        try:
-            return await call
-        finally:
-            waits.append(time.perf_counter() - started)
-
     def forget(self, key: tuple[str, str]) -> None:
         self._remembered.pop(key, None)
 
@@ -87,7 +74,6 @@ class InputGatherer:
         """Raises BlockedFleet when the fleet cannot be planned."""
         body = observed.body or {}
         key = (fleet.namespace, fleet.name)
-        waits: list[float] = []  # seconds waiting for the apiserver, call by call
         memory = self._remembered.setdefault(key, _Remembered())
         try:
             spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
@@ -96,7 +82,7 @@ class InputGatherer:
         update: Revision | None = None
         recovered = False
         if uses_inventory(spec):
-            sources = await self.inventory_sources(fleet.namespace, observed.inventory_refs, waits)
+            sources = await self.inventory_sources(fleet.namespace, observed.inventory_refs)
             # Same spec generation, same ConfigMap contents: the same resolution. Resolving and
             # hashing 10,000 wells and digests costs ~25 ms, and a roll-out reconciles often.
             generation = (body.get("metadata") or {}).get("generation")
@@ -120,7 +106,7 @@ class InputGatherer:
             update = revision_of(spec)
         status = observed.last_status or {}
         revisions = await self._revisions(
-            fleet, memory, update, spec.revision_history_limit, status.get("currentRevision"), waits
+            fleet, memory, update, spec.revision_history_limit, status.get("currentRevision")
         )
         state = rollout_state_from_status(status)
         current_data = revisions.get(state.current_revision or "")
@@ -129,12 +115,10 @@ class InputGatherer:
             if current_data
             else None
         )
-        return FleetInputs(
-            spec, update, current, state, inventory_recovered=recovered, api_wait_seconds=sum(waits)
-        )
+        return FleetInputs(spec, update, current, state, inventory_recovered=recovered)
 
     async def inventory_sources(
-        self, namespace: str, names: frozenset[str], waits: list[float] | None = None
+        self, namespace: str, names: frozenset[str]
     ) -> dict[str, InventorySource | None]:
         """What the watch holds of each ConfigMap; one read of a reference it has not seen.
 
@@ -142,12 +126,11 @@ class InputGatherer:
         (a fleet created after its ConfigMaps, or a spec edited to name another one) is read
         once; from then on the watch keeps it current.
         """
-        waits = [] if waits is None else waits
         sources: dict[str, InventorySource | None] = {}
         for name in sorted(names):
             key = (namespace, name)
             if key not in self.cache.config_maps:
-                body = await self._api(self.executor.read_config_map(namespace, name), waits)
+                body = await self.executor.read_config_map(namespace, name)
                 self.cache.store_read_config_map(key, body)
             cached = self.cache.config_maps.get(key)
             sources[name] = cached.source if cached is not None else None
@@ -160,17 +143,14 @@ class InputGatherer:
         update: Revision,
         history_limit: int,
         current: str | None,
-        waits: list[float],
     ) -> Mapping[str, dict[str, Any]]:
         """ControllerRevisions of the fleet; records the update revision, prunes old ones."""
         if memory.revisions is None:
-            memory.revisions = await self._api(self.executor.list_revisions(fleet), waits)
+            memory.revisions = await self.executor.list_revisions(fleet)
         revisions = memory.revisions
         if update.name not in revisions:
             number = max((int(r.get("revision", 0)) for r in revisions.values()), default=0) + 1
-            revisions[update.name] = await self._api(
-                self.executor.record_revision(fleet, update, number), waits
-            )
+            revisions[update.name] = await self.executor.record_revision(fleet, update, number)
             keep = {update.name, current}
             old = sorted(
                 (r for name, r in revisions.items() if name not in keep),
@@ -178,8 +158,6 @@ class InputGatherer:
             )
             for item in old[: max(0, len(old) - history_limit)]:
                 name = item["metadata"]["labels"][LABEL_REVISION]
-                await self._api(
-                    self.executor.delete_revision(fleet, item["metadata"]["name"]), waits
-                )
+                await self.executor.delete_revision(fleet, item["metadata"]["name"])
                 del revisions[name]
         return revisions

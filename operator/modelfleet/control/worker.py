@@ -191,8 +191,6 @@ class FleetWorker:
         fleet = FleetRef(self.key[0], self.key[1], meta["uid"])
         generation = observed.generation()
         reported = failure_of(observed.last_status)
-        # The planning's own CPU: from here to the plan, less the gatherer's API waits.
-        planning_started = time.perf_counter()
         try:
             inputs = await self.gatherer.gather(
                 fleet,
@@ -206,9 +204,6 @@ class FleetWorker:
                 fleet, blocked, generation, f"{model.get('name')}@{model.get('version')}"
             )
             return None  # the fleet's (or its ConfigMaps') next event wakes it
-        now = self.clock()
-        plan, pods = self._plan(inputs, observed, now)
-        self.planning_seconds = time.perf_counter() - planning_started - inputs.api_wait_seconds
         if inputs.inventory_recovered:
             logger.info("%s/%s: inventory readable again", *self.key)
             await self.executor.post_event(
@@ -217,6 +212,10 @@ class FleetWorker:
                 "InventoryResolved",
                 f"{len(inputs.spec.wells)} wells and their digests read from the ConfigMaps",
             )
+        planning_started = time.perf_counter()
+        now = self.clock()
+        plan, pods = self._plan(inputs, observed, now)
+        self.planning_seconds = time.perf_counter() - planning_started
         if not self.service_ensured:
             await self.executor.ensure_service(fleet, inputs.spec.runtime.port)
             self.service_ensured = True
