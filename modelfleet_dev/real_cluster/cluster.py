@@ -125,6 +125,13 @@ class ClusterOptions:
     #: behind the operator, which is itself a real-cluster finding, so they stay overridable.
     kcm_qps: int = 20
     kcm_burst: int = 30
+    #: kube-scheduler's client limits; None keeps its defaults (50/100). A benchmark comparing
+    #: controllers at a client rate raises them so binding is not what it measures.
+    scheduler_qps: int | None = None
+    scheduler_burst: int | None = None
+    #: Seconds kwok waits before a bound Pending pod starts (the pod-start Stage's delay): a
+    #: container's start-up time, the same for every pod whoever created it. 0: at once.
+    pod_start_delay_s: float = 0.0
     keep_work_dir: bool = False
     auth: KubeconfigAuth = KubeconfigAuth.CERT
     progress: Callable[[str], None] = print
@@ -152,6 +159,12 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _client_limits(qps: int | None, burst: int | None) -> list[str]:
+    """--kube-api-qps/--kube-api-burst for the ones set (a component's defaults otherwise)."""
+    flags = [] if qps is None else [f"--kube-api-qps={qps}"]
+    return flags + ([] if burst is None else [f"--kube-api-burst={burst}"])
 
 
 def _die_with_parent() -> None:
@@ -540,6 +553,7 @@ class RealCluster:
                 "--leader-elect=false",
                 "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
                 "--v=1",
+                *_client_limits(self.options.scheduler_qps, self.options.scheduler_burst),
             ],
         )
         trust = ssl.create_default_context(cafile=str(pki.ca_cert))
@@ -578,6 +592,19 @@ class RealCluster:
                 if resp.status_code not in (201, 409):
                     raise ClusterError(f"creating node {name}: HTTP {resp.status_code} {resp.text}")
 
+    def _stages_file(self) -> Path:
+        """stages.yaml as committed, or a copy whose pod-start Stage waits pod_start_delay_s."""
+        delay = self.options.pod_start_delay_s
+        if delay <= 0:
+            return STAGES_FILE
+        stages = list(yaml.safe_load_all(STAGES_FILE.read_text()))
+        for stage in stages:
+            if stage["metadata"]["name"] == "pod-start":
+                stage["spec"]["delay"] = {"durationMilliseconds": round(delay * 1000)}
+        delayed = self.work_dir / "kwok-stages.yaml"
+        delayed.write_text(yaml.safe_dump_all(stages, sort_keys=False))
+        return delayed
+
     def _start_kwok(self) -> None:
         assert self.pki is not None
         port = _free_port()
@@ -588,7 +615,7 @@ class RealCluster:
                 str(binary_path(Component.KWOK)),
                 f"--kubeconfig={self.component_kubeconfigs[Role.KWOK]}",
                 f"--config={KWOK_CONFIG_FILE}",
-                f"--config={STAGES_FILE}",
+                f"--config={self._stages_file()}",
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
                 f"--node-ip={POD_LINK_IP}",
