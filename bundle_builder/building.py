@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bundle_builder.sensors import FAILURE_MODES, SENSOR_NAMES, generate_history
+from bundle_builder.statistics import DEFAULT_BINS, classifier_statistics, histogram
 from bundle_builder.training import (
     INPUT_NAME,
     LABEL_OUTPUT,
@@ -29,6 +30,7 @@ from bundle_builder.training import (
     PROBABILITIES_OUTPUT,
     ModelSpec,
     check_parity,
+    onnx_probabilities,
     to_onnx,
     train,
 )
@@ -39,6 +41,7 @@ from model_runtime.manifest import (
     ModelEntry,
     Parity,
     Provenance,
+    ReferenceStatistics,
     TensorSpec,
 )
 
@@ -117,6 +120,10 @@ def build_bundle(
     n_holdout = int(features.shape[0] * HOLDOUT_FRACTION)
     holdout_idx, train_idx = np.sort(order[:n_holdout]), np.sort(order[n_holdout:])
     parity_rows = features[holdout_idx[:PARITY_ROWS]]
+    # The reference live traffic is compared with: the held-out rows of the simulated history
+    # (the models never fit them, so their predictions there are what unseen rows get, not the
+    # over-confident scores of the rows they were trained on), as `bundle pack`'s sample is.
+    reference_rows = features[holdout_idx]
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.building-{os.getpid()}"
@@ -131,6 +138,9 @@ def build_bundle(
             max_diff = check_parity(spec.name, estimator, onnx_model, parity_rows, tolerance)
             relative = f"{MODELS_DIR}/{spec.name}.onnx"
             (staging / relative).write_bytes(onnx_model)
+            classes = tuple(int(c) for c in estimator.classes_)
+            probabilities = onnx_probabilities(onnx_model, reference_rows)
+            labels = np.asarray(classes)[np.argmax(probabilities, axis=1)]
             entries.append(
                 ModelEntry(
                     name=spec.name,
@@ -146,8 +156,9 @@ def build_bundle(
                         TensorSpec(name=LABEL_OUTPUT, datatype="INT64", shape=[-1]),
                         TensorSpec(name=PROBABILITIES_OUTPUT, datatype="FP32", shape=[-1, 2]),
                     ],
-                    classes=[int(c) for c in estimator.classes_],
+                    classes=list(classes),
                     parity_max_abs_diff=max_diff,
+                    prediction_reference=classifier_statistics(classes, labels, probabilities),
                 )
             )
             if progress is not None:
@@ -169,6 +180,15 @@ def build_bundle(
                 },
                 seed=seed,
                 created_at=created_at_stamp(),
+            ),
+            reference=ReferenceStatistics(
+                sample_rows=int(reference_rows.shape[0]),
+                sample_sha256=hashlib.sha256(reference_rows.tobytes()).hexdigest(),
+                bins=DEFAULT_BINS,
+                features={
+                    name: histogram(reference_rows[:, index], DEFAULT_BINS)
+                    for index, name in enumerate(SENSOR_NAMES)
+                },
             ),
         )
         (staging / MANIFEST_FILE).write_bytes(manifest.to_canonical_bytes())

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from model_runtime.errors import BundleError, BundleUnreachableError, LoadFailureReason
 from model_runtime.manifest import BundleManifest, TensorSpec
 from model_runtime.metrics import RuntimeMetrics
+from model_runtime.monitoring.config import MonitoringConfig
+from model_runtime.monitoring.monitor import BundleMonitor
 from model_runtime.sessions import ModelSession, load_sessions
 from model_runtime.sources import SourceLimits, read_bundle
 from model_runtime.verification import VerifiedBundle, verify_bundle
@@ -36,6 +38,8 @@ class ServingBundle:
     load_seconds: float
     # The input every model shares, which the well-level endpoint needs; None if they differ.
     shared_input: TensorSpec | None
+    # Drift windows of this bundle's models (built with it, so a swap starts them afresh).
+    monitor: BundleMonitor | None = None
 
     def info(self) -> BundleInfo:
         return {
@@ -59,9 +63,15 @@ def fetch_verified(
 
 
 def load_bundle(
-    uri: str, expected_digest: str | None = None, limits: SourceLimits | None = None
+    uri: str,
+    expected_digest: str | None = None,
+    limits: SourceLimits | None = None,
+    monitoring: MonitoringConfig | None = None,
 ) -> ServingBundle:
-    """Fetch, verify and create sessions (blocking). Raises BundleError with a precise message."""
+    """Fetch, verify and create sessions (blocking). Raises BundleError with a precise message.
+
+    With `monitoring`, the bundle's monitor is built here too (thresholds calibrated off the
+    request path)."""
     started = time.perf_counter()
     verified = fetch_verified(uri, expected_digest, limits)
     sessions = load_sessions(verified)
@@ -75,15 +85,22 @@ def load_bundle(
         sessions=sessions,
         load_seconds=time.perf_counter() - started,
         shared_input=shared,
+        monitor=None if monitoring is None else BundleMonitor(verified.manifest, monitoring),
     )
 
 
 class BundleState:
     """The serving bundle of this process and the outcome of the last load attempt."""
 
-    def __init__(self, metrics: RuntimeMetrics, limits: SourceLimits | None = None) -> None:
+    def __init__(
+        self,
+        metrics: RuntimeMetrics,
+        limits: SourceLimits | None = None,
+        monitoring: MonitoringConfig | None = None,
+    ) -> None:
         self.metrics = metrics
         self.limits = limits or SourceLimits()
+        self.monitoring = monitoring or MonitoringConfig()
         self.current: ServingBundle | None = None
         self.last_load: LoadAttempt | None = None
         self.last_attempt_at: float = 0.0
@@ -114,7 +131,9 @@ class BundleState:
                     await asyncio.to_thread(fetch_verified, uri, expected, self.limits)
                     bundle = dataclasses.replace(current, uri=uri)
                 else:
-                    bundle = await asyncio.to_thread(load_bundle, uri, expected, self.limits)
+                    bundle = await asyncio.to_thread(
+                        load_bundle, uri, expected, self.limits, self.monitoring
+                    )
                     self.metrics.load_duration.observe(bundle.load_seconds)
             except BundleError as exc:
                 log.warning("bundle load failed (%s): %s", exc.reason.value, exc.message)

@@ -25,8 +25,10 @@ from model_runtime.errors import (
     PayloadTooLargeError,
 )
 from model_runtime.manifest import TensorSpec
+from model_runtime.monitoring.report import monitoring_report, monitoring_summary
 from model_runtime.sessions import ModelSession, numpy_dtype
 from runtime_contract import SERVER_NAME, Extension, Health, ServerMetadata
+from runtime_contract.monitoring import MonitoringReport
 
 SERVER_VERSION = "0.1.0"
 # Failure probability = probability of class 1 in every model of the bundle.
@@ -39,6 +41,16 @@ _NUMPY_TO_DATATYPE = {
     np.dtype(np.int32): "INT32",
     np.dtype(np.bool_): "BOOL",
 }
+
+
+class RefusedRowsError(BadRequestError):
+    """Rows refused for their values (status 400, as any bad request). `values` holds them
+    when they are numbers but not finite: monitoring counts them (missing, out of range)."""
+
+    def __init__(self, message: str, rows: int, values: npt.NDArray[Any] | None = None) -> None:
+        super().__init__(message)
+        self.rows = rows
+        self.values = values
 
 
 @dataclass(frozen=True)
@@ -202,6 +214,17 @@ def _parse_tensor(
         raise PayloadTooLargeError(
             f"input {spec.name!r} has {rows} rows, over the limit of {limits.max_rows}"
         )
+    try:
+        return _tensor_values(raw, spec, shape, where, binary)
+    except RefusedRowsError:
+        raise
+    except BadRequestError as exc:
+        raise RefusedRowsError(exc.message, rows) from exc
+
+
+def _tensor_values(
+    raw: dict[str, Any], spec: TensorSpec, shape: list[int], where: str, binary: bytes | None
+) -> npt.NDArray[Any]:
     parameters = raw.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
         raise BadRequestError(f"{where}.parameters must be an object")
@@ -212,7 +235,9 @@ def _parse_tensor(
             )
         array = _binary_tensor(raw, spec, shape, binary, where)
         if array.dtype.kind == "f" and not np.isfinite(array).all():
-            raise BadRequestError(f"input {spec.name!r}: data holds NaN or Infinity")
+            raise RefusedRowsError(
+                f"input {spec.name!r}: data holds NaN or Infinity", shape[0], array
+            )
         return array
     if "data" not in raw:
         raise BadRequestError(
@@ -233,8 +258,10 @@ def _parse_tensor(
             f"input {spec.name!r}: data cannot be read as {spec.datatype}: {exc}"
         ) from exc
     if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise BadRequestError(
-            f"input {spec.name!r}: data holds NaN, Infinity or values beyond {spec.datatype} range"
+        raise RefusedRowsError(
+            f"input {spec.name!r}: data holds NaN, Infinity or values beyond {spec.datatype} range",
+            shape[0],
+            array,
         )
     return array
 
@@ -361,13 +388,31 @@ class DataPlane:
 
     def server_metadata(self) -> ServerMetadata:
         bundle = self.state.current
-        return {
+        metadata: ServerMetadata = {
             "name": SERVER_NAME,
             "version": SERVER_VERSION,
             "extensions": [Extension.WELL_INFER.value, Extension.BUNDLE_LOAD.value],
             "bundle": bundle.info() if bundle else None,
             "lastLoad": self.state.last_load.to_json() if self.state.last_load else None,
         }
+        if bundle is not None and bundle.monitor is not None:
+            monitor = bundle.monitor
+            report = monitoring_report(monitor)
+            metadata["monitoring"] = monitoring_summary(report, monitor.unmonitored.values())
+        return metadata
+
+    def monitoring(self) -> MonitoringReport:
+        """`GET /v2/monitoring`: every model's window, feature by feature."""
+        bundle = self.serving()
+        if bundle.monitor is None:
+            config = self.state.monitoring
+            return {
+                "enabled": False,
+                "window_rows": config.window_rows,
+                "min_rows": config.min_rows,
+                "models": {},
+            }
+        return monitoring_report(bundle.monitor)
 
     # -- models ---------------------------------------------------------------------------
 
@@ -409,7 +454,14 @@ class DataPlane:
         self, name: str, body: bytes, version: str | None = None, header_length: int | None = None
     ) -> InferResponse:
         bundle, session = self.model(name, version)
-        request = parse_infer_request(body, session.input, self.limits, header_length=header_length)
+        try:
+            request = parse_infer_request(
+                body, session.input, self.limits, header_length=header_length
+            )
+        except RefusedRowsError as exc:
+            if bundle.monitor is not None:
+                bundle.monitor.observe_refused(name, exc.values, exc.rows)
+            raise
         wanted = request.outputs
         if wanted is not None:
             unknown = [o for o in wanted if o not in session.output_names]
@@ -419,6 +471,8 @@ class DataPlane:
                 )
         names = wanted or session.output_names
         results = session.run(request.rows, tuple(names))
+        if bundle.monitor is not None:
+            bundle.monitor.observe_model(name, request.rows, dict(zip(names, results, strict=True)))
         outputs: list[dict[str, Any]] = []
         blobs: list[bytes] = []
         for output_name, result in zip(names, results, strict=True):
@@ -453,9 +507,14 @@ class DataPlane:
             raise BadRequestError(
                 "this bundle's models do not share one input; call each model's /infer"
             )
-        request = parse_infer_request(
-            body, bundle.shared_input, self.limits, well=True, header_length=header_length
-        )
+        try:
+            request = parse_infer_request(
+                body, bundle.shared_input, self.limits, well=True, header_length=header_length
+            )
+        except RefusedRowsError as exc:
+            if bundle.monitor is not None:
+                bundle.monitor.observe_refused(None, exc.values, exc.rows)
+            raise
         if request.models is not None:
             missing = [m for m in request.models if m not in bundle.sessions]
             if missing:
@@ -465,10 +524,12 @@ class DataPlane:
             sessions = list(bundle.sessions.values())
         rows = request.rows
         outputs = []
+        predictions: dict[str, npt.NDArray[Any]] = {}
         for session in sessions:
             if session.entry.task == "regression":
                 # A packed regressor (bundle pack) answers its value, not a failure probability.
                 value = np.asarray(session.run(rows, ("value",))[0]).reshape(-1)
+                predictions[session.entry.name] = value
                 outputs.append(
                     {
                         "name": session.entry.name,
@@ -484,6 +545,7 @@ class DataPlane:
                 failure = probabilities[:, classes.index(POSITIVE_CLASS)]
             else:
                 failure = np.zeros(rows.shape[0], dtype=np.float32)
+            predictions[session.entry.name] = failure
             outputs.append(
                 {
                     "name": session.entry.name,
@@ -492,6 +554,8 @@ class DataPlane:
                     "data": failure.tolist(),
                 }
             )
+        if bundle.monitor is not None:
+            bundle.monitor.observe_well(rows, predictions)
         response: dict[str, Any] = {
             "well": bundle.manifest.well,
             "model_version": bundle.manifest.version,

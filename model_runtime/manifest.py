@@ -11,7 +11,14 @@ import json
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 import runtime_contract
 from model_runtime.errors import BundleInvalidError
@@ -74,13 +81,28 @@ class HistogramStatistics(_Strict):
     frequencies: list[float]
 
 
+class DriftThresholds(_Strict):
+    """PSI thresholds a bundle sets for its own models, beating the runtime's (convention or
+    calibrated): above `warn` a model is worth watching, above `drift` it is drifting."""
+
+    warn: float = Field(gt=0.0)
+    drift: float = Field(gt=0.0)
+
+    @model_validator(mode="after")
+    def _warn_before_drift(self) -> DriftThresholds:
+        if self.warn > self.drift:
+            raise ValueError(f"warn ({self.warn}) must not exceed drift ({self.drift})")
+        return self
+
+
 class ReferenceStatistics(_Strict):
-    """The sample a packed bundle was checked on, summarized per feature."""
+    """The sample a bundle was checked on (packed) or trained on (built), summarized per feature."""
 
     sample_rows: int = Field(ge=1)
     sample_sha256: str
     bins: int = Field(ge=1)
     features: dict[str, HistogramStatistics]
+    drift_thresholds: DriftThresholds | None = None
 
 
 class PredictionStatistics(_Strict):

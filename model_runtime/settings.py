@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from model_runtime.monitoring.config import (
+    DEFAULT_MIN_ROWS,
+    DEFAULT_WINDOW_ROWS,
+    MonitoringConfig,
+)
+from runtime_contract.monitoring import ThresholdSource
+
+_RUNTIME_THRESHOLDS = (ThresholdSource.CONVENTION.value, ThresholdSource.CALIBRATED.value)
 
 ENV_PREFIX = "MODELFLEET_RUNTIME_"
 
@@ -49,3 +59,31 @@ class RuntimeSettings(BaseSettings):
 
     log_level: str = "INFO"
     """Logging level."""
+
+    monitoring_window_rows: int = DEFAULT_WINDOW_ROWS
+    """Rows per model in the drift-monitoring window (constant memory); 0 turns monitoring off."""
+
+    monitoring_min_rows: int = DEFAULT_MIN_ROWS
+    """Fewer rows than this in a model's window: insufficient data, no drift verdict."""
+
+    monitoring_thresholds: str = ThresholdSource.CONVENTION.value
+    """PSI thresholds: convention (0.1 / 0.25) or calibrated (from the reference, at load);
+    a bundle's own drift_thresholds beat both."""
+
+    monitoring_detail: bool = False
+    """Export per-model and per-feature monitoring series (small fleets; default: ~10 per pod)."""
+
+    @field_validator("monitoring_thresholds")
+    @classmethod
+    def _known_thresholds(cls, value: str) -> str:
+        if value not in _RUNTIME_THRESHOLDS:
+            raise ValueError(f"must be one of {list(_RUNTIME_THRESHOLDS)}, got {value!r}")
+        return value
+
+    def monitoring(self) -> MonitoringConfig:
+        return MonitoringConfig(
+            window_rows=self.monitoring_window_rows,
+            min_rows=self.monitoring_min_rows,
+            thresholds=ThresholdSource(self.monitoring_thresholds),
+            detail=self.monitoring_detail,
+        )

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final, TypedDict
+from typing import Final, NotRequired, TypedDict
+
+from runtime_contract.monitoring import MonitoringSummary
 
 SERVER_NAME: Final = "modelfleet-model-runtime"
 SERVER_METADATA_PATH: Final = "/v2"
@@ -113,6 +115,7 @@ class ServerMetadata(TypedDict):
     extensions: list[str]
     bundle: BundleInfo | None
     lastLoad: LoadAttemptJson | None
+    monitoring: NotRequired[MonitoringSummary]  # absent while no bundle serves
 
 
 class Health(TypedDict):
