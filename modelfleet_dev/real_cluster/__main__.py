@@ -23,6 +23,7 @@ from modelfleet_dev.real_cluster.cluster import (
     KubeconfigAuth,
     running_real_cluster,
 )
+from modelfleet_dev.real_cluster.host_process import HOST_PROCESS_IMAGE
 from modelfleet_dev.real_cluster.netns import NetworkError, cleanup_stale
 
 
@@ -63,6 +64,8 @@ def _test(args: argparse.Namespace) -> int:
         env = dict(os.environ)
         env["KUBECONFIG"] = str(cluster.kubeconfig)
         env.setdefault("MODELFLEET_E2E_START_OPERATOR", "1")
+        # Pods of this image run the real model-runtime (the responder plays their kubelet).
+        env.setdefault("MODELFLEET_E2E_RUNTIME_IMAGE", HOST_PROCESS_IMAGE)
         # The suite's kubectl is the built one (same version as the server), first on PATH.
         env["PATH"] = f"{cluster.kubectl_path.parent}{os.pathsep}{env.get('PATH', '')}"
         pytest_args = [a for a in args.pytest_args if a != "--"] or ["tests/e2e", "-q"]

@@ -66,8 +66,6 @@ KWOK_CONFIG_FILE: Final = CLUSTER_DIR / "kwok" / "kwok.yaml"
 SERVICE_CIDR: Final = "10.96.0.0/16"
 #: The annotation kwok selects its Nodes by (kwok's own convention).
 KWOK_NODE_ANNOTATION: Final = "kwok.x-k8s.io/node"
-#: The runtime's default port (model_runtime serve, RuntimeSpec.port); more via options.
-DEFAULT_RUNTIME_PORTS: Final = (8080,)
 _PR_SET_PDEATHSIG: Final = 1
 
 
@@ -119,7 +117,6 @@ class ClusterOptions:
     work_dir: Path | None = None
     apiserver_port: int | None = None
     etcd_port: int | None = None
-    runtime_ports: tuple[int, ...] = DEFAULT_RUNTIME_PORTS
     start_timeout: float = 120.0
     #: kube-controller-manager's client limits; its defaults (20/30) make large fleets crawl
     #: behind the operator, which is itself a real-cluster finding, so they stay overridable.
@@ -656,11 +653,13 @@ class RealCluster:
             f"--cert={self.pki.admin.cert}",
             f"--key={self.pki.admin.key}",
             f"--ready-file={ready_file}",
+            f"--pods-dir={self.work_dir / 'pods'}",
+            # Inside the namespace, 127.0.0.1:<apiserver port> is the apiserver (its serving
+            # certificate names 127.0.0.1), for processes there that need it.
+            f"--forward-port={self.apiserver_port}",
         ]
-        argv += [f"--port={p}" for p in self.options.runtime_ports]
         self.options.progress(
-            f"[cluster] runtime responder in {self.network.netns} on port(s) "
-            + ",".join(map(str, self.options.runtime_ports))
+            f"[cluster] runtime responder in {self.network.netns} (pod IPs, host-process pods)"
         )
         responder = self._spawn(Role.RESPONDER, argv)
         self._await(responder, "watching pods", ready_file.exists)

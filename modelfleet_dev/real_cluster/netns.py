@@ -3,8 +3,7 @@
 Why this exists: kube-apiserver refuses ``pods/proxy`` to loopback pod IPs (and Endpoints reject
 them), so simulated pods need routable, non-loopback IPs that still never leave the machine.
 The harness makes a namespace of its own, puts 10.244.0.1/16 on its ``lo`` (which makes the
-whole /16 local there: one listener on 0.0.0.0 answers every pod IP, and getsockname tells which
-pod was called), and routes 10.244.0.0/16 from the host into it through a veth pair. Nothing is
+whole /16 local there: any pod IP can be bound, by the responder or by a pod's own process), and routes 10.244.0.0/16 from the host into it through a veth pair. Nothing is
 ever sent to an address outside that namespace and the veth pair.
 
 Names carry the owning process id (``mf-<pid>``), so a harness that was SIGKILLed leaves
@@ -26,6 +25,7 @@ from typing import Final
 
 __all__ = [
     "HOST_LINK_IP",
+    "NETNS_DIR",
     "POD_CIDR",
     "POD_LINK_IP",
     "NetworkError",
@@ -43,7 +43,7 @@ HOST_LINK_IP: Final = "10.243.255.1"
 POD_LINK_IP: Final = "10.243.255.2"
 _LINK_PREFIX: Final = 30
 _NAME_RE: Final = re.compile(r"^mf-(\d+)$")
-_NETNS_DIR: Final = Path("/var/run/netns")
+NETNS_DIR: Final = Path("/var/run/netns")
 _CLONE_NEWNET: Final = 0x40000000
 
 
@@ -194,7 +194,7 @@ def listen_in_netns(netns: str, port: int, host: str = "0.0.0.0") -> socket.sock
 
     def enter_and_bind() -> None:
         try:
-            _setns(_NETNS_DIR / netns)
+            _setns(NETNS_DIR / netns)
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))

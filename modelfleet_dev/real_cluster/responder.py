@@ -2,10 +2,14 @@
 
 Why this exists: kwok gives pods IPs but runs nothing, while the operator reads each pod's
 runtime through the apiserver's pods/proxy (``GET /v2``, ``POST /v2/repository/bundle/load``).
-This responder listens on 0.0.0.0:PORT *inside* the pod network namespace (where the whole
-10.244.0.0/16 is local), tells which pod was called from the connection's local address
-(getsockname), and answers with the same simulated runtime kubesim uses (``modelfleet_dev.simulated_runtime``, imported, not copied:
-one implementation of the runtime contract). It learns pods, their IPs and bundle annotations
+This responder listens on POD_IP:PORT *inside* the pod network namespace (where the whole
+10.244.0.0/16 is local) for every containerPort of every simulated pod, one socket per pod IP
+(so a pod IP:port belongs to exactly one process: this one, or the pod's own real runtime),
+tells which pod was called from the connection's local address, and answers with the same
+simulated runtime kubesim uses (``modelfleet_dev.simulated_runtime``, imported, not copied:
+one implementation of the runtime contract). Pods whose image is ``HOST_PROCESS_IMAGE`` are not
+simulated: the responder runs their real ``model-runtime`` in the namespace instead
+(``host_process``). It learns pods, their IPs and bundle annotations
 by watching pods through the apiserver, loads the annotated bundle when a pod starts (as the
 real runtime does from its downward-API file) and again when the annotations change (after the
 kubelet's refresh delay), and plays the kubelet's readiness prober: a container with a
@@ -34,6 +38,11 @@ import httpx
 from aiohttp import web
 
 from modelfleet_dev.real_cluster.cluster import client_tls
+from modelfleet_dev.real_cluster.host_process import (
+    HostProcessPod,
+    LoopbackForwarder,
+    runs_on_host,
+)
 from modelfleet_dev.real_cluster.netns import NetworkError, is_pod_ip, listen_in_netns
 from modelfleet_dev.simulated_runtime import (
     BUNDLE_DIGEST_ANNOTATION,
@@ -47,6 +56,8 @@ __all__ = ["Responder", "main"]
 log = logging.getLogger("modelfleet.real_cluster.responder")
 
 WELL_LABEL: Final = "modelfleet.dev/well"
+#: Listens on one pod IP and port in the namespace (None when it cannot).
+Listen = Callable[[str, int], Awaitable[asyncio.AbstractServer | None]]
 #: Seconds before changed annotations reach the runtime's downward-API file (kubelet sync);
 #: the same default kubesim's kubelet uses.
 ANNOTATION_REFRESH_SECONDS: Final = 2.0
@@ -70,17 +81,30 @@ class _Pod:
     started: bool = False  # the runtime's start-up load is done
     probing: bool = False
     refresh: asyncio.TimerHandle | None = None
+    servers: list[asyncio.AbstractServer] = field(default_factory=list)
+    listening: bool = False
 
 
 class Responder:
     """Pods by IP, kept from a watch; answers the runtime endpoints for each."""
 
     def __init__(
-        self, client: httpx.AsyncClient, listen: Callable[[int], Awaitable[None]] | None = None
+        self,
+        client: httpx.AsyncClient,
+        listen: Listen | None = None,
+        *,
+        netns: str = "",
+        pods_dir: Path | None = None,
+        forward_ports: frozenset[int] = frozenset(),
     ) -> None:
         self.client = client
         self.listen = listen
-        self.ports: set[int] = set()
+        self.netns = netns
+        self.pods_dir = pods_dir
+        self.forwarder = LoopbackForwarder(netns)
+        self.forward_ports = forward_ports
+        self.hosted: dict[str, HostProcessPod] = {}
+        self._hosted_refresh: dict[str, asyncio.TimerHandle] = {}
         self.manifests = ManifestCache()
         self.by_ip: dict[str, _Pod] = {}
         self.by_uid: dict[str, _Pod] = {}
@@ -101,15 +125,66 @@ class Responder:
             return
         if pod.refresh is not None:
             pod.refresh.cancel()
+        for server in pod.servers:
+            server.close()  # the listening socket closes now: a new pod may reuse the IP
+        pod.servers.clear()
         if self.by_ip.get(pod.ip) is pod:
             del self.by_ip[pod.ip]
+
+    def _observe_hosted(self, obj: dict[str, Any], uid: str, gone: bool) -> None:
+        """A pod run as a real process: start it, refresh its annotations, or stop it."""
+        hosted = self.hosted.get(uid)
+        if gone:
+            if hosted is not None:
+                del self.hosted[uid]
+                timer = self._hosted_refresh.pop(uid, None)
+                if timer is not None:
+                    timer.cancel()
+                self._spawn(hosted.stop())
+            return
+        if hosted is None:
+            if self.pods_dir is None:
+                return
+            meta = obj.get("metadata") or {}
+            hosted = HostProcessPod(
+                obj,
+                self.pods_dir / f"{meta.get('namespace')}_{meta.get('name')}_{uid}",
+                self.netns,
+                self.client,
+                self.forwarder,
+                self.forward_ports,
+            )
+            self.hosted[uid] = hosted
+            self._latest[uid] = obj
+            hosted.start()
+            return
+        hosted_meta = hosted.pod.get("metadata") or {}
+        new_annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        changed = new_annotations != (hosted_meta.get("annotations") or {})
+        if changed and uid not in self._hosted_refresh:
+
+            def refresh() -> None:
+                self._hosted_refresh.pop(uid, None)
+                if self.hosted.get(uid) is hosted:
+                    self._spawn(hosted.refresh(self._latest.get(uid) or obj))
+
+            self._hosted_refresh[uid] = asyncio.get_running_loop().call_later(
+                ANNOTATION_REFRESH_SECONDS, refresh
+            )
+        self._latest[uid] = obj
 
     def observe(self, obj: dict[str, Any], deleted: bool = False) -> None:
         meta = obj.get("metadata") or {}
         uid = str(meta.get("uid") or "")
         status = obj.get("status") or {}
         ip = str(status.get("podIP") or "")
-        if deleted or meta.get("deletionTimestamp") or not ip or not is_pod_ip(ip):
+        gone = bool(deleted or meta.get("deletionTimestamp") or not ip or not is_pod_ip(ip))
+        if runs_on_host(obj):
+            self._observe_hosted(obj, uid, gone)
+            if gone:
+                self._latest.pop(uid, None)
+            return
+        if gone:
             self._forget(uid)
             self._latest.pop(uid, None)
             return
@@ -119,7 +194,6 @@ class Responder:
             self._forget(uid)
             probes = {}
             containers = (obj.get("spec") or {}).get("containers") or []
-            self._ensure_ports(containers)
             for c in containers:
                 http_get = (c.get("readinessProbe") or {}).get("httpGet")
                 if http_get:
@@ -137,6 +211,7 @@ class Responder:
             pod.runtime.on_change = functools.partial(self._on_serving, pod)
             self.by_uid[uid] = pod
             self.by_ip[ip] = pod
+            self._spawn(self._listen_pod(pod, containers))
             self._spawn(self._start(pod))
         elif annotations != pod.annotations and pod.refresh is None:
             pod.refresh = asyncio.get_running_loop().call_later(
@@ -154,19 +229,25 @@ class Responder:
         if pod.unready and pod.started and not pod.probing:
             self._spawn(self._probe(pod))
 
-    def _ensure_ports(self, containers: list[dict[str, Any]]) -> None:
-        """Listen on every TCP containerPort a pod declares (the operator's port is a setting)."""
-        for c in containers:
-            for port in c.get("ports") or []:
-                number = port.get("containerPort")
-                if (
-                    isinstance(number, int)
-                    and number not in self.ports
-                    and port.get("protocol", "TCP") == "TCP"
-                    and self.listen is not None
-                ):
-                    self.ports.add(number)
-                    self._spawn(self.listen(number))
+    async def _listen_pod(self, pod: _Pod, containers: list[dict[str, Any]]) -> None:
+        """Listen on the pod's IP at every TCP containerPort it declares (the operator's port is
+        a setting), until the pod is forgotten."""
+        if self.listen is None:
+            return
+        ports = {
+            port["containerPort"]
+            for c in containers
+            for port in c.get("ports") or []
+            if isinstance(port.get("containerPort"), int) and port.get("protocol", "TCP") == "TCP"
+        }
+        for number in sorted(ports):
+            server = await self.listen(pod.ip, number)
+            if server is None:
+                continue
+            if self.by_uid.get(pod.uid) is not pod:  # forgotten while binding
+                server.close()
+                return
+            pod.servers.append(server)
 
     def _on_serving(self, pod: _Pod) -> None:
         if pod.started:  # at start-up, _start probes once the load returns
@@ -306,25 +387,28 @@ async def _serve(args: argparse.Namespace) -> None:
     app = web.Application()
     runner = web.AppRunner(app, access_log=None)
 
-    async def listen(port: int) -> None:
+    async def listen(ip: str, port: int) -> asyncio.AbstractServer | None:
         try:
-            sock: socket.socket = listen_in_netns(args.netns, port)
+            sock: socket.socket = listen_in_netns(args.netns, port, host=ip)
         except NetworkError as exc:
-            log.warning("cannot listen on port %s: %s", port, exc)
-            return
-        await web.SockSite(runner, sock).start()
-        log.info("listening on 0.0.0.0:%s in netns %s", port, args.netns)
+            log.warning("cannot listen on %s:%s: %s", ip, port, exc)
+            return None
+        assert runner.server is not None
+        return await asyncio.get_running_loop().create_server(runner.server, sock=sock)
 
-    responder = Responder(client, listen)
+    responder = Responder(
+        client,
+        listen,
+        netns=args.netns,
+        pods_dir=Path(args.pods_dir),
+        forward_ports=frozenset(args.forward_port or ()),
+    )
     app.router.add_route("*", "/{tail:.*}", responder.handle)
     await runner.setup()
-    for port in args.port:
-        responder.ports.add(port)
-        await listen(port)
     watcher = asyncio.get_running_loop().create_task(responder.watch())
     await responder.synced.wait()
     Path(args.ready_file).write_text("ready\n")
-    log.info("serving ports %s in netns %s", args.port, args.netns)
+    log.info("watching pods; serving their IPs in netns %s", args.netns)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -333,6 +417,11 @@ async def _serve(args: argparse.Namespace) -> None:
     watcher.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watcher
+    await asyncio.gather(*(hosted.stop() for hosted in responder.hosted.values()))
+    responder.forwarder.close()
+    for pod in responder.by_uid.values():
+        for server in pod.servers:
+            server.close()
     await runner.cleanup()
     await responder.manifests.close()
     await client.aclose()
@@ -346,7 +435,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--ready-file", required=True)
-    parser.add_argument("--port", type=int, action="append", required=True)
+    parser.add_argument(
+        "--pods-dir", required=True, help="per-pod directories of the host-process pods"
+    )
+    parser.add_argument(
+        "--forward-port",
+        type=int,
+        action="append",
+        help="a host loopback port reachable on 127.0.0.1 inside the namespace (repeatable)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     # One line per manifest and model fetch is thousands at fleet scale; failures still log.
