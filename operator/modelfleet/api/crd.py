@@ -57,6 +57,13 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "description": "Wells ready for at least minReadySeconds",
     },
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Fleet phase"},
+    {
+        "name": "Drifting",
+        "type": "integer",
+        "jsonPath": ".status.monitoring.wellsOverThreshold",
+        "description": "Wells whose data drifts beyond spec.monitoring.thresholds (-o wide)",
+        "priority": 1,
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "modelfleet.dev"
@@ -343,6 +343,72 @@ class Canary(_Resource):
     """Label selector on well labels choosing the canary wells."""
 
 
+class ComparisonOperator(enum.StrEnum):
+    """How a measured value must compare with its threshold for the check to pass."""
+
+    LESS_THAN = "LessThan"
+    LESS_OR_EQUAL = "LessOrEqual"
+    GREATER_THAN = "GreaterThan"
+    GREATER_OR_EQUAL = "GreaterOrEqual"
+
+
+#: The placeholder an analysis query names the canary wells with: replaced by an anchored regex
+#: alternation of their ids (e.g. `fr-0001|fr-0002`), for `well=~"{{wells}}"`.
+WELLS_PLACEHOLDER = "{{wells}}"
+MAX_ANALYSIS_QUERIES = 8
+#: Series of one analysis answer kept in status (the offending ones first).
+MAX_ANALYSIS_RESULTS = 10
+#: Worst wells status.monitoring lists.
+MAX_WORST_WELLS = 20
+
+
+class AnalysisQuery(_Resource):
+    """One PromQL query whose every series must meet the threshold."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=DNS1123_LABEL)]
+    """Name of the check, shown in status and in the rollback message."""
+
+    query: Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"\S")]
+    """PromQL instant query. {{wells}} is replaced by a regex matching exactly the canary wells
+    (well=~"{{wells}}"). Every series of the answer is a measurement, labels kept: each must
+    meet the threshold. An empty answer, NaN or an infinite value is inconclusive (the roll-out
+    holds); a query Prometheus refuses (bad PromQL) is inconclusive too, with Prometheus' error
+    in the condition: fix the spec and the analysis starts again."""
+
+    operator: ComparisonOperator
+    """LessThan, LessOrEqual, GreaterThan or GreaterOrEqual: how every value must compare
+    with threshold to pass."""
+
+    threshold: float
+    """The value each series is compared with."""
+
+
+class Analysis(_Resource):
+    """Checks evaluated on the canary wells, through spec.monitoring's Prometheus, before the
+    rest of the fleet is updated. Needs rollout.canary and spec.monitoring."""
+
+    queries: list[AnalysisQuery] = Field(
+        min_length=1,
+        max_length=MAX_ANALYSIS_QUERIES,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """The checks; each name at most once. A measurement passes when every series of every
+    query meets its threshold, fails when one series does not."""
+
+    interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+    """Seconds between two measurements."""
+
+    measurements: Annotated[int, Field(ge=1, le=100)] = 3
+    """Passing measurements needed, in a row, before the fleet proceeds past the canary (the
+    analysis lasts at least measurements x intervalSeconds). One failing measurement fails the
+    analysis: with autoRollback the fleet rolls back (reason AnalysisFailed). An inconclusive
+    one restarts the count and holds the roll-out."""
+
+    min_rows: Annotated[int, Field(ge=0, le=1_000_000)] = 100
+    """Traffic guard: every canary well must report at least this many rows in its monitoring
+    window (modelfleet_runtime_window_rows_min), else the measurement is inconclusive."""
+
+
 class RolloutPolicy(_Resource):
     """How a new revision reaches the fleet."""
 
@@ -359,6 +425,11 @@ class RolloutPolicy(_Resource):
                     "message": "maxSurge must be 0: a well has one pod with a stable name, so no "
                     "replacement can run beside it; use maxUnavailable",
                     "fieldPath": ".maxSurge",
+                },
+                {
+                    "rule": "!has(self.analysis) || has(self.canary)",
+                    "message": "analysis needs a canary: it is evaluated on the canary wells",
+                    "fieldPath": ".analysis",
                 },
                 {
                     "rule": "self.progressDeadlineSeconds > self.minReadySeconds",
@@ -398,6 +469,81 @@ class RolloutPolicy(_Resource):
     fully available. The spec keeps naming the failed version; status says RolledBack until the
     spec changes."""
 
+    analysis: Analysis | None = None
+    """Prometheus checks on the canary wells before the rest of the fleet is updated (needs
+    canary and spec.monitoring). Failed: with autoRollback the fleet rolls back, reason
+    AnalysisFailed, the measured value and the series' labels in the message. Inconclusive
+    (Prometheus unreachable or erroring, an empty answer, NaN, too little traffic): the roll-out
+    holds, never promotes, and the progress deadline does not run meanwhile."""
+
+    @model_validator(mode="after")
+    def _analysis_needs_canary(self) -> RolloutPolicy:
+        # Mirrors the CEL rule above, for specs that reach the operator unchecked.
+        if self.analysis is not None and self.canary is None:
+            raise ValueError("analysis needs a canary: it is evaluated on the canary wells")
+        return self
+
+
+class SecretKeyRef(_Resource):
+    """A key of a Secret in the ModelDeployment's namespace."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)]
+    """Name of the Secret."""
+
+    key: Annotated[str, StringConstraints(min_length=1, max_length=253)] = "token"
+    """Key holding the value."""
+
+
+class PrometheusEndpoint(_Resource):
+    """Where the operator reads the fleet's monitoring series."""
+
+    address: Annotated[
+        str, StringConstraints(min_length=8, max_length=2048, pattern=r"^https?://[^\s?#]+$")
+    ]
+    """Base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring.svc:9090 (the
+    operator calls <address>/api/v1/query)."""
+
+    bearer_token_secret: SecretKeyRef | None = None
+    """Secret key holding a bearer token sent as Authorization: Bearer <token> (a proxy or a
+    managed Prometheus in front of the API). Read at each query, so a rotated token is used at
+    once."""
+
+    timeout_seconds: Annotated[int, Field(ge=1, le=60)] = 5
+    """Seconds one query may take; beyond it the answer counts as unreachable."""
+
+
+class DriftThresholds(_Resource):
+    """When a well counts as drifting, missing data or stale, for status.monitoring."""
+
+    feature_psi: Annotated[float, Field(gt=0, le=100)] = 0.25
+    """A well drifts when its worst feature PSI (modelfleet_runtime_feature_psi_worst) is
+    above this (the PSI convention's 0.25)."""
+
+    prediction_psi: Annotated[float, Field(gt=0, le=100)] = 0.25
+    """... or its worst prediction PSI (modelfleet_runtime_prediction_psi_worst) is above this."""
+
+    missing_rate: Annotated[float, Field(ge=0, le=1)] = 0.2
+    """A well misses data when its worst per-feature missing rate is above this."""
+
+    stale_seconds: Annotated[int, Field(ge=1, le=604800)] = 600
+    """A well's data is stale when its stalest model saw no row for longer than this (a well
+    that never saw a row counts too)."""
+
+
+class MonitoringSpec(_Resource):
+    """Read the fleet's functional-monitoring series from Prometheus into status.monitoring and
+    the ModelsHealthy condition: one query per interval for the whole fleet, never one per pod.
+    The series carry the fleet and well labels of the runtime's PodMonitor."""
+
+    prometheus: PrometheusEndpoint
+    """The Prometheus to query."""
+
+    interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+    """Seconds between two queries. Status is written only when the answer changes."""
+
+    thresholds: DriftThresholds = Field(default_factory=DriftThresholds)
+    """When a well counts as drifting, missing data or stale."""
+
 
 class ModelDeploymentSpec(_Resource):
     """Desired state: one inference pod per well, serving the given model version."""
@@ -409,7 +555,12 @@ class ModelDeploymentSpec(_Resource):
                     "rule": "has(self.wells) || has(self.wellsFrom)",
                     "message": "set wells, wellsFrom or both: the fleet is their union",
                     "fieldPath": ".wells",
-                }
+                },
+                {
+                    "rule": "!has(self.rollout) || !has(self.rollout.analysis) || has(self.monitoring)",
+                    "message": "rollout.analysis needs spec.monitoring: its queries go to that Prometheus",
+                    "fieldPath": ".rollout.analysis",
+                },
             ]
         }
     )
@@ -445,6 +596,20 @@ class ModelDeploymentSpec(_Resource):
     revision_history_limit: Annotated[int, Field(ge=0, le=100)] = 10
     """How many old revisions (ControllerRevisions) to keep for rollback."""
 
+    monitoring: MonitoringSpec | None = None
+    """Functional monitoring read from Prometheus into status.monitoring and the ModelsHealthy
+    condition; also the Prometheus rollout.analysis queries. Without it the operator queries
+    nothing."""
+
+    @model_validator(mode="after")
+    def _analysis_needs_monitoring(self) -> ModelDeploymentSpec:
+        # Mirrors the CEL rule above.
+        if self.rollout.analysis is not None and self.monitoring is None:
+            raise ValueError(
+                "rollout.analysis needs spec.monitoring: its queries go to that Prometheus"
+            )
+        return self
+
 
 # -------------------------------------------------------------------------------------- status
 
@@ -461,6 +626,34 @@ class ConditionType(enum.StrEnum):
     AVAILABLE = "Available"
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
+    MODELS_HEALTHY = "ModelsHealthy"
+    """Only with spec.monitoring: what Prometheus says of the models' live data."""
+    ANALYSIS = "AnalysisPassed"
+    """Only while a roll-out has rollout.analysis: the canary analysis' verdict."""
+
+
+class ModelsHealthReason(enum.StrEnum):
+    """Why ModelsHealthy is what it is (the first that applies, in this order)."""
+
+    PROMETHEUS_UNREACHABLE = "PrometheusUnreachable"
+    """No answer: connection refused, timeout, a 5xx, or the token Secret unreadable."""
+    PROMETHEUS_ERROR = "PrometheusError"
+    """Prometheus answered with an error, or with something that is not the expected vector."""
+    NO_DATA = "NoData"
+    """No well of the fleet has monitoring series (no PodMonitor? monitoring off in the bundles?)."""
+    DRIFTING = "Drifting"
+    DATA_MISSING = "DataMissing"
+    DATA_STALE = "DataStale"
+    AS_EXPECTED = "AsExpected"
+
+
+class AnalysisPhase(enum.StrEnum):
+    RUNNING = "Running"
+    """Measuring: fewer passing measurements than required so far."""
+    INCONCLUSIVE = "Inconclusive"
+    """The last measurement could not decide: the roll-out holds."""
+    SUCCESSFUL = "Successful"
+    FAILED = "Failed"
 
 
 class Reason(enum.StrEnum):
@@ -478,6 +671,9 @@ class Reason(enum.StrEnum):
     SPEC_INVALID = "SpecInvalid"
     AS_EXPECTED = "AsExpected"
     WELLS_UNHEALTHY = "WellsUnhealthy"
+    ANALYSIS_RUNNING = "AnalysisRunning"
+    ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
+    ANALYSIS_FAILED = "AnalysisFailed"
 
 
 class Condition(_Resource):
@@ -526,6 +722,90 @@ class VersionCount(_Resource):
 
     wells: int
     """Number of wells whose pod is ready on this revision."""
+
+
+class WorstWell(_Resource):
+    """A well among those whose data drifts most."""
+
+    well: str
+    """Well id."""
+
+    model: str = ""
+    """Model with the largest feature PSI in the well."""
+
+    feature: str = ""
+    """Its feature with the largest PSI."""
+
+    psi: float
+    """That PSI, rounded to 3 decimals."""
+
+
+class MonitoringStatus(_Resource):
+    """What Prometheus said of the fleet's live data at observedAt (spec.monitoring)."""
+
+    observed_at: str | None = None
+    """When Prometheus gave this answer (RFC 3339). The operator queries every intervalSeconds
+    and writes only a different answer: the values have held since then."""
+
+    wells_reporting: int = 0
+    """Wells with monitoring series in Prometheus."""
+
+    wells_over_threshold: int = 0
+    """Wells whose worst feature or prediction PSI is above its threshold (DRIFTING column)."""
+
+    wells_missing_data: int = 0
+    """Wells whose worst missing rate is above thresholds.missingRate."""
+
+    wells_stale: int = 0
+    """Wells whose stalest model saw no row for longer than thresholds.staleSeconds."""
+
+    wells_insufficient_data: int = 0
+    """Wells with a model whose window holds too few rows for a verdict (neither drift nor
+    healthy)."""
+
+    worst_wells: list[WorstWell] | None = Field(default=None, max_length=MAX_WORST_WELLS)
+    """Up to 20 wells with the largest feature PSI, largest first."""
+
+    error: str | None = None
+    """Why the last query gave no usable answer, if it did not (see ModelsHealthy)."""
+
+
+class AnalysisResult(_Resource):
+    """One series of an analysis query's answer."""
+
+    query: str
+    """The check's name."""
+
+    value: str
+    """The measured value as Prometheus gave it."""
+
+    passed: bool
+    """Whether it meets the threshold."""
+
+    labels: dict[str, str] | None = None
+    """The series' labels (well, model, ...)."""
+
+
+class AnalysisStatus(_Resource):
+    """The canary analysis of the update revision (rollout.analysis)."""
+
+    revision: str
+    """Revision analysed."""
+
+    phase: AnalysisPhase
+    """Running, Inconclusive, Successful or Failed."""
+
+    successful_measurements: int = 0
+    """Passing measurements in a row so far."""
+
+    measured_at: str | None = None
+    """When the last measurement was taken (RFC 3339)."""
+
+    message: str = ""
+    """What the last measurement found."""
+
+    results: list[AnalysisResult] | None = Field(default=None, max_length=MAX_ANALYSIS_RESULTS)
+    """Series of the last measurement (failing ones first), labels kept."""
 
 
 class ModelDeploymentStatus(_Resource):
@@ -579,6 +859,12 @@ class ModelDeploymentStatus(_Resource):
     rolled_back_from: str | None = None
     """Revision abandoned by an automatic rollback; the fleet stays on currentRevision until the
     spec changes again."""
+
+    monitoring: MonitoringStatus | None = None
+    """The fleet's functional monitoring as Prometheus last reported it (spec.monitoring)."""
+
+    analysis: AnalysisStatus | None = None
+    """The canary analysis of the current roll-out (rollout.analysis)."""
 
 
 class ModelDeployment(_Resource):

@@ -24,6 +24,7 @@ from modelfleet.control.reconciler import FleetReconciler
 from modelfleet.io.execution import FleetExecutor
 from modelfleet.io.informer import ConfigMapInformer, Informer, PodInformer
 from modelfleet.io.kube import Connection, KubeClient, context_namespace, load_connection
+from modelfleet.io.prometheus import PrometheusClient
 from settings_flags import add_settings_arguments, settings_from_args
 
 logger = logging.getLogger("modelfleet.operator")
@@ -37,7 +38,8 @@ async def run_operator(
 ) -> None:
     connection = load_connection(settings.kubeconfig, settings.context)
     client = KubeClient(connection, settings.client_settings())
-    reconciler = FleetReconciler(FleetExecutor(client))
+    prometheus = PrometheusClient(client)
+    reconciler = FleetReconciler(FleetExecutor(client), prometheus=prometheus)
     scopes: list[str | None] = [None] if settings.all_namespaces else list(settings.namespaces)
     informers: list[Informer] = [
         PodInformer(client, ns, reconciler.observe_pod, reconciler.resync_pods) for ns in scopes
@@ -62,6 +64,7 @@ async def run_operator(
             ready_flag=ready_flag,
         )
     finally:
+        await prometheus.close()
         await client.close()
 
 

@@ -19,7 +19,13 @@ from modelfleet.api.spec import ModelDeploymentSpec, Phase
 from modelfleet.control.cache import FleetKey, WatchCache
 from modelfleet.control.executor import ApiExecutor, Clock
 from modelfleet.io.execution import FleetRef
-from modelfleet.logic.fleet_status import StatusContext, build_status, status_events
+from modelfleet.logic.analysis import AnalysisState
+from modelfleet.logic.fleet_status import (
+    MonitoringView,
+    StatusContext,
+    build_status,
+    status_events,
+)
 from modelfleet.logic.inventory import BlockedFleet, failure_of, failure_status
 from modelfleet.logic.planning import FleetPlan
 from modelfleet.logic.revisions import Revision
@@ -72,6 +78,8 @@ class StatusPublisher:
         update: Revision,
         plan: FleetPlan,
         generation: int,
+        monitoring: MonitoringView | None = None,
+        analysis: AnalysisState | None = None,
     ) -> None:
         previous = self._previous(fleet)
         ctx = StatusContext(
@@ -80,7 +88,7 @@ class StatusPublisher:
             update_revision=update.name,
             now=self.clock(),
         )
-        status = build_status(plan, previous, ctx)
+        status = build_status(plan, previous, ctx, monitoring, analysis)
         for state, count in zip(
             WELL_STATES,
             (plan.ready, plan.updated, plan.available, plan.unavailable, plan.bundle_invalid),

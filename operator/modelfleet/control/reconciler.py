@@ -17,14 +17,21 @@ from typing import Any
 from modelfleet.control.cache import FleetKey, WatchCache
 from modelfleet.control.executor import ApiExecutor, Clock
 from modelfleet.control.inputs import InputGatherer
+from modelfleet.control.monitoring import FleetMonitor, PrometheusQuerier
 from modelfleet.control.publisher import StatusPublisher
 from modelfleet.control.worker import FleetWorker
 
 
 class FleetReconciler:
-    def __init__(self, executor: ApiExecutor, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        executor: ApiExecutor,
+        clock: Clock = time.time,
+        prometheus: PrometheusQuerier | None = None,
+    ) -> None:
         self.executor = executor
         self.clock = clock
+        self.prometheus = prometheus  # None: spec.monitoring is not acted on
         self.cache = WatchCache(self)
         self.gatherer = InputGatherer(executor, self.cache)
         self.publisher = StatusPublisher(executor, self.cache, clock)
@@ -55,6 +62,11 @@ class FleetReconciler:
     def worker(self, key: FleetKey) -> FleetWorker:
         worker = self.workers.get(key)
         if worker is None:
+            monitor = (
+                FleetMonitor(key, self.prometheus, self.clock, lambda: self.fleet_changed(key))
+                if self.prometheus is not None
+                else None
+            )
             worker = FleetWorker(
                 key,
                 self.cache,
@@ -63,6 +75,7 @@ class FleetReconciler:
                 self.executor,
                 self.clock,
                 self.pods_synced,
+                monitor,
             )
             self.workers[key] = worker
         return worker

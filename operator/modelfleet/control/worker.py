@@ -21,6 +21,7 @@ from modelfleet.api.spec import Reason, RuntimeSpec
 from modelfleet.control.cache import FleetKey, ObservedFleet, WatchCache
 from modelfleet.control.executor import ApiExecutor, Clock
 from modelfleet.control.inputs import FleetInputs, InputGatherer
+from modelfleet.control.monitoring import AnalysisTarget, FleetMonitor
 from modelfleet.control.publisher import RECONCILE_SECONDS, RECONCILES, StatusPublisher
 from modelfleet.io.execution import ActionOutcome, FleetRef
 from modelfleet.io.kube import KubeApiError
@@ -32,9 +33,11 @@ from modelfleet.logic.actions import (
     DeleteReason,
     action_well,
 )
+from modelfleet.logic.analysis import AnalysisGate, AnalysisState, analysis_applies, gate_of
 from modelfleet.logic.budget import BudgetLedger
+from modelfleet.logic.fleet_status import MonitoringView
 from modelfleet.logic.inventory import BlockedFleet, failure_of
-from modelfleet.logic.planning import FleetInput, FleetPlan, plan_fleet
+from modelfleet.logic.planning import FleetInput, FleetPlan, canary_wells, plan_fleet
 from modelfleet.logic.reactions import ReactionView, react
 from modelfleet.logic.revisions import WellTarget
 from modelfleet.logic.wellpod import WellPod
@@ -91,8 +94,10 @@ class FleetWorker:
         executor: ApiExecutor,
         clock: Clock,
         synced: asyncio.Event,
+        monitor: FleetMonitor | None = None,
     ) -> None:
         self.key = key
+        self.monitor = monitor  # None: the operator has no Prometheus client
         self.cache = cache
         self.gatherer = gatherer
         self.publisher = publisher
@@ -125,9 +130,12 @@ class FleetWorker:
         self.last_plan = None
 
     def tasks(self) -> list[asyncio.Task[None]]:
-        return [t for t in [self._task, *self._batches] if t is not None]
+        monitoring = self.monitor.tasks() if self.monitor is not None else []
+        return [t for t in [self._task, *self._batches, *monitoring] if t is not None]
 
     def cancel(self) -> None:
+        if self.monitor is not None:
+            self.monitor.stop()
         for task in self.tasks():
             task.cancel()
 
@@ -231,8 +239,51 @@ class FleetWorker:
             min_ready_seconds=inputs.spec.rollout.min_ready_seconds,
             ledger=BudgetLedger.from_plan(plan) if plan.deferred else None,
         )
-        await self.publisher.publish_plan(fleet, inputs.spec, inputs.update, plan, generation)
+        monitoring, analysis = self._monitoring(inputs, observed, plan)
+        await self.publisher.publish_plan(
+            fleet, inputs.spec, inputs.update, plan, generation, monitoring, analysis
+        )
         return self._next_look(plan, now)
+
+    def _analysis_gate(self, inputs: FleetInputs) -> tuple[AnalysisGate, str]:
+        """What the canary analysis lets the plan do (NONE: no analysis applies)."""
+        spec = inputs.spec
+        if self.monitor is None or spec.monitoring is None:
+            return AnalysisGate.NONE, ""
+        if not analysis_applies(
+            spec.rollout.analysis, inputs.state.current_revision, inputs.update.name
+        ):
+            return AnalysisGate.NONE, ""
+        state = self.monitor.analysis_of(inputs.update.name)
+        return gate_of(state), state.message if state is not None else ""
+
+    def _monitoring(
+        self, inputs: FleetInputs, observed: ObservedFleet, plan: FleetPlan
+    ) -> tuple[MonitoringView | None, AnalysisState | None]:
+        """Tell the monitor what to query now; what it last found, for status."""
+        monitor = self.monitor
+        if monitor is None:
+            return None, None
+        spec = inputs.spec
+        target: AnalysisTarget | None = None
+        analysis = spec.rollout.analysis
+        if (
+            analysis is not None
+            and plan.analysis_hold
+            and not plan.analysis_failed
+            and not plan.rolled_back
+        ):
+            canary = canary_wells(spec.wells, spec.rollout)
+            target = AnalysisTarget(inputs.update.name, frozenset(canary), analysis)
+        monitor.configure(
+            spec.monitoring,
+            len(spec.wells),
+            target,
+            observed.last_status or {},
+            inputs.update.name,
+        )
+        # The update revision's analysis stays in status after its roll-out, for the record.
+        return monitor.view, monitor.analysis_of(inputs.update.name)
 
     def _plan(
         self, inputs: FleetInputs, observed: ObservedFleet, now: float
@@ -240,6 +291,7 @@ class FleetWorker:
         spec = inputs.spec
         wells = {w.id for w in spec.wells}
         pods = observed.pod_map()
+        gate, gate_message = self._analysis_gate(inputs)
         plan = plan_fleet(
             FleetInput(
                 wells=spec.wells,
@@ -251,6 +303,8 @@ class FleetWorker:
                 stray_pods=[p for w, p in pods.items() if w not in wells],
                 now=now,
                 in_flight=self.motion.in_flight,
+                analysis=gate,
+                analysis_message=gate_message,
             )
         )
         return plan, pods

@@ -11,9 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from modelfleet.api.spec import MAX_UNHEALTHY_REPORTED, ConditionType, Phase, Reason
+from modelfleet.api.spec import (
+    MAX_UNHEALTHY_REPORTED,
+    AnalysisPhase,
+    ConditionType,
+    ModelsHealthReason,
+    Phase,
+    Reason,
+)
+from modelfleet.logic.analysis import AnalysisState
 from modelfleet.logic.planning import FleetPlan, RolloutState, WellProblem
 from modelfleet.logic.wellpod import parse_time
 
@@ -33,6 +42,14 @@ def rollout_state_from_status(status: Mapping[str, Any] | None) -> RolloutState:
 
 
 @dataclass(frozen=True)
+class MonitoringView:
+    """The fleet's last monitoring answer, as status shows it (logic.fleet_monitoring)."""
+
+    status: dict[str, Any]  # status.monitoring
+    healthy: tuple[str, ModelsHealthReason, str]  # the ModelsHealthy condition
+
+
+@dataclass(frozen=True)
 class StatusContext:
     generation: int
     model: str  # name@version in spec
@@ -45,7 +62,7 @@ def _condition(
     ctx: StatusContext,
     ctype: ConditionType,
     status: str,
-    reason: Reason,
+    reason: StrEnum,
     message: str,
 ) -> dict[str, Any]:
     prev = previous.get(ctype.value)
@@ -78,7 +95,11 @@ def fleet_phase(plan: FleetPlan, current_revision: str | None) -> Phase:
 
 
 def build_status(
-    plan: FleetPlan, previous: Mapping[str, Any] | None, ctx: StatusContext
+    plan: FleetPlan,
+    previous: Mapping[str, Any] | None,
+    ctx: StatusContext,
+    monitoring: MonitoringView | None = None,
+    analysis: AnalysisState | None = None,
 ) -> dict[str, Any]:
     """The full status object to write for this plan."""
     prev_conditions = {c["type"]: c for c in (previous or {}).get("conditions") or []}
@@ -97,7 +118,25 @@ def build_status(
         f"{plan.available} of {plan.wells} wells available "
         f"(at most {plan.max_unavailable} may be unavailable)",
     )
-    if plan.rolled_back:
+    failed_analysis = (
+        f"canary analysis of revision {ctx.update_revision} failed: "
+        f"{analysis.message if analysis is not None else ''}"
+    )
+    if plan.rolled_back and plan.analysis_failed:
+        prog = (
+            "False",
+            Reason.ANALYSIS_FAILED,
+            f"{failed_analysis}; rolled back to revision {target}; {progress_msg}. "
+            "Change the spec to roll out again.",
+        )
+    elif plan.analysis_failed:
+        prog = (
+            "False",
+            Reason.ANALYSIS_FAILED,
+            f"{failed_analysis}; the roll-out holds on the canary (no autoRollback or no "
+            f"revision to roll back to); {progress_msg}",
+        )
+    elif plan.rolled_back:
         prog = (
             "False",
             Reason.ROLLED_BACK,
@@ -120,11 +159,22 @@ def build_status(
         prog = ("Unknown", Reason.PAUSED, f"roll-out paused; {progress_msg}")
     elif plan.canary_wells and not plan.canary_done:
         prog = ("True", Reason.CANARY, f"canary of {plan.canary_wells} wells; {progress_msg}")
+    elif plan.analysis_hold:
+        inconclusive = analysis is not None and analysis.phase is AnalysisPhase.INCONCLUSIVE
+        detail = analysis.message if analysis is not None else "waiting for the first measurement"
+        prog = (
+            "True",
+            Reason.ANALYSIS_INCONCLUSIVE if inconclusive else Reason.ANALYSIS_RUNNING,
+            f"canary of {plan.canary_wells} wells held for analysis"
+            f"{' (inconclusive, the roll-out holds)' if inconclusive else ''}: {detail}",
+        )
     else:
         prog = ("True", Reason.ROLLING_OUT, progress_msg)
     progressing = _condition(prev_conditions, ctx, ConditionType.PROGRESSING, *prog)
 
-    if plan.rolled_back:
+    if plan.analysis_failed and (plan.rolled_back or not plan.rollout_done):
+        deg = ("True", Reason.ANALYSIS_FAILED, prog[2])
+    elif plan.rolled_back:
         deg = ("True", Reason.ROLLED_BACK, prog[2])
     elif plan.deadline_exceeded:
         deg = ("True", Reason.PROGRESS_DEADLINE_EXCEEDED, prog[2])
@@ -140,6 +190,26 @@ def build_status(
         deg = ("False", Reason.AS_EXPECTED, "all wells as expected")
     degraded = _condition(prev_conditions, ctx, ConditionType.DEGRADED, *deg)
 
+    conditions = [available, progressing, degraded]
+    if monitoring is not None:
+        conditions.append(
+            _condition(prev_conditions, ctx, ConditionType.MODELS_HEALTHY, *monitoring.healthy)
+        )
+    if analysis is not None:
+        verdict = {
+            AnalysisPhase.SUCCESSFUL: "True",
+            AnalysisPhase.FAILED: "False",
+        }.get(analysis.phase, "Unknown")
+        conditions.append(
+            _condition(
+                prev_conditions,
+                ctx,
+                ConditionType.ANALYSIS,
+                verdict,
+                analysis.phase,
+                f"revision {analysis.revision}: {analysis.message}",
+            )
+        )
     status: dict[str, Any] = {
         "observedGeneration": ctx.generation,
         "model": ctx.model,
@@ -150,7 +220,7 @@ def build_status(
         "currentRevision": state.current_revision,
         "updateRevision": ctx.update_revision,
         "phase": phase.value,
-        "conditions": [available, progressing, degraded],
+        "conditions": conditions,
         "unhealthyWells": [
             {"well": r.well, "reason": r.reason, "message": r.message[:512]}
             for r in plan.unhealthy[:MAX_UNHEALTHY_REPORTED]
@@ -163,6 +233,8 @@ def build_status(
             rfc3339(state.last_progress) if state.last_progress is not None else None
         ),
         "rolledBackFrom": state.rolled_back_from,
+        "monitoring": monitoring.status if monitoring is not None else None,
+        "analysis": analysis.as_status() if analysis is not None else None,
     }
     return status
 
@@ -219,6 +291,20 @@ def status_events(
             events.append(("Warning", "ProgressDeadlineExceeded", _message(status)))
         elif new_prog == Reason.PAUSED.value:
             events.append(("Normal", "RolloutPaused", _message(status)))
+    if new_prog != prev_prog and new_prog == Reason.ANALYSIS_INCONCLUSIVE.value:
+        events.append(("Warning", Reason.ANALYSIS_INCONCLUSIVE.value, _message(status)))
+    prev_analysis = _reason(prev, ConditionType.ANALYSIS)
+    if (
+        _reason(status, ConditionType.ANALYSIS) == AnalysisPhase.SUCCESSFUL.value
+        and prev_analysis != AnalysisPhase.SUCCESSFUL.value
+    ):
+        events.append(("Normal", "AnalysisPassed", _message(status, ConditionType.ANALYSIS)))
+    healthy = _reason(status, ConditionType.MODELS_HEALTHY)
+    prev_healthy = _reason(prev, ConditionType.MODELS_HEALTHY)
+    first_and_fine = prev_healthy is None and healthy == ModelsHealthReason.AS_EXPECTED.value
+    if healthy is not None and healthy != prev_healthy and not first_and_fine:
+        etype = "Normal" if healthy == ModelsHealthReason.AS_EXPECTED.value else "Warning"
+        events.append((etype, healthy, _message(status, ConditionType.MODELS_HEALTHY)))
     invalid = Reason.BUNDLE_INVALID.value
     if (
         _reason(status, ConditionType.DEGRADED) == invalid
@@ -244,8 +330,8 @@ def _reason(status: Mapping[str, Any], ctype: ConditionType) -> str | None:
     return None
 
 
-def _message(status: Mapping[str, Any]) -> str:
+def _message(status: Mapping[str, Any], ctype: ConditionType = ConditionType.PROGRESSING) -> str:
     for c in status.get("conditions") or []:
-        if c.get("type") == ConditionType.PROGRESSING.value:
+        if c.get("type") == ctype.value:
             return str(c.get("message"))
     return ""

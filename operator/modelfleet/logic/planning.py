@@ -27,6 +27,7 @@ from modelfleet.logic.actions import (
     DeleteReason,
     RetargetPod,
 )
+from modelfleet.logic.analysis import AnalysisGate
 from modelfleet.logic.availability import as_seen, counts_unavailable
 from modelfleet.logic.revisions import Revision, WellTarget, well_target
 from modelfleet.logic.wellpod import WellPod
@@ -62,6 +63,10 @@ class FleetInput:
     # Actions started earlier and not finished, by well: not repeated, and a delete or swap
     # under way counts its well unavailable (availability.counts_unavailable).
     in_flight: Mapping[str, Action] = field(default_factory=dict)
+    # The canary analysis of the update revision (logic.analysis): HOLD keeps the roll-out on
+    # the canary wells, FAILED rolls back like an exceeded deadline (with autoRollback).
+    analysis: AnalysisGate = AnalysisGate.NONE
+    analysis_message: str = ""
 
 
 # ------------------------------------------------------------------------------------ outputs
@@ -100,6 +105,8 @@ class FleetPlan:
     paused: bool = False
     canary_wells: int = 0
     canary_done: bool = True
+    analysis_hold: bool = False  # the canary is done; its analysis has not passed yet
+    analysis_failed: bool = False  # the update revision failed its analysis
     deadline_exceeded: bool = False
     rolled_back: bool = False
     state: RolloutState = field(default_factory=RolloutState)
@@ -225,6 +232,13 @@ def plan_fleet(inp: FleetInput) -> FleetPlan:
     plan.rollout_done = plan.updated == total and not inp.stray_pods
     plan.complete = plan.rollout_done and plan.available == total
 
+    plan.analysis_failed = inp.analysis is AnalysisGate.FAILED
+    plan.analysis_hold = (
+        bool(canary)
+        and plan.canary_done
+        and not rolled_back
+        and inp.analysis in (AnalysisGate.HOLD, AnalysisGate.FAILED)
+    )
     plan.unavailable_wells = {w for w, ok in available.items() if not ok}
     if not policy.paused:
         _plan_updates(plan, pending_updates, available, canary)
@@ -269,7 +283,7 @@ def _plan_updates(
     canary: set[str],
 ) -> None:
     """Pick which outdated pods to move now, within the unavailability budget."""
-    if canary and not plan.canary_done and not plan.rolled_back:
+    if canary and (not plan.canary_done or plan.analysis_hold) and not plan.rolled_back:
         pending = [p for p in pending if p[0].id in canary]
     # Already-unavailable wells first: updating them costs no budget (Deployment does the same).
     pending.sort(key=lambda p: available[p[0].id])
@@ -354,8 +368,10 @@ def _track_progress(inp: FleetInput, plan: FleetPlan, target_rev: Revision) -> N
     last_progress: float | None = state.last_progress if state.last_progress is not None else now
     if mark[0] > state.progress_mark[0] or mark[1] > state.progress_mark[1]:
         last_progress = now
-    if plan.rollout_done or policy.paused:
-        last_progress = None  # no deadline at rest, nor while paused (restarts on resume)
+    if plan.rollout_done or policy.paused or (plan.analysis_hold and not plan.analysis_failed):
+        # No deadline at rest, nor while paused, nor while the canary analysis decides (it
+        # holds on missing data for as long as data is missing): it restarts afterwards.
+        last_progress = None
     current = state.current_revision
     rolled_back_from = state.rolled_back_from
     if rolled_back_from is not None and rolled_back_from != inp.update.name:
@@ -363,6 +379,25 @@ def _track_progress(inp: FleetInput, plan: FleetPlan, target_rev: Revision) -> N
     if plan.complete:
         current = target_rev.name
     exceeded = last_progress is not None and now - last_progress > policy.progress_deadline_seconds
+    can_roll_back = (
+        policy.auto_rollback
+        and not plan.rolled_back
+        and current is not None
+        and current != inp.update.name
+    )
+    if plan.analysis_failed and can_roll_back:
+        rolled_back_from = inp.update.name
+        last_progress = now
+        exceeded = False
+        plan.rolled_back = True
+        plan.events.append(
+            (
+                "Warning",
+                "AnalysisFailed",
+                f"canary analysis of revision {inp.update.name} failed: "
+                f"{inp.analysis_message}; rolling back to revision {current}",
+            )
+        )
     if (
         exceeded
         and policy.auto_rollback
