@@ -4,7 +4,7 @@ A custom collector (no gauge is set on the request path): a scrape folds the que
 the same per-model values as `/v2/monitoring`, and reduces them to a bounded set per pod,
 whatever the model count: the worst feature PSI, prediction PSI, missing and out-of-range
 rates (each one series, labelled with its argmax), the fewest rows in a window, the stalest
-model's last-row age, models per verdict (4 series) and rows rejected: 10 series. A worst-of
+model's last-row age, models per verdict (4 series) and rows rejected: 11 series. A worst-of
 series is absent while no model has a value for it (an empty answer, never a made-up 0).
 Per-model and per-feature series are opt-in (`detail`): 1 + 3 x features series per model.
 """

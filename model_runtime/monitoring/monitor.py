@@ -93,41 +93,41 @@ class BundleMonitor:
         self.unmonitored: dict[str, str] = {}
         self.models: dict[str, ModelColumns] = {}
         histograms: list[HistogramStatistics] = []
-        layouts: list[tuple[ModelEntry, tuple[str, ...], str | None]] = []
+        layouts: list[
+            tuple[ModelEntry, tuple[str, ...], list[HistogramStatistics], str | None]
+        ] = []
+        predicted: dict[str, HistogramStatistics] = {}
         for entry in manifest.models:
             reason = _unmonitored_reason(manifest, entry)
-            if reason is not None or not config.enabled:
+            if reason is not None or not config.enabled or manifest.reference is None:
                 self.unmonitored[entry.name] = reason or "monitoring is off"
                 continue
-            assert manifest.reference is not None
             names = _feature_names(manifest, entry)
+            feature_histograms = [manifest.reference.features[n] for n in names]
             prediction = prediction_output(entry)
             outputs = entry.prediction_reference.outputs if entry.prediction_reference else {}
-            if prediction not in outputs:
-                prediction = None
-            histograms.extend(manifest.reference.features[n] for n in names)
-            if prediction is not None:
+            histograms.extend(feature_histograms)
+            if prediction is not None and prediction in outputs:
+                predicted[entry.name] = outputs[prediction]
                 histograms.append(outputs[prediction])
-            layouts.append((entry, names, prediction))
+            else:
+                prediction = None
+            layouts.append((entry, names, feature_histograms, prediction))
         bins = ReferenceBins.of(histograms)
         self.slots = bins.slots
         self.windows = ColumnWindows(len(histograms), max(config.window_rows, 1), bins.slots)
         bundle_thresholds = manifest.reference.drift_thresholds if manifest.reference else None
         column = 0
-        for entry, names, prediction in layouts:
+        for entry, names, feature_histograms, prediction in layouts:
             features = np.arange(column, column + len(names), dtype=np.intp)
             column += len(names)
-            feature_bins = ReferenceBins.of(
-                [manifest.reference.features[n] for n in names],
-                slots=bins.slots,  # type: ignore[union-attr]
-            )
+            feature_bins = ReferenceBins.of(feature_histograms, slots=bins.slots)
             prediction_bins = None
             prediction_column = None
+            own = list(feature_histograms)
             if prediction is not None:
-                assert entry.prediction_reference is not None
-                prediction_bins = ReferenceBins.of(
-                    [entry.prediction_reference.outputs[prediction]], slots=bins.slots
-                )
+                own.append(predicted[entry.name])
+                prediction_bins = ReferenceBins.of([predicted[entry.name]], slots=bins.slots)
                 prediction_column = column
                 column += 1
             if bundle_thresholds is not None:
@@ -135,11 +135,7 @@ class BundleMonitor:
                     bundle_thresholds.warn, bundle_thresholds.drift, ThresholdSource.BUNDLE
                 )
             elif config.thresholds is ThresholdSource.CALIBRATED:
-                model_bins = ReferenceBins.of(
-                    [manifest.reference.features[n] for n in names]  # type: ignore[union-attr]
-                    + ([entry.prediction_reference.outputs[prediction]] if prediction else []),  # type: ignore[union-attr]
-                )
-                thresholds = calibrate(model_bins, config.window_rows)
+                thresholds = calibrate(ReferenceBins.of(own), config.window_rows)
             else:
                 thresholds = CONVENTION
             self.models[entry.name] = ModelColumns(
