@@ -851,7 +851,31 @@ def main(argv: list[str] | None = None) -> int:
         help="wells inline, or in ConfigMaps with 3 labels and a digest each",
     )
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "opscale")
+    parser.add_argument(
+        "--cluster",
+        choices=("kubesim", "real"),
+        default="kubesim",
+        help="kubesim (the figures above), or the real control plane side by side with the "
+        "Deployment and StatefulSet controllers (bench/operator_scale_real.py)",
+    )
+    real = parser.add_argument_group("--cluster real")
+    real.add_argument(
+        "--rates",
+        default="50,500",
+        help="client rates: the operator's --qps and kube-controller-manager's --kube-api-qps",
+    )
+    real.add_argument("--burst-factor", type=float, default=2.0, help="burst = qps x this")
+    real.add_argument("--nodes", type=int, default=4, help="kwok Nodes")
+    real.add_argument("--sides", default="modelfleet,modelfleet_inplace,deployment,statefulset")
+    real.add_argument(
+        "--limits",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="probe the largest wells ConfigMap and ControllerRevision the apiserver stores",
+    )
     args = parser.parse_args(argv)
+    if args.cluster == "real":
+        return main_real(args)
     counts = [int(x) for x in args.wells.split(",")]
     args.workdir.mkdir(parents=True, exist_ok=True)
     bundle_uri = prepare_bundles(args.workdir / "bundles", ["1.0.0", "2.0.0"], max(counts))[
@@ -889,6 +913,33 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     if args.plot:
         plot(results, args.plot)
+    return 0
+
+
+def main_real(args: argparse.Namespace) -> int:
+    import operator_scale_real
+
+    wells = [int(x) for x in args.wells.split(",")]
+    if len(wells) != 1:
+        raise SystemExit("--cluster real takes one --wells count (each runs the four sides)")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    payload = operator_scale_real.run(
+        wells=wells[0],
+        qps_settings=[float(x) for x in args.rates.split(",")],
+        burst_factor=args.burst_factor,
+        delay=args.delay,
+        concurrency=args.concurrency,
+        steady_s=args.steady,
+        flips=args.flips,
+        nodes=args.nodes,
+        workdir=args.workdir,
+        sides=set(args.sides.split(",")),
+        limits=args.limits,
+        json_path=args.json,
+    )
+    print(operator_scale_real.table(payload))
+    if args.plot:
+        operator_scale_real.plot(payload, args.plot)
     return 0
 
 

@@ -1,0 +1,99 @@
+"""The real-cluster scale bench's own arithmetic: what it reads from kube-apiserver's /metrics
+and how it turns counters into per-pod figures and roll-out budgets (the cluster parts are
+measured, not tested here: they need 10 minutes of a real control plane)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import httpx
+from hypothesis import given
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import operator_scale_real as bench
+
+METRICS = """\
+# HELP apiserver_request_total [STABLE] Counter of apiserver requests broken out for each verb...
+# TYPE apiserver_request_total counter
+apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="POST",version="v1"} 300
+apiserver_request_total{code="429",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="POST",version="v1"} 4
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="status",verb="PATCH",version="v1"} 600
+apiserver_request_total{code="200",component="",dry_run="",group="",resource="",scope="",subresource="/healthz",verb="GET",version=""} 9
+apiserver_request_total{code="0",component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="WATCH",version="v1"} 2
+apiserver_request_duration_seconds_count{verb="POST"} 300
+"""
+
+
+def metrics_client(text: str) -> httpx.Client:
+    return httpx.Client(
+        base_url="https://apiserver.invalid",
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, text=text)),
+    )
+
+
+def test_requests_are_read_by_verb_resource_subresource_and_code_without_non_resource_paths() -> (
+    None
+):
+    with metrics_client(METRICS) as http:
+        counts = bench.apiserver_requests(http)
+    assert counts == {
+        ("POST", "pods", "201"): 300.0,
+        ("POST", "pods", "429"): 4.0,
+        ("PATCH", "pods/status", "200"): 600.0,
+        ("WATCH", "pods", "0"): 2.0,
+    }
+
+
+def test_a_phase_is_the_delta_over_every_code_and_429s_are_counted_apart() -> None:
+    before = {("POST", "pods", "201"): 100.0, ("PATCH", "pods/status", "200"): 600.0}
+    after = {
+        ("POST", "pods", "201"): 400.0,
+        ("POST", "pods", "429"): 5.0,
+        ("PATCH", "pods/status", "200"): 600.0,
+        ("GET", "pods/proxy", "200"): 300.0,
+    }
+    delta = bench.requests_delta(after, before)
+    assert delta == {"GET pods/proxy": 300.0, "POST pods": 305.0}
+    assert bench.throttled(after, before) == 5.0
+    assert bench.writes(delta) == 305.0
+    assert bench.per_pod(delta, 100) == {"GET pods/proxy": 3.0, "POST pods": 3.05}
+
+
+@given(st.integers(min_value=1, max_value=100_000), st.floats(min_value=0.5, max_value=60))
+def test_the_roll_out_budget_rounds_ten_percent_down_and_ideal_is_waves_times_the_delay(
+    wells: int, delay: float
+) -> None:
+    res = bench.SideResult("deployment", wells, 50.0, 100, delay)
+    bench.rollout_budget(res, delay)
+    assert res.max_unavailable == max(1, math.floor(wells / 10))
+    assert (
+        (res.rollout_waves - 1) * res.max_unavailable
+        < wells
+        <= res.rollout_waves * res.max_unavailable
+    )
+    assert res.rollout_ideal_s == res.rollout_waves * delay
+
+
+@given(
+    st.lists(st.floats(min_value=0, max_value=1e6), min_size=1),
+    st.floats(min_value=1, max_value=100),
+)
+def test_a_percentile_is_a_sample_with_at_least_that_share_at_or_below_it(
+    values: list[float], p: float
+) -> None:
+    q = bench.percentile(values, p)
+    assert q in values
+    assert sum(v <= q for v in values) >= p / 100 * len(values)
+    assert sum(v < q for v in values) < p / 100 * len(values)
+
+
+def test_a_pod_being_deleted_or_gone_is_not_ready() -> None:
+    ready = {"metadata": {}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    deleting = {**ready, "metadata": {"deletionTimestamp": "2026-12-02T00:00:00Z"}}
+    assert bench.pod_is_ready("MODIFIED", ready)
+    assert not bench.pod_is_ready("DELETED", ready)
+    assert not bench.pod_is_ready("MODIFIED", deleting)
