@@ -48,6 +48,12 @@ class ReferenceBins:
             slots=slots,
         )
 
+    def take(self, columns: IntArray) -> ReferenceBins:
+        """The bins of `columns` only (same slots)."""
+        return ReferenceBins(
+            self.edges[columns], self.edge_counts[columns], self.reference[columns], self.slots
+        )
+
     @property
     def missing_bucket(self) -> int:
         return self.slots - 1

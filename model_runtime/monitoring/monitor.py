@@ -1,13 +1,17 @@
 """One serving bundle's monitor: where each model's rows and predictions are counted.
 
 The request path only hands arrays over (`observe_model`, `observe_well`, `observe_refused`):
-they are queued per model, and folded into the windows in batches, vectorised, when a model's
-queue reaches FOLD_ROWS rows or someone reads (a report, a scrape). So a single-row request
-costs a list append, and the queue is bounded: memory per model stays constant whatever the
-traffic. Columns: each monitored model owns one window column per input feature and one for
-its prediction (the positive-class probability, or a regressor's value), binned on the
-bundle's reference (never on live data). A bundle without reference statistics, or a model
-whose inputs the reference does not describe, serves unmonitored and says why.
+they are queued (per model for `/infer`, once for the whole-well endpoint, whose rows every
+model shares) and folded into the windows in vectorised batches when a queue reaches
+FOLD_ROWS rows or someone reads (a report, a scrape). So a request costs a list append, the
+queues are bounded (memory per model stays constant whatever the traffic), and a whole-well
+batch is bucketed once per distinct feature list, not once per model. A model owns two
+windows: its features (one column each) and its prediction (the positive-class probability,
+or a regressor's value), binned on the bundle's reference, never on live data. Rows within one
+folded batch keep their order; batches from the two queues are folded in turn, so the window
+of a model called both ways holds its last rows up to the order inside one batch. A bundle
+without reference statistics, or a model whose input the reference does not describe, serves
+unmonitored and says why.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from model_runtime.manifest import BundleManifest, HistogramStatistics, ModelEnt
 from model_runtime.monitoring.bins import ReferenceBins
 from model_runtime.monitoring.config import MonitoringConfig
 from model_runtime.monitoring.thresholds import CONVENTION, PsiThresholds, calibrate
-from model_runtime.monitoring.window import ColumnWindows
+from model_runtime.monitoring.window import RowWindow
 from runtime_contract.monitoring import ThresholdSource
 
 IntArray = npt.NDArray[np.intp]
@@ -40,31 +44,62 @@ def prediction_output(entry: ModelEntry) -> str | None:
     return f"probabilities[{POSITIVE_CLASS}]" if POSITIVE_CLASS in entry.classes else None
 
 
-@dataclass(frozen=True)
-class ModelColumns:
-    """Where one monitored model lives in the bundle's windows."""
-
-    name: str
-    features: tuple[str, ...]
-    feature_columns: IntArray
-    feature_bins: ReferenceBins
-    prediction: str | None  # the reference output key, e.g. "probabilities[1]"
-    prediction_column: int | None
-    prediction_bins: ReferenceBins | None
-    prediction_index: int  # the positive class's column in `probabilities`
-    thresholds: PsiThresholds
-
-
 @dataclass
 class ModelTraffic:
-    """What arrived for one model: queued arrays, rows rejected, when the last row came."""
+    """What arrived for one model: queued rows (with the output the prediction is read from),
+    rows rejected, rows seen, when the last row came."""
 
-    queued_features: list[npt.NDArray[Any]] = field(default_factory=list)
-    queued_predictions: list[npt.NDArray[Any]] = field(default_factory=list)
+    queued: list[tuple[npt.NDArray[Any], npt.NDArray[Any] | None]] = field(default_factory=list)
     queued_rows: int = 0
     rows_rejected: int = 0
     rows_seen: int = 0
     last_row_at: float | None = None
+
+
+@dataclass
+class ModelWindows:
+    """One monitored model: its features' and prediction's bins, windows and thresholds."""
+
+    name: str
+    features: tuple[str, ...]
+    feature_bins: ReferenceBins
+    feature_window: RowWindow
+    prediction: str | None  # the reference output key, e.g. "probabilities[1]"
+    prediction_bins: ReferenceBins | None
+    prediction_window: RowWindow | None
+    prediction_index: int  # the positive class's column in `probabilities`
+    thresholds: PsiThresholds
+    traffic: ModelTraffic = field(default_factory=ModelTraffic)
+
+    def fold(self, capacity: int) -> None:
+        """Move the model's own queue into its windows."""
+        queued, self.traffic.queued = self.traffic.queued, []
+        self.traffic.queued_rows = 0
+        if not queued:
+            return
+        self.traffic.rows_seen += sum(rows.shape[0] for rows, _ in queued)
+        rows = queued[0][0] if len(queued) == 1 else np.concatenate([r for r, _ in queued])
+        self.feature_window.add(self.feature_bins.bucket(rows[-capacity:]))
+        if self.prediction_bins is None or self.prediction_window is None:
+            return
+        scored = [(part.shape[0], output) for part, output in queued if output is not None]
+        if not scored:
+            return
+        try:  # the usual case: outputs of one shape per row, stacked in one call
+            table = np.concatenate([output for _, output in scored]).reshape(
+                sum(n for n, _ in scored), -1
+            )
+            values = _prediction_column(self, table)
+        except ValueError:  # outputs of other shapes: one by one, those that fit
+            parts = [_prediction_values(self, output, n) for n, output in scored]
+            present = [p for p in parts if p is not None]
+            values = np.concatenate(present) if present else None
+        if values is not None:
+            predicted = values[-capacity:].reshape(-1, 1)
+            self.prediction_window.add(self.prediction_bins.bucket(predicted))
+
+
+WellItem = tuple[npt.NDArray[Any], Mapping[str, npt.NDArray[Any]] | None, float]
 
 
 def _feature_names(manifest: BundleManifest, entry: ModelEntry) -> tuple[str, ...]:
@@ -90,69 +125,76 @@ class BundleMonitor:
 
     def __init__(self, manifest: BundleManifest, config: MonitoringConfig) -> None:
         self.config = config
+        self.capacity = max(config.window_rows, 1)
         self.unmonitored: dict[str, str] = {}
-        self.models: dict[str, ModelColumns] = {}
-        histograms: list[HistogramStatistics] = []
-        layouts: list[
-            tuple[ModelEntry, tuple[str, ...], list[HistogramStatistics], str | None]
-        ] = []
-        predicted: dict[str, HistogramStatistics] = {}
+        self.models: dict[str, ModelWindows] = {}
+        reference = manifest.reference
+        # One slot count for every column of the bundle, so counts stack into one matrix.
+        self.slots = max(len(h.edges) for h in _all_histograms(manifest)) + 2
+        columns: list[HistogramStatistics] = []  # every window column, model by model
+        predicted_by_model: dict[str, HistogramStatistics] = {}
         for entry in manifest.models:
             reason = _unmonitored_reason(manifest, entry)
-            if reason is not None or not config.enabled or manifest.reference is None:
+            if reason is not None or not config.enabled or reference is None:
                 self.unmonitored[entry.name] = reason or "monitoring is off"
                 continue
             names = _feature_names(manifest, entry)
-            feature_histograms = [manifest.reference.features[n] for n in names]
+            feature_histograms = [reference.features[n] for n in names]
             prediction = prediction_output(entry)
             outputs = entry.prediction_reference.outputs if entry.prediction_reference else {}
-            histograms.extend(feature_histograms)
-            if prediction is not None and prediction in outputs:
-                predicted[entry.name] = outputs[prediction]
-                histograms.append(outputs[prediction])
-            else:
-                prediction = None
-            layouts.append((entry, names, feature_histograms, prediction))
-        bins = ReferenceBins.of(histograms)
-        self.slots = bins.slots
-        self.windows = ColumnWindows(len(histograms), max(config.window_rows, 1), bins.slots)
-        bundle_thresholds = manifest.reference.drift_thresholds if manifest.reference else None
-        column = 0
-        for entry, names, feature_histograms, prediction in layouts:
-            features = np.arange(column, column + len(names), dtype=np.intp)
-            column += len(names)
-            feature_bins = ReferenceBins.of(feature_histograms, slots=bins.slots)
-            prediction_bins = None
-            prediction_column = None
-            own = list(feature_histograms)
-            if prediction is not None:
-                own.append(predicted[entry.name])
-                prediction_bins = ReferenceBins.of([predicted[entry.name]], slots=bins.slots)
-                prediction_column = column
-                column += 1
-            if bundle_thresholds is not None:
-                thresholds = PsiThresholds(
-                    bundle_thresholds.warn, bundle_thresholds.drift, ThresholdSource.BUNDLE
-                )
-            elif config.thresholds is ThresholdSource.CALIBRATED:
-                thresholds = calibrate(ReferenceBins.of(own), config.window_rows)
-            else:
-                thresholds = CONVENTION
-            self.models[entry.name] = ModelColumns(
-                name=entry.name,
-                features=names,
-                feature_columns=features,
-                feature_bins=feature_bins,
-                prediction=prediction,
-                prediction_column=prediction_column,
-                prediction_bins=prediction_bins,
-                prediction_index=(
-                    entry.classes.index(POSITIVE_CLASS) if POSITIVE_CLASS in entry.classes else 0
-                ),
-                thresholds=thresholds,
+            predicted = outputs.get(prediction) if prediction is not None else None
+            own = feature_histograms + ([predicted] if predicted is not None else [])
+            columns.extend(own)
+            if predicted is not None:
+                predicted_by_model[entry.name] = predicted
+            self.models[entry.name] = self._model_windows(
+                entry, names, feature_histograms, predicted, own, manifest
             )
-        self.traffic: dict[str, ModelTraffic] = {name: ModelTraffic() for name in self.models}
+        # Every column's bins, in the order of `column_counts`: the report's PSI in one call.
+        self.bins = ReferenceBins.of(columns, self.slots)
+        self.well_queue: list[WellItem] = []
+        self.well_queued_rows = 0
+        self.well_width = max((len(m.features) for m in self.models.values()), default=0)
+        predicting = [m for m in self.models.values() if m.prediction_bins is not None]
+        self.prediction_rows = {m.name: row for row, m in enumerate(predicting)}
+        self.prediction_bins = ReferenceBins.of(
+            [predicted_by_model[m.name] for m in predicting], self.slots
+        )
         self._lock = threading.Lock()
+
+    def _model_windows(
+        self,
+        entry: ModelEntry,
+        names: tuple[str, ...],
+        feature_histograms: list[HistogramStatistics],
+        predicted: HistogramStatistics | None,
+        own: list[HistogramStatistics],
+        manifest: BundleManifest,
+    ) -> ModelWindows:
+        config = self.config
+        bundle = manifest.reference.drift_thresholds if manifest.reference else None
+        if bundle is not None:
+            thresholds = PsiThresholds(bundle.warn, bundle.drift, ThresholdSource.BUNDLE)
+        elif config.thresholds is ThresholdSource.CALIBRATED:
+            thresholds = calibrate(ReferenceBins.of(own), config.window_rows)
+        else:
+            thresholds = CONVENTION
+        slots = self.slots
+        feature_bins = ReferenceBins.of(feature_histograms, slots)
+        prediction_bins = None if predicted is None else ReferenceBins.of([predicted], slots)
+        return ModelWindows(
+            name=entry.name,
+            features=names,
+            feature_bins=feature_bins,
+            feature_window=RowWindow(len(names), self.capacity, slots),
+            prediction=None if predicted is None else prediction_output(entry),
+            prediction_bins=prediction_bins,
+            prediction_window=None if predicted is None else RowWindow(1, self.capacity, slots),
+            prediction_index=(
+                entry.classes.index(POSITIVE_CLASS) if POSITIVE_CLASS in entry.classes else 0
+            ),
+            thresholds=thresholds,
+        )
 
     # -- the request path: queue, fold when a queue is full -----------------------------------
 
@@ -160,97 +202,136 @@ class BundleMonitor:
         self, name: str, rows: npt.NDArray[Any], outputs: Mapping[str, npt.NDArray[Any]]
     ) -> None:
         """Rows a model scored and what it answered (its output tensors by name)."""
-        columns = self.models.get(name)
-        if columns is None:
+        model = self.models.get(name)
+        if model is None:
             return
-        self._queue(columns, rows, _prediction_values(columns, outputs, rows.shape[0]))
+        traffic = model.traffic
+        if not _readable(rows, len(model.features)):
+            traffic.rows_rejected += rows.shape[0] if rows.ndim else 1
+            return
+        output = outputs.get("value" if model.prediction == "value" else "probabilities")
+        with self._lock:
+            traffic.queued.append((rows, output))
+            traffic.queued_rows += rows.shape[0]
+            traffic.last_row_at = time.monotonic()
+            if traffic.queued_rows >= FOLD_ROWS:
+                model.fold(self.capacity)
 
     def observe_well(
-        self, rows: npt.NDArray[Any], predictions: Mapping[str, npt.NDArray[Any]]
+        self, rows: npt.NDArray[Any], predictions: Mapping[str, npt.NDArray[Any]] | None
     ) -> None:
-        """Rows the well endpoint scored, and each model's prediction (one value per row)."""
-        for name, values in predictions.items():
-            columns = self.models.get(name)
-            if columns is not None:
-                self._queue(columns, rows, values if columns.prediction is not None else None)
+        """Rows the well endpoint scored and each model's prediction (one value per row), or
+        None: rows refused before scoring, counted in every model's features only."""
+        if not _readable(rows, self.well_width):
+            for name in self.models if predictions is None else predictions:
+                if name in self.models:
+                    self.models[name].traffic.rows_rejected += rows.shape[0] if rows.ndim else 1
+            return
+        with self._lock:
+            self.well_queue.append((rows, predictions, time.monotonic()))
+            self.well_queued_rows += rows.shape[0]
+            if self.well_queued_rows >= FOLD_ROWS:
+                self._fold_well()
 
     def observe_refused(self, name: str | None, rows: npt.NDArray[Any] | None, count: int) -> None:
         """A request refused for its values: rows holding NaN or Infinity still say what the
         well sends (missing, out of range) and are counted; unreadable ones are rejected."""
-        targets = list(self.models.values()) if name is None else [self.models.get(name)]
-        for columns in targets:
-            if columns is None:
-                continue
+        if name is None and rows is not None:
+            self.observe_well(rows, None)
+        elif name is None:
+            for model in self.models.values():
+                model.traffic.rows_rejected += count
+        elif name in self.models:
             if rows is not None:
-                self._queue(columns, rows, None)
+                self.observe_model(name, rows, {})
             else:
-                self.traffic[columns.name].rows_rejected += count
+                self.models[name].traffic.rows_rejected += count
 
-    def _queue(
-        self,
-        columns: ModelColumns,
-        rows: npt.NDArray[Any],
-        predictions: npt.NDArray[Any] | None,
-    ) -> None:
-        traffic = self.traffic[columns.name]
-        if (
-            rows.ndim != 2
-            or rows.shape[1] != len(columns.features)
-            or rows.dtype.kind not in "biuf"
-        ):
-            traffic.rows_rejected += rows.shape[0] if rows.ndim else 1
-            return
-        with self._lock:
-            traffic.queued_features.append(rows)
-            if predictions is not None and predictions.shape[0] == rows.shape[0]:
-                traffic.queued_predictions.append(predictions)
-            traffic.queued_rows += rows.shape[0]
-            traffic.rows_seen += rows.shape[0]
-            traffic.last_row_at = time.monotonic()
-            if traffic.queued_rows >= FOLD_ROWS:
-                self._fold(columns, traffic)
-
-    def _fold(self, columns: ModelColumns, traffic: ModelTraffic) -> None:
-        """Move a model's queue into its windows (caller holds the lock)."""
-        features, traffic.queued_features = traffic.queued_features, []
-        predictions, traffic.queued_predictions = traffic.queued_predictions, []
-        traffic.queued_rows = 0
-        if features:
-            values = features[0] if len(features) == 1 else np.concatenate(features)
-            buckets = columns.feature_bins.bucket(values[-self.windows.capacity :])
-            self.windows.add(columns.feature_columns, buckets)
-        if predictions and columns.prediction_bins is not None:
-            values = np.concatenate(predictions)[-self.windows.capacity :].reshape(-1, 1)
-            column = np.array([columns.prediction_column], dtype=np.intp)
-            self.windows.add(column, columns.prediction_bins.bucket(values))
+    def _fold_well(self) -> None:
+        """Move the whole-well queue into the windows (caller holds the lock): features bucketed
+        once per distinct feature list, every model's predictions bucketed as one matrix."""
+        queued, self.well_queue = self.well_queue, []
+        self.well_queued_rows = 0
+        groups: dict[tuple[str, ...] | None, list[WellItem]] = {}
+        for item in queued:
+            groups.setdefault(None if item[1] is None else tuple(item[1]), []).append(item)
+        for names, items in groups.items():
+            models = [self.models[n] for n in (names or self.models) if n in self.models]
+            if not models:
+                continue
+            rows = np.concatenate([item[0] for item in items])[-self.capacity :]
+            seen = sum(item[0].shape[0] for item in items)
+            by_features: dict[tuple[str, ...], IntArray] = {}
+            for model in models:
+                model.traffic.rows_seen += seen
+                model.traffic.last_row_at = max(model.traffic.last_row_at or 0.0, items[-1][2])
+                if model.features not in by_features:
+                    by_features[model.features] = model.feature_bins.bucket(rows)
+                model.feature_window.add(by_features[model.features])
+            predicting = [m for m in models if m.prediction_window is not None]
+            if names is None or not predicting:
+                continue
+            values = _prediction_matrix(items, predicting)[-self.capacity :]
+            which = np.array([self.prediction_rows[m.name] for m in predicting], dtype=np.intp)
+            buckets = self.prediction_bins.take(which).bucket(values)
+            for index, model in enumerate(predicting):
+                assert model.prediction_window is not None
+                model.prediction_window.add(buckets[:, index : index + 1])
 
     def fold_all(self) -> None:
         with self._lock:
-            for name, columns in self.models.items():
-                self._fold(columns, self.traffic[name])
+            self._fold_well()
+            for model in self.models.values():
+                model.fold(self.capacity)
 
-    # -- reading ------------------------------------------------------------------------------
+    # -- reading (after fold_all) ---------------------------------------------------------------
 
-    def counts(self, columns: IntArray) -> IntArray:
-        """Bucket counts of `columns` (fold first: `fold_all`)."""
-        return self.windows.column_counts(columns)
+    def column_counts(self) -> IntArray:
+        """Every column's bucket counts (columns, slots), in the order of `bins`."""
+        blocks = []
+        for model in self.models.values():
+            blocks.append(model.feature_window.counts)
+            if model.prediction_window is not None:
+                blocks.append(model.prediction_window.counts)
+        if not blocks:
+            return np.zeros((0, self.slots), dtype=np.intp)
+        return np.concatenate(blocks)
 
-    def rows_in_window(self, column: int) -> int:
-        return int(self.windows.filled[column])
+
+def _all_histograms(manifest: BundleManifest) -> list[HistogramStatistics]:
+    found = list(manifest.reference.features.values()) if manifest.reference else []
+    for entry in manifest.models:
+        if entry.prediction_reference is not None:
+            found.extend(entry.prediction_reference.outputs.values())
+    return found or [HistogramStatistics(count=0, missing_rate=0.0, edges=[], frequencies=[0.0])]
+
+
+def _prediction_matrix(items: list[WellItem], models: list[ModelWindows]) -> npt.NDArray[Any]:
+    """Rows x models: each model's predictions over the queued well requests."""
+    names = [m.name for m in models]
+    if all(item[0].shape[0] == 1 for item in items):  # single-row requests: one concatenate
+        flat = np.concatenate([item[1][n] for item in items for n in names])  # type: ignore[index]
+        return flat.reshape(len(items), len(names))
+    return np.column_stack(
+        [np.concatenate([item[1][n] for item in items]) for n in names]  # type: ignore[index]
+    )
+
+
+def _readable(rows: npt.NDArray[Any], width: int) -> bool:
+    return rows.ndim == 2 and rows.shape[1] == width and rows.dtype.kind in "biuf"
+
+
+def _prediction_column(model: ModelWindows, table: npt.NDArray[Any]) -> npt.NDArray[Any] | None:
+    index = 0 if model.prediction == "value" else model.prediction_index
+    return table[:, index] if index < table.shape[1] else None
 
 
 def _prediction_values(
-    columns: ModelColumns, outputs: Mapping[str, npt.NDArray[Any]], rows: int
+    model: ModelWindows, output: npt.NDArray[Any], rows: int
 ) -> npt.NDArray[Any] | None:
-    """The monitored prediction, one value per row; None when the outputs do not hold it (a
-    client asked for labels only) or do not have one value per row."""
-    name = "value" if columns.prediction == "value" else "probabilities"
-    output = outputs.get(name)
-    if columns.prediction is None or output is None or rows == 0:
-        return None
+    """The monitored prediction, one value per row, from the model's `value` or
+    `probabilities` output; None when it does not have one value (or class) per row."""
     array = np.asarray(output)
-    if array.size % rows:
+    if rows == 0 or array.size % rows:
         return None
-    index = 0 if name == "value" else columns.prediction_index
-    table = array.reshape(rows, -1)
-    return table[:, index] if index < table.shape[1] else None
+    return _prediction_column(model, array.reshape(rows, -1))

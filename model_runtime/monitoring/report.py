@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
-from model_runtime.monitoring.monitor import BundleMonitor, ModelColumns
+from model_runtime.monitoring.monitor import BundleMonitor, ModelWindows
 from model_runtime.monitoring.psi import psi
 from model_runtime.monitoring.thresholds import CONVENTION
 from runtime_contract.monitoring import (
@@ -28,22 +29,42 @@ from runtime_contract.monitoring import (
 )
 
 
-def _model(monitor: BundleMonitor, columns: ModelColumns, now: float) -> ModelMonitoring:
-    traffic = monitor.traffic[columns.name]
-    rows = monitor.rows_in_window(int(columns.feature_columns[0]))
+@dataclass(frozen=True)
+class _Columns:
+    """Every window column's statistics, computed for all columns at once (lists, for speed)."""
+
+    psi: list[float]
+    missing: list[int]
+    out_of_range: list[int]
+
+    @classmethod
+    def of(cls, monitor: BundleMonitor) -> _Columns:
+        bins = monitor.bins
+        counts = monitor.column_counts()
+        present = counts[:, : bins.missing_bucket]
+        # No edges: every present value is out of range, and it is all in bucket 0.
+        overflow = np.where(
+            bins.edge_counts > 0, present[np.arange(len(present)), bins.edge_counts], 0
+        )
+        return cls(
+            psi=psi(present, bins.reference, bins.edge_counts + 1).tolist(),
+            missing=counts[:, bins.missing_bucket].tolist(),
+            out_of_range=(present[:, 0] + overflow).tolist(),
+        )
+
+
+def _model(
+    monitor: BundleMonitor, model: ModelWindows, stats: _Columns, first: int, now: float
+) -> ModelMonitoring:
+    """`first`: the model's first column in `stats` (its features, then its prediction)."""
+    traffic = model.traffic
+    rows = model.feature_window.filled
     enough = rows >= monitor.config.verdict_rows
-    thresholds = columns.thresholds.at(rows)
-    counts = monitor.counts(columns.feature_columns)
-    bins = columns.feature_bins
-    present = counts[:, : bins.missing_bucket]
-    psis = psi(present, bins.reference, bins.edge_counts + 1)
-    # No edges: every present value is out of range, and it is all in bucket 0.
-    overflow = np.where(bins.edge_counts > 0, present[np.arange(len(present)), bins.edge_counts], 0)
-    out_of_range = present[:, 0] + overflow
+    thresholds = model.thresholds.at(rows)
     features: dict[str, FeatureMonitoring] = {}
     drifting = False
-    for index, feature in enumerate(columns.features):
-        value = float(psis[index])
+    for column, feature in enumerate(model.features, start=first):
+        value = stats.psi[column]
         feature_psi = value if enough and not math.isnan(value) else None
         if not enough:
             verdict = DriftVerdict.INSUFFICIENT_DATA
@@ -55,25 +76,16 @@ def _model(monitor: BundleMonitor, columns: ModelColumns, now: float) -> ModelMo
         features[feature] = {
             "verdict": verdict.value,
             "psi": feature_psi,
-            "missing_rate": float(counts[index, bins.missing_bucket]) / rows if rows else 0.0,
-            "out_of_range_rate": float(out_of_range[index]) / rows if rows else 0.0,
+            "missing_rate": stats.missing[column] / rows if rows else 0.0,
+            "out_of_range_rate": stats.out_of_range[column] / rows if rows else 0.0,
         }
     prediction_psi = None
-    if columns.prediction_column is not None and columns.prediction_bins is not None:
-        predicted = monitor.rows_in_window(columns.prediction_column)
-        if predicted >= monitor.config.verdict_rows:
-            p_bins = columns.prediction_bins
-            p_counts = monitor.counts(np.array([columns.prediction_column], dtype=np.intp))
-            value = float(
-                psi(p_counts[:, : p_bins.missing_bucket], p_bins.reference, p_bins.edge_counts + 1)[
-                    0
-                ]
-            )
-            prediction_psi = None if math.isnan(value) else value
-            drifting = drifting or (
-                prediction_psi is not None
-                and prediction_psi > columns.thresholds.at(predicted).drift
-            )
+    if model.prediction_window is not None:
+        predicted = model.prediction_window.filled
+        value = stats.psi[first + len(model.features)]
+        if predicted >= monitor.config.verdict_rows and not math.isnan(value):
+            prediction_psi = value
+            drifting = drifting or value > model.thresholds.at(predicted).drift
     if not enough:
         model_verdict = DriftVerdict.INSUFFICIENT_DATA
     else:
@@ -105,7 +117,12 @@ def monitoring_report(monitor: BundleMonitor, now: float | None = None) -> Monit
     """The full report of one bundle's models (folds the queues first)."""
     monitor.fold_all()
     at = time.monotonic() if now is None else now
-    models = {name: _model(monitor, columns, at) for name, columns in monitor.models.items()}
+    stats = _Columns.of(monitor)
+    models: dict[str, ModelMonitoring] = {}
+    first = 0
+    for name, model in monitor.models.items():
+        models[name] = _model(monitor, model, stats, first, at)
+        first += len(model.features) + (model.prediction_window is not None)
     models.update({name: _unmonitored() for name in monitor.unmonitored})
     return {
         "enabled": monitor.config.enabled,

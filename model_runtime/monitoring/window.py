@@ -1,11 +1,12 @@
-"""Sliding windows of bucket indices: many independent columns, constant memory, O(row) updates.
+"""A sliding window of bucket indices: constant memory, O(rows x columns) per update.
 
-Each column is a window of the last `capacity` values it was given, kept as a ring of bucket
-indices (one byte each for up to 256 buckets) plus the running count of each bucket. Adding n
-rows to a set of columns overwrites the n oldest slots of each and moves the counts of what
-was evicted and what was added: O(n x columns), whatever the traffic so far. Invariant (the
-tests recount it): a column's counts are the histogram of the last min(seen, capacity) buckets
-it was given. Columns move independently (a model's columns advance only with its own rows).
+The window holds the bucket of each of the last `capacity` rows, for `columns` columns that
+always advance together (one model's features; or its prediction), as a ring of bucket indices
+(one byte each for up to 256 buckets) plus the running count of every bucket of every column.
+Adding n rows overwrites the n oldest slots and moves the counts of what was evicted and what
+was added: O(n x columns), whatever the traffic so far, and a read of the counts costs nothing.
+Invariant (the tests recount it): the counts are the histogram of the last min(rows seen,
+capacity) rows added.
 """
 
 from __future__ import annotations
@@ -18,43 +19,36 @@ import numpy.typing as npt
 IntArray = npt.NDArray[np.intp]
 
 
-class ColumnWindows:
+class RowWindow:
     def __init__(self, columns: int, capacity: int, slots: int) -> None:
         if capacity < 1:
             raise ValueError(f"a window holds at least one row, got capacity {capacity}")
         self.capacity = capacity
         self.slots = slots
-        dtype = np.uint8 if slots <= 256 else np.uint16
-        self.ring: npt.NDArray[Any] = np.zeros((capacity, columns), dtype=dtype)
-        self.counts: IntArray = np.zeros(columns * slots, dtype=np.intp)  # column-major blocks
-        self.head: IntArray = np.zeros(columns, dtype=np.intp)  # next slot to write
-        self.filled: IntArray = np.zeros(columns, dtype=np.intp)
+        self.ring: npt.NDArray[Any] = np.zeros(
+            (capacity, columns), dtype=np.uint8 if slots <= 256 else np.uint16
+        )
+        self.counts: IntArray = np.zeros((columns, slots), dtype=np.intp)
+        self._base = np.arange(columns, dtype=np.intp) * slots  # column c's counts start here
+        self.head = 0  # the next slot to write
+        self.filled = 0
 
-    def add(self, columns: IntArray, buckets: IntArray) -> None:
-        """Append `buckets` (n, len(columns)) to `columns` (distinct column indices)."""
+    def add(self, buckets: IntArray) -> None:
+        """Append rows of buckets, shape (n, columns)."""
         rows = buckets.shape[0]
         if rows == 0:
             return
         if rows > self.capacity:  # only the newest `capacity` rows can stay
             buckets = buckets[-self.capacity :]
             rows = self.capacity
-        step = np.arange(rows)[:, None]
-        positions = (self.head[columns] + step) % self.capacity
-        # A slot holds a value once the column has been filled to it: a write there evicts.
-        occupied = step >= (self.capacity - self.filled[columns])
-        base = columns * self.slots
-        evicted = (self.ring[positions, columns].astype(np.intp) + base)[occupied]
-        added = (buckets + base).ravel()
-        if rows == 1:  # distinct columns: no index repeats, plain fancy indexing is exact
-            self.counts[evicted] -= 1
-            self.counts[added] += 1
-        else:
-            np.subtract.at(self.counts, evicted, 1)
-            np.add.at(self.counts, added, 1)
-        self.ring[positions, columns] = buckets
-        self.head[columns] = (self.head[columns] + rows) % self.capacity
-        self.filled[columns] = np.minimum(self.filled[columns] + rows, self.capacity)
-
-    def column_counts(self, columns: IntArray) -> IntArray:
-        """Bucket counts of `columns`, shape (len(columns), slots)."""
-        return self.counts.reshape(-1, self.slots)[columns]
+        positions = (self.head + np.arange(rows)) % self.capacity
+        # Row i of this batch lands on an occupied slot once i >= capacity - filled.
+        evicted = self.ring[positions[max(0, self.capacity - self.filled) :]]
+        size = self.counts.size
+        flat = self.counts.reshape(-1)
+        flat += np.bincount((buckets + self._base).ravel(), minlength=size)
+        if evicted.size:
+            flat -= np.bincount((evicted.astype(np.intp) + self._base).ravel(), minlength=size)
+        self.ring[positions] = buckets
+        self.head = (self.head + rows) % self.capacity
+        self.filled = min(self.filled + rows, self.capacity)
