@@ -60,6 +60,10 @@ class RuntimeSettings(BaseSettings):
     log_level: str = "INFO"
     """Logging level."""
 
+    metrics_per_model: bool = False
+    """Label request metrics by model name (19 series per model and status code; default: one
+    `_models` label for every model's /infer, `_well` for the whole-well endpoint)."""
+
     monitoring_window_rows: int = DEFAULT_WINDOW_ROWS
     """Rows per model in the drift-monitoring window (constant memory); 0 turns monitoring off."""
 

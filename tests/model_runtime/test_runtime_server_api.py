@@ -8,6 +8,7 @@ import onnxruntime as ort
 from runtime_harness import RunningServer
 
 from bundle_builder.building import BuiltBundle
+from model_runtime.metrics import RuntimeMetrics
 from modelfleet_dev.api_poller import wait_until
 from modelfleet_dev.ports import free_loopback_port
 
@@ -143,16 +144,34 @@ def test_metrics_expose_requests_latency_load_duration_and_the_bundle_digest(
     httpx.post(f"{server.url}/v2/models/gas-lock-01d/infer", content=b"{")
     httpx.post(f"{server.url}/v2/models/whatever/infer", json=sensors(sensor_rows))
     text = httpx.get(f"{server.url}/metrics").text
-    assert 'modelfleet_runtime_requests_total{code="200",model="gas-lock-01d"} 1.0' in text
-    assert 'modelfleet_runtime_requests_total{code="400",model="gas-lock-01d"} 1.0' in text
+    # Without per-model labels (the default), every model's /infer shares one label.
+    assert 'modelfleet_runtime_requests_total{code="200",model="_models"} 1.0' in text
+    assert 'modelfleet_runtime_requests_total{code="400",model="_models"} 1.0' in text
     assert 'modelfleet_runtime_requests_total{code="404",model="_unknown"} 1.0' in text
     assert (
-        'modelfleet_runtime_request_duration_seconds_bucket{code="200",le="0.005",model="gas-lock-01d"}'
+        'modelfleet_runtime_request_duration_seconds_bucket{code="200",le="0.005",model="_models"}'
         in text
     )
+    request_series = [
+        line for line in text.splitlines() if line.startswith("modelfleet_runtime_req")
+    ]
+    assert not [line for line in request_series if "gas-lock-01d" in line]
     assert "modelfleet_runtime_bundle_load_duration_seconds_count 1.0" in text
     assert f'modelfleet_runtime_bundle_info{{digest="{small_bundle.digest}"' in text
     assert "modelfleet_runtime_ready 1.0" in text
+
+
+def test_request_metrics_are_labelled_per_model_only_when_asked() -> None:
+    labelled, shared = RuntimeMetrics(per_model_labels=True), RuntimeMetrics()
+    for metrics in (labelled, shared):
+        metrics.observe_request("gas-lock-01d", 200, 0.001)
+        metrics.observe_request("pump-wear-01d", 200, 0.001)
+        metrics.observe_request("_well", 200, 0.002)
+    per_model = labelled.render().decode()
+    assert 'requests_total{code="200",model="gas-lock-01d"} 1.0' in per_model
+    assert 'requests_total{code="200",model="pump-wear-01d"} 1.0' in per_model
+    assert 'requests_total{code="200",model="_models"} 2.0' in shared.render().decode()
+    assert 'requests_total{code="200",model="_well"} 1.0' in shared.render().decode()
 
 
 def test_a_server_without_a_loadable_bundle_is_live_but_not_ready() -> None:
