@@ -35,8 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def serve(settings: RuntimeSettings) -> int:
-    from aiohttp import web
-
     from model_runtime.bundle_state import BundleState
     from model_runtime.dataplane import RequestLimits
     from model_runtime.hotswap import BundleWatcher
@@ -46,14 +44,7 @@ async def serve(settings: RuntimeSettings) -> int:
     metrics = RuntimeMetrics()
     state = BundleState(metrics)
     server = RuntimeServer(state, metrics, RequestLimits(max_body_bytes=settings.max_body_bytes))
-    runner = web.AppRunner(
-        server.app(), access_log=None, handle_signals=False, shutdown_timeout=settings.drain_timeout
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
-    await site.start()
-    for address in runner.addresses:
-        host, port = address[0], address[1]
+    for host, port in await server.start(settings.host, settings.port):
         # One parseable line: tests and kubesim read the port when --port 0 was asked.
         print(f"model-runtime listening on http://{host}:{port}", file=sys.stderr, flush=True)
 
@@ -78,12 +69,12 @@ async def serve(settings: RuntimeSettings) -> int:
     )
     state.draining = True
     metrics.ready.set(0)
-    await site.stop()
+    server.http.stop_listening()
     deadline = time.monotonic() + settings.drain_timeout
     while server.in_flight > 0 and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     watch_task.cancel()
-    await runner.cleanup()
+    await server.http.close()
     log.info("drained; exiting")
     return 0
 

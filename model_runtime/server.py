@@ -1,9 +1,9 @@
-"""The HTTP adapter: aiohttp routes that turn requests into DataPlane calls and back.
+"""The HTTP adapter: routes that turn requests into DataPlane calls and back.
 
-Chosen by measurement against starlette on uvicorn (docs/benchmarks.md, Runtime): the same
-requests/s on this machine within noise, and aiohttp is already a dependency (kopf brings it),
-so the runtime image gains nothing. No logic lives here beyond reading bodies, mapping errors to
-`{"error": ...}` responses, counting in-flight requests (for the SIGTERM drain) and metrics.
+The transport is model_runtime/http_server.py (chosen by measurement over aiohttp and uvicorn:
+docs/benchmarks.md, Runtime). No logic lives here beyond reading headers, mapping errors to
+`{"error": ...}` responses and metrics; requests in flight (for the SIGTERM drain and the gauge)
+are counted by the transport, from a request's head to its answer.
 """
 
 from __future__ import annotations
@@ -15,15 +15,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 from model_runtime.bundle_state import BundleState
 from model_runtime.dataplane import DataPlane, InferResponse, RequestLimits
-from model_runtime.errors import (
-    BadRequestError,
-    BundleError,
-    ModelRuntimeError,
-    PayloadTooLargeError,
+from model_runtime.errors import BadRequestError, BundleError, ModelRuntimeError
+from model_runtime.http_server import (
+    HandlerResult,
+    HttpRequest,
+    HttpResponse,
+    HttpServer,
+    MethodNotAllowed,
+    RouteNotFound,
+    Router,
 )
 from model_runtime.metrics import UNKNOWN_MODEL_LABEL, WELL_ENDPOINT_LABEL, RuntimeMetrics
 from runtime_contract import (
@@ -39,15 +42,16 @@ from runtime_contract import (
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 BINARY_HEADER = "Inference-Header-Content-Length"
+_BINARY_HEADER_KEY = BINARY_HEADER.lower()
 # Bodies above this (about 1,000 rows) are scored in a worker thread.
 _INLINE_BODY_BYTES = 64 * 1024
+JSON = "application/json"
 
 
-def _binary_header_length(request: web.Request) -> int | None:
+def _binary_header_length(request: HttpRequest) -> int | None:
     """The binary tensor extension: the JSON part's length, when tensors follow it as bytes."""
-    raw = request.headers.get(BINARY_HEADER)
+    raw = request.headers.get(_BINARY_HEADER_KEY)
     if raw is None:
         return None
     if not raw.strip().isdigit():
@@ -55,18 +59,18 @@ def _binary_header_length(request: web.Request) -> int | None:
     return int(raw)
 
 
-def json_response(obj: Any, status: int = 200) -> web.Response:
+def json_response(obj: Any, status: int = 200) -> HttpResponse:
     # orjson: a third of the standard library's time on a 100-row response, same numbers (both
     # write the shortest repr of each double).
-    return web.Response(body=orjson.dumps(obj), status=status, content_type="application/json")
+    return HttpResponse(status, orjson.dumps(obj), JSON)
 
 
-def error_response(status: int, message: str, **extra: Any) -> web.Response:
+def error_response(status: int, message: str, **extra: Any) -> HttpResponse:
     return json_response({"error": message, **extra}, status=status)
 
 
 class RuntimeServer:
-    """Holds the state a running server shares between handlers."""
+    """Holds the state a running server shares between handlers, and its HTTP transport."""
 
     def __init__(
         self, state: BundleState, metrics: RuntimeMetrics, limits: RequestLimits | None = None
@@ -75,117 +79,149 @@ class RuntimeServer:
         self.metrics = metrics
         self.limits = limits or RequestLimits()
         self.dataplane = DataPlane(state, self.limits)
-        self.in_flight = 0
-        # Read at scrape time from the count kept here, rather than a locked inc/dec per request.
-        metrics.in_flight.set_function(lambda: self.in_flight)
+        self.router = self.routes()
+        self.http = HttpServer(
+            self.handle, error_response, max_body_bytes=self.limits.max_body_bytes
+        )
+        # Read at scrape time from the transport's own count, not a locked inc/dec per request.
+        metrics.in_flight.set_function(lambda: self.http.in_flight)
+
+    @property
+    def in_flight(self) -> int:
+        return self.http.in_flight
+
+    async def start(self, host: str, port: int) -> list[tuple[str, int]]:
+        """Listen; the addresses listened on (port 0 picks a free one)."""
+        await self.http.start(host, port)
+        return self.http.addresses
 
     # -- plumbing -------------------------------------------------------------------------
 
-    @web.middleware
-    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        self.in_flight += 1
+    def handle(self, request: HttpRequest) -> HandlerResult:
+        """Route and answer; every error becomes its `{"error": ...}` response, here or in
+        `_guarded` for the handlers that must wait."""
         try:
-            return await handler(request)
-        except ModelRuntimeError as exc:
-            return error_response(exc.status, exc.message)
-        except web.HTTPException as exc:  # unknown route, wrong method, body over client_max_size
-            message = (
-                exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
-            )
-            if exc.status == 404:
-                message = f"no route {request.method} {request.path}; see /v2 for the API"
-            elif exc.status == 405:
-                message = f"method {request.method} not allowed on {request.path}"
-            return error_response(exc.status, message or exc.reason)
+            handler, request.match_info = self.router.resolve(request.method, request.raw_path)
+            result = handler(request)
         except Exception as exc:
-            log.exception("internal error on %s %s", request.method, request.path)
-            return error_response(500, f"internal error: {type(exc).__name__}")
-        finally:
-            self.in_flight -= 1
+            return self._error(request, exc)
+        if isinstance(result, HttpResponse):
+            return result
+        return self._guarded(request, result)
 
-    async def _body(self, request: web.Request) -> bytes:
-        declared = request.content_length
-        if declared is not None and declared > self.limits.max_body_bytes:
-            raise PayloadTooLargeError(
-                f"request body is {declared} bytes, over the limit of {self.limits.max_body_bytes}"
-            )
+    async def _guarded(
+        self, request: HttpRequest, pending: Awaitable[HttpResponse]
+    ) -> HttpResponse:
         try:
-            return await request.read()
-        except web.HTTPRequestEntityTooLarge as exc:
-            raise PayloadTooLargeError(
-                f"request body is over the limit of {self.limits.max_body_bytes} bytes"
-            ) from exc
+            return await pending
+        except Exception as exc:
+            return self._error(request, exc)
+
+    def _error(self, request: HttpRequest, exc: Exception) -> HttpResponse:
+        if isinstance(exc, ModelRuntimeError):
+            return error_response(exc.status, exc.message)
+        if isinstance(exc, RouteNotFound):
+            return error_response(
+                404, f"no route {request.method} {request.path}; see /v2 for the API"
+            )
+        if isinstance(exc, MethodNotAllowed):
+            response = error_response(405, f"method {request.method} not allowed on {request.path}")
+            return HttpResponse(
+                response.status, response.body, JSON, (("allow", ",".join(exc.allowed)),)
+            )
+        log.error("internal error on %s %s", request.method, request.path, exc_info=exc)
+        return error_response(500, f"internal error: {type(exc).__name__}")
 
     def _model_label(self, name: str) -> str:
         bundle = self.state.current
         return name if bundle is not None and name in bundle.sessions else UNKNOWN_MODEL_LABEL
 
-    async def _score(
-        self, label: str, request: web.Request, call: Callable[[bytes, int | None], InferResponse]
-    ) -> web.Response:
-        """Read the body, score, and record the outcome under `label` whatever it is."""
+    def _score(
+        self, label: str, request: HttpRequest, call: Callable[[bytes, int | None], InferResponse]
+    ) -> HandlerResult:
+        """Score, and record the outcome under `label` whatever it is."""
         started = time.perf_counter()
+        if len(request.body) > _INLINE_BODY_BYTES:
+            # Big batches take milliseconds or more: score them off the event loop (onnxruntime
+            # releases the GIL) so health probes and small requests are not held up.
+            return self._score_in_thread(label, request, call, started)
         status = 500
         try:
-            body = await self._body(request)
-            header_length = _binary_header_length(request)
-            if len(body) > _INLINE_BODY_BYTES:
-                # Big batches take milliseconds or more: score them off the event loop (onnxruntime
-                # releases the GIL) so health probes and small requests are not held up.
-                result = await asyncio.to_thread(call, body, header_length)
-            else:
-                result = call(body, header_length)  # a thread hop costs more than a few rows
+            result = call(request.body, _binary_header_length(request))
             status = 200
-            if not result.blobs:
-                return json_response(result.body)
-            header = orjson.dumps(result.body)
-            return web.Response(
-                body=b"".join((header, *result.blobs)),
-                content_type="application/octet-stream",
-                headers={BINARY_HEADER: str(len(header))},
-            )
+            return self._scored(result)
         except ModelRuntimeError as exc:
             status = exc.status
             raise
         finally:
             self.metrics.observe_request(label, status, time.perf_counter() - started)
 
+    async def _score_in_thread(
+        self,
+        label: str,
+        request: HttpRequest,
+        call: Callable[[bytes, int | None], InferResponse],
+        started: float,
+    ) -> HttpResponse:
+        status = 500
+        try:
+            header_length = _binary_header_length(request)
+            result = await asyncio.to_thread(call, request.body, header_length)
+            status = 200
+            return self._scored(result)
+        except ModelRuntimeError as exc:
+            status = exc.status
+            raise
+        finally:
+            self.metrics.observe_request(label, status, time.perf_counter() - started)
+
+    @staticmethod
+    def _scored(result: InferResponse) -> HttpResponse:
+        if not result.blobs:
+            return json_response(result.body)
+        header = orjson.dumps(result.body)
+        return HttpResponse(
+            200,
+            b"".join((header, *result.blobs)),
+            "application/octet-stream",
+            ((BINARY_HEADER, str(len(header))),),
+        )
+
     # -- handlers -------------------------------------------------------------------------
 
-    async def live(self, request: web.Request) -> web.Response:
+    def live(self, request: HttpRequest) -> HttpResponse:
         return json_response({"live": True})
 
-    async def ready(self, request: web.Request) -> web.Response:
+    def ready(self, request: HttpRequest) -> HttpResponse:
         health = self.dataplane.health()
         return json_response(health, status=200 if health["ready"] else 503)
 
-    async def server_metadata(self, request: web.Request) -> web.Response:
+    def server_metadata(self, request: HttpRequest) -> HttpResponse:
         return json_response(self.dataplane.server_metadata())
 
-    async def model_metadata(self, request: web.Request) -> web.Response:
+    def model_metadata(self, request: HttpRequest) -> HttpResponse:
         info = request.match_info
         return json_response(self.dataplane.model_metadata(info["model"], info.get("version")))
 
-    async def model_ready(self, request: web.Request) -> web.Response:
+    def model_ready(self, request: HttpRequest) -> HttpResponse:
         info = request.match_info
         return json_response(self.dataplane.model_ready(info["model"], info.get("version")))
 
-    async def infer(self, request: web.Request) -> web.Response:
+    def infer(self, request: HttpRequest) -> HandlerResult:
         name, version = request.match_info["model"], request.match_info.get("version")
-        return await self._score(
+        return self._score(
             self._model_label(name),
             request,
             lambda body, length: self.dataplane.infer(name, body, version, length),
         )
 
-    async def infer_well(self, request: web.Request) -> web.Response:
-        return await self._score(WELL_ENDPOINT_LABEL, request, self.dataplane.infer_well)
+    def infer_well(self, request: HttpRequest) -> HandlerResult:
+        return self._score(WELL_ENDPOINT_LABEL, request, self.dataplane.infer_well)
 
-    async def load_bundle(self, request: web.Request) -> web.Response:
+    async def load_bundle(self, request: HttpRequest) -> HttpResponse:
         """Operator nudge: load a bundle beside the serving one and switch (idempotent)."""
-        body = await self._body(request)
         try:
-            wanted = parse_load_request(body)
+            wanted = parse_load_request(request.body)
         except LoadRequestError as exc:
             raise BadRequestError(str(exc)) from exc
         try:
@@ -196,20 +232,14 @@ class RuntimeServer:
             return json_response(refusal, status=exc.status)
         return json_response(load_answer(bundle.info(), self.state.last_load))
 
-    async def metrics_endpoint(self, request: web.Request) -> web.Response:
-        return web.Response(
-            body=self.metrics.render(), headers={"Content-Type": self.metrics.content_type}
-        )
+    def metrics_endpoint(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, self.metrics.render(), self.metrics.content_type)
 
-    # -- app ------------------------------------------------------------------------------
+    # -- routes ---------------------------------------------------------------------------
 
-    def app(self) -> web.Application:
-        # aiohttp enforces client_max_size on chunked bodies too; the check in _body covers
-        # Content-Length up front so oversized bodies are refused before being read.
-        app = web.Application(
-            middlewares=[self._middleware], client_max_size=self.limits.max_body_bytes
-        )
-        add = app.router.add_route
+    def routes(self) -> Router:
+        router = Router()
+        add = router.add
         add("GET", HEALTH_LIVE_PATH, self.live)
         add("GET", HEALTH_READY_PATH, self.ready)
         add("GET", SERVER_METADATA_PATH, self.server_metadata)
@@ -222,4 +252,4 @@ class RuntimeServer:
         add("POST", "/v2/well/infer", self.infer_well)
         add("POST", BUNDLE_LOAD_PATH, self.load_bundle)
         add("GET", "/metrics", self.metrics_endpoint)
-        return app
+        return router

@@ -15,10 +15,8 @@ import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
-
-import httpx
 
 from model_runtime.errors import (
     BundleInvalidError,
@@ -33,6 +31,9 @@ from model_runtime.object_stores import (
     open_location,
     read_object,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 _MIB = 1024 * 1024
 TARBALL_SUFFIXES = (".tar.gz", ".tgz")
@@ -213,6 +214,8 @@ def _bundle_root(uri: str, contents: dict[str, bytes]) -> str:
 
 
 def _http_get(client: httpx.Client, url: str, limit: int) -> bytes:
+    import httpx
+
     try:
         with client.stream("GET", url) as response:
             if response.status_code != 200:
@@ -233,6 +236,10 @@ def _http_get(client: httpx.Client, url: str, limit: int) -> bytes:
 
 
 def _read_http(uri: str, limits: SourceLimits) -> RawBundle:
+    # Imported here: a pod serving a file:// or object-store bundle never pays its ~6 MiB
+    # (docs/benchmarks.md, Runtime); obstore is imported the same way (object_stores.py).
+    import httpx
+
     timeout = httpx.Timeout(limits.http_timeout_seconds)
     with httpx.Client(timeout=timeout, follow_redirects=True, trust_env=False) as client:
         path = urlsplit(uri).path

@@ -17,8 +17,6 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from model_runtime.bundle_state import BundleState
 from model_runtime.dataplane import RequestLimits
 from model_runtime.hotswap import BundleWatcher
@@ -46,7 +44,6 @@ class RunningServer:
         self.server: RuntimeServer
         self.watcher: BundleWatcher
         self.url = ""
-        self._runner: web.AppRunner | None = None
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -59,11 +56,7 @@ class RunningServer:
     async def _start(self) -> None:
         self.state = BundleState(self.metrics)
         self.server = RuntimeServer(self.state, self.metrics, self.limits)
-        self._runner = web.AppRunner(self.server.app(), access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
+        host, port = (await self.server.start("127.0.0.1", 0))[0]
         self.url = f"http://{host}:{port}"
         self.watcher = BundleWatcher(
             self.state,
@@ -94,8 +87,7 @@ class RunningServer:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch_task
-            if self._runner is not None:
-                await self._runner.cleanup()
+            await self.server.http.close()
 
         self.call(shutdown())
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -1,7 +1,7 @@
 """The simulated runtime answers what the real runtime answers.
 
-The same requests go to the real runtime (``model_runtime``'s aiohttp app, in process, on a
-loopback test server) and to the simulated one (``modelfleet_dev.simulated_runtime``, as
+The same requests go to the real runtime (``model_runtime``'s server, in process, on a
+loopback port) and to the simulated one (``modelfleet_dev.simulated_runtime``, as
 kubesim's pod proxy calls it), and their statuses and JSON bodies must be equal. Normalised,
 because they must differ: `version` in `GET /v2` (it tells a simulation from a real server)
 and `extensions` (the simulation scores nothing, so it advertises only the bundle load).
@@ -22,8 +22,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -48,7 +48,7 @@ Answer = tuple[int, Any]
 class Runtimes:
     """A real and a simulated runtime that started alike (no bundle)."""
 
-    real: TestClient[Any, Any]
+    real: aiohttp.ClientSession
     simulated: SimulatedRuntime
     cache: ManifestCache
 
@@ -83,8 +83,12 @@ LIMITS = SourceLimits(max_file_bytes=200_000)
 async def started_runtimes() -> AsyncIterator[Runtimes]:
     metrics = RuntimeMetrics()
     server = RuntimeServer(BundleState(metrics, LIMITS), metrics)
-    async with TestClient(TestServer(server.app())) as client:
-        yield Runtimes(client, SimulatedRuntime(None, lambda: None), ManifestCache(LIMITS))
+    host, port = (await server.start("127.0.0.1", 0))[0]
+    try:
+        async with aiohttp.ClientSession(base_url=f"http://{host}:{port}") as client:
+            yield Runtimes(client, SimulatedRuntime(None, lambda: None), ManifestCache(LIMITS))
+    finally:
+        await server.http.close()
 
 
 @pytest.fixture
