@@ -105,6 +105,23 @@ def crd_spec_schema(crd: dict[str, Any]) -> JsonSchema:
     return spec
 
 
+def _draft7_exclusive_bounds(node: JsonSchema) -> JsonSchema:
+    """OpenAPI 3.0 (the CRD) marks a bound exclusive with a boolean beside it; JSON Schema
+    draft-07 (Helm) wants the bound as the value and rejects the whole schema otherwise. The
+    bound keeps its key's place, so both spellings of a CRD give the same file."""
+    flags = {"minimum": "exclusiveMinimum", "maximum": "exclusiveMaximum"}
+    out: JsonSchema = {}
+    for key, value in node.items():
+        if key in flags.values() and isinstance(value, bool):
+            continue
+        flag = flags.get(key)
+        if flag is not None and node.get(flag) is True:
+            out[flag] = value
+        else:
+            out[key] = value
+    return out
+
+
 def to_json_schema(node: Any) -> Any:
     """A CRD structural schema node as a closed JSON Schema node (recursively)."""
     if isinstance(node, list):
@@ -119,6 +136,7 @@ def to_json_schema(node: Any) -> Any:
             out[key] = {name: to_json_schema(child) for name, child in value.items()}
         else:
             out[key] = to_json_schema(value)
+    out = _draft7_exclusive_bounds(out)
     if node.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
         out["anyOf"] = [
