@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from kubesim.core.kinds import (
     ClusterIPAllocator,
+    crd_decode_error,
     crd_resource_defs,
     event_core_to_v1,
     event_v1_to_core,
@@ -52,6 +53,8 @@ CRD_STORAGE: Final = "apiextensions.k8s.io/customresourcedefinitions"
 CRD_CLEANUP_FINALIZER: Final = "customresourcecleanup.apiextensions.k8s.io"
 NAMESPACE_STORAGE: Final = "/namespaces"
 POD_STORAGE: Final = "/pods"
+#: The ServiceAccount every namespace gets and pods run as unless they name another.
+DEFAULT_SERVICE_ACCOUNT: Final = "default"
 _GENERATE_CHARS: Final = "bcdfghjklmnpqrstvwxz2456789"
 DEFAULT_NAMESPACES: Final = ("default", "kube-system", "kube-public", "kube-node-lease")
 NODE_NAME: Final = "kubesim-node"
@@ -376,6 +379,10 @@ class ApiServer:
             meta["namespace"] = namespace or body_ns or ""
         else:
             meta.pop("namespace", None)
+        if rdef.group == "apiextensions.k8s.io" and rdef.plural == "customresourcedefinitions":
+            undecodable = crd_decode_error(body)
+            if undecodable is not None:
+                raise ApiError.bad_request(undecodable)
         rest = {k: v for k, v in body.items() if k not in ("apiVersion", "kind", "metadata")}
         out: dict[str, Any] = {
             "apiVersion": rdef.api_version,
@@ -494,6 +501,8 @@ class ApiServer:
         prepare_create(rdef, obj, self.ips)
         obj = self._admit(rdef, obj, None, field_validation, warnings)
         self._check_namespace(rdef, meta.get("namespace", ""))
+        if rdef.storage == POD_STORAGE:
+            self._check_service_account(obj)
         ns = meta.get("namespace", "") if rdef.namespaced else ""
         if self.store.get(rdef.storage, ns, meta["name"]) is not None:
             raise ApiError.already_exists(rdef.group, rdef.plural, meta["name"])
@@ -509,7 +518,31 @@ class ApiServer:
         entry = self.store.create(rdef.storage, obj)
         if rdef.storage == CRD_STORAGE:
             entry = self._establish_crd(entry)
+        if rdef.storage == NAMESPACE_STORAGE:
+            self._create_default_service_account(meta["name"])
         return WriteResult(entry, warnings)
+
+    def _create_default_service_account(self, namespace: str) -> None:
+        """kube-controller-manager's serviceaccounts controller: every namespace gets `default`
+        (at once here; a real cluster has a short window where pods are refused for lack of it)."""
+        account_def = self.resource("", "v1", "serviceaccounts")
+        if self.store.get(account_def.storage, namespace, DEFAULT_SERVICE_ACCOUNT) is None:
+            self.create(account_def, namespace, {"metadata": {"name": DEFAULT_SERVICE_ACCOUNT}})
+
+    def _check_service_account(self, pod: dict[str, Any]) -> None:
+        """The ServiceAccount admission plugin: a pod's service account must exist."""
+        meta = pod["metadata"]
+        namespace = meta.get("namespace", "")
+        account = (pod.get("spec") or {}).get("serviceAccountName") or DEFAULT_SERVICE_ACCOUNT
+        storage = self.resource("", "v1", "serviceaccounts").storage
+        if self.store.get(storage, namespace, account) is None:
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'pods "{meta.get("name", "")}" is forbidden: error looking up service account '
+                f'{namespace}/{account}: serviceaccount "{account}" not found',
+                {"name": meta.get("name", ""), "kind": "pods"},
+            )
 
     def replace(
         self,

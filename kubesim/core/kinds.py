@@ -10,7 +10,7 @@ Docs: https://kubernetes.io/docs/reference/kubernetes-api/ (per-kind reference p
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Any, Final
 
 from kubesim.core.registry import ResourceDef
 from kubesim.fields.patching import STRATEGIC_SCHEMAS, StrategicSchema, strategic_schema_for
@@ -323,6 +323,78 @@ def _validate_crd(obj: dict[str, Any]) -> list[StatusCause]:
         for problem in validate_structural(schema):
             causes.append(field_invalid(f"spec.versions[{i}].schema.openAPIV3Schema", "", problem))
     return causes
+
+
+#: JSONSchemaProps fields of Go type bool: a CRD body with anything else there fails to decode
+#: (OpenAPI v3.0; e.g. JSON Schema 2020-12's numeric ``exclusiveMinimum``).
+_SCHEMA_BOOL_FIELDS: Final = (
+    "exclusiveMaximum",
+    "exclusiveMinimum",
+    "uniqueItems",
+    "nullable",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-embedded-resource",
+    "x-kubernetes-int-or-string",
+)
+_SCHEMA_MAP_FIELDS: Final = ("properties", "patternProperties", "definitions")
+_SCHEMA_LIST_FIELDS: Final = ("allOf", "anyOf", "oneOf")
+
+
+def _go_json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _schema_decode_error(schema: Any, go_path: str) -> str | None:
+    """Go's ``json: cannot unmarshal`` for the first mistyped bool field (None if it decodes).
+
+    The path is Go's: JSON field names from the CRD's root, map keys and list indexes left out.
+    """
+    if not isinstance(schema, dict):
+        return None
+    for name in _SCHEMA_BOOL_FIELDS:
+        value = schema.get(name)
+        if value is not None and not isinstance(value, bool):
+            return (
+                f"json: cannot unmarshal {_go_json_kind(value)} into Go struct field "
+                f"JSONSchemaProps.{go_path}.{name} of type bool"
+            )
+    children: list[tuple[Any, str]] = []
+    for name in _SCHEMA_MAP_FIELDS:
+        if isinstance(schema.get(name), dict):
+            children += [(sub, f"{go_path}.{name}") for sub in schema[name].values()]
+    for name in _SCHEMA_LIST_FIELDS:
+        if isinstance(schema.get(name), list):
+            children += [(sub, f"{go_path}.{name}") for sub in schema[name]]
+    for name in ("items", "additionalProperties", "not"):
+        sub = schema.get(name)
+        subs = sub if isinstance(sub, list) else [sub]
+        children += [(item, f"{go_path}.{name}") for item in subs if isinstance(item, dict)]
+    for sub, path in children:
+        error = _schema_decode_error(sub, path)
+        if error is not None:
+            return error
+    return None
+
+
+def crd_decode_error(crd: dict[str, Any]) -> str | None:
+    """Why kube-apiserver cannot decode this CRD body into its Go type (400), if it cannot."""
+    spec = crd.get("spec")
+    versions = spec.get("versions") if isinstance(spec, dict) else None
+    for version in versions if isinstance(versions, list) else []:
+        schema = ((version or {}).get("schema") or {}).get("openAPIV3Schema")
+        error = _schema_decode_error(schema, "spec.versions.schema.openAPIV3Schema")
+        if error is not None:
+            return (
+                'CustomResourceDefinition in version "v1" cannot be handled as a '
+                f"CustomResourceDefinition: {error}"
+            )
+    return None
 
 
 def crd_resource_defs(crd: dict[str, Any]) -> list[ResourceDef]:

@@ -1293,8 +1293,16 @@ def _default_issues(schema: dict[str, Any], path: str) -> Iterator[tuple[str, st
             f"must not have unknown fields: {', '.join(walk.unknown)}",
             default,
         )
-    for cause in walk.causes + walk.list_causes:
+    causes = walk.causes + walk.list_causes
+    for cause in causes:
         yield _READY_CAUSE, cause.field, "", cause
+    # The CEL rules too (apiextensions' validateDefaults runs the CEL validator on each default):
+    # a `default: {}` beside a rule reading self.x is refused ("no such key: x").
+    if not causes:
+        for pending in walk.pending:
+            rule_cause = _rule_cause(pending)
+            if rule_cause is not None:
+                yield _READY_CAUSE, rule_cause.field, "", rule_cause
 
 
 _READY_CAUSE: Final = "cause"
