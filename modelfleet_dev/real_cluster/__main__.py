@@ -27,14 +27,29 @@ from modelfleet_dev.real_cluster.host_process import HOST_PROCESS_IMAGE
 from modelfleet_dev.real_cluster.netns import NetworkError, cleanup_stale
 
 
+def _already_stopping(signum: int, frame: FrameType | None) -> None:
+    # os.write, not print: the handler may interrupt a print to the same buffered stream.
+    os.write(1, f"[cluster] {signal.Signals(signum).name}: already stopping\n".encode())
+
+
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM becomes KeyboardInterrupt, so the same `finally` tears the cluster down."""
+    """SIGTERM (or Ctrl-C) becomes KeyboardInterrupt, so the same `finally` tears the cluster
+    down; the signals after it are only reported: a second SIGTERM (a supervisor's, an impatient
+    Ctrl-C) raising inside that `finally` would abort the teardown and leave the pod network.
+    Each component stop is bounded (SIGTERM, SIGKILL after 10 s); SIGKILL still ends it all."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _already_stopping)
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _stop_on_signals() -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _raise_interrupt)
 
 
 def _up(args: argparse.Namespace) -> int:
     build()
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    _stop_on_signals()
     options = ClusterOptions(nodes=args.nodes, auth=KubeconfigAuth(args.auth))
     try:
         with running_real_cluster(options) as cluster:
@@ -58,7 +73,7 @@ def _up(args: argparse.Namespace) -> int:
 def _test(args: argparse.Namespace) -> int:
     """pytest against a fresh cluster through KUBECONFIG, the operator run from this checkout."""
     build()
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    _stop_on_signals()
     options = ClusterOptions(nodes=args.nodes, auth=KubeconfigAuth(args.auth))
     with running_real_cluster(options) as cluster:
         env = dict(os.environ)
@@ -75,7 +90,15 @@ def _test(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modelfleet_dev.real_cluster")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("build", help="build the missing binaries into ~/.cache/modelfleet/k8s")
+    build_cmd = sub.add_parser(
+        "build", help="build the missing binaries into ~/.cache/modelfleet/k8s"
+    )
+    build_cmd.add_argument(
+        "components",
+        nargs="*",
+        choices=[c.value for c in Component],
+        help="only these (default: all); `build kubectl` is what the demo and the tests need",
+    )
     up = sub.add_parser("up", help="build what is missing, start a cluster, wait for Ctrl-C")
     up.add_argument("--kubeconfig-out", help="copy the admin kubeconfig here")
     up.add_argument("--nodes", type=int, default=2)
@@ -89,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
-            build()
+            build([Component(c) for c in args.components] or None)
         elif args.command == "up":
             return _up(args)
         elif args.command == "test":
