@@ -938,6 +938,8 @@ def main_real(args: argparse.Namespace) -> int:
         json_path=args.json,
     )
     print(operator_scale_real.table(payload))
+    print()
+    print(operator_scale_real.markdown(payload))
     if args.plot:
         operator_scale_real.plot(payload, args.plot)
     return 0

@@ -1161,3 +1161,69 @@ def plot(payload: dict[str, Any], path: Path, kubesim: dict[str, float] | None =
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+Cell = Callable[[dict[str, Any]], str]
+
+
+def _proc(who: str, key: str) -> Cell:
+    return lambda side: f"{side['processes'][who][key]:.0f}" if who in side["processes"] else "-"
+
+
+def _ours(cell: Cell) -> Cell:
+    return lambda side: cell(side) if side["side"].startswith("modelfleet") else ""
+
+
+def _freshness(side: dict[str, Any]) -> str:
+    if not side["status_freshness_samples"]:
+        return "-"
+    return f"{side['status_freshness_p50_s']:.2f} / {side['status_freshness_p99_s']:.2f}"
+
+
+MARKDOWN_ROWS: list[tuple[str, Cell]] = [
+    ("apply -> all Ready, s", lambda r: f"{r['time_to_ready_s']:.1f}"),
+    ("roll-out, s", lambda r: f"{r['rollout_time_s']:.1f}"),
+    ("roll-out ideal (waves x D), s", lambda r: f"{r['rollout_ideal_s']:.0f}"),
+    ("roll-out / ideal", lambda r: f"{r['rollout_ratio']:.2f}"),
+    (
+        "max unavailable seen / allowed",
+        lambda r: f"{r['max_unavailable_seen']} / {r['max_unavailable']}",
+    ),
+    (
+        "apiserver writes per pod: ready / roll-out",
+        lambda r: " / ".join(f"{v:.2f}" for v in r["writes_per_pod"].values()),
+    ),
+    (
+        "429s: ready / roll-out",
+        lambda r: " / ".join(f"{v:.0f}" for v in r["throttled_429"].values()),
+    ),
+    *[
+        (f"{who} {what}", _proc(who, key))
+        for who in ("kube-apiserver", "etcd", "kube-controller-manager", "operator")
+        for what, key in (("CPU s", "cpu_s"), ("peak RSS, MB", "peak_rss_mb"))
+    ],
+    ("etcd db, MB", lambda r: f"{r['etcd'].get('db_total_size_in_bytes', 0) / 1e6:.1f}"),
+    (
+        "steady 60 s: operator writes",
+        _ours(lambda r: f"{r['steady_writes']:.0f}" if r["steady_window_s"] else "-"),
+    ),
+    ("status freshness p50 / p99, s", _ours(_freshness)),
+]
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    """The comparison as docs/benchmarks.md shows it: one table per client rate."""
+    out = []
+    for run_entry in payload["runs"]:
+        sides = [run_entry["sides"][k] for k in SIDES if k in run_entry["sides"]]
+        loads = ", ".join(f"{la[0]:.1f}" for la in run_entry["loadavg"])
+        out.append(
+            f"**{payload['settings']['wells']:,} pods, qps {run_entry['qps']:g} / burst "
+            f"{run_entry['burst']}** (load average after each cluster: {loads})\n"
+        )
+        out.append("| | " + " | ".join(f"`{r['side']}`" for r in sides) + " |")
+        out.append("| --- |" + " ---: |" * len(sides))
+        for name, cell in MARKDOWN_ROWS:
+            out.append(f"| {name} | " + " | ".join(cell(side) for side in sides) + " |")
+        out.append("")
+    return "\n".join(out)
