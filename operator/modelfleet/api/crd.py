@@ -97,6 +97,11 @@ class _Converter:
                 out["enum"] = [value]
             elif key == "default" and value is None:
                 continue
+            elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+                # JSON Schema 2020 gives the bound itself; OpenAPI v3.0 (the apiserver's) a
+                # bound in minimum / maximum and a boolean beside it.
+                out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+                out[key] = True
             elif key == "description":
                 out[key] = " ".join(value.split())  # docstrings wrap; kubectl explain re-wraps
             else:

@@ -597,9 +597,9 @@ class ModelDeploymentSpec(_Resource):
     """How many old revisions (ControllerRevisions) to keep for rollback."""
 
     monitoring: MonitoringSpec | None = None
-    """Functional monitoring read from Prometheus into status.monitoring and the ModelsHealthy
-    condition; also the Prometheus rollout.analysis queries. Without it the operator queries
-    nothing."""
+    """Functional monitoring: one Prometheus query per interval for the whole fleet (never one
+    per pod) fills status.monitoring and the ModelsHealthy condition; rollout.analysis queries
+    go to the same Prometheus. Without it the operator queries nothing."""
 
     @model_validator(mode="after")
     def _analysis_needs_monitoring(self) -> ModelDeploymentSpec:
