@@ -87,6 +87,14 @@ def _test(args: argparse.Namespace) -> int:
         return subprocess.run([sys.executable, "-m", "pytest", *pytest_args], env=env).returncode
 
 
+def _component(name: str) -> Component:
+    try:
+        return Component(name)
+    except ValueError:
+        known = ", ".join(c.value for c in Component)
+        raise argparse.ArgumentTypeError(f"no component {name!r} (known: {known})") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modelfleet_dev.real_cluster")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     build_cmd.add_argument(
         "components",
         nargs="*",
-        choices=[c.value for c in Component],
-        help="only these (default: all); `build kubectl` is what the demo and the tests need",
+        type=_component,
+        metavar="COMPONENT",
+        help=f"only these ({', '.join(c.value for c in Component)}; default: all); "
+        "`build kubectl` is what the demo and the tests need",
     )
     up = sub.add_parser("up", help="build what is missing, start a cluster, wait for Ctrl-C")
     up.add_argument("--kubeconfig-out", help="copy the admin kubeconfig here")
@@ -112,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
-            build([Component(c) for c in args.components] or None)
+            build(args.components or None)
         elif args.command == "up":
             return _up(args)
         elif args.command == "test":
