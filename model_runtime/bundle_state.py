@@ -85,7 +85,11 @@ def load_bundle(
         sessions=sessions,
         load_seconds=time.perf_counter() - started,
         shared_input=shared,
-        monitor=None if monitoring is None else BundleMonitor(verified.manifest, monitoring),
+        monitor=(
+            BundleMonitor(verified.manifest, monitoring)
+            if monitoring is not None and monitoring.enabled
+            else None  # monitoring off: not a single call on the request path
+        ),
     )
 
 

@@ -399,6 +399,13 @@ class DataPlane:
             monitor = bundle.monitor
             report = monitoring_report(monitor)
             metadata["monitoring"] = monitoring_summary(report, monitor.unmonitored.values())
+        elif bundle is not None:
+            metadata["monitoring"] = {
+                "summary": "monitoring off",
+                "models_drifting": 0,
+                "models_insufficient_data": 0,
+                "models_unmonitored": len(bundle.sessions),
+            }
         return metadata
 
     def monitoring(self) -> MonitoringReport:

@@ -222,6 +222,8 @@ class BundleMonitor:
     ) -> None:
         """Rows the well endpoint scored and each model's prediction (one value per row), or
         None: rows refused before scoring, counted in every model's features only."""
+        if not self.models:
+            return
         if not _readable(rows, self.well_width):
             for name in self.models if predictions is None else predictions:
                 if name in self.models:
