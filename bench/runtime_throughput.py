@@ -487,6 +487,107 @@ def onnxruntime_thread_settings(bundle_dir: Path, count: int) -> list[str]:
 # -- main ------------------------------------------------------------------------------------
 
 
+# The HTTP server decision (docs/benchmarks.md, Runtime): the same hello handler (read the body,
+# orjson-decode it, answer a small JSON) on aiohttp, on uvicorn (raw ASGI, httptools, uvloop) and
+# on the runtime's own transport (model_runtime/http_server.py), every one on uvloop.
+HELLO_AIOHTTP = """
+import sys, orjson, uvloop
+from aiohttp import web
+async def hello(request):
+    return web.json_response({"keys": len(orjson.loads(await request.read()))}, dumps=lambda o: orjson.dumps(o).decode())
+async def ready(request):
+    return web.json_response({"ready": True})
+app = web.Application()
+app.router.add_route("POST", "/v2/models/{model}/infer", hello)
+app.router.add_route("GET", "/v2/health/ready", ready)
+uvloop.install()
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+HELLO_ASGI = """
+import orjson
+HEADERS = [(b"content-type", b"application/json")]
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    post = scope["method"] == "POST"
+    body = orjson.dumps({"keys": len(orjson.loads(b"".join(chunks)))} if post else {"ready": True})
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": body})
+"""
+HELLO_OWN = """
+import asyncio, sys, orjson, uvloop
+from model_runtime.http_server import HttpResponse, HttpServer
+def hello(request):
+    if request.method == "POST":
+        return HttpResponse(200, orjson.dumps({"keys": len(orjson.loads(request.body))}), "application/json")
+    return HttpResponse(200, orjson.dumps({"ready": True}), "application/json")
+async def main():
+    server = HttpServer(hello, lambda status, message: HttpResponse(status, message.encode(), "text/plain"), max_body_bytes=8 << 20)
+    await server.start("127.0.0.1", int(sys.argv[1]))
+    await asyncio.Event().wait()
+uvloop.run(main())
+"""
+
+
+def transport_table(wrk: str, rounds: int, seconds: float, concurrency: int) -> list[str]:
+    """The three transports started together, driven interleaved (A B C A B C ...)."""
+    floor_python = ensure_asgi_floor()
+    (WORK / "hello_aiohttp.py").write_text(HELLO_AIOHTTP)
+    (WORK / "hello_asgi.py").write_text(HELLO_ASGI)
+    (WORK / "hello_own.py").write_text(HELLO_OWN)
+    commands = {
+        "aiohttp 3.x web": [sys.executable, str(WORK / "hello_aiohttp.py")],
+        "uvicorn, raw ASGI (httptools, uvloop)": [
+            str(floor_python),
+            "-m",
+            "uvicorn",
+            "hello_asgi:app",
+            "--host",
+            "127.0.0.1",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--port",
+        ],
+        "model_runtime.http_server": [sys.executable, str(WORK / "hello_own.py")],
+    }
+    lines = [
+        f"| transport (hello handler), wrk -d {seconds:g}s | c | requests/s by round | p50 ms by round | RSS MiB |",
+        "| --- | ---: | --- | --- | ---: |",
+    ]
+    with ExitStack() as stack:
+        urls: dict[str, str] = {}
+        pids: dict[str, int] = {}
+        for name, command in commands.items():
+            port = free_loopback_port()
+            log = WORK / f"transport-{len(urls)}.log"
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            process = stack.enter_context(running([*command, str(port)], log, env=env, cwd=WORK))
+            wait_http(f"http://127.0.0.1:{port}/v2/health/ready", 60, process)
+            urls[name] = f"http://127.0.0.1:{port}/v2/models/m/infer"
+            pids[name] = process.pid
+        for connections in (1, concurrency):
+            runs: dict[str, list[WrkResult]] = {name: [] for name in urls}
+            for _ in range(rounds):
+                for name, url in urls.items():
+                    runs[name].append(
+                        wrk_run(wrk, name, url, SINGLE_ROW_BODY, connections, seconds)
+                    )
+            for name, results in runs.items():
+                rps = " / ".join(f"{r.rps:,.0f}" for r in results)
+                p50 = " / ".join(f"{r.p50_ms:.3f}" for r in results)
+                lines.append(
+                    f"| {name} | {connections} | {rps} | {p50} | {rss_mib(pids[name]):.1f} |"
+                )
+    return lines
+
+
 def rss_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     found = re.search(r"VmRSS:\s+(\d+)", status)
@@ -521,6 +622,11 @@ def main() -> int:
     parser.add_argument("--skip-mlserver", action="store_true")
     parser.add_argument("--skip-thread-table", action="store_true")
     parser.add_argument("--python-client", action="store_true", help="do not use wrk")
+    parser.add_argument(
+        "--transport-table-only",
+        action="store_true",
+        help="only the HTTP server comparison (aiohttp, uvicorn, our transport), 3 rounds",
+    )
     args = parser.parse_args()
     scale = 0.2 if args.quick else 1.0
     seconds = 2.0 if args.quick else args.seconds
@@ -538,6 +644,14 @@ def main() -> int:
         print(f"built 100-model bundle in {time.perf_counter() - started:.1f}s", file=sys.stderr)
 
     wrk = None if args.python_client else ensure_wrk()
+    if args.transport_table_only:
+        if wrk is None:
+            raise SystemExit("the transport table needs wrk")
+        load = os.getloadavg()[0]
+        table = transport_table(wrk, 3, seconds, args.concurrency)
+        print("\n".join(table))
+        print(f"\n- load average (1 min) at start / end: {load:.2f} / {os.getloadavg()[0]:.2f}")
+        return 0
     generator = "wrk 1 thread" if wrk else "Python aiohttp client"
     results: list[Result] = []
     figures: dict[str, Any] = {"load_average_1min_at_start": os.getloadavg()[0]}
