@@ -233,3 +233,38 @@ def test_too_little_canary_traffic_holds_until_it_comes_then_the_analysis_passes
     assert conditions(done)["AnalysisPassed"]["status"] == "True"
     reasons = {e["reason"] for e in api.get("/api/v1/namespaces/default/events")["items"]}
     assert {"AnalysisInconclusive", "AnalysisPassed"} <= reasons
+
+
+def test_a_restarted_operator_keeps_the_measurements_the_analysis_already_passed(
+    cluster: KubeSimThread, api: Api, bundles: Bundles, prometheus: Prometheus
+) -> None:
+    root, _ = bundles
+    serve_fleet(prometheus, "esp")
+    prometheus.wait_scraped(f'count({m.WINDOW_ROWS_MIN}{{fleet="esp"}}) == 8')
+    slow = {**ANALYSIS, "intervalSeconds": 2, "measurements": 3}
+    operator = OperatorThread.standalone(cluster.kubeconfig)
+    operator.start()
+    try:
+        md = monitored("esp", "1.0.0", root, prometheus.url, analysis=slow, canary={"wells": 2})
+        assert api.create(MD_PATH, md).status_code == 201
+        api.wait_status("esp", is_available("1.0.0", len(WELLS)))
+        api.merge_patch(f"{MD_PATH}/esp", {"spec": {"model": {"version": "2.0.0"}}})
+        first = api.wait_status(
+            "esp", lambda s: (s.get("analysis") or {}).get("successfulMeasurements") == 1
+        )
+    finally:
+        operator.stop()
+    seen: set[tuple[int, str]] = set()
+
+    def watched(s: dict[str, Any]) -> bool:
+        a = s.get("analysis") or {}
+        seen.add((a.get("successfulMeasurements"), a.get("measuredAt")))
+        return bool(is_available("2.0.0", len(WELLS))(s))
+
+    with OperatorThread.standalone(cluster.kubeconfig):
+        done = api.wait_status("esp", watched, timeout=60)
+    assert done["analysis"]["successfulMeasurements"] == 3
+    # Counting on from status: after the restart no measurement was the first one again.
+    restarted_at_one = {t for n, t in seen if n == 1 and t != first["analysis"]["measuredAt"]}
+    assert restarted_at_one == set()
+    assert {n for n, _ in seen} >= {2, 3}
