@@ -8,8 +8,10 @@ becomes a 4xx ModelRuntimeError that names the field, the expected value and the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -342,6 +344,17 @@ def _parse_name_list(raw: Any, field: str, *, objects: bool) -> tuple[str, ...] 
     return tuple(names)
 
 
+def _after_answer(observe: Callable[..., None], *args: Any) -> None:
+    """Run `observe(*args)` once the current event-loop step is over (the response written),
+    so monitoring is off the request's latency; inline in a worker thread (big requests)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        observe(*args)
+        return
+    loop.call_soon(observe, *args)
+
+
 def _tensor_json(name: str, array: npt.NDArray[Any]) -> dict[str, Any]:
     return {
         "name": name,
@@ -479,7 +492,8 @@ class DataPlane:
         names = wanted or session.output_names
         results = session.run(request.rows, tuple(names))
         if bundle.monitor is not None:
-            bundle.monitor.observe_model(name, request.rows, dict(zip(names, results, strict=True)))
+            outputs_by_name = dict(zip(names, results, strict=True))
+            _after_answer(bundle.monitor.observe_model, name, request.rows, outputs_by_name)
         outputs: list[dict[str, Any]] = []
         blobs: list[bytes] = []
         for output_name, result in zip(names, results, strict=True):
@@ -562,7 +576,7 @@ class DataPlane:
                 }
             )
         if bundle.monitor is not None:
-            bundle.monitor.observe_well(rows, predictions)
+            _after_answer(bundle.monitor.observe_well, rows, predictions)
         response: dict[str, Any] = {
             "well": bundle.manifest.well,
             "model_version": bundle.manifest.version,

@@ -44,13 +44,34 @@ def prediction_output(entry: ModelEntry) -> str | None:
     return f"probabilities[{POSITIVE_CLASS}]" if POSITIVE_CLASS in entry.classes else None
 
 
+class Staging:
+    """Rows waiting for a fold, copied into a preallocated array: a request leaves no object
+    behind (nothing for the garbage collector to walk), and the memory is fixed."""
+
+    def __init__(self, rows: int, columns: int) -> None:
+        self.values = np.zeros((rows, columns))
+        self.filled = 0
+
+    def room(self) -> int:
+        return self.values.shape[0] - self.filled
+
+    def put(self, block: npt.NDArray[Any]) -> None:
+        """Copy `block` (at most `room()` rows) in."""
+        end = self.filled + block.shape[0]
+        self.values[self.filled : end] = block
+        self.filled = end
+
+    def take(self) -> npt.NDArray[Any]:
+        """The staged rows (a view, valid until the next `put`), and empty."""
+        staged = self.values[: self.filled]
+        self.filled = 0
+        return staged
+
+
 @dataclass
 class ModelTraffic:
-    """What arrived for one model: queued rows (with the output the prediction is read from),
-    rows rejected, rows seen, when the last row came."""
+    """What arrived for one model: rows rejected, rows seen, when the last row came."""
 
-    queued: list[tuple[npt.NDArray[Any], npt.NDArray[Any] | None]] = field(default_factory=list)
-    queued_rows: int = 0
     rows_rejected: int = 0
     rows_seen: int = 0
     last_row_at: float | None = None
@@ -69,34 +90,37 @@ class ModelWindows:
     prediction_window: RowWindow | None
     prediction_index: int  # the positive class's column in `probabilities`
     thresholds: PsiThresholds
+    staged_rows: Staging
+    staged_predictions: Staging
     traffic: ModelTraffic = field(default_factory=ModelTraffic)
 
-    def fold(self, capacity: int) -> None:
-        """Move the model's own queue into its windows."""
-        queued, self.traffic.queued = self.traffic.queued, []
-        self.traffic.queued_rows = 0
-        if not queued:
+    def stage(self, rows: npt.NDArray[Any], predictions: npt.NDArray[Any] | None) -> None:
+        """Queue one request's rows (and predictions), folding first when they do not fit."""
+        if rows.shape[0] > self.staged_rows.room() or (
+            predictions is not None and predictions.shape[0] > self.staged_predictions.room()
+        ):
+            self.fold()
+        if rows.shape[0] > self.staged_rows.room():  # bigger than a whole fold: count it now
+            self._add(rows, predictions)
             return
-        self.traffic.rows_seen += sum(rows.shape[0] for rows, _ in queued)
-        rows = queued[0][0] if len(queued) == 1 else np.concatenate([r for r, _ in queued])
-        self.feature_window.add(self.feature_bins.bucket(rows[-capacity:]))
-        if self.prediction_bins is None or self.prediction_window is None:
+        self.staged_rows.put(rows)
+        if predictions is not None:
+            self.staged_predictions.put(predictions.reshape(-1, 1))
+
+    def fold(self) -> None:
+        """Move the model's staged rows into its windows."""
+        self._add(self.staged_rows.take(), self.staged_predictions.take())
+
+    def _add(self, rows: npt.NDArray[Any], predictions: npt.NDArray[Any] | None) -> None:
+        capacity = self.feature_window.capacity
+        if rows.shape[0]:
+            self.traffic.rows_seen += rows.shape[0]
+            self.feature_window.add(self.feature_bins.bucket(rows[-capacity:]))
+        if predictions is None or not predictions.shape[0]:
             return
-        scored = [(part.shape[0], output) for part, output in queued if output is not None]
-        if not scored:
-            return
-        try:  # the usual case: outputs of one shape per row, stacked in one call
-            table = np.concatenate([output for _, output in scored]).reshape(
-                sum(n for n, _ in scored), -1
-            )
-            values = _prediction_column(self, table)
-        except ValueError:  # outputs of other shapes: one by one, those that fit
-            parts = [_prediction_values(self, output, n) for n, output in scored]
-            present = [p for p in parts if p is not None]
-            values = np.concatenate(present) if present else None
-        if values is not None:
-            predicted = values[-capacity:].reshape(-1, 1)
-            self.prediction_window.add(self.prediction_bins.bucket(predicted))
+        if self.prediction_bins is not None and self.prediction_window is not None:
+            column = predictions[-capacity:].reshape(-1, 1)
+            self.prediction_window.add(self.prediction_bins.bucket(column))
 
 
 WellItem = tuple[npt.NDArray[Any], Mapping[str, npt.NDArray[Any]] | None, float]
@@ -194,6 +218,8 @@ class BundleMonitor:
                 entry.classes.index(POSITIVE_CLASS) if POSITIVE_CLASS in entry.classes else 0
             ),
             thresholds=thresholds,
+            staged_rows=Staging(FOLD_ROWS, len(names)),
+            staged_predictions=Staging(FOLD_ROWS, 1),
         )
 
     # -- the request path: queue, fold when a queue is full -----------------------------------
@@ -205,17 +231,14 @@ class BundleMonitor:
         model = self.models.get(name)
         if model is None:
             return
-        traffic = model.traffic
         if not _readable(rows, len(model.features)):
-            traffic.rows_rejected += rows.shape[0] if rows.ndim else 1
+            model.traffic.rows_rejected += rows.shape[0] if rows.ndim else 1
             return
         output = outputs.get("value" if model.prediction == "value" else "probabilities")
+        predictions = None if output is None else _prediction_values(model, output, rows.shape[0])
         with self._lock:
-            traffic.queued.append((rows, output))
-            traffic.queued_rows += rows.shape[0]
-            traffic.last_row_at = time.monotonic()
-            if traffic.queued_rows >= FOLD_ROWS:
-                model.fold(self.capacity)
+            model.stage(rows, predictions)
+            model.traffic.last_row_at = time.monotonic()
 
     def observe_well(
         self, rows: npt.NDArray[Any], predictions: Mapping[str, npt.NDArray[Any]] | None
@@ -284,7 +307,7 @@ class BundleMonitor:
         with self._lock:
             self._fold_well()
             for model in self.models.values():
-                model.fold(self.capacity)
+                model.fold()
 
     # -- reading (after fold_all) ---------------------------------------------------------------
 
