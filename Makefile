@@ -15,7 +15,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/modelfleet demo
 
-test: $(STAMP)
+test: $(STAMP) prometheus
 	$(VENV)/bin/python -m pytest -q
 
 lint: $(STAMP)
@@ -23,6 +23,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+# Prometheus, promtool and promql-selectors (issue 15; modelfleet_dev/prometheus_server.py), built
+# from the Go module in cluster/go/prometheus into ~/.cache/modelfleet/prometheus/<version> when
+# missing (a few minutes cold, a hash check warm). The monitoring tests need them.
+.PHONY: prometheus
+prometheus: $(STAMP)
+	$(VENV)/bin/python -m modelfleet_dev.prometheus_server install
 
 # Everything generated from the ModelDeployment models: the CRD (and the chart's copy), the
 # field reference, the chart's values schema. Tests fail when any of them drifts.
@@ -44,7 +51,7 @@ real-cluster: $(STAMP)
 
 # The harness's own tests (each starts its clusters: helm install included), then on one fresh
 # cluster the e2e suite and the kubesim conformance tests (the same tests pass on kubesim).
-test-real: $(STAMP)
+test-real: $(STAMP) prometheus
 	$(VENV)/bin/python -m modelfleet_dev.real_cluster build
 	$(VENV)/bin/python -m pytest tests/real_cluster $(REAL_PYTEST_ARGS)
 	$(VENV)/bin/python -m modelfleet_dev.real_cluster test -- tests/e2e tests/kubesim/conformance $(REAL_PYTEST_ARGS)
