@@ -199,6 +199,68 @@ def fleet_schema(spec: JsonSchema) -> JsonSchema:
 # -------------------------------------------------------------------------- the chart's knobs
 
 
+def _ratio(description: str) -> JsonSchema:
+    return {"type": "number", "description": description, "minimum": 0, "maximum": 1}
+
+
+def monitoring_schema() -> JsonSchema:
+    """`monitoring`: the well pods' PodMonitor, the alert rules and the Grafana dashboard."""
+    return _closed(
+        "Functional monitoring of the well pods: scrape, alerts, dashboard.",
+        {
+            "podMonitor": _closed(
+                "Prometheus Operator PodMonitor for the well pods' runtime /metrics.",
+                {
+                    "enabled": _boolean("Create the PodMonitor."),
+                    "interval": _string("Scrape interval.", pattern=DURATION),
+                    "scrapeTimeout": _string("Scrape timeout.", pattern=DURATION),
+                    "labels": _map("Extra labels on the PodMonitor."),
+                },
+                required=["enabled"],
+            ),
+            "prometheusRule": _closed(
+                "Prometheus Operator PrometheusRule with the fleet's alerts.",
+                {
+                    "enabled": _boolean("Create the PrometheusRule."),
+                    "labels": _map("Extra labels on the PrometheusRule."),
+                    "alertLabels": _map("Extra labels on every alert."),
+                    "degradedFor": _string("Degraded this long fires.", pattern=DURATION),
+                    "driftFor": _string("Drifting this long fires.", pattern=DURATION),
+                    "fleetDriftingRatio": _ratio("Share of wells drifting for the fleet alert."),
+                    "missingRate": _ratio("Worst missing rate that fires."),
+                    "outOfRangeRate": _ratio("Worst out-of-reference-range rate that fires."),
+                    "dataQualityFor": _string(
+                        "Data quality bad this long fires.", pattern=DURATION
+                    ),
+                    "staleSeconds": _integer("Seconds without a row: stale.", 1, 31_536_000),
+                    "staleFor": _string("Stale this long fires.", pattern=DURATION),
+                    "insufficientDataFor": _string(
+                        "Below the minimum rows this long fires.", pattern=DURATION
+                    ),
+                    "metricsMissingFor": _string("Unscrapeable this long fires.", pattern=DURATION),
+                    "bundleRefusedFor": _string("Refused this long fires.", pattern=DURATION),
+                },
+                required=["enabled"],
+            ),
+            "dashboard": _closed(
+                "Grafana dashboard in a ConfigMap for Grafana's sidecar.",
+                {
+                    "enabled": _boolean("Create the dashboard ConfigMap."),
+                    "namespace": _string(
+                        "Namespace of the ConfigMap; empty means the release namespace.",
+                        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$",
+                        maxLength=63,
+                    ),
+                    "labels": _map("Labels the Grafana sidecar selects on."),
+                    "annotations": _map("Annotations on the ConfigMap."),
+                },
+                required=["enabled"],
+            ),
+        },
+        required=["podMonitor", "prometheusRule", "dashboard"],
+    )
+
+
 def chart_schema(fleet: JsonSchema) -> JsonSchema:
     resources = _closed(
         "Resources of the operator container.",
@@ -330,6 +392,7 @@ def chart_schema(fleet: JsonSchema) -> JsonSchema:
                 },
                 required=["service", "serviceMonitor"],
             ),
+            "monitoring": monitoring_schema(),
             "podDisruptionBudget": _closed(
                 "PodDisruptionBudget of the operator.",
                 {
