@@ -75,8 +75,13 @@ def measured(answer: tuple[Sample, ...] | FailedQuery, traffic: Any = ENOUGH) ->
 
 
 def test_the_canary_wells_replace_the_placeholder_as_an_exact_alternation() -> None:
-    q = render_query('x{well=~"{{wells}}"}', {"fr-0002", "fr-0001"})
-    assert q == 'x{well=~"fr-0001|fr-0002"}'
+    q = render_query(
+        'x{namespace="{{namespace}}",fleet="{{fleet}}",well=~"{{wells}}"}',
+        {"fr-0002", "fr-0001"},
+        "fleet-fr",
+        "esp",
+    )
+    assert q == 'x{namespace="fleet-fr",fleet="esp",well=~"fr-0001|fr-0002"}'
     assert 'well=~"w00000|w00001"' in traffic_query("ns", "esp", CANARY)
 
 

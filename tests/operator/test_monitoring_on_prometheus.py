@@ -132,7 +132,7 @@ def test_analysis_answers_keep_every_series_labels(prometheus: Prometheus) -> No
     )
     canary = {"w1", "w2"}
     ep = endpoint(prometheus)
-    answer = query(ep, render_query(check.queries[0].query, canary))
+    answer = query(ep, render_query(check.queries[0].query, canary, "default", "esp"))
     traffic = query(ep, traffic_query("default", "esp", canary))
     result = measure(check, canary, {"prediction-psi": answer}, traffic)  # type: ignore[dict-item]
     assert result.verdict is MeasurementVerdict.FAILED

@@ -135,7 +135,7 @@ ANALYSIS = {
     "queries": [
         {
             "name": "prediction-psi",
-            "query": f'max by (well, model) ({m.PREDICTION_PSI_WORST}{{fleet="esp",well=~"{{{{wells}}}}"}})',
+            "query": f'max by (well, model) ({m.PREDICTION_PSI_WORST}{{namespace="{{{{namespace}}}}",fleet="{{{{fleet}}}}",well=~"{{{{wells}}}}"}})',
             "operator": "LessThan",
             "threshold": 0.25,
         }

@@ -355,6 +355,9 @@ class ComparisonOperator(enum.StrEnum):
 #: The placeholder an analysis query names the canary wells with: replaced by an anchored regex
 #: alternation of their ids (e.g. `fr-0001|fr-0002`), for `well=~"{{wells}}"`.
 WELLS_PLACEHOLDER = "{{wells}}"
+#: ... and the fleet's own labels (well ids are unique in a fleet, not across fleets).
+NAMESPACE_PLACEHOLDER = "{{namespace}}"
+FLEET_PLACEHOLDER = "{{fleet}}"
 MAX_ANALYSIS_QUERIES = 8
 #: Series of one analysis answer kept in status (the offending ones first).
 MAX_ANALYSIS_RESULTS = 10
@@ -369,8 +372,10 @@ class AnalysisQuery(_Resource):
     """Name of the check, shown in status and in the rollback message."""
 
     query: Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"\S")]
-    """PromQL instant query. {{wells}} is replaced by a regex matching exactly the canary wells
-    (well=~"{{wells}}"). Every series of the answer is a measurement, labels kept: each must
+    """PromQL instant query. {{wells}} is replaced by a regex matching exactly the canary wells,
+    {{namespace}} and {{fleet}} by the fleet's namespace and name, e.g.
+    max by (well, model) (modelfleet_runtime_prediction_psi_worst{namespace="{{namespace}}",
+    fleet="{{fleet}}", well=~"{{wells}}"}). Every series of the answer is a measurement, labels kept: each must
     meet the threshold. An empty answer, NaN or an infinite value is inconclusive (the roll-out
     holds); a query Prometheus refuses (bad PromQL) is inconclusive too, with Prometheus' error
     in the condition: fix the spec and the analysis starts again."""

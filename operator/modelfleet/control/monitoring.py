@@ -223,7 +223,7 @@ class FleetMonitor:
         if spec is None:
             return
         namespace, name = self.key
-        queries = measurement_queries(target.analysis, target.canary)
+        queries = measurement_queries(target.analysis, target.canary, namespace, name)
         answers = await asyncio.gather(
             *(self.querier.query(namespace, spec.prometheus, q) for _, q in queries)
         )

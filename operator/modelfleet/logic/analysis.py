@@ -25,7 +25,9 @@ from enum import StrEnum
 from typing import Any
 
 from modelfleet.api.spec import (
+    FLEET_PLACEHOLDER,
     MAX_ANALYSIS_RESULTS,
+    NAMESPACE_PLACEHOLDER,
     WELLS_PLACEHOLDER,
     Analysis,
     AnalysisPhase,
@@ -49,8 +51,17 @@ def wells_regex(wells: Collection[str]) -> str:
     return pattern.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def render_query(query: str, wells: Collection[str]) -> str:
-    return query.replace(WELLS_PLACEHOLDER, wells_regex(wells))
+def render_query(query: str, wells: Collection[str], namespace: str, fleet: str) -> str:
+    """The query with its placeholders filled in (values escaped for a PromQL string)."""
+    return (
+        query.replace(WELLS_PLACEHOLDER, wells_regex(wells))
+        .replace(NAMESPACE_PLACEHOLDER, _in_string(namespace))
+        .replace(FLEET_PLACEHOLDER, _in_string(fleet))
+    )
+
+
+def _in_string(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def traffic_query(namespace: str, fleet: str, wells: Collection[str]) -> str:
@@ -281,6 +292,8 @@ def analysis_applies(
     )
 
 
-def measurement_queries(analysis: Analysis, canary: Collection[str]) -> Sequence[tuple[str, str]]:
-    """(name, PromQL) of each check, for these canary wells."""
-    return [(q.name, render_query(q.query, canary)) for q in analysis.queries]
+def measurement_queries(
+    analysis: Analysis, canary: Collection[str], namespace: str, fleet: str
+) -> Sequence[tuple[str, str]]:
+    """(name, PromQL) of each check, for these canary wells of this fleet."""
+    return [(q.name, render_query(q.query, canary, namespace, fleet)) for q in analysis.queries]
