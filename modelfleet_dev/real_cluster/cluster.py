@@ -109,6 +109,11 @@ class ComponentError(ClusterError):
         self.log_path = log_path
 
 
+def _say(line: str) -> None:
+    """Progress on stdout, flushed: a supervisor reading a pipe sees each step when it happens."""
+    print(line, flush=True)
+
+
 @dataclass
 class ClusterOptions:
     """What to start. Ports default to free ones; set one to force it (tests of a busy port)."""
@@ -130,8 +135,10 @@ class ClusterOptions:
     #: container's start-up time, the same for every pod whoever created it. 0: at once.
     pod_start_delay_s: float = 0.0
     keep_work_dir: bool = False
+    #: How long a start waits for another real cluster on this machine to stop (one at a time).
+    wait_for_machine_seconds: float = 1800.0
     auth: KubeconfigAuth = KubeconfigAuth.CERT
-    progress: Callable[[str], None] = print
+    progress: Callable[[str], None] = _say
 
 
 class ApiserverEndpoints(TypedDict):
@@ -366,7 +373,7 @@ class RealCluster:
         pki = make_pki(self.work_dir / "pki", [HOST_LINK_IP])
         self.pki = pki
         say(f"[cluster] pod network: netns {self.network.netns}, 10.244.0.0/16")
-        self.network.create()
+        self.network.create(self.options.wait_for_machine_seconds, say)
         self._start_etcd()
         self._start_apiserver()
         self._write_kubeconfigs()
@@ -679,6 +686,7 @@ class RealCluster:
 
     def stop(self) -> None:
         """Reverse order; always removes the pod network; keeps logs only when asked."""
+        self.options.progress(f"[cluster] stopping {len(self.processes)} processes")
         for process in reversed(self.processes):
             process.stop()
         self.network.destroy()

@@ -13,12 +13,15 @@ resources that the next start (or ``cleanup``) recognises as stale and removes.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import ipaddress
 import os
 import re
 import socket
 import subprocess
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -45,6 +48,12 @@ _LINK_PREFIX: Final = 30
 _NAME_RE: Final = re.compile(r"^mf-(\d+)$")
 NETNS_DIR: Final = Path("/var/run/netns")
 _CLONE_NEWNET: Final = 0x40000000
+#: One real cluster per network namespace (the pod network's route is fixed): its owner holds a
+#: flock on LOCK_DIR/modelfleet-real-cluster.<netns inode>.lock for the cluster's life; the
+#: kernel drops it when the owner exits, SIGKILL included. A harness in a private network
+#: namespace of its own (bench/operator_scale_real.py) has its own lock and route.
+LOCK_DIR: Final = Path("/var/run")
+_LOCK_POLL_SECONDS: Final = 0.5
 
 
 class NetworkError(RuntimeError):
@@ -108,6 +117,7 @@ class PodNetwork:
     """One namespace + veth pair + host route; create() then destroy() (idempotent)."""
 
     owner_pid: int
+    lock_fd: int | None = None
 
     @property
     def netns(self) -> str:
@@ -125,9 +135,36 @@ class PodNetwork:
     def for_this_process(cls) -> PodNetwork:
         return cls(os.getpid())
 
-    def create(self) -> None:
+    def _lock_machine(self, wait_seconds: float, say: Callable[[str], None]) -> None:
+        """Take the machine's one-cluster lock, waiting up to ``wait_seconds`` for its holder."""
+        lock = LOCK_DIR / f"modelfleet-real-cluster.{os.stat('/proc/self/ns/net').st_ino}.lock"
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait_seconds
+        announced = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise NetworkError(
+                        f"another real cluster (pid {holder}) has held {lock} for "
+                        f"{wait_seconds:.0f} s: one per network namespace (the pod route is fixed)"
+                    ) from None
+                if not announced:
+                    say(f"[cluster] waiting for the real cluster of pid {holder} to stop")
+                    announced = True
+                time.sleep(_LOCK_POLL_SECONDS)  # flock has no timeout; the holder may be busy
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{self.owner_pid}\n".encode(), 0)
+        self.lock_fd = fd
+
+    def create(self, wait_seconds: float = 0.0, say: Callable[[str], None] = print) -> None:
         if os.geteuid() != 0:
             raise NetworkError("the pod network (ip netns add) needs root")
+        self._lock_machine(wait_seconds, say)
         cleanup_stale()
         _, _, routes = owned_resources()
         if routes:
@@ -165,6 +202,9 @@ class PodNetwork:
         _ip("route", "delete", POD_CIDR, "dev", self.host_veth, check=False)
         _ip("link", "delete", self.host_veth, check=False)
         _ip("netns", "delete", self.netns, check=False)
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)  # releases the machine lock
+            self.lock_fd = None
 
     def exists(self) -> bool:
         netns, links, routes = owned_resources()

@@ -28,8 +28,18 @@ def wait_for(probe: Callable[[], T | None], timeout: float, what: str) -> T:
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
+def _in_our_network(pid: int) -> bool:
+    """Whether ``pid`` shares this process's network namespace (another harness may run in a
+    private one beside us: bench/operator_scale_real.py; its cluster is not ours to count)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
+    except OSError:
+        return False
+
+
 def component_processes() -> list[tuple[int, str]]:
-    """Live processes running a binary from the build cache, or the responder."""
+    """Live processes running a binary from the build cache, or the responder (in our network
+    namespace)."""
     bin_dir = str(cache_dir() / "bin")
     found = []
     for entry in Path("/proc").iterdir():
@@ -42,14 +52,21 @@ def component_processes() -> list[tuple[int, str]]:
         argv = [a.decode(errors="replace") for a in cmdline if a]
         if not argv:
             continue
-        if argv[0].startswith(bin_dir) or "modelfleet_dev.real_cluster.responder" in argv:
+        ours = argv[0].startswith(bin_dir) or "modelfleet_dev.real_cluster.responder" in argv
+        if ours and _in_our_network(int(entry.name)):
             found.append((int(entry.name), " ".join(argv)[:120]))
     return found
+
+
+def _owner_elsewhere(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and not _in_our_network(pid)
 
 
 def leftovers() -> dict[str, list[Any]]:
     """Everything a cluster could leave behind; empty values mean clean."""
     netns, links, routes = owned_resources()
+    # A namespace of a live owner in another network namespace belongs to that harness.
+    netns = [n for n in netns if not _owner_elsewhere(int(n.removeprefix("mf-")))]
     return {
         "processes": component_processes(),
         "netns": netns,

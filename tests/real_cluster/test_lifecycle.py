@@ -6,6 +6,7 @@ no component process, network namespace, veth or route may be left.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from modelfleet_dev.real_cluster import ClusterOptions, ComponentError, running_real_cluster
+from modelfleet_dev.real_cluster import ClusterOptions, ComponentError, netns, running_real_cluster
 from modelfleet_dev.real_cluster.cluster import Role
 from tests.real_cluster.helpers import assert_clean, component_processes, leftovers, wait_for
 
@@ -65,7 +66,15 @@ def test_port_in_use_names_component_and_log(tmp_path: Path, role: Role) -> None
     assert_clean()
 
 
-def test_sigterm_stops_the_foreground_cluster(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "signals",
+    [(signal.SIGTERM,), (signal.SIGTERM, signal.SIGTERM), (signal.SIGINT, signal.SIGTERM)],
+    ids=["sigterm", "double-sigterm", "sigint-then-sigterm"],
+)
+def test_signals_stop_the_foreground_cluster(
+    tmp_path: Path, signals: tuple[signal.Signals, ...]
+) -> None:
+    """The first signal tears down; a second one sent during that teardown does not abort it."""
     kubeconfig = tmp_path / "kubeconfig"
     proc = subprocess.Popen(
         [
@@ -86,11 +95,43 @@ def test_sigterm_stops_the_foreground_cluster(tmp_path: Path) -> None:
         wait_for(lambda: kubeconfig.exists() or proc.poll() is not None, 180, "the kubeconfig")
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
         assert len(component_processes()) == 6
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        first, *later = signals
+        proc.send_signal(first)
+        seen = []
+        if later:
+            assert proc.stdout is not None
+            for line in proc.stdout:  # the second signal lands inside the teardown
+                seen.append(line)
+                if line.startswith("[cluster] stopping"):
+                    break
+            for sig in later:
+                proc.send_signal(sig)
+        rest, _ = proc.communicate(timeout=60)
+        out = "".join(seen) + rest
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, out
     assert "stopped" in out
+    assert out.count("already stopping") == len(signals) - 1, out
     assert_clean()
+
+
+def test_a_second_cluster_waits_for_the_machine_lock_and_names_its_holder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One real cluster per network namespace: a second start waits for the first (then says
+    whose)."""
+    monkeypatch.setattr(netns, "LOCK_DIR", tmp_path)
+    first = netns.PodNetwork(os.getpid())
+    first._lock_machine(0, print)
+    said: list[str] = []
+    with pytest.raises(netns.NetworkError, match=f"another real cluster \\(pid {os.getpid()}\\)"):
+        netns.PodNetwork(1)._lock_machine(1.0, said.append)
+    assert said == [f"[cluster] waiting for the real cluster of pid {os.getpid()} to stop"]
+    assert first.lock_fd is not None
+    os.close(first.lock_fd)  # the first cluster stops (or dies: the kernel drops the lock)
+    second = netns.PodNetwork(1)
+    second._lock_machine(0, said.append)
+    assert second.lock_fd is not None
+    os.close(second.lock_fd)
