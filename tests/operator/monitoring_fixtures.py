@@ -2,30 +2,25 @@
 contract's gauges with the pod labels (namespace, pod, well, fleet) the PodMonitor would add,
 set by the test. Prometheus evaluates the operator's real PromQL over them.
 
-The Prometheus binary comes from the dev harness (`modelfleet_dev.prometheus_server`, which
-installs it pinned under ~/.cache/modelfleet/prometheus) or from $MODELFLEET_PROMETHEUS.
+Prometheus is the dev harness's (`modelfleet_dev.prometheus_server`: pinned, built under
+~/.cache/modelfleet/prometheus by `make prometheus`, a prerequisite of `make test`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
-import pytest
-import yaml
 
+from modelfleet_dev import prometheus_server
 from modelfleet_dev.api_poller import wait_until
-from modelfleet_dev.ports import LOOPBACK, free_loopback_port
+from modelfleet_dev.ports import LOOPBACK
 
-SCRAPE_INTERVAL = "500ms"
+SCRAPE_SECONDS = 0.5
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -80,20 +75,6 @@ class SeriesExporter:
         self._server.server_close()
 
 
-def prometheus_binary() -> str:
-    explicit = os.environ.get("MODELFLEET_PROMETHEUS")
-    if explicit:
-        return explicit
-    try:
-        from modelfleet_dev import prometheus_server
-    except ImportError:
-        found = shutil.which("prometheus")
-        if found is None:
-            pytest.fail("no Prometheus: set MODELFLEET_PROMETHEUS or install the dev harness")
-        return found
-    return str(prometheus_server.ensure_prometheus())
-
-
 class Prometheus:
     def __init__(self, url: str, exporter: SeriesExporter) -> None:
         self.url = url
@@ -125,58 +106,23 @@ class Prometheus:
 
 @contextlib.contextmanager
 def running_prometheus(tmp: Path) -> Iterator[Prometheus]:
+    """The dev harness's pinned Prometheus scraping a fresh exporter every half second."""
     exporter = SeriesExporter()
-    port = free_loopback_port()
-    config = tmp / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": "1s"},
-                "scrape_configs": [
-                    {
-                        "job_name": "runtimes",
-                        "honor_labels": True,  # the exporter's pod labels, as relabelled
-                        "static_configs": [{"targets": [exporter.address]}],
-                    }
-                ],
-            }
-        )
-    )
-    (tmp / "data").mkdir()
-    process = subprocess.Popen(
+    config = prometheus_server.prometheus_config(
         [
-            prometheus_binary(),
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp / 'data'}",
-            f"--web.listen-address={LOOPBACK}:{port}",
-            "--query.lookback-delta=3s",  # a cleared series disappears within seconds
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp / "prometheus.log").open("wb"),
+            prometheus_server.static_scrape_config(
+                "runtimes",
+                [exporter.address],
+                scrape_interval=SCRAPE_SECONDS,
+                honor_labels=True,  # the exporter's pod labels, as the PodMonitor relabels them
+            )
+        ]
     )
-    url = f"http://{LOOPBACK}:{port}"
     try:
-        log = tmp / "prometheus.log"
-        wait_until("Prometheus ready", lambda: _ready(url, process, log), timeout=30)
-        prom = Prometheus(url, exporter)
-        # Discovery hands the static target to the scraper after up to 5 s.
-        prom.wait_scraped('up{job="runtimes"} == 1', timeout=60)
-        yield prom
+        with prometheus_server.running_prometheus(config, tmp) as running:
+            prom = Prometheus(running.url, exporter)
+            # Discovery hands the static target to the scraper after up to 5 s.
+            prom.wait_scraped('up{job="runtimes"} == 1', timeout=60)
+            yield prom
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         exporter.close()
-
-
-def _ready(url: str, process: subprocess.Popen[bytes], log: Path) -> bool:
-    if process.poll() is not None:
-        raise RuntimeError(f"Prometheus exited: {log.read_text()[-2000:]}")
-    try:
-        return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        time.sleep(0.05)
-        return False
