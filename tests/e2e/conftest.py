@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from modelfleet.logic.wellpod import LABEL_WELL
 from modelfleet_dev.api_poller import DeadlineExceeded, poll
 from modelfleet_dev.bundle_cache import BundleKey, CachedBundle, ensure_bundles
 from modelfleet_dev.demo_fleet import model_deployment, version_seed
@@ -40,6 +41,11 @@ from modelfleet_dev.model_store import ModelStore
 EXTERNAL_KUBECONFIG = os.environ.get("KUBECONFIG") or None
 NAMESPACE = "default"
 OPERATOR_ARGS = ("--qps", "400", "--burst", "800")
+#: Wells whose pods run the real model-runtime on the session's kubesim (its kubelet's
+#: run_selector; a process each, so few). On another cluster, REAL_RUNTIME_IMAGE names the
+#: image that runs it (the real-cluster harness sets it; tests that need it skip without it).
+REAL_RUNTIME_WELLS = tuple(f"live-{i:04d}" for i in range(1, 5))
+REAL_RUNTIME_IMAGE = os.environ.get("MODELFLEET_E2E_RUNTIME_IMAGE") or None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -90,7 +96,11 @@ def e2e_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ECluster
     # The operator's default client-side limit (50 requests/s) makes 2,000 wells cost at least
     # 3 x 2,000 / 50 = 120 s (create, confirm through the pod proxy, patch the gate); the suite
     # lifts it so the 2,000-well case measures convergence rather than the limiter.
-    with running_local_cluster(work, operator_args=OPERATOR_ARGS) as cluster:
+    with running_local_cluster(
+        work,
+        operator_args=OPERATOR_ARGS,
+        run_selector=f"{LABEL_WELL} in ({','.join(REAL_RUNTIME_WELLS)})",
+    ) as cluster:
         yield E2ECluster(
             cluster.kubeconfig, cluster.kubectl, True, cluster.metrics_port, cluster.operator
         )
