@@ -3,8 +3,8 @@
 Why this exists: the demo's steps, the e2e suite, the chart tests and the doc tests all show or
 check what kubectl prints and how it applies (strict validation, client-side apply), so they
 share one wrapper. Which binary runs is decided once (`kubectl_binary`): MODELFLEET_KUBECTL when
-set, else the pinned build `cluster/` puts in the cache, else `kubectl` on PATH. Nothing here
-downloads anything.
+set, else the pinned build `cluster/` puts in the cache (`make install` builds it), never whatever
+kubectl the machine happens to carry: its version would decide what the tests see.
 """
 
 from __future__ import annotations
@@ -20,10 +20,13 @@ from typing import Any
 
 import yaml
 
+from modelfleet_dev.real_cluster.build import Component, binary_path
+
 #: Environment variable naming the kubectl binary to run (a path, or a name looked up on PATH).
 KUBECTL_ENV = "MODELFLEET_KUBECTL"
-#: The pinned kubectl the real-cluster tooling builds; preferred to whatever is on PATH.
-PINNED_KUBECTL = Path.home() / ".cache" / "modelfleet" / "k8s" / "v1.37.2" / "bin" / "kubectl"
+#: The pinned kubectl (the apiserver's version) that `python -m modelfleet_dev.real_cluster build
+#: kubectl` puts in the cache.
+PINNED_KUBECTL = binary_path(Component.KUBECTL)
 
 Manifest = Mapping[str, Any]
 
@@ -33,22 +36,22 @@ class KubectlError(RuntimeError):
 
 
 def kubectl_binary(environ: Mapping[str, str] = os.environ) -> str | None:
-    """The kubectl to run: $MODELFLEET_KUBECTL, the pinned build, or `kubectl` on PATH; None if
-    there is none (callers skip or explain)."""
+    """The kubectl to run: $MODELFLEET_KUBECTL, else the pinned build; None if there is none
+    (callers skip or explain)."""
     chosen = environ.get(KUBECTL_ENV)
     if chosen:
         return shutil.which(chosen) or (chosen if Path(chosen).is_file() else None)
     if os.access(PINNED_KUBECTL, os.X_OK):
         return str(PINNED_KUBECTL)
-    return shutil.which("kubectl")
+    return None
 
 
 def require_kubectl() -> str:
     binary = kubectl_binary()
     if binary is None:
         raise KubectlError(
-            f"no kubectl: set {KUBECTL_ENV}, or put kubectl on PATH "
-            "(https://kubernetes.io/docs/tasks/tools/#kubectl)"
+            f"no kubectl at {PINNED_KUBECTL}: run `make install` (builds the pinned kubectl "
+            f"from Go modules) or set {KUBECTL_ENV} to a kubectl of the cluster's version"
         )
     return binary
 

@@ -20,7 +20,7 @@ def fake_kubectl(directory: Path) -> Path:
     return binary
 
 
-def test_kubectl_comes_from_the_environment_then_the_pinned_build_then_path(
+def test_kubectl_comes_from_the_environment_then_the_pinned_build_never_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     on_path = fake_kubectl(tmp_path / "path")
@@ -29,7 +29,7 @@ def test_kubectl_comes_from_the_environment_then_the_pinned_build_then_path(
     monkeypatch.setattr(kubectl, "PINNED_KUBECTL", tmp_path / "absent" / "kubectl")
     environ = {"PATH": str(on_path.parent)}
     monkeypatch.setenv("PATH", str(on_path.parent))
-    assert kubectl.kubectl_binary(environ) == str(on_path)
+    assert kubectl.kubectl_binary(environ) is None  # the machine's own kubectl is not used
     monkeypatch.setattr(kubectl, "PINNED_KUBECTL", pinned)
     assert kubectl.kubectl_binary(environ) == str(pinned)
     assert kubectl.kubectl_binary({**environ, kubectl.KUBECTL_ENV: str(chosen)}) == str(chosen)
