@@ -34,7 +34,8 @@ from runtime_contract.monitoring import ThresholdSource
 
 IntArray = npt.NDArray[np.intp]
 POSITIVE_CLASS = 1
-FOLD_ROWS = 256
+FOLD_ROWS = 256  # queued rows per model (or well) that make a fold due
+MAX_PENDING_ROWS = 4 * FOLD_ROWS  # folded on the request path past this: memory stays bounded
 
 
 def prediction_output(entry: ModelEntry) -> str | None:
@@ -42,30 +43,6 @@ def prediction_output(entry: ModelEntry) -> str | None:
     if entry.task == "regression":
         return "value"
     return f"probabilities[{POSITIVE_CLASS}]" if POSITIVE_CLASS in entry.classes else None
-
-
-class Staging:
-    """Rows waiting for a fold, copied into a preallocated array: a request leaves no object
-    behind (nothing for the garbage collector to walk), and the memory is fixed."""
-
-    def __init__(self, rows: int, columns: int) -> None:
-        self.values = np.zeros((rows, columns))
-        self.filled = 0
-
-    def room(self) -> int:
-        return self.values.shape[0] - self.filled
-
-    def put(self, block: npt.NDArray[Any]) -> None:
-        """Copy `block` (at most `room()` rows) in."""
-        end = self.filled + block.shape[0]
-        self.values[self.filled : end] = block
-        self.filled = end
-
-    def take(self) -> npt.NDArray[Any]:
-        """The staged rows (a view, valid until the next `put`), and empty."""
-        staged = self.values[: self.filled]
-        self.filled = 0
-        return staged
 
 
 @dataclass
@@ -90,26 +67,40 @@ class ModelWindows:
     prediction_window: RowWindow | None
     prediction_index: int  # the positive class's column in `probabilities`
     thresholds: PsiThresholds
-    staged_rows: Staging
-    staged_predictions: Staging
+    output: str  # the output tensor the prediction is read from: "probabilities" or "value"
     traffic: ModelTraffic = field(default_factory=ModelTraffic)
-
-    def stage(self, rows: npt.NDArray[Any], predictions: npt.NDArray[Any] | None) -> None:
-        """Queue one request's rows (and predictions), folding first when they do not fit."""
-        if rows.shape[0] > self.staged_rows.room() or (
-            predictions is not None and predictions.shape[0] > self.staged_predictions.room()
-        ):
-            self.fold()
-        if rows.shape[0] > self.staged_rows.room():  # bigger than a whole fold: count it now
-            self._add(rows, predictions)
-            return
-        self.staged_rows.put(rows)
-        if predictions is not None:
-            self.staged_predictions.put(predictions.reshape(-1, 1))
+    # The request path's queue: (rows, that output or None), nothing checked or copied yet.
+    pending: list[tuple[npt.NDArray[Any], npt.NDArray[Any] | None]] = field(default_factory=list)
+    pending_rows: int = 0
 
     def fold(self) -> None:
-        """Move the model's staged rows into its windows."""
-        self._add(self.staged_rows.take(), self.staged_predictions.take())
+        """Check the queued rows and move them into the windows (caller holds the lock)."""
+        # A request appending meanwhile (a worker thread) lands in the old list or the new one.
+        items, self.pending = self.pending, []
+        self.pending_rows = 0
+        width = len(self.features)
+        readable = []
+        for rows, output in items:
+            if _readable(rows, width):
+                readable.append((rows, output))
+            else:
+                self.traffic.rows_rejected += rows.shape[0] if rows.ndim else 1
+        if not readable:
+            return
+        rows = readable[0][0] if len(readable) == 1 else np.concatenate([r for r, _ in readable])
+        scored = [(r.shape[0], o) for r, o in readable if o is not None]
+        predictions = None
+        if scored:
+            try:  # the usual case: one output shape per row, stacked in one call
+                table = np.concatenate([o for _, o in scored]).reshape(
+                    sum(n for n, _ in scored), -1
+                )
+                predictions = _prediction_column(self, table)
+            except ValueError:  # other shapes: one by one, those that fit
+                parts = [_prediction_values(self, o, n) for n, o in scored]
+                present = [p for p in parts if p is not None]
+                predictions = np.concatenate(present) if present else None
+        self._add(rows, predictions)
 
     def _add(self, rows: npt.NDArray[Any], predictions: npt.NDArray[Any] | None) -> None:
         capacity = self.feature_window.capacity
@@ -185,6 +176,7 @@ class BundleMonitor:
             [predicted_by_model[m.name] for m in predicting], self.slots
         )
         self._lock = threading.Lock()
+        self._fold_requested = False
 
     def _model_windows(
         self,
@@ -218,45 +210,54 @@ class BundleMonitor:
                 entry.classes.index(POSITIVE_CLASS) if POSITIVE_CLASS in entry.classes else 0
             ),
             thresholds=thresholds,
-            staged_rows=Staging(FOLD_ROWS, len(names)),
-            staged_predictions=Staging(FOLD_ROWS, 1),
+            output="value" if prediction_output(entry) == "value" else "probabilities",
         )
 
     # -- the request path: queue, fold when a queue is full -----------------------------------
 
     def observe_model(
         self, name: str, rows: npt.NDArray[Any], outputs: Mapping[str, npt.NDArray[Any]]
-    ) -> None:
-        """Rows a model scored and what it answered (its output tensors by name)."""
+    ) -> bool:
+        """Rows a model scored and what it answered (its output tensors by name): queued, a
+        handful of operations. True when a fold is due (`fold_all`, off the request's latency);
+        past MAX_PENDING_ROWS the queue is folded here, so it stays bounded."""
         model = self.models.get(name)
         if model is None:
-            return
-        if not _readable(rows, len(model.features)):
-            model.traffic.rows_rejected += rows.shape[0] if rows.ndim else 1
-            return
-        output = outputs.get("value" if model.prediction == "value" else "probabilities")
-        predictions = None if output is None else _prediction_values(model, output, rows.shape[0])
-        with self._lock:
-            model.stage(rows, predictions)
-            model.traffic.last_row_at = time.monotonic()
+            return False
+        model.pending.append((rows, outputs.get(model.output)))
+        model.pending_rows += rows.shape[0] if rows.ndim else 1
+        model.traffic.last_row_at = time.monotonic()
+        if model.pending_rows >= MAX_PENDING_ROWS:
+            with self._lock:
+                model.fold()
+        return model.pending_rows >= FOLD_ROWS and self._fold_wanted()
 
     def observe_well(
         self, rows: npt.NDArray[Any], predictions: Mapping[str, npt.NDArray[Any]] | None
-    ) -> None:
+    ) -> bool:
         """Rows the well endpoint scored and each model's prediction (one value per row), or
-        None: rows refused before scoring, counted in every model's features only."""
+        None: rows refused before scoring, counted in every model's features only. True when
+        a fold is due, as for `observe_model`."""
         if not self.models:
-            return
+            return False
         if not _readable(rows, self.well_width):
             for name in self.models if predictions is None else predictions:
                 if name in self.models:
                     self.models[name].traffic.rows_rejected += rows.shape[0] if rows.ndim else 1
-            return
-        with self._lock:
-            self.well_queue.append((rows, predictions, time.monotonic()))
-            self.well_queued_rows += rows.shape[0]
-            if self.well_queued_rows >= FOLD_ROWS:
+            return False
+        self.well_queue.append((rows, predictions, time.monotonic()))
+        self.well_queued_rows += rows.shape[0]
+        if self.well_queued_rows >= MAX_PENDING_ROWS:
+            with self._lock:
                 self._fold_well()
+        return self.well_queued_rows >= FOLD_ROWS and self._fold_wanted()
+
+    def _fold_wanted(self) -> bool:
+        """True once per due fold: the caller schedules one `fold_all`, not one per request."""
+        if self._fold_requested:
+            return False
+        self._fold_requested = True
+        return True
 
     def observe_refused(self, name: str | None, rows: npt.NDArray[Any] | None, count: int) -> None:
         """A request refused for its values: rows holding NaN or Infinity still say what the
@@ -275,7 +276,7 @@ class BundleMonitor:
     def _fold_well(self) -> None:
         """Move the whole-well queue into the windows (caller holds the lock): features bucketed
         once per distinct feature list, every model's predictions bucketed as one matrix."""
-        queued, self.well_queue = self.well_queue, []
+        queued, self.well_queue = self.well_queue, []  # appends meanwhile: old list or new
         self.well_queued_rows = 0
         groups: dict[tuple[str, ...] | None, list[WellItem]] = {}
         for item in queued:
@@ -305,9 +306,12 @@ class BundleMonitor:
 
     def fold_all(self) -> None:
         with self._lock:
-            self._fold_well()
+            self._fold_requested = False
+            if self.well_queue:
+                self._fold_well()
             for model in self.models.values():
-                model.fold()
+                if model.pending:
+                    model.fold()
 
     # -- reading (after fold_all) ---------------------------------------------------------------
 
