@@ -32,7 +32,8 @@ lint: $(STAMP)
 
 # Prometheus, promtool and promql-selectors (issue 15; modelfleet_dev/prometheus_server.py), built
 # from the Go module in cluster/go/prometheus into ~/.cache/modelfleet/prometheus/<version> when
-# missing (a few minutes cold, a hash check warm). The monitoring tests need them.
+# missing (cold: ~10 CPU-minutes, see docs/monitoring.md; warm: a hash check). The monitoring
+# tests need them.
 .PHONY: prometheus
 prometheus: $(STAMP)
 	$(VENV)/bin/python -m modelfleet_dev.prometheus_server install
