@@ -41,8 +41,8 @@ async def serve(settings: RuntimeSettings) -> int:
     from model_runtime.metrics import RuntimeMetrics
     from model_runtime.server import RuntimeServer
 
-    metrics = RuntimeMetrics()
-    state = BundleState(metrics)
+    metrics = RuntimeMetrics(per_model_labels=settings.metrics_per_model)
+    state = BundleState(metrics, monitoring=settings.monitoring())
     server = RuntimeServer(state, metrics, RequestLimits(max_body_bytes=settings.max_body_bytes))
     for host, port in await server.start(settings.host, settings.port):
         # One parseable line: tests and kubesim read the port when --port 0 was asked.

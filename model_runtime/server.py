@@ -29,6 +29,7 @@ from model_runtime.http_server import (
     Router,
 )
 from model_runtime.metrics import UNKNOWN_MODEL_LABEL, WELL_ENDPOINT_LABEL, RuntimeMetrics
+from model_runtime.monitoring.collector import MonitoringCollector
 from runtime_contract import (
     BUNDLE_LOAD_PATH,
     HEALTH_LIVE_PATH,
@@ -39,6 +40,7 @@ from runtime_contract import (
     load_refusal,
     parse_load_request,
 )
+from runtime_contract.monitoring import MONITORING_PATH
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,12 @@ class RuntimeServer:
         )
         # Read at scrape time from the transport's own count, not a locked inc/dec per request.
         metrics.in_flight.set_function(lambda: self.http.in_flight)
+        metrics.registry.register(
+            MonitoringCollector(
+                lambda: state.current.monitor if state.current else None,
+                detail=state.monitoring.detail,
+            )
+        )
 
     @property
     def in_flight(self) -> int:
@@ -232,6 +240,9 @@ class RuntimeServer:
             return json_response(refusal, status=exc.status)
         return json_response(load_answer(bundle.info(), self.state.last_load))
 
+    def monitoring(self, request: HttpRequest) -> HttpResponse:
+        return json_response(self.dataplane.monitoring())
+
     def metrics_endpoint(self, request: HttpRequest) -> HttpResponse:
         return HttpResponse(200, self.metrics.render(), self.metrics.content_type)
 
@@ -251,5 +262,6 @@ class RuntimeServer:
         add("POST", "/v2/models/{model}/versions/{version}/infer", self.infer)
         add("POST", "/v2/well/infer", self.infer_well)
         add("POST", BUNDLE_LOAD_PATH, self.load_bundle)
+        add("GET", MONITORING_PATH, self.monitoring)
         add("GET", "/metrics", self.metrics_endpoint)
         return router
