@@ -160,3 +160,29 @@ def test_psi_noise_below_three_decimals_is_not_a_new_answer() -> None:
 
     assert same_answer(at("0.41230"), at("0.41249"))
     assert not same_answer(at("0.412"), at("0.418"))
+
+
+def test_a_fleet_blocked_on_its_inventory_keeps_reporting_what_its_models_see() -> None:
+    from modelfleet.api.spec import Reason
+    from modelfleet.logic.inventory import BlockedFleet, failure_status
+
+    drifting = {
+        "type": "ModelsHealthy",
+        "status": "False",
+        "reason": "Drifting",
+        "message": "1 of 5 reporting wells drift",
+        "lastTransitionTime": "2026-12-02T01:00:00Z",
+    }
+    previous = {
+        "conditions": [drifting],
+        "monitoring": monitoring_status(snap(reporting=5, drifting=1), "t", None),
+    }
+    status = failure_status(
+        previous,
+        BlockedFleet(Reason.INVENTORY_NOT_FOUND, "ConfigMap fr-wells not found"),
+        generation=3,
+        model="esp@1",
+        now=0.0,
+    )
+    assert drifting in status["conditions"]
+    assert status["monitoring"]["wellsOverThreshold"] == 1

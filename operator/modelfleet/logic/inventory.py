@@ -369,6 +369,9 @@ def failure_status(
         }
     order = [ConditionType.AVAILABLE.value, ConditionType.PROGRESSING.value]
     order.append(ConditionType.DEGRADED.value)
+    # ModelsHealthy and AnalysisPassed stand as last reported: the fleet's data is no less
+    # drifting because its inventory cannot be read.
+    order += [t for t in conditions if t not in order]
     status.update(
         observedGeneration=generation,
         model=model,
