@@ -1,8 +1,10 @@
 """The runtime's HTTP/1.1 server: httptools parses, and a request is answered where it completes.
 
-Why not a framework (docs/benchmarks.md, Runtime): under wrk at one connection on the same
-machine, a hello-world aiohttp app answered in 0.26-0.40 ms at the median, uvicorn in 0.20 ms
-and this shape (an asyncio Protocol around httptools) in 0.06 ms, at 39, 32 and 24 MiB RSS. A
+Why not a framework (docs/benchmarks.md, Runtime; `bench/runtime_throughput.py
+--transport-table-only`): the same hello handler under wrk, side by side, did 463-762 requests/s
+at 8 connections on aiohttp, 837-1,059 on uvicorn (raw ASGI, httptools) and 1,514-2,057 here,
+at 39, 32 and 26 MiB RSS (on a machine loaded 20x over; p50 at one connection 0.26-0.40 ms,
+0.20 and 0.06-0.18 in a quieter scratch run). A
 well's requests are small and synchronous (parse, one onnxruntime run, dump), so the cheapest
 answer is written from `data_received` itself: no task, no loop iteration, no framework objects.
 A handler that must wait (a bundle load, a big batch scored in a thread) returns an awaitable
@@ -87,11 +89,15 @@ class Router:
     """Paths as segments, `{name}` matching one non-empty segment (percent-decoded).
 
     Static paths are one dict lookup; a dynamic path is compared with the patterns of its
-    segment count only (a handful here)."""
+    segment count, once: its match is remembered (a well's paths are its few model names), up to
+    MATCH_CACHE_SIZE paths, so a client probing random names cannot grow it without bound."""
+
+    MATCH_CACHE_SIZE = 4096
 
     def __init__(self) -> None:
         self._static: dict[str, dict[str, Handler]] = {}
         self._dynamic: dict[int, list[tuple[tuple[str, ...], dict[str, Handler]]]] = {}
+        self._matched: dict[str, tuple[dict[str, Handler], dict[str, str]]] = {}
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         segments = tuple(pattern.split("/")[1:])
@@ -110,18 +116,24 @@ class Router:
         handlers = self._static.get(raw_path)
         match_info: dict[str, str] = {}
         if handlers is None:
-            parts = raw_path.split("/")[1:]
-            for segments, candidate in self._dynamic.get(len(parts), ()):
-                found = _match(segments, parts)
-                if found is not None:
-                    handlers, match_info = candidate, found
-                    break
-        if handlers is None:
-            raise RouteNotFound()
+            matched = self._matched.get(raw_path)
+            if matched is None:
+                matched = self._match_dynamic(raw_path)
+            handlers, match_info = matched
         handler = handlers.get(method)
         if handler is None:
             raise MethodNotAllowed(handlers)
-        return handler, match_info
+        return handler, dict(match_info)  # a copy: the remembered one is shared
+
+    def _match_dynamic(self, raw_path: str) -> tuple[dict[str, Handler], dict[str, str]]:
+        parts = raw_path.split("/")[1:]
+        for segments, handlers in self._dynamic.get(len(parts), ()):
+            found = _match(segments, parts)
+            if found is not None:
+                if len(self._matched) < self.MATCH_CACHE_SIZE:
+                    self._matched[raw_path] = (handlers, found)
+                return handlers, found
+        raise RouteNotFound()
 
 
 def _match(segments: tuple[str, ...], parts: list[str]) -> dict[str, str] | None:

@@ -16,7 +16,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model_runtime.http_server import MAX_HEAD_BYTES, HttpRequest, HttpResponse, HttpServer
+from model_runtime.http_server import (
+    MAX_HEAD_BYTES,
+    HttpRequest,
+    HttpResponse,
+    HttpServer,
+    MethodNotAllowed,
+    RouteNotFound,
+    Router,
+)
 
 LIMIT = 1000
 
@@ -231,3 +239,25 @@ async def until(condition: object) -> None:
     assert callable(condition)
     while not condition():
         await asyncio.sleep(0.005)
+
+
+def test_the_router_remembers_matches_without_changing_them_and_within_its_bound() -> None:
+    def infer(request: HttpRequest) -> HttpResponse:
+        return error(200, "infer")
+
+    router = Router()
+    router.add("POST", "/v2/models/{model}/infer", infer)
+    router.add("GET", "/v2/models/{model}/ready", lambda request: error(200, "ready"))
+    for _ in range(2):  # the second time from memory, the same answer
+        handler, match_info = router.resolve("POST", "/v2/models/a%2Fb/infer")
+        assert handler is infer and match_info == {"model": "a/b"}
+        match_info["model"] = "changed by a handler"
+    with pytest.raises(MethodNotAllowed) as refused:
+        router.resolve("GET", "/v2/models/x/infer")
+    assert refused.value.allowed == ("POST",)
+    with pytest.raises(RouteNotFound):
+        router.resolve("POST", "/v2/models/x/infer/")
+    for index in range(Router.MATCH_CACHE_SIZE + 10):
+        router.resolve("POST", f"/v2/models/probe-{index}/infer")
+    assert len(router._matched) == Router.MATCH_CACHE_SIZE
+    assert router.resolve("POST", "/v2/models/late/infer")[1] == {"model": "late"}
