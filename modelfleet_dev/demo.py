@@ -42,12 +42,30 @@ from rich.table import Table
 
 from modelfleet.logic.planning import resolve_max_unavailable
 from modelfleet.logic.wellpod import pod_name
+from modelfleet_dev.api_poller import poll
 from modelfleet_dev.bundle_cache import CachedBundle, default_cache_dir, ensure_bundles
 from modelfleet_dev.demo_fleet import (
+    ALL_VERSIONS,
+    CANARY_LABEL,
     DEPLOYMENT_NAME,
+    MONITORED_VERSION,
     VERSIONS,
     FleetPlan,
     model_deployment,
+    version_seed,
+)
+from modelfleet_dev.demo_monitoring import (
+    PREDICTION_PSI_CHECK,
+    WELL_DRIFTING_ALERT,
+    Alert,
+    LiveFeed,
+    alerts,
+    firing,
+    monitoring_prometheus_config,
+    monitoring_spec,
+    pod_targets,
+    prediction_psi_analysis,
+    write_rule_file,
 )
 from modelfleet_dev.fleet_manifest import MODEL_NAME
 from modelfleet_dev.fleet_observer import FleetObserver, FleetSnapshot
@@ -61,6 +79,17 @@ from modelfleet_dev.local_cluster import (
     start_operator,
 )
 from modelfleet_dev.model_store import ModelStore
+from modelfleet_dev.prometheus_server import (
+    PROMETHEUS_VERSION,
+    BuildError,
+    RunningPrometheus,
+    Sample,
+    cache_dir,
+    ensure_installed,
+    missing_tools,
+    running_prometheus,
+)
+from runtime_contract import monitoring as contract
 
 #: Two rows of ESP sensor readings (intake/discharge pressure bar, motor temperature C, motor
 #: current A, vibration mm/s, frequency Hz, flow m3/d): a healthy pump and a hot, shaky one.
@@ -69,6 +98,19 @@ SAMPLE_ROWS = [
     [84.0, 180.0, 131.0, 55.0, 7.9, 55.0, 310.0],
 ]
 RUNTIME_PORT = 8080
+#: The monitoring chapter: the sensor that drifts and by how many standard deviations, the feed's
+#: rate per well, the PSI threshold (the convention's 0.25), how long the chart's drift alert
+#: waits before firing (the chart's default is 15m), the operator's query interval and the
+#: canary analysis' cadence. The runtimes keep their default window (1000 rows, 200 minimum).
+DRIFT_SENSOR = "motor_temperature_c"
+DRIFT_SD = 3.0
+FEED_ROWS_PER_SECOND = 100.0
+PSI_THRESHOLD = 0.25
+ALERT_FOR = "5s"
+MONITORING_INTERVAL_SECONDS = 2
+ANALYSIS_INTERVAL_SECONDS = 2
+ANALYSIS_MEASUREMENTS = 3
+ANALYSIS_MIN_ROWS = 200
 
 
 @dataclass(frozen=True)
@@ -86,6 +128,7 @@ class DemoOptions:
     kubeconfig: str | None = None
     start_operator: bool = True
     build_processes: int | None = None
+    monitoring: bool = True
 
 
 @dataclass
@@ -188,6 +231,8 @@ def _run(options: DemoOptions, console: Console, work_dir: Path) -> int:
     plan = FleetPlan.of(
         options.wells, options.real_wells, options.fleet_models, options.real_models
     )
+    monitored = _monitoring_chapter_runs(console, options, plan)
+    versions = ALL_VERSIONS if monitored else VERSIONS
     times = StepTimes(time.monotonic(), [])
     console.print(
         Panel.fit(
@@ -200,36 +245,44 @@ def _run(options: DemoOptions, console: Console, work_dir: Path) -> int:
     store = ModelStore(MODEL_NAME)
     store.start()
     try:
-        bundles = _build_bundles(console, plan, options)
+        bundles = _build_bundles(console, plan, options, versions)
         times.mark("bundles")
         _publish(store, plan, bundles)
-        with _cluster(console, options, plan, work_dir) as (kubectl, kubeconfig, metrics_port):
-            times.mark("cluster")
+        with (
+            _cluster(console, options, plan, work_dir) as (kubectl, kubeconfig, metrics_port),
+            _prometheus(console, options, plan, kubeconfig, work_dir, monitored) as prometheus,
+        ):
+            times.mark("cluster" if prometheus is None else "cluster + prometheus")
             story = Story(console, kubectl)
             observer = FleetObserver(kubeconfig, options.namespace, DEPLOYMENT_NAME)
             try:
                 ok = _tell(story, observer, plan, bundles, store, options, work_dir, times)
+                if prometheus is not None:
+                    ok = (
+                        _monitor(story, observer, plan, prometheus, options, work_dir, times) and ok
+                    )
+                story.console.rule("[bold green]done" if ok else "[bold red]done, with failures")
             finally:
                 observer.close()
             console.print(times.table())
             if options.keep:
-                _keep(console, kubeconfig, options.namespace, metrics_port)
+                _keep(console, kubeconfig, options.namespace, metrics_port, prometheus)
             return 0 if ok else 1
     finally:
         store.stop()
 
 
 def _build_bundles(
-    console: Console, plan: FleetPlan, options: DemoOptions
+    console: Console, plan: FleetPlan, options: DemoOptions, versions: tuple[str, ...]
 ) -> dict[tuple[str, str], CachedBundle]:
     cache = options.cache_dir or default_cache_dir()
-    keys = plan.bundle_keys()
+    keys = plan.bundle_keys(versions)
     started = time.monotonic()
     hits = 0
     console.rule("[bold]0. Bundles")
     console.print(
         f"Real bundles (trained, converted to ONNX, parity-checked): {len(plan.wells)} wells x "
-        f"{len(VERSIONS)} versions; {plan.fleet_models} models per well, {plan.real_models} for "
+        f"{len(versions)} versions; {plan.fleet_models} models per well, {plan.real_models} for "
         f"the real-runtime wells. Cache: {cache}"
     )
     with _progress(console) as progress:
@@ -334,6 +387,7 @@ def _tell(
         wells=plan.wells,
         version=v1,
         bundle_uri=store.uri_template(),
+        canary_wells=[plan.canary_well] if plan.canary_well else [],
         max_unavailable=options.max_unavailable,
         progress_deadline_seconds=options.progress_deadline_seconds,
     )
@@ -444,8 +498,361 @@ def _tell(
     ok = ok and rolled_back
     ok = _predict(story, observer, well, bundles[(v2, well)].digest) and ok
     times.mark(f"broken {v3} + rollback")
-    story.console.rule("[bold green]done" if ok else "[bold red]done, with failures")
     return ok
+
+
+# -- Functional monitoring ---------------------------------------------------------------------
+
+
+def _monitoring_chapter_runs(console: Console, options: DemoOptions, plan: FleetPlan) -> bool:
+    """Whether the story ends with the monitoring chapter; says why when it does not."""
+    if not options.monitoring:
+        return False
+    if plan.canary_well is None:
+        console.print(
+            "[yellow]the functional-monitoring chapter needs at least 2 real-runtime wells "
+            f"(--real-wells {len(plan.real_wells)}): skipped[/]"
+        )
+        return False
+    if options.kubeconfig and not options.start_operator:
+        console.print(
+            "[yellow]the functional-monitoring chapter points the operator at a Prometheus on "
+            "this machine's loopback, which an operator inside the cluster cannot reach "
+            "(--no-operator): skipped[/]"
+        )
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _prometheus(
+    console: Console,
+    options: DemoOptions,
+    plan: FleetPlan,
+    kubeconfig: Path,
+    work_dir: Path,
+    monitored: bool,
+) -> Iterator[RunningPrometheus | None]:
+    """A real Prometheus for the monitoring chapter (built the project's way when missing),
+    discovering the real-runtime wells' pods through the cluster's API; None without it."""
+    if not monitored:
+        yield None
+        return
+    console.rule("[bold]Prometheus")
+    if missing_tools():
+        console.print(
+            f"Prometheus {PROMETHEUS_VERSION} is not installed: building it the way `make "
+            f"prometheus` does (Go module cluster/go/prometheus, cached in {cache_dir()}; "
+            "several minutes, once)"
+        )
+    try:
+        install = ensure_installed(progress=lambda line: console.print(line, markup=False))
+    except BuildError as exc:
+        console.print(
+            f"[yellow]no Prometheus, so no monitoring chapter:[/] {escape(str(exc))}\n"
+            "Install Go (https://go.dev/dl/, or set MODELFLEET_GO) and run `make prometheus`, "
+            "or run the demo with --no-monitoring."
+        )
+        yield None
+        return
+    rules = write_rule_file(work_dir / "prometheus" / "rules.yaml", {"driftFor": ALERT_FOR})
+    config = monitoring_prometheus_config(
+        kubeconfig, rules, namespaces=[options.namespace], wells=plan.real_wells
+    )
+    with running_prometheus(config, work_dir / "prometheus", install=install) as prometheus:
+        console.print(
+            f"prometheus {PROMETHEUS_VERSION} ({install.prometheus}) serving {prometheus.url}, "
+            f"log {prometheus.log_path}"
+        )
+        yield prometheus
+
+
+def _psi_table(samples: dict[str, dict[str, Sample]], wells: tuple[str, ...]) -> Table:
+    table = Table(title="what Prometheus has of each real-runtime well", show_header=True)
+    for column in ("well", "rows in window", "worst feature PSI", "worst prediction PSI"):
+        table.add_column(column, justify="left" if column == "well" else "right")
+    for well in wells:
+        rows = samples["rows"].get(well)
+        feature = samples["feature"].get(well)
+        prediction = samples["prediction"].get(well)
+        table.add_row(
+            well,
+            f"{rows['value']:.0f}" if rows else "-",
+            f"{feature['value']:.3f} ({feature['labels'].get('feature', '?')})" if feature else "-",
+            f"{prediction['value']:.3f}" if prediction else "-",
+        )
+    return table
+
+
+def _by_well(prometheus: RunningPrometheus, expr: str) -> dict[str, Sample]:
+    return {s["labels"].get("well", ""): s for s in prometheus.query(expr)}
+
+
+def _monitoring_samples(prometheus: RunningPrometheus, fleet: str) -> dict[str, dict[str, Sample]]:
+    sel = f'{{fleet="{fleet}"}}'
+    return {
+        "rows": _by_well(prometheus, contract.WINDOW_ROWS_MIN + sel),
+        "feature": _by_well(prometheus, contract.FEATURE_PSI_WORST + sel),
+        "prediction": _by_well(prometheus, contract.PREDICTION_PSI_WORST + sel),
+    }
+
+
+def _show_alerts(story: Story, prometheus: RunningPrometheus, found: list[Alert]) -> None:
+    story.say(f"GET {prometheus.url}/api/v1/alerts (firing):")
+    for alert in found:
+        labels = ", ".join(
+            f"{k}={v}" for k, v in sorted(alert["labels"].items()) if k not in ("alertname",)
+        )
+        story.console.print(
+            f"  {alert['name']} [{alert['state']}] {{{labels}}}\n    {alert['summary']}",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _condition_lines(story: Story, snapshot: FleetSnapshot, kinds: tuple[str, ...]) -> None:
+    for kind in kinds:
+        cond = snapshot.condition(kind)
+        story.console.print(
+            f"  {kind:<14} {cond.get('status', '?'):<7} {cond.get('reason', '')}: "
+            f"{cond.get('message', '')}",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _monitor(
+    story: Story,
+    observer: FleetObserver,
+    plan: FleetPlan,
+    prometheus: RunningPrometheus,
+    options: DemoOptions,
+    work_dir: Path,
+    times: StepTimes,
+) -> bool:
+    """Chapters 5-7: the fleet watched, a sensor drifting, a version stopped by its canary."""
+    canary, drifting = plan.canary_well, plan.drifting_well
+    assert canary is not None and drifting is not None  # _monitoring_chapter_runs checked
+    wells = len(plan.wells)
+    v2, v4 = VERSIONS[1], MONITORED_VERSION
+    real = plan.real_wells
+
+    # -- the fleet under watch ----------------------------------------------------------------
+    story.heading("Functional monitoring: Prometheus watches what the wells' models see")
+    story.say(
+        f"Prometheus discovers the pods of the real-runtime wells {', '.join(real)} through the "
+        "API (kubernetes_sd_configs, relabelled as the chart's PodMonitor: fleet, well, "
+        "namespace, pod) and evaluates the chart's alert rules (driftFor "
+        f"{ALERT_FOR} here; 15m by default). kubesim's simulated wells export no /metrics.\n"
+        f"The operator reads one query per {MONITORING_INTERVAL_SECONDS}s for the fleet "
+        "(spec.monitoring); new versions go to the canary well "
+        f"({CANARY_LABEL[0]}={CANARY_LABEL[1]}: {canary}) first, and its prediction PSI must "
+        f"stay below {PSI_THRESHOLD} for {ANALYSIS_MEASUREMENTS} measurements "
+        "(spec.rollout.analysis)."
+    )
+    patch = {
+        "spec": {
+            "monitoring": monitoring_spec(
+                prometheus.url, interval_seconds=MONITORING_INTERVAL_SECONDS
+            ),
+            "rollout": {
+                "canary": {"selector": {"matchLabels": dict([CANARY_LABEL])}},
+                "analysis": prediction_psi_analysis(
+                    threshold=PSI_THRESHOLD,
+                    interval_seconds=ANALYSIS_INTERVAL_SECONDS,
+                    measurements=ANALYSIS_MEASUREMENTS,
+                    min_rows=ANALYSIS_MIN_ROWS,
+                ),
+            },
+        }
+    }
+    patch_path = work_dir / "esp-monitoring.json"
+    patch_path.write_text(json.dumps(patch, indent=2))
+    story.command(f"cat {patch_path.name}", patch_path.read_text())
+    story.kubectl_shown(
+        "patch", "mdep", DEPLOYMENT_NAME, "--type", "merge", "--patch-file", str(patch_path)
+    )
+    targets = pod_targets(observer.pods(), real, RUNTIME_PORT)
+    seed = version_seed(v2)
+    story.say(
+        f"sensor feed (modelfleet_dev.sensor_feed rows): {FEED_ROWS_PER_SECOND:.0f} rows/s to "
+        f"each of {', '.join(f'{w} ({u})' for w, u in sorted(targets.items()))}, drawn from "
+        f"the simulated history {v2} was trained on (seed {seed})"
+    )
+    ok = sorted(targets) == sorted(real)
+    with LiveFeed(targets, seed=seed, rate=FEED_ROWS_PER_SECOND) as feed:
+        fleet_sel = f'{{fleet="{DEPLOYMENT_NAME}"}}'
+        prometheus.wait_for(
+            f"{contract.PREDICTION_PSI_WORST}{fleet_sel}",
+            lambda v: {s["labels"].get("well") for s in v} >= set(real),
+            timeout=120,
+        )
+        healthy = observer.wait(
+            "ModelsHealthy AsExpected, every real-runtime well with a verdict",
+            lambda s: _watched(s, "AsExpected", len(real), over_threshold=0),
+            timeout=60,
+        )
+        story.console.print(_psi_table(_monitoring_samples(prometheus, DEPLOYMENT_NAME), real))
+        story.kubectl_shown("get", "mdep", "-o", "wide")
+        _condition_lines(story, healthy, ("ModelsHealthy",))
+        times.mark("monitoring on")
+
+        # -- a sensor drifts ----------------------------------------------------------------
+        story.heading(f"Well {drifting}'s motor temperature sensor drifts")
+        story.say(
+            f"The feed now sends {drifting}'s {DRIFT_SENSOR} {DRIFT_SD:g} standard deviations "
+            "high; its window fills with rows its models never saw. Prometheus, every 2 s:"
+        )
+        feed.drift(drifting, DRIFT_SENSOR, DRIFT_SD)
+        started = time.monotonic()
+        shown: list[str] = []
+
+        def sample() -> tuple[dict[str, Sample], list[Alert]]:
+            return (
+                _by_well(prometheus, f"{contract.FEATURE_PSI_WORST}{fleet_sel}"),
+                firing(alerts(prometheus), WELL_DRIFTING_ALERT, well=drifting),
+            )
+
+        def show(last: tuple[dict[str, Sample], list[Alert]]) -> None:
+            psi = last[0].get(drifting)
+            if psi is None:
+                return
+            line = (
+                f"  +{time.monotonic() - started:4.0f}s  {contract.FEATURE_PSI_WORST}"
+                f'{{well="{drifting}",feature="{psi["labels"].get("feature")}"}} '
+                f"{psi['value']:.3f}" + ("   alert firing" if last[1] else "")
+            )
+            if not shown or line.split("  ", 2)[-1] != shown[-1].split("  ", 2)[-1]:
+                shown.append(line)
+                story.console.print(line, markup=False, highlight=False)
+
+        _, fired = poll(
+            f"{WELL_DRIFTING_ALERT} firing for {drifting}",
+            sample,
+            lambda last: bool(last[1]),
+            timeout=120,
+            interval=2.0,
+            on_sample=show,
+        )
+        _show_alerts(story, prometheus, fired)
+        drift_seen = observer.wait(
+            "ModelsHealthy Drifting",
+            lambda s: s.condition("ModelsHealthy").get("reason") == "Drifting",
+            timeout=60,
+        )
+        story.kubectl_shown("get", "mdep", "-o", "wide")
+        _condition_lines(story, drift_seen, ("ModelsHealthy",))
+        worst = (drift_seen.get("monitoring") or {}).get("worstWells") or []
+        for entry in worst[:3]:
+            story.say(
+                f"  worst: {entry.get('well')} model {entry.get('model')} feature "
+                f"{entry.get('feature')} PSI {entry.get('psi')}"
+            )
+        ok = ok and bool(worst) and worst[0].get("well") == drifting
+        times.mark("drift seen")
+
+        # -- a version its canary stops ----------------------------------------------------
+        story.heading(f"{v4}: valid bundles, Ready pods, and predictions that do not fit")
+        story.say(
+            f"{v4} was trained on another simulated history of each well (seed "
+            f"{version_seed(v4)}: other operating points). Its bundles load and pass every "
+            "check; only the predictions on the canary's live rows say it does not fit."
+        )
+        version_patch = json.dumps(
+            {"spec": {"model": {"version": v4, "digests": None}}}, separators=(",", ":")
+        )
+        story.kubectl_shown(
+            "patch", "mdep", DEPLOYMENT_NAME, "--type", "merge", "-p", version_patch
+        )
+        final, _ = _follow(
+            story,
+            observer,
+            f"{v4} on the canary {canary}: analysis",
+            lambda s: (
+                s.observed
+                and s.condition("Progressing").get("reason") == "AnalysisFailed"
+                and _all_on(s, v2, wells)
+            ),
+            wells,
+            None,
+            count=lambda s: s.pods_by_version.get(v2, 0),
+            timeout=180,
+        )
+        story.kubectl_shown("get", "mdep", "-o", "wide")
+        _condition_lines(story, final, ("Progressing", "Degraded"))
+        analysis = final.get("analysis") or {}
+        for result in (analysis.get("results") or [])[:3]:
+            story.say(
+                f"  analysis {analysis.get('phase')}: {result.get('query')} "
+                f"{json.dumps(result.get('labels') or {}, sort_keys=True)} = {result.get('value')} "
+                f"({'passed' if result.get('passed') else 'failed'})"
+            )
+        story.kubectl_shown(
+            "get",
+            "events",
+            "--field-selector",
+            "reason=AnalysisFailed",
+            "-o",
+            "custom-columns=REASON:.reason,OBJECT:.involvedObject.name,MESSAGE:.message",
+        )
+        back = observer.wait(
+            f"the canary's window on {v2} again",
+            lambda s: _watched(s, "Drifting", len(real), over_threshold=1),
+            timeout=60,
+        )
+        story.say(
+            f"Back on {v2}, the canary's runtime starts a new window; once it holds "
+            f"{ANALYSIS_MIN_ROWS} rows its predictions fit again, and only {drifting} drifts:"
+        )
+        _condition_lines(story, back, ("ModelsHealthy",))
+        times.mark(f"{v4} stopped by analysis")
+
+        # -- the sensor is repaired ------------------------------------------------------------
+        story.say(
+            f"{drifting}'s sensor is repaired (the feed sends its rows as trained again); the "
+            "window forgets the drifted rows as new ones come in:"
+        )
+        feed.drift(drifting, DRIFT_SENSOR, 0.0)
+        repaired = observer.wait(
+            "ModelsHealthy AsExpected again",
+            lambda s: _watched(s, "AsExpected", len(real), over_threshold=0),
+            timeout=120,
+        )
+        resolved = poll(
+            f"{WELL_DRIFTING_ALERT} resolved",
+            lambda: firing(alerts(prometheus), WELL_DRIFTING_ALERT, well=drifting),
+            lambda still: not still,
+            timeout=60,
+            interval=1.0,
+        )
+        story.kubectl_shown("get", "mdep", "-o", "wide")
+        _condition_lines(story, repaired, ("ModelsHealthy",))
+        story.say(
+            f"GET {prometheus.url}/api/v1/alerts: {WELL_DRIFTING_ALERT} for {drifting} "
+            + ("resolved" if not resolved else "still firing")
+        )
+        rows_sent = feed.counts().rows_sent
+        times.mark("sensor repaired")
+    message = final.condition("Progressing").get("message", "")
+    stopped = PREDICTION_PSI_CHECK in message and f'well="{canary}"' in message
+    story.say(
+        f"rows the feed sent: {', '.join(f'{w} {n}' for w, n in sorted(rows_sent.items()))}; "
+        f"every pod back on {v2}: "
+        + ("[green]yes[/]" if _all_on(final, v2, wells) and stopped else "[red]no[/]")
+    )
+    return ok and stopped and analysis.get("phase") == "Failed"
+
+
+def _watched(s: FleetSnapshot, reason: str, reporting: int, *, over_threshold: int) -> bool:
+    """ModelsHealthy says `reason`, with `reporting` wells reporting, each with a verdict (none
+    below the window's minimum rows), `over_threshold` of them drifting."""
+    seen = s.get("monitoring") or {}
+    return (
+        s.condition("ModelsHealthy").get("reason") == reason
+        and seen.get("wellsReporting") == reporting
+        and seen.get("wellsInsufficientData", 0) == 0
+        and seen.get("wellsOverThreshold") == over_threshold
+    )
 
 
 def _available_on(s: FleetSnapshot, version: str, wells: int) -> bool:
@@ -535,12 +942,23 @@ def _predict(story: Story, observer: FleetObserver, well: str, expected_digest: 
     return match
 
 
-def _keep(console: Console, kubeconfig: Path, namespace: str, metrics_port: int | None) -> None:
+def _keep(
+    console: Console,
+    kubeconfig: Path,
+    namespace: str,
+    metrics_port: int | None,
+    prometheus: RunningPrometheus | None,
+) -> None:
     metrics = (
         f"curl -s http://127.0.0.1:{metrics_port}/metrics | grep modelfleet_"
         if metrics_port
         else ""
     )
+    if prometheus is not None:
+        metrics += (
+            f"\nPrometheus: {prometheus.url} (curl -s {prometheus.url}/api/v1/alerts; "
+            f"the feed stopped with the story)"
+        )
     console.print(
         Panel.fit(
             f"export KUBECONFIG={kubeconfig}\n"
@@ -586,6 +1004,11 @@ def add_demo_arguments(parser: Any) -> None:
         help="logs, manifests, kubeconfig (default: a new temp dir)",
     )
     parser.add_argument(
+        "--no-monitoring",
+        action="store_true",
+        help="skip the functional-monitoring chapter (its Prometheus, sensor feed and analysis)",
+    )
+    parser.add_argument(
         "--no-operator",
         action="store_true",
         help="with KUBECONFIG set: the cluster already runs the operator (e.g. installed with Helm)",
@@ -601,6 +1024,7 @@ def options_from_args(args: Any) -> DemoOptions:
         work_dir=args.work_dir,
         kubeconfig=os.environ.get("KUBECONFIG") or None,
         start_operator=not args.no_operator,
+        monitoring=not args.no_monitoring,
     )
 
 

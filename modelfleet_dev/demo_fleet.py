@@ -1,14 +1,15 @@
 """The demo's fleet as data: well ids, bundle keys, the ModelDeployment manifest. Pure.
 
 Why this exists: the demo and the e2e suite tell the same story (a fleet on version 1, a
-roll-out to version 2, a broken version 3), so the fleet they create is defined once, here,
+roll-out to version 2, a broken version 3, then with monitoring on a version 4 that its canary's
+analysis stops), so the fleet they create is defined once, here,
 with no I/O: what wells exist, which of them run the real runtime, which bundles each needs,
 and the manifest applied with kubectl.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from modelfleet.api.spec import (
@@ -24,6 +25,11 @@ from modelfleet_dev.fleet_manifest import MODEL_NAME, ModelDeploymentManifest
 
 DEPLOYMENT_NAME = "esp"
 VERSIONS = ("1.0.0", "2.0.0", "3.0.0")
+MONITORED_VERSION = "4.0.0"
+"""The monitoring chapter's version: trained on another simulated history of each well."""
+ALL_VERSIONS = (*VERSIONS, MONITORED_VERSION)
+CANARY_LABEL = ("ring", "canary")
+"""The well label the monitoring chapter's rollout.canary.selector picks the canary by."""
 COUNTRIES = ("no", "nl", "dk")
 
 
@@ -37,8 +43,10 @@ def country_of(well: str) -> str:
 
 
 def version_seed(version: str) -> int:
-    """Each version is trained with its own seed, so versions differ in their models."""
-    return VERSIONS.index(version) + 1 if version in VERSIONS else 0
+    """Each version is trained with its own seed, so versions differ in their models. The seed
+    also draws each well's simulated history (its operating point), so live rows drawn with one
+    version's seed look like that version's reference data and not like another's."""
+    return ALL_VERSIONS.index(version) + 1 if version in ALL_VERSIONS else 0
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,16 @@ class FleetPlan:
         so the refusal comes from the real runtime's digest check."""
         return self.real_wells[1] if len(self.real_wells) > 1 else self.wells[0]
 
+    @property
+    def canary_well(self) -> str | None:
+        """The monitoring chapter's canary: a real-runtime well (its runtime measures)."""
+        return self.real_wells[0] if len(self.real_wells) > 1 else None
+
+    @property
+    def drifting_well(self) -> str | None:
+        """The well whose sensor drifts in the monitoring chapter: not the canary."""
+        return self.real_wells[-1] if len(self.real_wells) > 1 else None
+
 
 def model_deployment(
     *,
@@ -93,12 +111,18 @@ def model_deployment(
     bundle_uri: str,
     digests: Mapping[str, str] | None = None,
     pins: Mapping[str, str] | None = None,
+    canary_wells: Collection[str] = (),
     max_unavailable: int | str = "10%",
     progress_deadline_seconds: int = 20,
 ) -> ModelDeploymentManifest:
-    """The demo's ModelDeployment: each well labelled with its country, small pod requests,
-    automatic rollback after a short progress deadline."""
+    """The demo's ModelDeployment: each well labelled with its country (and `ring: canary` for
+    `canary_wells`), small pod requests, automatic rollback after a short progress deadline."""
     pinned = pins or {}
+
+    def labels(well: str) -> dict[str, str]:
+        ring = dict([CANARY_LABEL]) if well in canary_wells else {}
+        return {"country": country_of(well), **ring}
+
     return fleet_manifest.model_deployment(
         name,
         namespace=namespace,
@@ -106,7 +130,7 @@ def model_deployment(
         bundle_uri=bundle_uri,
         model=MODEL_NAME,
         digests=digests or None,
-        wells=[Well(id=w, labels={"country": country_of(w)}, pin=pinned.get(w)) for w in wells],
+        wells=[Well(id=w, labels=labels(w), pin=pinned.get(w)) for w in wells],
         runtime=RuntimeSpec(
             resources=ResourceRequirements(requests=ResourceList(cpu="50m", memory="128Mi"))
         ),

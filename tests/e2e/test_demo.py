@@ -1,4 +1,8 @@
-"""`modelfleet demo` tells the truth, and Ctrl-C leaves nothing running."""
+"""`modelfleet demo` tells the truth, and Ctrl-C leaves nothing running.
+
+The story ends with functional monitoring (a real Prometheus, a sensor feed, the operator's
+spec.monitoring and a canary analysis): the machine needs the Prometheus of `make prometheus`,
+which the demo builds when it is missing."""
 
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ def _demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
 def test_demo_story_ends_with_fleet_rolled_back_to_version_2(tmp_path: Path) -> None:
     demo = _demo(tmp_path, "--wells", "24")
     try:
-        out, _ = demo.communicate(timeout=240)
+        out, _ = demo.communicate(timeout=420)
     finally:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
@@ -57,6 +61,17 @@ def test_demo_story_ends_with_fleet_rolled_back_to_version_2(tmp_path: Path) -> 
     assert re.search(r"unhealthy: \S+ BundleInvalid: .* has digest sha256:\w+, expected", out), out
     assert re.search(r"esp\s+esp-failure@3\.0\.0\s+24\s+24\s+24\s+24\s+Degraded", out), out
     assert "RolledBack" in out
+    # Monitoring: the drifting well is seen by Prometheus, its alert and the operator...
+    drifting = "dk-0024"  # the last real-runtime well (FleetPlan.drifting_well)
+    assert "ModelFleetWellDrifting [firing]" in out, out
+    assert re.search(rf"well={drifting}\b", out), out
+    assert re.search(r"ModelsHealthy\s+False\s+Drifting: .*well " + drifting, out), out
+    assert re.search(r"DRIFTING AGE esp esp-failure@\S+ 24 24 24 24 \w+ 1 ", out), out
+    # ...and 4.0.0 is stopped on its canary (the first real-runtime well) and rolled back.
+    assert re.search(r"Progressing\s+False\s+AnalysisFailed: .*well=\"no-0022\"", out), out
+    assert "every pod back on 2.0.0: yes" in out, out
+    # The sensor repaired, the window forgets the drift and the alert resolves.
+    assert f"ModelFleetWellDrifting for {drifting} resolved" in out, out
 
 
 def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
@@ -64,7 +79,7 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
     assert demo.stdout is not None
     seen: list[str] = []
     children: list[int] = []
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 360
     try:
         for line in demo.stdout:
             seen.append(line)
@@ -74,6 +89,7 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
         children = descendants(demo.pid)
         assert any("kubesim" in _cmdline(pid) for pid in children), children
         assert any("model-runtime" in _cmdline(pid) for pid in children), children
+        assert any("prometheus" in _cmdline(pid) for pid in children), children
         demo.send_signal(signal.SIGINT)
         rest, _ = demo.communicate(timeout=60)
     finally:
@@ -114,7 +130,7 @@ def test_demo_with_kubeconfig_set_runs_the_story_against_that_cluster(tmp_path: 
             capture_output=True,
             text=True,
             env=env,
-            timeout=240,
+            timeout=360,
             check=False,
         )
     finally:
