@@ -4,8 +4,8 @@ Helm 4 install, upgrade and uninstall (server-side apply) of one country.
 
 Every kind the chart renders must be served by kubesim, except those listed in KUBESIM_GAPS
 (none since kubesim added Deployment, RBAC, PodDisruptionBudget and NetworkPolicy); custom
-resources are served once their CRDs are applied (the chart's crds/, and a minimal ServiceMonitor
-CRD standing in for the Prometheus Operator's).
+resources are served once their CRDs are applied (the chart's crds/, and minimal ServiceMonitor,
+PodMonitor and PrometheusRule CRDs standing in for the Prometheus Operator's).
 """
 
 from __future__ import annotations
@@ -39,38 +39,48 @@ pytestmark = pytest.mark.skipif(kubectl_binary() is None, reason="kubectl is not
 #: Empty since kubesim 45ad651 serves Deployment, RBAC, PodDisruptionBudget and NetworkPolicy.
 KUBESIM_GAPS: set[tuple[str, str]] = set()
 
-#: The Prometheus Operator's ServiceMonitor CRD, reduced to what the API needs to serve it (a
-#: cluster with serviceMonitor.enabled has the real one).
-SERVICE_MONITOR_CRD: KubeObject = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-    "spec": {
-        "group": "monitoring.coreos.com",
-        "scope": "Namespaced",
-        "names": {
-            "kind": "ServiceMonitor",
-            "plural": "servicemonitors",
-            "singular": "servicemonitor",
-            "listKind": "ServiceMonitorList",
+
+def prometheus_operator_crd(kind: str) -> KubeObject:
+    """A Prometheus Operator CRD (monitoring.coreos.com/v1), reduced to what the API needs to
+    serve it (a cluster with the chart's ServiceMonitor, PodMonitor or PrometheusRule enabled
+    has the real ones)."""
+    plural = kind.lower() + "s"
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.monitoring.coreos.com"},
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "plural": plural,
+                "singular": kind.lower(),
+                "listKind": f"{kind}List",
+            },
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "x-kubernetes-preserve-unknown-fields": True,
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
         },
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                        },
-                    }
-                },
-            }
-        ],
-    },
-}
+    }
+
+
+PROMETHEUS_OPERATOR_KINDS = ("ServiceMonitor", "PodMonitor", "PrometheusRule")
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +94,7 @@ def kubectl(cluster: KubeSimThread, tmp_path_factory: pytest.TempPathFactory) ->
     client = Kubectl(cluster.kubeconfig, tmp_path_factory.mktemp("kubectl-cache"), namespace=None)
     # The chart's crds/ first, as Helm does, with kubectl's default (strict) validation.
     client.text("apply", "-f", str(CHART_DIR / "crds"))
-    client.apply([SERVICE_MONITOR_CRD])
+    client.apply([prometheus_operator_crd(kind) for kind in PROMETHEUS_OPERATOR_KINDS])
     return client
 
 
@@ -224,7 +234,7 @@ def test_helm_install_of_norway_with_4000_wells_fits_with_its_managed_fields(
     well) count against the object size limit, as on a real cluster, and still fit."""
     with kubesim_in_thread(tmp_path, run_kubelet=False) as sim:
         local = Kubectl(sim.kubeconfig, tmp_path / "kubectl-cache", namespace=None)
-        local.apply([SERVICE_MONITOR_CRD])
+        local.apply([prometheus_operator_crd(kind) for kind in PROMETHEUS_OPERATOR_KINDS])
         config = helm.Config(kubeconfig_path=str(sim.kubeconfig), namespace="fleet-no")
         try:
             release = config.install(

@@ -25,7 +25,14 @@ from .chart_rendering import (
 
 #: Custom resources: not in kubernetes-validate's built-in schemas. The ModelDeployment and
 #: kopf peerings are checked against their CRDs by kubesim (test_chart_on_kubesim.py).
-CUSTOM_KINDS = {"ModelDeployment", "KopfPeering", "ClusterKopfPeering", "ServiceMonitor"}
+CUSTOM_KINDS = {
+    "ModelDeployment",
+    "KopfPeering",
+    "ClusterKopfPeering",
+    "ServiceMonitor",
+    "PodMonitor",
+    "PrometheusRule",
+}
 
 
 def test_lint_reports_no_errors(scenario: str) -> None:
