@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from kubesim.harness.testing import KubeSimThread
 from modelfleet_dev.operator_thread import OperatorThread
@@ -47,6 +48,19 @@ def monitored(
     if analysis is not None:
         md["spec"].setdefault("rollout", {})["analysis"] = analysis
     return md
+
+
+def queries_counted(deployment: str, purpose: str, result: str) -> float:
+    """The operator's own count of the Prometheus queries it sent for a fleet."""
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "modelfleet_operator_prometheus_queries"
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+        and sample.labels["deployment"] == deployment
+        and (sample.labels["purpose"], sample.labels["result"]) == (purpose, result)
+    )
 
 
 def conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -97,12 +111,14 @@ def test_status_follows_prometheus_with_one_query_per_interval_and_no_idle_write
 
         # The same answer, interval after interval: no write. One query per interval.
         writes, queries = writes_so_far(), prometheus.queries_answered()
+        counted = queries_counted("watched", "monitoring", "ok")
         started = time.monotonic()
         time.sleep(5)
         elapsed = time.monotonic() - started
         assert writes_so_far() == writes
         sent = prometheus.queries_answered() - queries
         assert 0.5 * elapsed <= sent <= elapsed + 2, (sent, elapsed)
+        assert abs(queries_counted("watched", "monitoring", "ok") - counted - sent) <= 1
 
         serve_fleet(prometheus, "watched")  # the drift is gone
         fine = api.wait_status("watched", condition_reason("ModelsHealthy", "AsExpected"))
@@ -126,6 +142,8 @@ def test_an_unreachable_prometheus_is_reported_and_changes_no_pod(
                 and condition_reason("ModelsHealthy", "PrometheusUnreachable")(s)
             ),
         )
+        assert queries_counted("blind", "monitoring", "unreachable") >= 1
+        assert queries_counted("blind", "monitoring", "ok") == 0
     healthy = conditions(status)["ModelsHealthy"]
     assert healthy["status"] == "Unknown" and dead in healthy["message"]
     assert status["phase"] == "Available"

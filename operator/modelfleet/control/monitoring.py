@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from prometheus_client import Counter
+
 from modelfleet.api.spec import (
     Analysis,
     AnalysisPhase,
@@ -38,6 +40,7 @@ from modelfleet.logic.analysis import (
 )
 from modelfleet.logic.fleet_monitoring import (
     FailedQuery,
+    QueryFailure,
     failed_from_refusal,
     fleet_query,
     models_healthy,
@@ -50,6 +53,23 @@ from modelfleet.logic.prometheus_answer import AnswerRefused
 from modelfleet.logic.wellpod import parse_time
 
 logger = logging.getLogger("modelfleet.control.monitoring")
+
+PROMETHEUS_QUERIES = Counter(
+    "modelfleet_operator_prometheus_queries",
+    "Prometheus queries sent for a fleet, by purpose (monitoring, analysis) and result (ok, "
+    "unreachable, error)",
+    ["namespace", "deployment", "purpose", "result"],
+)
+QUERY_PURPOSES = ("monitoring", "analysis")
+QUERY_RESULTS = ("ok", "unreachable", "error")
+
+
+def forget_fleet_series(namespace: str, name: str) -> None:
+    """The fleet is gone: so are its query counters."""
+    for purpose in QUERY_PURPOSES:
+        for result in QUERY_RESULTS:
+            with contextlib.suppress(KeyError):
+                PROMETHEUS_QUERIES.remove(namespace, name, purpose, result)
 
 
 class PrometheusQuerier(Protocol):
@@ -175,8 +195,8 @@ class FleetMonitor:
 
     async def monitor_once(self, spec: MonitoringSpec) -> None:
         namespace, name = self.key
-        answer = await self.querier.query(
-            namespace, spec.prometheus, fleet_query(namespace, name, spec.thresholds)
+        answer = await self._query(
+            "monitoring", spec.prometheus, fleet_query(namespace, name, spec.thresholds)
         )
         if isinstance(answer, FailedQuery):
             outcome: Any = answer
@@ -200,6 +220,19 @@ class FleetMonitor:
             return
         self.view = view
         self.on_change()
+
+    async def _query(self, purpose: str, endpoint: PrometheusEndpoint, promql: str) -> QueryOutcome:
+        namespace, name = self.key
+        answer = await self.querier.query(namespace, endpoint, promql)
+        result = (
+            "ok"
+            if not isinstance(answer, FailedQuery)
+            else "unreachable"
+            if answer.failure is QueryFailure.UNREACHABLE
+            else "error"
+        )
+        PROMETHEUS_QUERIES.labels(namespace, name, purpose, result).inc()
+        return answer
 
     async def _analyse(self, target: AnalysisTarget) -> None:
         interval = target.analysis.interval_seconds
@@ -225,12 +258,12 @@ class FleetMonitor:
         namespace, name = self.key
         queries = measurement_queries(target.analysis, target.canary, namespace, name)
         answers = await asyncio.gather(
-            *(self.querier.query(namespace, spec.prometheus, q) for _, q in queries)
+            *(self._query("analysis", spec.prometheus, q) for _, q in queries)
         )
         traffic: QueryOutcome | None = None
         if target.analysis.min_rows > 0:
-            traffic = await self.querier.query(
-                namespace, spec.prometheus, traffic_query(namespace, name, target.canary)
+            traffic = await self._query(
+                "analysis", spec.prometheus, traffic_query(namespace, name, target.canary)
             )
         measurement = measure(
             target.analysis,

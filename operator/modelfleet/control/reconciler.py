@@ -17,7 +17,7 @@ from typing import Any
 from modelfleet.control.cache import FleetKey, WatchCache
 from modelfleet.control.executor import ApiExecutor, Clock
 from modelfleet.control.inputs import InputGatherer
-from modelfleet.control.monitoring import FleetMonitor, PrometheusQuerier
+from modelfleet.control.monitoring import FleetMonitor, PrometheusQuerier, forget_fleet_series
 from modelfleet.control.publisher import StatusPublisher
 from modelfleet.control.worker import FleetWorker
 
@@ -99,6 +99,7 @@ class FleetReconciler:
             worker.cancel()
         self.gatherer.forget(key)
         self.publisher.forget(key)
+        forget_fleet_series(*key)
 
     async def shutdown(self) -> None:
         """Stop every fleet worker (kopf would otherwise wait for them as hung tasks)."""
