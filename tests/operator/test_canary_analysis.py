@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -358,3 +358,25 @@ def test_an_inconclusive_analysis_says_why_in_progressing_and_posts_one_warning(
     events = status_events(plan, {}, status)
     assert [e[1] for e in events].count("AnalysisInconclusive") == 1
     assert status_events(plan, status, status) == []  # nothing new: no event again
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([AnalysisGate.HOLD, AnalysisGate.FAILED]),
+            st.frozensets(st.sampled_from([f"w{i:05d}" for i in range(10)])),
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_no_well_outside_the_canary_moves_before_the_analysis_passes(
+    script: list[tuple[AnalysisGate, frozenset[str]]],
+) -> None:
+    """Whatever the analysis says short of Passed, and whichever pods the kubelet starts."""
+    fleet = rolling_out()
+    for gate, started in script:
+        fleet.gate = gate
+        fleet.step(run=started)
+        assert on_update(fleet) <= CANARY
