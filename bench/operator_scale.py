@@ -933,7 +933,7 @@ def main_real(args: argparse.Namespace) -> int:
         flips=args.flips,
         nodes=args.nodes,
         workdir=args.workdir,
-        sides=set(args.sides.split(",")),
+        sides=args.sides.split(","),
         limits=args.limits,
         json_path=args.json,
     )

@@ -979,7 +979,7 @@ def run(
     flips: int,
     nodes: int,
     workdir: Path,
-    sides: set[str],
+    sides: list[str],
     limits: bool,
     json_path: Path | None,
 ) -> dict[str, Any]:
@@ -1016,33 +1016,40 @@ def run(
         burst = max(1, round(qps * burst_factor))
         run_entry: dict[str, Any] = {"qps": qps, "burst": burst, "sides": {}, "loadavg": []}
         payload["runs"].append(run_entry)
-        if sides & {"modelfleet", "modelfleet_inplace"}:
+        # Cluster groups in the order --sides names them (peers first fits a short window).
+        groups = list(
+            dict.fromkeys("modelfleet" if x.startswith("modelfleet") else x for x in sides)
+        )
+        for group in groups:
             with fresh_cluster(qps, burst, delay, nodes, say) as s:
-                for res in run_ours(
-                    s,
-                    workdir,
-                    wells=wells,
-                    qps=qps,
-                    burst=burst,
-                    delay=delay,
-                    concurrency=concurrency,
-                    steady_s=steady_s,
-                    flips=flips,
-                    bundle_uri=bundle_uri,
-                ):
-                    run_entry["sides"][res.side] = asdict(res)
-                if limits and "limits" not in payload:
-                    payload["limits"] = inventory_limits(s)
-            run_entry["loadavg"].append(os.getloadavg())
-            save()
-        for kind, side in (("Deployment", "deployment"), ("StatefulSet", "statefulset")):
-            if side not in sides:
-                continue
-            with fresh_cluster(qps, burst, delay, nodes, say) as s:
-                res = run_peer(
-                    s, kind, wells=wells, qps=qps, burst=burst, delay=delay, bundle_uri=bundle_uri
-                )
-                run_entry["sides"][side] = asdict(res)
+                if group == "modelfleet":
+                    for res in run_ours(
+                        s,
+                        workdir,
+                        wells=wells,
+                        qps=qps,
+                        burst=burst,
+                        delay=delay,
+                        concurrency=concurrency,
+                        steady_s=steady_s,
+                        flips=flips,
+                        bundle_uri=bundle_uri,
+                    ):
+                        run_entry["sides"][res.side] = asdict(res)
+                    if limits and "limits" not in payload:
+                        payload["limits"] = inventory_limits(s)
+                else:
+                    kind = {"deployment": "Deployment", "statefulset": "StatefulSet"}[group]
+                    res = run_peer(
+                        s,
+                        kind,
+                        wells=wells,
+                        qps=qps,
+                        burst=burst,
+                        delay=delay,
+                        bundle_uri=bundle_uri,
+                    )
+                    run_entry["sides"][group] = asdict(res)
             run_entry["loadavg"].append(os.getloadavg())
             save()
     save()
