@@ -189,7 +189,10 @@ class FleetMonitor:
     async def _monitor(self) -> None:
         while (spec := self._spec) is not None:
             self._kick.clear()
-            await self.monitor_once(spec)
+            try:
+                await self.monitor_once(spec)
+            except Exception:  # a bug must not stop the schedule: the next interval tries again
+                logger.exception("%s/%s: monitoring query crashed", *self.key)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), timeout=spec.interval_seconds)
 
@@ -248,7 +251,10 @@ class FleetMonitor:
                 AnalysisPhase.FAILED,
             ):
                 return
-            await self.measure_once(target)
+            try:
+                await self.measure_once(target)
+            except Exception:  # the roll-out holds meanwhile; the next interval tries again
+                logger.exception("%s/%s: analysis measurement crashed", *self.key)
             await asyncio.sleep(interval)
 
     async def measure_once(self, target: AnalysisTarget) -> None:
