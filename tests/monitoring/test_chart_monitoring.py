@@ -151,6 +151,25 @@ def test_alert_rules_pass_promtools_unit_tests(
     assert "SUCCESS" in out
 
 
+def test_promtools_unit_tests_catch_a_moved_threshold(
+    chart: helm.Chart, prometheus_install: PrometheusInstall, tmp_path: Path
+) -> None:
+    # The unit tests pin the defaults: at a 0.7 missing-rate threshold the 60 % case is quiet.
+    values = {"monitoring": {"prometheusRule": {"enabled": True, "missingRate": 0.7}}}
+    groups = _rule_groups(render(chart, values, release=RELEASE, namespace=RELEASE))
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
+    shutil.copy(HERE / "alerts_test.yaml", tmp_path)
+    result = subprocess.run(
+        [str(prometheus_install.promtool), "test", "rules", "alerts_test.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "alertname: ModelFleetWellDataMissing, time: 12m" in result.stderr
+
+
 def test_every_alert_has_a_unit_test(monitoring_release: Rendered) -> None:
     alerts = {r["alert"] for g in _rule_groups(monitoring_release) for r in g["rules"]}
     tests = yaml.safe_load((HERE / "alerts_test.yaml").read_text())["tests"]
