@@ -21,6 +21,7 @@ from modelfleet_dev.prometheus_server import (
     prometheus_config,
     well_pods_scrape_config,
 )
+from runtime_contract.monitoring import MODELS, DriftVerdict
 
 VERSION = "1.0.0"
 #: A real runtime imports onnxruntime and loads its bundle: seconds, more on a loaded machine.
@@ -76,3 +77,12 @@ def assert_scraped_with_pod_labels(
     [info] = prometheus.query(f'modelfleet_runtime_bundle_info{{fleet="{fleet}", well="{well}"}}')
     assert info["labels"]["exported_well"] == well
     assert info["labels"]["version"] == VERSION
+    # The drift series the alert rules read arrive the same way: its one model has seen no
+    # rows, so it has no verdict yet (never "healthy", never "drifting").
+    verdicts = {
+        s["labels"]["verdict"]: s["value"]
+        for s in prometheus.query(f'{MODELS}{{fleet="{fleet}", well="{well}"}}')
+    }
+    assert verdicts[DriftVerdict.INSUFFICIENT_DATA] == 1
+    assert verdicts.get(DriftVerdict.DRIFTING, 0) == 0
+    assert verdicts.get(DriftVerdict.HEALTHY, 0) == 0
