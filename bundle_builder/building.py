@@ -135,11 +135,20 @@ def build_bundle(
             labels = history.labels(spec.failure_mode, spec.horizon_days)
             estimator = train(spec, features[train_idx], labels[train_idx])
             onnx_model = to_onnx(estimator, len(SENSOR_NAMES), spec.name)
-            max_diff = check_parity(spec.name, estimator, onnx_model, parity_rows, tolerance)
+            # One onnxruntime session per model: its scores on the reference rows serve the
+            # reference statistics, and their first PARITY_ROWS (the parity rows) the check.
+            probabilities = onnx_probabilities(onnx_model, reference_rows)
+            max_diff = check_parity(
+                spec.name,
+                estimator,
+                onnx_model,
+                parity_rows,
+                tolerance,
+                onnx_scores=probabilities[: parity_rows.shape[0]],
+            )
             relative = f"{MODELS_DIR}/{spec.name}.onnx"
             (staging / relative).write_bytes(onnx_model)
             classes = tuple(int(c) for c in estimator.classes_)
-            probabilities = onnx_probabilities(onnx_model, reference_rows)
             labels = np.asarray(classes)[np.argmax(probabilities, axis=1)]
             entries.append(
                 ModelEntry(

@@ -130,10 +130,15 @@ def check_parity(
     onnx_model: bytes,
     holdout: npt.NDArray[np.float32],
     tolerance: float = PARITY_TOLERANCE,
+    onnx_scores: npt.NDArray[np.float32] | None = None,
 ) -> float:
-    """Max |onnx - sklearn| over held-out probabilities; raise ParityError beyond `tolerance`."""
+    """Max |onnx - sklearn| over held-out probabilities; raise ParityError beyond `tolerance`.
+
+    `onnx_scores`: the ONNX model's probabilities on `holdout` when the caller has them already
+    (the builder scores its reference rows once, for parity and for the reference statistics)."""
     expected = np.asarray(estimator.predict_proba(holdout), dtype=np.float64)
-    actual = onnx_probabilities(onnx_model, holdout).astype(np.float64)
+    scores = onnx_probabilities(onnx_model, holdout) if onnx_scores is None else onnx_scores
+    actual = scores.astype(np.float64)
     if actual.shape != expected.shape:
         raise ParityError(name, float("inf"), tolerance)
     max_abs_diff = float(np.max(np.abs(actual - expected))) if expected.size else 0.0

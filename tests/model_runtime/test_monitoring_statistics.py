@@ -160,3 +160,24 @@ def test_window_draws_from_the_reference_stay_under_calibrated_drift(
     monitor.observe_well(rows, {m.name: np.zeros(500) for m in monitored_manifest.models[:1]})
     report = monitoring_report(monitor)["models"][monitored_manifest.models[0].name]
     assert all(f["verdict"] == DriftVerdict.HEALTHY for f in report["features"].values())
+
+
+def test_built_bundles_carry_the_reference_of_their_held_out_rows(
+    monitored_manifest: BundleManifest,
+) -> None:
+    """`bundle build` (and the demo shelf) get what `bundle pack` gives: feature histograms of
+    the held-out rows of the simulated history, and each model's predictions on them."""
+    from bundle_builder.building import HOLDOUT_FRACTION
+    from bundle_builder.sensors import SENSOR_NAMES
+
+    history = generate_history("fr-0001", 0).features
+    order = np.random.default_rng(0).permutation(history.shape[0])
+    held_out = history[np.sort(order[: int(history.shape[0] * HOLDOUT_FRACTION)])]
+    reference = monitored_manifest.reference
+    assert reference is not None and reference.sample_rows == len(held_out)
+    assert list(reference.features) == list(SENSOR_NAMES)
+    for index, name in enumerate(SENSOR_NAMES):
+        assert reference.features[name] == histogram(held_out[:, index])
+    for model in monitored_manifest.models:
+        assert model.prediction_reference is not None
+        assert "probabilities[1]" in model.prediction_reference.outputs
