@@ -247,12 +247,26 @@ class ObjectWatch:
         self._thread.join(10)
 
     def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._follow()
+            except httpx.HTTPError as exc:  # a starved apiserver drops streams: resume
+                log(f"{self.collection} watch: {exc!r}; again")
+                time.sleep(0.5)
+
+    def _follow(self) -> None:
         with self.connect() as http:
             rv = ""
             while not self._stop.is_set():
                 if not rv:
-                    listing = http.get(self.collection, params={"fieldSelector": self.selector})
-                    rv = listing.json()["metadata"]["resourceVersion"]
+                    listing = http.get(
+                        self.collection, params={"fieldSelector": self.selector}
+                    ).json()
+                    rv = listing["metadata"]["resourceVersion"]
+                    if listing["items"]:  # a relist after a lost stream: its latest state
+                        with self.cond:
+                            self.obj = listing["items"][0]
+                            self.cond.notify_all()
                 params = {
                     "watch": "1",
                     "resourceVersion": rv,
@@ -279,6 +293,8 @@ class ObjectWatch:
         deadline = time.monotonic() + timeout
         with self.cond:
             while not (self.obj and check(self.obj)):
+                if not self._thread.is_alive():
+                    raise RuntimeError(f"{self.collection}: the watch thread died")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     status = json.dumps(self.obj.get("status") or {})[:600]
@@ -1152,7 +1168,9 @@ def plot(payload: dict[str, Any], path: Path, kubesim: dict[str, float] | None =
                     label=side if g == 0 else None,
                 )
         if kubesim and key in kubesim:
-            ax.axhline(kubesim[key], color="tab:gray", ls="--", label="kubesim operator (no limit)")
+            ax.axhline(
+                kubesim[key], color="tab:gray", ls="--", label="kubesim, same commit and pods"
+            )
         if key == "rollout_time_s":
             ideal = payload["runs"][0]["sides"].get("deployment", {}).get("rollout_ideal_s")
             if ideal:
