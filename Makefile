@@ -57,8 +57,8 @@ real-cluster: $(STAMP)
 	$(VENV)/bin/python -m modelfleet_dev.real_cluster up --kubeconfig-out $(KUBECONFIG_OUT)
 
 # The harness's own tests (each starts its clusters: helm install included), then on one fresh
-# cluster the e2e suite and the kubesim conformance tests (the same tests pass on kubesim).
+# cluster the kubesim conformance tests (the same tests pass on kubesim), then the e2e suite.
 test-real: $(STAMP) prometheus
 	$(VENV)/bin/python -m modelfleet_dev.real_cluster build
 	$(VENV)/bin/python -m pytest tests/real_cluster $(REAL_PYTEST_ARGS)
-	$(VENV)/bin/python -m modelfleet_dev.real_cluster test -- tests/e2e tests/kubesim/conformance $(REAL_PYTEST_ARGS)
+	$(VENV)/bin/python -m modelfleet_dev.real_cluster test -- tests/kubesim/conformance tests/e2e $(REAL_PYTEST_ARGS)
