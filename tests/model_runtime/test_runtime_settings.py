@@ -23,6 +23,12 @@ FLAG_DEFAULTS = {
     "--drain-timeout": 25.0,
     "--max-body-bytes": 8 * 1024 * 1024,
     "--log-level": "INFO",
+    # Functional monitoring (issue 15), and per-model request labels made opt-in with it.
+    "--metrics-per-model": False,
+    "--monitoring-window-rows": 1000,
+    "--monitoring-min-rows": 200,
+    "--monitoring-thresholds": "convention",
+    "--monitoring-detail": False,
 }
 
 
