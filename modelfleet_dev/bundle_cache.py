@@ -96,6 +96,13 @@ def _build_one(cache_dir: Path, key: BundleKey) -> CachedBundle:
         return found
     try:
         built = build_bundle(key.well, path, models=key.models, version=key.version, seed=key.seed)
+    except FileExistsError:
+        # Two processes (a demo and a test, say) built the same key at once: the builder's
+        # atomic rename let exactly one of them in, and that one is the cached bundle.
+        raced = _lookup(cache_dir, key)
+        if raced is None:
+            raise
+        return raced
     except Exception as exc:  # re-raised as text: some builder errors do not unpickle
         raise BundleBuildError(
             f"building the bundle of well {key.well} version {key.version} "

@@ -61,3 +61,26 @@ def test_a_free_loopback_port_can_be_bound() -> None:
     port = free_loopback_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+def test_two_processes_building_the_same_bundle_both_get_the_one_that_won(
+    tmp_path: Path,
+) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from modelfleet_dev.bundle_cache import BundleKey, ensure_bundles
+
+    key = BundleKey("race-0001", "1.0.0", 1, 7)
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        # Each call sees an empty cache and builds; the second rename finds the first's bundle.
+        first, second = pool.map(_ensure_one, [(key, tmp_path)] * 2)
+    assert first == second
+    assert ensure_bundles([key], tmp_path, processes=1)[key].digest == first
+
+
+def _ensure_one(args: tuple[object, Path]) -> str:
+    from modelfleet_dev.bundle_cache import BundleKey, ensure_bundles
+
+    key, root = args
+    assert isinstance(key, BundleKey)
+    return ensure_bundles([key], root, processes=1)[key].digest
