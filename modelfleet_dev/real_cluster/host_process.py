@@ -89,11 +89,13 @@ class LoopbackForwarder:
 
     def __init__(self, netns: str) -> None:
         self.netns = netns
+        self.ports: set[int] = set()  # claimed before the await: two pods may ask at once
         self.servers: dict[int, asyncio.Server] = {}
 
     async def ensure(self, port: int) -> None:
-        if port in self.servers:
+        if port in self.ports:
             return
+        self.ports.add(port)
         try:
             sock = listen_in_netns(self.netns, port, host="127.0.0.1")
         except NetworkError as exc:
@@ -133,6 +135,7 @@ class LoopbackForwarder:
         for server in self.servers.values():
             server.close()
         self.servers.clear()
+        self.ports.clear()
 
 
 def _enter_netns_and_die_with_parent(netns: str) -> Callable[[], None]:
@@ -188,6 +191,19 @@ class HostProcessPod:
         loop = asyncio.get_running_loop()
         self.tasks.append(loop.create_task(self._supervise()))
         self.tasks.append(loop.create_task(self._probe_loop()))
+        for task in self.tasks:
+            task.add_done_callback(self._report_crash)
+
+    def _report_crash(self, task: asyncio.Task[Any]) -> None:
+        """A supervisor or prober that dies leaves the pod unready for good: say so in the log."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "%s/%s: %s died",
+                self.meta.get("namespace"),
+                self.meta.get("name"),
+                task.get_coro(),
+                exc_info=task.exception(),
+            )
 
     async def refresh(self, pod: dict[str, Any]) -> None:
         """New annotations reach the downward-API files (after the caller's refresh delay)."""
@@ -314,6 +330,8 @@ class HostProcessPod:
                     await self._set_ready(True)
                 elif failures >= threshold or not self.ready:
                     await self._set_ready(False)
+                # The kubelet probes every periodSeconds; until the first pass, twice a second
+                # (no startup probe is played, so readiness should not wait a whole period).
                 await asyncio.sleep(period if self.ready else min(period, 0.5))
 
     async def _set_ready(self, ready: bool) -> None:
@@ -321,8 +339,16 @@ class HostProcessPod:
             return
         meta = self.meta
         path = f"/api/v1/namespaces/{meta.get('namespace')}/pods/{meta.get('name')}"
+        try:
+            await self._patch_ready(path, ready)
+        except httpx.HTTPError as exc:  # a busy apiserver: the next probe tries again
+            log.warning("marking %s ready=%s: %s", path, ready, exc)
+
+    async def _patch_ready(self, path: str, ready: bool) -> None:
+        meta = self.meta
         current = await self.client.get(path)
         if current.status_code != 200:
+            log.warning("reading %s: HTTP %s", path, current.status_code)
             return
         statuses = [
             dict(cs) for cs in current.json().get("status", {}).get("containerStatuses") or []
@@ -339,6 +365,7 @@ class HostProcessPod:
         )
         if resp.status_code < 300:
             self.ready = ready
+            log.info("%s ready=%s", path, ready)
         else:
             log.warning("marking %s ready=%s: HTTP %s", path, ready, resp.status_code)
 

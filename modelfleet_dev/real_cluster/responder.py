@@ -368,10 +368,16 @@ class Responder:
         ip = str(local[0]) if local else ""
         pod = self.by_ip.get(ip)
         if pod is None:
-            return web.json_response(
+            refusal = web.json_response(
                 {"error": f"no pod has IP {ip} (or the responder has not seen it yet)"},
                 status=503,
             )
+            # Closing the listener of a gone pod leaves the connections it accepted open: the
+            # apiserver's proxy keeps them alive and would reach this process again for a new
+            # pod given the same IP, such as a host-process pod whose own runtime now listens
+            # there. Closing the connection sends its next request to whoever holds the IP.
+            refusal.force_close()
+            return refusal
         body = await request.read()
         code, answer = await pod.runtime.answer(self.manifests, request.method, request.path, body)
         return web.json_response(answer, status=code)
