@@ -120,6 +120,8 @@ def snap(**values: int) -> FleetSnapshot:
         (snap(reporting=5, missing=1, stale=1), "False", "DataMissing"),
         (snap(reporting=5, stale=2), "False", "DataStale"),
         (snap(reporting=5, insufficient=2), "True", "AsExpected"),
+        # Too few rows is never reported as healthy (nor as drift).
+        (snap(reporting=5, insufficient=5), "Unknown", "InsufficientData"),
     ],
 )
 def test_models_healthy_names_the_first_problem(

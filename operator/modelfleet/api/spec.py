@@ -649,6 +649,9 @@ class ModelsHealthReason(enum.StrEnum):
     DRIFTING = "Drifting"
     DATA_MISSING = "DataMissing"
     DATA_STALE = "DataStale"
+    INSUFFICIENT_DATA = "InsufficientData"
+    """Every reporting well has too few rows in its window for a verdict: neither healthy nor
+    drifting."""
     AS_EXPECTED = "AsExpected"
 
 

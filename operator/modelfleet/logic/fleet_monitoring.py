@@ -255,6 +255,12 @@ def models_healthy(
             ModelsHealthReason.DATA_STALE,
             f"{s.stale} {of} saw no row for more than {thresholds.stale_seconds}s",
         )
+    if s.insufficient >= s.reporting:
+        return (
+            "Unknown",
+            ModelsHealthReason.INSUFFICIENT_DATA,
+            f"all {s.reporting} reporting wells have too few rows in their window for a verdict",
+        )
     detail = f"; {s.insufficient} with too few rows for a verdict" if s.insufficient else ""
     silent = f"; {wells - s.reporting} wells report nothing" if s.reporting < wells else ""
     return (
