@@ -13,6 +13,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from runtime_contract import monitoring
+
 # Single-row scoring of a tiny model takes tens of microseconds; whole-well calls a few ms.
 LATENCY_BUCKETS = (
     0.0001,
@@ -66,7 +68,7 @@ class RuntimeMetrics:
             registry=self.registry,
         )
         self.bundle_info = Gauge(
-            "modelfleet_runtime_bundle_info",
+            monitoring.BUNDLE_INFO,
             "The serving bundle (value 1): digest, uri, well, version.",
             ["digest", "uri", "well", "version"],
             registry=self.registry,

@@ -36,6 +36,11 @@ LAST_ROW_AGE_SECONDS: Final = "modelfleet_runtime_last_row_age_seconds"
 MODELS: Final = "modelfleet_runtime_models"
 """Models by verdict; label `verdict` (a `DriftVerdict`), one series per verdict."""
 
+BUNDLE_INFO: Final = "modelfleet_runtime_bundle_info"
+"""The serving bundle (value 1); labels `digest`, `uri`, `version` (and the runtime's own `well`,
+`exported_well` after relabelling). A bundle swap starts fresh windows, so a window series
+scraped together with the new digest counts only the new bundle's rows."""
+
 # Opt-in detail (small fleets): one series per model, or per model and feature.
 MODEL_PREDICTION_PSI: Final = "modelfleet_runtime_model_prediction_psi"
 FEATURE_PSI: Final = "modelfleet_runtime_feature_psi"

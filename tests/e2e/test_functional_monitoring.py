@@ -13,6 +13,7 @@ intervals and `for` durations are short (settings and chart values) to keep it b
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -134,10 +135,14 @@ def test_a_drifting_sensor_is_seen_and_a_canary_with_degraded_predictions_rolls_
             assert row.split()[header.split().index("DRIFTING")] == "1", wide
 
             # Version 2 reaches the canary first; its predictions there are not its reference's.
+            # Its digests are pinned, so the analysis counts only series scraped from the
+            # canary serving exactly that bundle (the runtime's and the operator's spelling of
+            # a digest must agree, or the analysis would hold instead of failing).
+            pinned = {w: d for (_, w), d in fleet.shelf.ensure(WELLS, [V2]).items()}
+            patch = {"spec": {"model": {"version": V2, "digests": pinned}}}
             fleet.kubectl.run(
-                "patch", "mdep", fleet.name, "--type", "merge", "-p",
-                f'{{"spec":{{"model":{{"version":"{V2}"}}}}}}',
-            )  # fmt: skip
+                "patch", "mdep", fleet.name, "--type", "merge", "-p", json.dumps(patch)
+            )
             final = fleet.wait(
                 "rolled back to 1.0.0 by the analysis",
                 lambda s: bool(s.get("rolledBackFrom")) and _on(s, V1),

@@ -83,6 +83,11 @@ def test_the_canary_wells_replace_the_placeholder_as_an_exact_alternation() -> N
     )
     assert q == 'x{namespace="fleet-fr",fleet="esp",well=~"fr-0001|fr-0002"}'
     assert 'well=~"w00000|w00001"' in traffic_query("ns", "esp", CANARY)
+    guarded = traffic_query("ns", "esp", CANARY, {"sha256:b", "sha256:a"})
+    assert guarded.endswith(
+        'and on (well) max by (well) (modelfleet_runtime_bundle_info{namespace="ns",'
+        'fleet="esp",well=~"w00000|w00001", digest=~"sha256:a|sha256:b"})'
+    )
 
 
 # ------------------------------------------------------------------------ measurements

@@ -140,6 +140,50 @@ def test_analysis_answers_keep_every_series_labels(prometheus: Prometheus) -> No
     assert "0.61" in result.message and "w3" not in result.message
 
 
+def test_the_traffic_guard_counts_only_canary_wells_scraped_serving_the_new_bundle(
+    prometheus: Prometheus,
+) -> None:
+    prometheus.exporter.clear()
+    for well, digest in [("w1", "sha256:new1"), ("w2", "sha256:old2")]:
+        serve_well(prometheus, well, rows=500)  # plenty of rows: but whose?
+        prometheus.exporter.set(
+            m.BUNDLE_INFO,
+            1,
+            digest=digest,
+            namespace="default",
+            fleet="esp",
+            well=well,
+            pod=f"esp-{well}",
+        )
+    prometheus.wait_scraped(f'count({m.BUNDLE_INFO}{{fleet="esp"}}) == 2')
+    check = Analysis.model_validate(
+        {
+            "queries": [
+                {
+                    "name": "psi",
+                    "query": f"max by (well) ({m.FEATURE_PSI_WORST})",
+                    "operator": "LessThan",
+                    "threshold": 0.25,
+                }
+            ],
+            "minRows": 100,
+        }
+    )
+    canary = {"w1", "w2"}
+    ep = endpoint(prometheus)
+    answer = query(ep, render_query(check.queries[0].query, canary, "default", "esp"))
+    guard = traffic_query("default", "esp", canary, {"sha256:new1", "sha256:new2"})
+    traffic = query(ep, guard)
+    # w2 still shows its old bundle's window: the measurement waits for its next scrape.
+    result = measure(check, canary, {"psi": answer}, traffic)  # type: ignore[dict-item]
+    assert result.verdict is MeasurementVerdict.INCONCLUSIVE
+    assert "w2" in result.message and "new bundle" in result.message
+    # Without digests (an unpinned bundle) the guard cannot tell, and passes on rows alone.
+    unguarded = query(ep, traffic_query("default", "esp", canary))
+    passed = measure(check, canary, {"psi": answer}, unguarded)  # type: ignore[dict-item]
+    assert passed.verdict is MeasurementVerdict.PASSED
+
+
 def test_bad_promql_is_an_error_with_prometheus_own_message(prometheus: Prometheus) -> None:
     answer = query(endpoint(prometheus), "max by (well (up")
     assert isinstance(answer, FailedQuery)

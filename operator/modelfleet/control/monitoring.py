@@ -87,6 +87,9 @@ class AnalysisTarget:
     revision: str
     canary: frozenset[str]
     analysis: Analysis
+    # The canary wells' expected bundle digests; empty when one is unknown (an unpinned
+    # bundle): the traffic guard then cannot tell the new bundle's series from the old one's.
+    digests: frozenset[str] = frozenset()
 
 
 def view_from_status(status: Mapping[str, Any]) -> MonitoringView | None:
@@ -269,7 +272,9 @@ class FleetMonitor:
         traffic: QueryOutcome | None = None
         if target.analysis.min_rows > 0:
             traffic = await self._query(
-                "analysis", spec.prometheus, traffic_query(namespace, name, target.canary)
+                "analysis",
+                spec.prometheus,
+                traffic_query(namespace, name, target.canary, target.digests),
             )
         measurement = measure(
             target.analysis,

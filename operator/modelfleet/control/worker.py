@@ -274,7 +274,9 @@ class FleetWorker:
             and not plan.rolled_back
         ):
             canary = canary_wells(spec.wells, spec.rollout)
-            target = AnalysisTarget(inputs.update.name, frozenset(canary), analysis)
+            digests = [plan.targets[w].bundle_digest for w in canary if w in plan.targets]
+            known = frozenset(d for d in digests if d) if all(digests) else frozenset()
+            target = AnalysisTarget(inputs.update.name, frozenset(canary), analysis, known)
         monitor.configure(
             spec.monitoring,
             len(spec.wells),

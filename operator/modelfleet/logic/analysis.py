@@ -64,10 +64,25 @@ def _in_string(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def traffic_query(namespace: str, fleet: str, wells: Collection[str]) -> str:
-    """Rows in each canary well's monitoring window: the minimum-traffic guard."""
+def traffic_query(
+    namespace: str, fleet: str, wells: Collection[str], digests: Collection[str] = ()
+) -> str:
+    """Rows in each canary well's monitoring window: the minimum-traffic guard.
+
+    With the canary's bundle digests, only wells whose last scrape shows one of them serving
+    answer: an in-place swap starts fresh windows, but until Prometheus scrapes the pod again
+    its series are the old bundle's, and a measurement must not judge the new version on them.
+    """
     sel = fleet_selector(namespace, fleet, f'well=~"{wells_regex(wells)}"')
-    return f"min by (well) ({metrics.WINDOW_ROWS_MIN}{sel})"
+    rows = f"min by (well) ({metrics.WINDOW_ROWS_MIN}{sel})"
+    if not digests:
+        return rows
+    serving = fleet_selector(
+        namespace,
+        fleet,
+        f'well=~"{wells_regex(wells)}", digest=~"{wells_regex(digests)}"',
+    )
+    return f"{rows} and on (well) max by (well) ({metrics.BUNDLE_INFO}{serving})"
 
 
 def meets(value: float, operator: ComparisonOperator, threshold: float) -> bool:
@@ -127,7 +142,10 @@ def _traffic_problem(
     for well in sorted(wells):
         seen = rows.get(well)
         if seen is None:
-            return f"canary well {well} has no monitoring series in Prometheus"
+            return (
+                f"canary well {well} has no monitoring series of its new bundle in Prometheus "
+                "(not scraped since the swap, or no PodMonitor)"
+            )
         if not seen >= min_rows:  # NaN too
             return f"canary well {well} has {seen:g} rows in its window (minRows {min_rows})"
     return None
