@@ -37,6 +37,27 @@ def _in_our_network(pid: int) -> bool:
         return False
 
 
+def _parent(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def children_of(pid: int, processes: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The processes among ``processes`` that descend from ``pid`` (another cluster's are not)."""
+    return [(p, argv) for p, argv in processes if pid in _ancestors(p)]
+
+
+def _ancestors(pid: int) -> set[int]:
+    seen = set()
+    while pid > 1 and pid not in seen:
+        seen.add(pid)
+        pid = _parent(pid)
+    return seen
+
+
 def component_processes() -> list[tuple[int, str]]:
     """Live processes running a binary from the build cache, or the responder (in our network
     namespace)."""

@@ -17,7 +17,13 @@ import pytest
 
 from modelfleet_dev.real_cluster import ClusterOptions, ComponentError, netns, running_real_cluster
 from modelfleet_dev.real_cluster.cluster import Role
-from tests.real_cluster.helpers import assert_clean, component_processes, leftovers, wait_for
+from tests.real_cluster.helpers import (
+    assert_clean,
+    children_of,
+    component_processes,
+    leftovers,
+    wait_for,
+)
 
 pytestmark = pytest.mark.real_cluster
 
@@ -94,7 +100,7 @@ def test_signals_stop_the_foreground_cluster(
     try:
         wait_for(lambda: kubeconfig.exists() or proc.poll() is not None, 180, "the kubeconfig")
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        assert len(component_processes()) == 6
+        assert len(children_of(proc.pid, component_processes())) == 6
         first, *later = signals
         proc.send_signal(first)
         seen = []
