@@ -186,6 +186,22 @@ async def test_pod_events_of_a_deleted_fleet_leave_no_memory_behind() -> None:
     await loop.shutdown()
 
 
+async def test_a_pod_a_write_found_gone_is_not_brought_back_by_an_older_watch_event() -> None:
+    # A real apiserver's DELETE answer can arrive before the watch has delivered the pod's
+    # last update from before the deletion; that stale event must not count the well as
+    # having its (Ready) pod again: the budget would be over by one.
+    loop = FleetReconciler(FakeExecutor(), clock=fake_clock)
+    loop.observe_deployment("ADDED", deployment("esp", GOOD_SPEC))
+    loop.observe_pod("ADDED", pod_body("esp", "w1", "p1"))
+    loop.cache.forget_pod((NAMESPACE, "esp"), "w1")
+    loop.observe_pod("MODIFIED", pod_body("esp", "w1", "p1"))
+    assert "w1" not in loop.cache.fleets[(NAMESPACE, "esp")].pods
+    # Its replacement (another uid) is seen as usual.
+    loop.observe_pod("ADDED", pod_body("esp", "w1", "p2"))
+    assert loop.cache.fleets[(NAMESPACE, "esp")].pods["w1"].pod.uid == "p2"
+    await loop.shutdown()
+
+
 class SlowApiExecutor(FakeExecutor):
     """An apiserver that takes its time to list revisions."""
 

@@ -213,10 +213,7 @@ class WatchCache:
         fleet = self.fleets.get(key)
         if fleet is None:
             return  # its fleet is gone (or never seen): nothing to remember it for
-        fleet.deleted_uids[pod.uid] = None
-        if len(fleet.deleted_uids) > MAX_TOMBSTONES:
-            for uid in list(fleet.deleted_uids)[: MAX_TOMBSTONES // 2]:
-                del fleet.deleted_uids[uid]
+        _bury(fleet, pod.uid)
         cached = fleet.pods.get(pod.well)
         if cached is not None and cached.pod.uid == pod.uid:
             del fleet.pods[pod.well]
@@ -228,10 +225,17 @@ class WatchCache:
         self.listener.well_changed(key, pod.well)
 
     def forget_pod(self, key: FleetKey, well: str) -> None:
-        """A write found the well's pod gone."""
+        """A write found the well's pod gone.
+
+        Its uid is buried as a DELETED event would: the write's answer can overtake watch
+        events from before the deletion, and one of those (the pod still Ready) must not bring
+        it back, or the well would count as available while it has no pod.
+        """
         fleet = self.fleets.get(key)
         if fleet is not None:
-            fleet.pods.pop(well, None)
+            cached = fleet.pods.pop(well, None)
+            if cached is not None:
+                _bury(fleet, cached.pod.uid)
 
     def resync_pods(self, namespace: str | None, bodies: Sequence[Mapping[str, Any]]) -> None:
         """A fresh list of all well pods (in `namespace`, or everywhere): forget the rest."""
@@ -249,3 +253,11 @@ class WatchCache:
         for key in list(self.fleets):
             if namespace is None or key[0] == namespace:
                 self.listener.fleet_changed(key)
+
+
+def _bury(fleet: ObservedFleet, uid: str) -> None:
+    """Remember a deleted pod's uid: later events of it are stale."""
+    fleet.deleted_uids[uid] = None
+    if len(fleet.deleted_uids) > MAX_TOMBSTONES:
+        for old in list(fleet.deleted_uids)[: MAX_TOMBSTONES // 2]:
+            del fleet.deleted_uids[old]
