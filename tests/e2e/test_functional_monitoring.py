@@ -104,8 +104,16 @@ def test_a_drifting_sensor_is_seen_and_a_canary_with_degraded_predictions_rolls_
         assert sorted(targets) == sorted(WELLS), targets
         with LiveFeed(targets, seed=version_seed(V1)) as feed:
             # Rows as trained: every well reports, none drifts.
-            healthy = fleet.wait("ModelsHealthy AsExpected", _models_healthy("AsExpected"), 60)
-            assert healthy.get("monitoring")["wellsReporting"] == len(WELLS)
+            # (Wells are scraped one by one: the first AsExpected may count only some of them.)
+            healthy = fleet.wait(
+                "ModelsHealthy AsExpected with every well reporting",
+                lambda s: (
+                    _models_healthy("AsExpected")(s)
+                    and (s.get("monitoring") or {}).get("wellsReporting") == len(WELLS)
+                ),
+                60,
+            )
+            assert healthy.get("monitoring")["wellsOverThreshold"] == 0
 
             feed.drift(DRIFTING, SENSOR, 3.0)
             psi = f'{contract.FEATURE_PSI_WORST}{{namespace="{NAMESPACE}",fleet="{fleet.name}"}}'
