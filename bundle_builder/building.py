@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bundle_builder.sensors import FAILURE_MODES, SENSOR_NAMES, generate_history
+from bundle_builder.staging import move_into_place
 from bundle_builder.statistics import DEFAULT_BINS, classifier_statistics, histogram
 from bundle_builder.training import (
     INPUT_NAME,
@@ -91,11 +92,6 @@ def created_at_stamp() -> str:
     """Reproducible-builds convention: SOURCE_DATE_EPOCH if set, else the epoch."""
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def prepare_target(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"--out {out} exists and is not an empty directory")
 
 
 def build_bundle(
@@ -201,10 +197,7 @@ def build_bundle(
             ),
         )
         (staging / MANIFEST_FILE).write_bytes(manifest.to_canonical_bytes())
-        prepare_target(out)
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
+        move_into_place(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

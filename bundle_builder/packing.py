@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bundle_builder.building import created_at_stamp, package_versions, prepare_target
+from bundle_builder.building import created_at_stamp, package_versions
+from bundle_builder.staging import move_into_place, prepare_target
 from bundle_builder.conversion import (
     LABEL_OUTPUT,
     PROBABILITIES_OUTPUT,
@@ -535,10 +536,7 @@ def write_bundle(out: Path, files: Mapping[str, bytes], manifest_bytes: bytes) -
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         (staging / MANIFEST_FILE).write_bytes(manifest_bytes)
-        prepare_target(out)
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
+        move_into_place(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

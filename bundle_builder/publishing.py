@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from bundle_builder.errors import PublishError
+from bundle_builder.staging import move_into_place
 from model_runtime.errors import BundleError
 from model_runtime.manifest import MANIFEST_FILE, manifest_digest
 from model_runtime.object_stores import (
@@ -74,9 +75,7 @@ def _push_local(
             (staging / relative).parent.mkdir(parents=True, exist_ok=True)
             (staging / relative).write_bytes(data)
         (staging / MANIFEST_FILE).write_bytes(manifest)
-        if target.exists():
-            target.rmdir()
-        staging.rename(target)
+        move_into_place(staging, target)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise PublishError(f"cannot write {uri}: {exc}") from exc
