@@ -399,9 +399,17 @@ def install_crd(http: httpx.Client) -> None:
     time.sleep(0.3)
 
 
-def flip_freshness(http: httpx.Client, md: DeploymentWatch, wells: int, flips: int) -> list[float]:
+ReadyWellsWait = Callable[[int], float]
+"""Blocks until the ModelDeployment's status.readyWells reads the count given; returns
+time.perf_counter() when that was seen."""
+
+
+def flip_freshness(
+    http: httpx.Client, wait_ready_wells: ReadyWellsWait, wells: int, flips: int
+) -> list[float]:
     """Seconds from a pods/status write that flips one pod's readiness gate to the
-    ModelDeployment's readyWells reflecting it (both directions)."""
+    ModelDeployment's readyWells reflecting it (both directions), on kubesim and on the real
+    cluster (bench/operator_scale_real.py) alike."""
     delays: list[float] = []
     for k in range(flips):
         wid = well_id((k * 7919) % wells)
@@ -425,8 +433,7 @@ def flip_freshness(http: httpx.Client, md: DeploymentWatch, wells: int, flips: i
                 headers={"Content-Type": "application/strategic-merge-patch+json"},
             )
             r.raise_for_status()
-            seen = md.wait(_ready_wells_is(expected), timeout=60)
-            delays.append(seen - started)
+            delays.append(wait_ready_wells(expected) - started)
     return delays
 
 
@@ -552,7 +559,9 @@ def measure_ready(
                         f"store writes {res.steady_store_writes}"
                     )
                 if flips > 0:
-                    delays = flip_freshness(http, md, wells, flips)
+                    delays = flip_freshness(
+                        http, lambda n: md.wait(_ready_wells_is(n), timeout=60), wells, flips
+                    )
                     res.status_freshness_p50_s = statistics.median(delays)
                     res.status_freshness_p99_s = percentile(delays, 99)
                     res.status_freshness_samples = len(delays)

@@ -607,37 +607,13 @@ def md_available(
     return check
 
 
-def flip_freshness(http: httpx.Client, md: ObjectWatch, wells: int, flips: int) -> list[float]:
-    """Seconds from a pods/status write flipping one pod's readiness gate to the
-    ModelDeployment's readyWells reflecting it (both directions), as on kubesim."""
-    from operator_scale import well_id
+def ready_wells_wait(md: ObjectWatch, timeout: float) -> Callable[[int], float]:
+    """`operator_scale.flip_freshness`'s wait, on the ModelDeployment this watch follows."""
 
-    delays: list[float] = []
-    for k in range(flips):
-        wid = well_id((k * 7919) % wells)
-        path = f"{PODS}/{NAME}-{wid}/status"
-        pod = http.get(path.removesuffix("/status")).json()
-        original = next(c for c in pod["status"]["conditions"] if c["type"] == BUNDLE_CONDITION)
-        uri = pod["metadata"]["annotations"]["modelfleet.dev/bundle-uri"]
-        flipped = {
-            **original,
-            "status": "False",
-            "reason": "BenchFlip",
-            "message": f"{uri}: readiness flipped by bench/operator_scale.py",
-        }
-        for condition, expected in ((flipped, wells - 1), (original, wells)):
-            started = time.perf_counter()
-            r = http.patch(
-                path,
-                content=json.dumps({"status": {"conditions": [condition]}}),
-                headers={"Content-Type": "application/strategic-merge-patch+json"},
-            )
-            r.raise_for_status()
-            seen = md.wait(
-                lambda o, e=expected: (o.get("status") or {}).get("readyWells") == e, timeout=120
-            )
-            delays.append(seen - started)
-    return delays
+    def wait(expected: int) -> float:
+        return md.wait(lambda o: (o.get("status") or {}).get("readyWells") == expected, timeout)
+
+    return wait
 
 
 def run_ours(
@@ -653,7 +629,7 @@ def run_ours(
     flips: int,
     bundle_uri: str,
 ) -> list[SideResult]:
-    from operator_scale import deployment
+    from operator_scale import deployment, flip_freshness
 
     recreate = SideResult("modelfleet", wells, qps, burst, delay)
     inplace = SideResult("modelfleet_inplace", wells, qps, burst, delay)
@@ -714,7 +690,7 @@ def run_ours(
                     f"apiserver writes {recreate.steady_apiserver_writes}"
                 )
             if flips > 0:
-                delays = flip_freshness(s.http, md, wells, flips)
+                delays = flip_freshness(s.http, ready_wells_wait(md, timeout=120), wells, flips)
                 recreate.status_freshness_p50_s = round(statistics.median(delays), 3)
                 recreate.status_freshness_p99_s = round(percentile(delays, 99), 3)
                 recreate.status_freshness_samples = len(delays)
