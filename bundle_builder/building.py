@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bundle_builder.sensors import FAILURE_MODES, SENSOR_NAMES, generate_history
-from bundle_builder.staging import move_into_place
+from bundle_builder.staging import move_into_place, prepare_target
 from bundle_builder.statistics import DEFAULT_BINS, classifier_statistics, histogram
 from bundle_builder.training import (
     INPUT_NAME,

@@ -24,7 +24,6 @@ import numpy as np
 import numpy.typing as npt
 
 from bundle_builder.building import created_at_stamp, package_versions
-from bundle_builder.staging import move_into_place, prepare_target
 from bundle_builder.conversion import (
     LABEL_OUTPUT,
     PROBABILITIES_OUTPUT,
@@ -38,6 +37,7 @@ from bundle_builder.conversion import (
 )
 from bundle_builder.errors import PackError, ParityGateError, SampleError, UnsupportedModelError
 from bundle_builder.inputs import LoadedEstimator, LoadedSample, load_estimator, load_sample
+from bundle_builder.staging import move_into_place, prepare_target
 from bundle_builder.statistics import (
     DEFAULT_BINS,
     classifier_statistics,
