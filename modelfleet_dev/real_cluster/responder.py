@@ -28,7 +28,6 @@ import functools
 import json
 import logging
 import signal
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ from modelfleet_dev.real_cluster.host_process import (
     LoopbackForwarder,
     runs_on_host,
 )
-from modelfleet_dev.real_cluster.netns import NetworkError, is_pod_ip, listen_in_netns
+from modelfleet_dev.real_cluster.netns import NetnsBinder, NetworkError, is_pod_ip
 from modelfleet_dev.simulated_runtime import (
     BUNDLE_DIGEST_ANNOTATION,
     BUNDLE_URI_ANNOTATION,
@@ -392,10 +391,11 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     app = web.Application()
     runner = web.AppRunner(app, access_log=None)
+    binder = NetnsBinder(args.netns)
 
     async def listen(ip: str, port: int) -> asyncio.AbstractServer | None:
         try:
-            sock: socket.socket = listen_in_netns(args.netns, port, host=ip)
+            sock = await binder.listen(ip, port)
         except NetworkError as exc:
             log.warning("cannot listen on %s:%s: %s", ip, port, exc)
             return None
@@ -428,6 +428,7 @@ async def _serve(args: argparse.Namespace) -> None:
     for pod in responder.by_uid.values():
         for server in pod.servers:
             server.close()
+    binder.close()
     await runner.cleanup()
     await responder.manifests.close()
     await client.aclose()

@@ -1,40 +1,45 @@
-"""The responder's CPU per pod start-up and per runtime request, measured in one process.
+"""The responder's CPU per pod start-up and per runtime request, measured without a cluster.
 
 Why this exists: at 2,000 wells the real cluster's pods waited on the responder (ledger item 9
-of cluster/README.md); this puts a number on each of its costs without a control plane. Run as
-root (it enters a network namespace of its own, where 10.244.0.0/16 is local as in the
-harness's pod network):
+of cluster/README.md); this puts a number on its costs. Run as root (it makes a network
+namespace ``mf-measure-<pid>`` where 10.244.0.0/16 is local, as in the harness's pod network,
+and deletes it at the end):
 
     .venv/bin/python -m tests.real_cluster.measure_responder --pods 500 --requests 5000
 
-What runs where: the Responder (this process) listens on every pod's IP and answers through the
-real aiohttp server; pods are fed to ``observe`` as kwok shows them once Running (an IP, a
-readinessProbe, a bundle annotated by URI and digest); the apiserver is an in-process fake that
-accepts every pods/status patch; the model store is ``python -m http.server`` in a child process
-and the HTTP client another child (keep-alive connections to each pod IP, as the apiserver's
-pods/proxy holds them), so their CPU is not counted. Figures are this process's user + system
-CPU (every thread) over each phase.
+What runs where: the Responder (this process, on the host) binds every pod's IP in that
+namespace as the real one does (``NetnsBinder``) and answers through the real aiohttp server;
+pods are fed to ``observe`` as kwok shows them once Running (an IP, a readinessProbe, a bundle
+annotated by URI and digest); the apiserver is an in-process fake that accepts every pods/status
+patch; the model store (``python -m http.server`` on the host's loopback) and the HTTP client
+(inside the namespace, keep-alive connections to each pod IP as the apiserver's pods/proxy
+holds them) are child processes, so their CPU is not counted. Figures are this process's user +
+system CPU (every thread) over each phase, first with an HTTP client made per bundle load (the
+runtime's way, the baseline), then with the simulated runtime's client per worker thread.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
+import contextlib
 import hashlib
 import json
+import os
 import resource
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
 import httpx
 from aiohttp import web
 
+from modelfleet_dev.real_cluster.netns import POD_GATEWAY, NetnsBinder
 from modelfleet_dev.real_cluster.responder import WELL_LABEL, Responder
 from modelfleet_dev.simulated_runtime import ManifestCache
 from runtime_contract import (
@@ -47,7 +52,6 @@ from runtime_contract import (
     json_digest,
 )
 
-_CLONE_NEWNET: Final = 0x40000000
 PORT: Final = 8000
 MODEL_BYTES: Final = 16 * 1024
 
@@ -89,12 +93,21 @@ asyncio.run(main())
 """
 
 
-def _enter_private_network() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(_CLONE_NEWNET) != 0:
-        raise SystemExit(f"unshare(CLONE_NEWNET): errno {ctypes.get_errno()} (needs root)")
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    subprocess.run(["ip", "addr", "add", "10.244.0.1/16", "dev", "lo"], check=True)
+@contextlib.contextmanager
+def pod_network(netns: str) -> Iterator[None]:
+    """A named network namespace where 10.244.0.0/16 is local (the harness's, without the veth
+    pair: the responder's sockets live there, the process and the model store stay on the
+    host, the client runs inside)."""
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    try:
+        for command in (
+            ["ip", "link", "set", "lo", "up"],
+            ["ip", "addr", "add", f"{POD_GATEWAY}/16", "dev", "lo"],
+        ):
+            subprocess.run(["ip", "netns", "exec", netns, *command], check=True)
+        yield
+    finally:
+        subprocess.run(["ip", "netns", "delete", netns], check=False)
 
 
 def _cpu() -> float:
@@ -182,7 +195,11 @@ async def _store_up(port: int) -> None:
 
 
 async def _measure(
-    manifests: ManifestCache, objects: list[dict[str, Any]], requests: int, concurrency: int
+    netns: str,
+    manifests: ManifestCache,
+    objects: list[dict[str, Any]],
+    requests: int,
+    concurrency: int,
 ) -> dict[str, float]:
     """One responder's start-up of every pod in `objects` (until every one is patched ready),
     then `requests` runtime requests to them."""
@@ -202,12 +219,10 @@ async def _measure(
     app = web.Application()
     runner = web.AppRunner(app, access_log=None)
 
-    async def listen(ip: str, port: int) -> asyncio.AbstractServer:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((ip, port))
-        sock.listen(1024)
-        sock.setblocking(False)
+    binder = NetnsBinder(netns)
+
+    async def listen(ip: str, port: int) -> asyncio.AbstractServer:  # as the responder's main
+        sock = await binder.listen(ip, port)
         assert runner.server is not None
         return await asyncio.get_running_loop().create_server(runner.server, sock=sock)
 
@@ -231,7 +246,7 @@ async def _measure(
     ]
     cpu = _cpu()
     child = await asyncio.create_subprocess_exec(
-        sys.executable,
+        *("ip", "netns", "exec", netns, sys.executable),
         "-c",
         _CLIENT,
         str(requests),
@@ -247,6 +262,7 @@ async def _measure(
     for pod in responder.by_uid.values():
         for server in pod.servers:
             server.close()
+    binder.close()
     await runner.cleanup()
     await manifests.close()
     await client.aclose()
@@ -262,7 +278,9 @@ async def _measure(
     }
 
 
-async def _compare(pods: int, requests: int, concurrency: int, baseline: bool) -> dict[str, Any]:
+async def _compare(
+    netns: str, pods: int, requests: int, concurrency: int, baseline: bool
+) -> dict[str, Any]:
     wells = [f"well-{i:05d}" for i in range(pods)]
     figures: dict[str, Any] = {"pods": pods, "requests": requests, "concurrency": concurrency}
     with tempfile.TemporaryDirectory() as tmp:
@@ -280,10 +298,10 @@ async def _compare(pods: int, requests: int, concurrency: int, baseline: bool) -
             ]
             if baseline:
                 figures["client_per_load"] = await _measure(
-                    ClientPerLoad(), objects, requests, concurrency
+                    netns, ClientPerLoad(), objects, requests, concurrency
                 )
             figures["client_per_thread"] = await _measure(
-                ManifestCache(), objects, requests, concurrency
+                netns, ManifestCache(), objects, requests, concurrency
             )
         finally:
             store.terminate()
@@ -307,10 +325,11 @@ def main() -> None:
         help="skip the run with a client per load (the runtime's way; ~30 ms of CPU per pod)",
     )
     args = parser.parse_args()
-    _enter_private_network()
-    figures = asyncio.run(
-        _compare(args.pods, args.requests, args.concurrency, baseline=not args.no_baseline)
-    )
+    netns = f"mf-measure-{os.getpid()}"
+    with pod_network(netns):
+        figures = asyncio.run(
+            _compare(netns, args.pods, args.requests, args.concurrency, not args.no_baseline)
+        )
     print(json.dumps(figures, indent=2))
 
 
