@@ -32,8 +32,6 @@ __all__ = [
     "binary_path",
     "build_binaries",
     "find_go",
-    "manifest_path",
-    "read_manifest",
     "stale",
 ]
 
@@ -81,21 +79,21 @@ def binary_path(cache: Path, name: str) -> Path:
     return cache / "bin" / name
 
 
-def manifest_path(cache: Path) -> Path:
+def _manifest_path(cache: Path) -> Path:
     return cache / MANIFEST_NAME
 
 
-def read_manifest(cache: Path) -> dict[str, ManifestEntry]:
+def _read_manifest(cache: Path) -> dict[str, ManifestEntry]:
     """The cache's manifest; empty when it is missing or unreadable (then nothing is current)."""
     try:
-        data = json.loads(manifest_path(cache).read_text())
+        data = json.loads(_manifest_path(cache).read_text())
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
 def _write_manifest(cache: Path, manifest: Mapping[str, ManifestEntry]) -> None:
-    path = manifest_path(cache)
+    path = _manifest_path(cache)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)
@@ -129,7 +127,7 @@ def _is_current(binary: GoBinary, cache: Path, manifest: Mapping[str, ManifestEn
 def stale(binaries: Iterable[GoBinary], cache: Path) -> list[GoBinary]:
     """Those of `binaries` to build (missing, changed on disk or from another recipe), in order;
     empty when all are current. A current binary is only hashed."""
-    manifest = read_manifest(cache)
+    manifest = _read_manifest(cache)
     return [b for b in binaries if not _is_current(b, cache, manifest)]
 
 
@@ -236,7 +234,7 @@ def build_binaries(
     (cache / "bin").mkdir(parents=True, exist_ok=True)
     logs = cache / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    manifest = read_manifest(cache)
+    manifest = _read_manifest(cache)
     total = time.monotonic()
     for i, binary in enumerate(binaries, 1):
         log_path = logs / f"build-{binary.name}.log"
@@ -272,5 +270,5 @@ def build_binaries(
         _write_manifest(cache, manifest)  # after each binary: an interrupted build keeps progress
         progress(f"[{label}] {binary.name}: built in {seconds:.0f} s ({out})")
     progress(
-        f"[{label}] done in {time.monotonic() - total:.0f} s; manifest: {manifest_path(cache)}"
+        f"[{label}] done in {time.monotonic() - total:.0f} s; manifest: {_manifest_path(cache)}"
     )
