@@ -40,6 +40,9 @@ from modelfleet_dev.model_store import ModelStore
 
 EXTERNAL_KUBECONFIG = os.environ.get("KUBECONFIG") or None
 NAMESPACE = "default"
+# The operator's default client-side limit (50 requests/s) makes 2,000 wells cost at least
+# 3 x 2,000 / 50 = 120 s (create, confirm through the pod proxy, patch the gate); the suite lifts
+# it on every cluster so the 2,000-well case measures convergence rather than the limiter.
 OPERATOR_ARGS = ("--qps", "400", "--burst", "800")
 #: Wells whose pods run the real model-runtime on the session's kubesim (its kubelet's
 #: run_selector; a process each, so few). On another cluster, REAL_RUNTIME_IMAGE names the
@@ -86,16 +89,15 @@ def e2e_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ECluster
         operator: ManagedProcess | None = None
         metrics_port: int | None = None
         if os.environ.get("MODELFLEET_E2E_START_OPERATOR") == "1":
-            operator, metrics_port = start_operator(kubeconfig, work, namespace=NAMESPACE)
+            operator, metrics_port = start_operator(
+                kubeconfig, work, namespace=NAMESPACE, extra_args=OPERATOR_ARGS
+            )
         try:
             yield E2ECluster(kubeconfig, kubectl, False, metrics_port, operator)
         finally:
             if operator is not None:
                 operator.stop()
         return
-    # The operator's default client-side limit (50 requests/s) makes 2,000 wells cost at least
-    # 3 x 2,000 / 50 = 120 s (create, confirm through the pod proxy, patch the gate); the suite
-    # lifts it so the 2,000-well case measures convergence rather than the limiter.
     with running_local_cluster(
         work,
         operator_args=OPERATOR_ARGS,
