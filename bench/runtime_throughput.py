@@ -18,6 +18,7 @@ and is itself a bottleneck: its figures are not comparable with wrk's).
 Peers live in venvs of their own under ~/.cache/modelfleet/bench-venvs (created here if missing)
 so that their pins never meet ours. Everything listens on 127.0.0.1.
 Usage: .venv/bin/python bench/runtime_throughput.py [--quick] [--skip-mlserver] [--python-client]
+       .venv/bin/python bench/runtime_throughput.py --memory-table [--skip-floor]
 """
 
 from __future__ import annotations
@@ -296,6 +297,9 @@ options = ort.SessionOptions()
 options.intra_op_num_threads = 1
 options.inter_op_num_threads = 1
 options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+options.enable_cpu_mem_arena = False
+options.enable_mem_pattern = False
 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
 manifest = json.loads((BUNDLE / "manifest.json").read_text())
 SESSIONS = {
@@ -380,7 +384,7 @@ def ensure_mlserver() -> Path:
 
 def mlserver_model_dir(target: Path, parallel_workers: int) -> tuple[Path, int]:
     """The same scikit-learn estimator as bundle model 0, retrained (builds are deterministic)."""
-    import joblib  # type: ignore[import-untyped]
+    import joblib
 
     from bundle_builder.building import HOLDOUT_FRACTION, model_specs
     from bundle_builder.sensors import generate_history
@@ -588,6 +592,98 @@ def transport_table(wrk: str, rounds: int, seconds: float, concurrency: int) -> 
     return lines
 
 
+def runtime_command(bundle_dir: Path, port: int, *extra: str) -> list[str]:
+    """`model-runtime serve` as every part of this bench starts it: the pod's entry point, with
+    no environment of its own (the pod template and the Dockerfile set none either)."""
+    return [
+        sys.executable,
+        "-m",
+        "model_runtime.cli",
+        "serve",
+        "--bundle",
+        str(bundle_dir),
+        "--port",
+        str(port),
+        "--log-level",
+        "WARNING",
+        *extra,
+    ]
+
+
+def floor_command(floor_python: Path, port: int) -> list[str]:
+    return [
+        str(floor_python),
+        "-m",
+        "uvicorn",
+        "asgi_floor:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+
+
+MEMORY_MODELS = (1, 10, 100)
+MEMORY_REQUESTS = 300
+
+
+def memory_traffic(base: str, scrape: bool) -> None:
+    """300 single-row /infer, 300 whole-well requests (every tenth with 100 rows), a scrape."""
+    import httpx
+
+    with httpx.Client(base_url=base, timeout=60) as client:
+        for _ in range(MEMORY_REQUESTS):
+            client.post(f"/v2/models/{MODEL}/infer", json=SINGLE_ROW_BODY).raise_for_status()
+        for i in range(MEMORY_REQUESTS):
+            body = HUNDRED_ROW_BODY if i % 10 == 0 else SINGLE_ROW_BODY
+            client.post("/v2/well/infer", json=body).raise_for_status()
+        if scrape:
+            client.get("/metrics").raise_for_status()
+
+
+def memory_table(bundles: dict[int, Path], floor: bool) -> list[str]:
+    """RSS (VmRSS) of `model-runtime serve` when ready and after `memory_traffic`, for each
+    bundle, monitoring on (the default) and off; the ASGI floor beside the largest bundle."""
+    rows = [
+        "| server | models | monitoring | ready MiB | after traffic MiB | threads |",
+        "| --- | ---: | --- | ---: | ---: | ---: |",
+    ]
+    largest = max(bundles)
+    for models, bundle_dir in sorted(bundles.items()):
+        for monitoring, extra in (("on", ()), ("off", ("--monitoring-window-rows", "0"))):
+            port = free_loopback_port()
+            command = runtime_command(bundle_dir, port, *extra)
+            with running(command, WORK / "runtime-memory.log") as process:
+                base = f"http://127.0.0.1:{port}"
+                wait_http(f"{base}/v2/health/ready", 60, process)
+                ready = rss_mib(process.pid)
+                memory_traffic(base, scrape=True)
+                after = rss_mib(process.pid)
+                threads = len(list(Path(f"/proc/{process.pid}/task").iterdir()))
+            rows.append(
+                f"| model-runtime | {models} | {monitoring} | {ready:.1f} | {after:.1f} | {threads} |"
+            )
+    if floor:
+        floor_python = ensure_asgi_floor()
+        (WORK / "asgi_floor.py").write_text(ASGI_FLOOR_APP)
+        port = free_loopback_port()
+        env = {**os.environ, "BENCH_BUNDLE_DIR": str(bundles[largest])}
+        with running(
+            floor_command(floor_python, port), WORK / "asgi-floor.log", env=env, cwd=WORK
+        ) as process:
+            base = f"http://127.0.0.1:{port}"
+            wait_http(f"{base}/", 60, process)
+            ready = rss_mib(process.pid)
+            memory_traffic(base, scrape=False)
+            after = rss_mib(process.pid)
+            threads = len(list(Path(f"/proc/{process.pid}/task").iterdir()))
+        rows.append(f"| ASGI floor | {largest} | - | {ready:.1f} | {after:.1f} | {threads} |")
+    return rows
+
+
 def rss_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     found = re.search(r"VmRSS:\s+(\d+)", status)
@@ -627,6 +723,14 @@ def main() -> int:
         action="store_true",
         help="only the HTTP server comparison (aiohttp, uvicorn, our transport), 3 rounds",
     )
+    parser.add_argument(
+        "--memory-table",
+        action="store_true",
+        help="only the memory table: serve's RSS with 1, 10 and 100 models, ready and after traffic",
+    )
+    parser.add_argument(
+        "--skip-floor", action="store_true", help="memory table without the ASGI floor's row"
+    )
     args = parser.parse_args()
     scale = 0.2 if args.quick else 1.0
     seconds = 2.0 if args.quick else args.seconds
@@ -643,6 +747,17 @@ def main() -> int:
         build_bundle(WELL, bundle_dir, models=100)
         print(f"built 100-model bundle in {time.perf_counter() - started:.1f}s", file=sys.stderr)
 
+    if args.memory_table:
+        load = os.getloadavg()[0]
+        bundles = {100: bundle_dir}
+        for models in MEMORY_MODELS[:-1]:
+            bundles[models] = WORK / f"bundle-{models}"
+            if not (bundles[models] / "manifest.json").exists():
+                build_bundle(WELL, bundles[models], models=models)
+        table = memory_table(bundles, floor=not args.skip_floor)
+        print("\n".join(table))
+        print(f"\n- load average (1 min) at start / end: {load:.2f} / {os.getloadavg()[0]:.2f}")
+        return 0
     wrk = None if args.python_client else ensure_wrk()
     if args.transport_table_only:
         if wrk is None:
@@ -684,20 +799,10 @@ def main() -> int:
     bodies: dict[str, Any] = {}  # server name -> body transform (MLServer names its output)
     with ExitStack() as stack:
         port = free_loopback_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "model_runtime.cli",
-            "serve",
-            "--bundle",
-            str(bundle_dir),
-            "--port",
-            str(port),
-            "--log-level",
-            "WARNING",
-        ]
         spawn = time.perf_counter()
-        runtime = stack.enter_context(running(cmd, WORK / "runtime.log"))
+        runtime = stack.enter_context(
+            running(runtime_command(bundle_dir, port), WORK / "runtime.log")
+        )
         wait_http(f"http://127.0.0.1:{port}/v2/health/ready", 60, runtime)
         figures["runtime_process_start_to_ready_s"] = time.perf_counter() - spawn
         base = f"http://127.0.0.1:{port}"
@@ -711,19 +816,7 @@ def main() -> int:
         floor_port = free_loopback_port()
         floor = stack.enter_context(
             running(
-                [
-                    str(floor_python),
-                    "-m",
-                    "uvicorn",
-                    "asgi_floor:app",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(floor_port),
-                    "--log-level",
-                    "warning",
-                    "--no-access-log",
-                ],
+                floor_command(floor_python, floor_port),
                 WORK / "asgi-floor.log",
                 env={**os.environ, "BENCH_BUNDLE_DIR": str(bundle_dir)},
                 cwd=WORK,

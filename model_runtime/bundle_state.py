@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from model_runtime.errors import BundleError, BundleUnreachableError, LoadFailureReason
 from model_runtime.manifest import BundleManifest, TensorSpec
+from model_runtime.memory import release_freed_heap
 from model_runtime.metrics import RuntimeMetrics
 from model_runtime.monitoring.config import MonitoringConfig
 from model_runtime.monitoring.monitor import BundleMonitor
@@ -145,6 +146,8 @@ class BundleState:
                 self._record(LoadAttempt.failed(uri, exc.reason, exc.message, expected))
                 raise
             self._switch(bundle)
+            current = None  # the replaced bundle lives on only in requests that still hold it
+            release_freed_heap()
             self.metrics.loads.labels("success", "").inc()
             self._record(LoadAttempt.succeeded(uri, bundle.digest))
             log.info(

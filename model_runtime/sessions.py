@@ -4,9 +4,9 @@ Per-well models are a few kilobytes of trees: a single-row run takes microsecond
 pools cost more than they give. Measured on the 2-core reference machine (bench notes in
 docs/benchmarks.md): intra=1/inter=1 with sequential execution is the fastest per call and
 keeps 100 sessions from spawning 200 threads; creation of 100 sessions stays well under 2 s.
-Memory per session matters as much (a pod per well): graph optimizations stop at the basic level
-and onnxruntime's CPU arena and memory pattern are off, 7 MiB less RSS for 100 models with the
-same outputs (docs/benchmarks.md, Runtime).
+Memory per session matters as much (a pod per well): no graph optimizations, onnxruntime's CPU
+arena and memory pattern off, and the serialized model not kept once the session holds it; the
+outputs are the same (docs/benchmarks.md, Runtime, memory).
 """
 
 from __future__ import annotations
@@ -39,9 +39,11 @@ def session_options() -> Any:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # The extended and layout levels fuse neural-network patterns (attention, GELU, NCHWc
-    # convolutions) that scikit-learn's ONNX graphs do not hold; their optimizers cost ~3 MiB
-    # per 100 sessions. The outputs of the bench's 100 models on 1,000 rows are bit-identical.
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    # convolutions) that scikit-learn's ONNX graphs do not hold; the basic level removes an
+    # Identity node after some tree ensembles and folds constants, exact rewrites that change no
+    # output. Each level's optimizers cost memory in every session (basic: ~12 KiB a session)
+    # for no latency we could measure on these graphs (docs/benchmarks.md, Runtime, memory).
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     # The arena keeps what a run allocated for the next one: ~4 MiB once 100 models have scored,
     # for no latency we could measure on tree ensembles (docs/benchmarks.md, Runtime).
     options.enable_cpu_mem_arena = False
@@ -103,10 +105,22 @@ def load_sessions(bundle: VerifiedBundle) -> dict[str, ModelSession]:
                 f"model {entry.name!r}: onnxruntime cannot load {entry.file}: {first_line}"
             ) from exc
         _check_signature(entry, session)
+        _release_model_bytes(session)
         sessions[entry.name] = ModelSession(
             entry=entry, session=session, output_names=tuple(o.name for o in entry.outputs)
         )
     return sessions
+
+
+def _release_model_bytes(session: Any) -> None:
+    """Drop the wrapper's reference to the serialized model (~1.6 MiB for 100 models).
+
+    onnxruntime's Python wrapper keeps the bytes a session was made from only to rebuild it for
+    an execution-provider fallback, which a CPU-only session never takes; the session itself
+    has its own copy of the graph.
+    """
+    if getattr(session, "_model_bytes", None) is not None:
+        session._model_bytes = None
 
 
 def _check_signature(entry: ModelEntry, session: Any) -> None:
