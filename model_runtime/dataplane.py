@@ -518,9 +518,7 @@ class DataPlane:
         results = session.run(request.rows, tuple(names))
         # Queued in a few operations; the counting is batched, after the answer.
         monitor = bundle.monitor
-        if monitor is not None and monitor.observe_model(
-            name, request.rows, dict(zip(names, results, strict=True))
-        ):
+        if monitor is not None and monitor.observe_model(name, request.rows, names, results):
             _after_answer(monitor.fold_all)
         outputs: list[dict[str, Any]] = []
         blobs: list[bytes] = []

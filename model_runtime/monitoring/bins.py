@@ -1,15 +1,17 @@
-"""Reference bins as one padded matrix, so a request's values are bucketed in one numpy call.
+"""Reference bins of k columns: edges padded to one matrix, and each column's own edges.
 
 A column's buckets follow `HistogramStatistics`: 0 is the underflow bucket (< edges[0]), 1 ..
 len(edges) - 1 the inner intervals (the last closed on the right), len(edges) the overflow
 bucket; `slots - 1` (the same for every column) is the missing bucket (NaN). +Inf lands in the
 overflow bucket and -Inf in the underflow one: out of range, never missing, never an error.
+A batch of n rows is bucketed with one binary search (`searchsorted`) per column, as the
+builder's `bucket_indices` defines the buckets: O(n x k x log(edges)), k numpy calls.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,16 @@ class ReferenceBins:
     edge_counts: IntArray  # (k,) real edges per column
     reference: FloatArray  # (k, slots - 1): frequencies per bucket, zero beyond a column's own
     slots: int  # buckets per column, the missing bucket included (the same for all columns)
+    # Derived from the above: each column's real edges (views of `edges`) and its last edge
+    # (NaN for a column without edges, so no value equals it).
+    column_edges: tuple[FloatArray, ...] = field(init=False, repr=False, compare=False)
+    last_edges: FloatArray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        own = tuple(self.edges[c, :count] for c, count in enumerate(self.edge_counts.tolist()))
+        last = np.array([e[-1] if len(e) else np.nan for e in own], dtype=np.float64)
+        object.__setattr__(self, "column_edges", own)
+        object.__setattr__(self, "last_edges", last)
 
     @classmethod
     def of(cls, histograms: Sequence[HistogramStatistics], slots: int = 0) -> ReferenceBins:
@@ -60,14 +72,13 @@ class ReferenceBins:
 
     def bucket(self, values: npt.NDArray[Any]) -> IntArray:
         """Bucket of every value of `values` (n, k): column j in column j's bins."""
-        data = np.asarray(values, dtype=np.float64)
-        # Edges at or below the value (searchsorted right), column by column in one broadcast.
-        below = (data[:, :, None] >= self.edges[None, :, :]).sum(axis=2)
-        buckets = np.minimum(below, self.edge_counts)  # +Inf passes the padding: clamp it
-        on_last_edge = (data == self.edges[np.arange(data.shape[1]), self.edge_counts - 1]) & (
-            self.edge_counts > 0
-        )
-        buckets[on_last_edge] -= 1  # the reference's maximum is inside, not overflow
-        buckets[np.isnan(data)] = self.missing_bucket
-        result: IntArray = buckets.astype(np.intp, copy=False)
+        # Column-major copy, so each column's search reads contiguous values.
+        columns = np.array(np.asarray(values).T, dtype=np.float64, order="C")
+        buckets = np.empty(columns.shape, dtype=np.intp)
+        for column, edges in enumerate(self.column_edges):
+            # Edges at or below the value; NaN sorts past every edge and is set apart below.
+            buckets[column] = edges.searchsorted(columns[column], side="right")
+        buckets[columns == self.last_edges[:, None]] -= 1  # the maximum is inside, not overflow
+        buckets[np.isnan(columns)] = self.missing_bucket
+        result: IntArray = buckets.T
         return result

@@ -1,11 +1,13 @@
 """One serving bundle's monitor: where each model's rows and predictions are counted.
 
 The request path only hands arrays over (`observe_model`, `observe_well`, `observe_refused`):
-they are queued (per model for `/infer`, once for the whole-well endpoint, whose rows every
-model shares) and folded into the windows in vectorised batches when a queue reaches
-FOLD_ROWS rows or someone reads (a report, a scrape). So a request costs a list append, the
-queues are bounded (memory per model stays constant whatever the traffic), and a whole-well
-batch is bucketed once per distinct feature list, not once per model. A model owns two
+they are queued (per model for `/infer`, as bytes; once for the whole-well endpoint, whose rows
+every model shares) and folded into the windows in vectorised batches when a queue reaches
+FOLD_ROWS rows or someone reads (a report, a scrape). So a request costs a readability check
+and a copy of its row and output bytes (no PSI, no bucket: those are a fold's and a reader's),
+the queues are bounded (past MAX_PENDING_ROWS a request folds its model's queue itself, so
+memory per model stays constant whatever the traffic, and no row is dropped uncounted), and a
+whole-well batch is bucketed once per distinct feature list, not once per model. A model owns two
 windows: its features (one column each) and its prediction (the positive-class probability,
 or a regressor's value), binned on the bundle's reference, never on live data. Rows within one
 folded batch keep their order; batches from the two queues are folded in turn, so the window
@@ -18,8 +20,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -36,6 +39,7 @@ IntArray = npt.NDArray[np.intp]
 POSITIVE_CLASS = 1
 FOLD_ROWS = 256  # queued rows per model (or well) that make a fold due
 MAX_PENDING_ROWS = 4 * FOLD_ROWS  # folded on the request path past this: memory stays bounded
+MAX_CACHED_MODEL_LISTS = 16  # distinct `models` lists of well requests whose bins are kept
 
 
 def prediction_output(entry: ModelEntry) -> str | None:
@@ -69,38 +73,66 @@ class ModelWindows:
     thresholds: PsiThresholds
     output: str  # the output tensor the prediction is read from: "probabilities" or "value"
     traffic: ModelTraffic = field(default_factory=ModelTraffic)
-    # The request path's queue: (rows, that output or None), nothing checked or copied yet.
-    pending: list[tuple[npt.NDArray[Any], npt.NDArray[Any] | None]] = field(default_factory=list)
+    # The request path's queue, in arrival order: each request's rows as bytes (`lane.rows`
+    # dtype, `width` values a row), and for the scored ones its output as bytes (`lane.outputs`
+    # dtype, `lane.output_values` a row). Bytes, not the arrays: a request's arrays are freed
+    # with it, and a fold joins its queue in one copy. A fold takes the first n entries and
+    # deletes them (each one step under the GIL), so an entry appended meanwhile stays queued.
+    row_chunks: list[bytes] = field(default_factory=list)
+    output_chunks: list[bytes] = field(default_factory=list)
     pending_rows: int = 0
+    lane: QueueLane | None = None  # the dtypes and sizes of the queue, from its first entry
+    width: int = field(init=False)  # columns of a row: len(features)
+
+    def __post_init__(self) -> None:
+        self.width = len(self.features)
+
+    def queue(self, rows: npt.NDArray[Any], output: npt.NDArray[Any] | None) -> bool:
+        """Queue `rows` and their output if they have the queue's dtypes and sizes (rows of
+        the lane's dtype, which was readable, and of `width` columns are readable too)."""
+        lane = self.lane
+        dtype = rows.dtype  # `is`: the usual case and the cheap test; `==`: an equal copy
+        if lane is None or rows.ndim != 2 or (dtype is not lane.rows and dtype != lane.rows):
+            return False
+        count = rows.shape[0]
+        if rows.shape[1] != self.width:
+            return False
+        if output is not None and self.prediction_window is not None and count:
+            if lane.outputs is None:  # the first scored rows: their output sets the lane's
+                if output.size % count:
+                    return False
+                lane = self.lane = QueueLane(lane.rows, output.dtype, output.size // count)
+            kind = output.dtype
+            if output.size != count * lane.output_values or (
+                kind is not lane.outputs and kind != lane.outputs
+            ):
+                return False
+            self.output_chunks.append(output.tobytes())
+        self.row_chunks.append(rows.tobytes())
+        self.pending_rows += count
+        return True
 
     def fold(self) -> None:
-        """Check the queued rows and move them into the windows (caller holds the lock)."""
-        # A request appending meanwhile (a worker thread) lands in the old list or the new one.
-        items, self.pending = self.pending, []
+        """Move the queued rows into the windows (caller holds the lock)."""
+        lane = self.lane
         self.pending_rows = 0
-        width = len(self.features)
-        readable = []
-        for rows, output in items:
-            if _readable(rows, width):
-                readable.append((rows, output))
-            else:
-                self.traffic.rows_rejected += rows.shape[0] if rows.ndim else 1
-        if not readable:
+        if lane is None:
             return
-        rows = readable[0][0] if len(readable) == 1 else np.concatenate([r for r, _ in readable])
-        scored = [(r.shape[0], o) for r, o in readable if o is not None]
+        rows = _dequeued(self.row_chunks, lane.rows).reshape(-1, self.width)
         predictions = None
-        if scored:
-            try:  # the usual case: one output shape per row, stacked in one call
-                table = np.concatenate([o for _, o in scored]).reshape(
-                    sum(n for n, _ in scored), -1
-                )
-                predictions = _prediction_column(self, table)
-            except ValueError:  # other shapes: one by one, those that fit
-                parts = [_prediction_values(self, o, n) for n, o in scored]
-                present = [p for p in parts if p is not None]
-                predictions = np.concatenate(present) if present else None
+        if lane.outputs is not None:  # (else none is queued yet)
+            outputs = _dequeued(self.output_chunks, lane.outputs)
+            if outputs.size and lane.output_values:
+                predictions = _prediction_column(self, outputs.reshape(-1, lane.output_values))
         self._add(rows, predictions)
+
+    def add_now(self, rows: npt.NDArray[Any], output: npt.NDArray[Any] | None) -> None:
+        """Fold what is queued, then readable `rows` and their output of any dtype or shape
+        (caller holds the lock): the windows keep the order the rows came in. Only for what
+        the queue cannot hold: the data plane's rows and outputs always fit it."""
+        self.fold()
+        count = rows.shape[0]
+        self._add(rows, None if output is None else _prediction_values(self, output, count))
 
     def _add(self, rows: npt.NDArray[Any], predictions: npt.NDArray[Any] | None) -> None:
         capacity = self.feature_window.capacity
@@ -114,7 +146,29 @@ class ModelWindows:
             self.prediction_window.add(self.prediction_bins.bucket(column))
 
 
-WellItem = tuple[npt.NDArray[Any], Mapping[str, npt.NDArray[Any]] | None, float]
+@dataclass(frozen=True)
+class QueueLane:
+    """What a model's queue holds: rows of one dtype, outputs of one dtype and size a row
+    (set by the first rows, and the first output, the model is handed; the data plane's are
+    always the model's input and output tensors)."""
+
+    rows: np.dtype[Any]
+    outputs: np.dtype[Any] | None  # None: outputs are not queued (no prediction window)
+    output_values: int  # values a row in an output; 0 when not known yet
+
+
+def _dequeued(chunks: list[bytes], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    """The first len(chunks) entries of `chunks`, removed from it, as one flat array."""
+    taken = len(chunks)
+    joined = b"".join(chunks[:taken])
+    del chunks[:taken]
+    return np.frombuffer(joined, dtype)
+
+
+# A whole-well request: its rows, the models that scored them (None: refused before scoring,
+# every model's features count), their predictions as one (models, rows) array in that order
+# (None when they are not one value a row), and when it came.
+WellItem = tuple[npt.NDArray[Any], tuple[str, ...] | None, npt.NDArray[Any] | None, float]
 
 
 def _feature_names(manifest: BundleManifest, entry: ModelEntry) -> tuple[str, ...]:
@@ -169,12 +223,14 @@ class BundleMonitor:
         self.bins = ReferenceBins.of(columns, self.slots)
         self.well_queue: list[WellItem] = []
         self.well_queued_rows = 0
+        self._well_names: tuple[str, ...] | None = None
         self.well_width = max((len(m.features) for m in self.models.values()), default=0)
         predicting = [m for m in self.models.values() if m.prediction_bins is not None]
         self.prediction_rows = {m.name: row for row, m in enumerate(predicting)}
         self.prediction_bins = ReferenceBins.of(
             [predicted_by_model[m.name] for m in predicting], self.slots
         )
+        self._prediction_bins_by_names: dict[tuple[str, ...], tuple[ReferenceBins, IntArray]] = {}
         self._lock = threading.Lock()
         self._fold_requested = False
 
@@ -216,17 +272,33 @@ class BundleMonitor:
     # -- the request path: queue, fold when a queue is full -----------------------------------
 
     def observe_model(
-        self, name: str, rows: npt.NDArray[Any], outputs: Mapping[str, npt.NDArray[Any]]
+        self,
+        name: str,
+        rows: npt.NDArray[Any],
+        output_names: Sequence[str],
+        outputs: Sequence[npt.NDArray[Any]],
     ) -> bool:
-        """Rows a model scored and what it answered (its output tensors by name): queued, a
-        handful of operations. True when a fold is due (`fold_all`, off the request's latency);
-        past MAX_PENDING_ROWS the queue is folded here, so it stays bounded."""
+        """Rows a model scored and what it answered (`outputs[i]` is output `output_names[i]`):
+        queued, a handful of operations. True when a fold is due (`fold_all`, off the request's
+        latency); past MAX_PENDING_ROWS the queue is folded here, so it stays bounded."""
         model = self.models.get(name)
         if model is None:
             return False
-        model.pending.append((rows, outputs.get(model.output)))
-        model.pending_rows += rows.shape[0] if rows.ndim else 1
+        try:
+            output: npt.NDArray[Any] | None = outputs[output_names.index(model.output)]
+        except ValueError:  # the monitored output was not asked for: the features still count
+            output = None
         model.traffic.last_row_at = time.monotonic()
+        if not model.queue(rows, output):
+            with self._lock:
+                if not _readable(rows, model.width):
+                    model.traffic.rows_rejected += rows.shape[0] if rows.ndim else 1
+                    return False
+                if model.lane is None:  # the first rows: they set the queue's dtype
+                    model.lane = QueueLane(rows.dtype, None, 0)
+                if not model.queue(rows, output):
+                    model.add_now(rows, output)  # behind what is queued: the order holds
+                    return False
         if model.pending_rows >= MAX_PENDING_ROWS:
             with self._lock:
                 model.fold()
@@ -245,7 +317,15 @@ class BundleMonitor:
                 if name in self.models:
                     self.models[name].traffic.rows_rejected += rows.shape[0] if rows.ndim else 1
             return False
-        self.well_queue.append((rows, predictions, time.monotonic()))
+        names, table = None, None
+        if predictions is not None:
+            names = tuple(predictions)
+            if names == self._well_names:  # the usual case: the same models, one tuple kept
+                names = self._well_names
+            self._well_names = names
+            table = _prediction_table(list(predictions.values()), rows.shape[0])
+        # The queue holds a copy of the predictions: the sessions' output arrays die now.
+        self.well_queue.append((rows, names, table, time.monotonic()))
         self.well_queued_rows += rows.shape[0]
         if self.well_queued_rows >= MAX_PENDING_ROWS:
             with self._lock:
@@ -269,18 +349,20 @@ class BundleMonitor:
                 model.traffic.rows_rejected += count
         elif name in self.models:
             if rows is not None:
-                self.observe_model(name, rows, {})
+                self.observe_model(name, rows, (), ())
             else:
                 self.models[name].traffic.rows_rejected += count
 
     def _fold_well(self) -> None:
         """Move the whole-well queue into the windows (caller holds the lock): features bucketed
         once per distinct feature list, every model's predictions bucketed as one matrix."""
-        queued, self.well_queue = self.well_queue, []  # appends meanwhile: old list or new
+        taken = len(self.well_queue)  # one step each under the GIL: appends meanwhile stay
+        queued = self.well_queue[:taken]
+        del self.well_queue[:taken]
         self.well_queued_rows = 0
         groups: dict[tuple[str, ...] | None, list[WellItem]] = {}
         for item in queued:
-            groups.setdefault(None if item[1] is None else tuple(item[1]), []).append(item)
+            groups.setdefault(item[1], []).append(item)
         for names, items in groups.items():
             models = [self.models[n] for n in (names or self.models) if n in self.models]
             if not models:
@@ -290,19 +372,35 @@ class BundleMonitor:
             by_features: dict[tuple[str, ...], IntArray] = {}
             for model in models:
                 model.traffic.rows_seen += seen
-                model.traffic.last_row_at = max(model.traffic.last_row_at or 0.0, items[-1][2])
+                model.traffic.last_row_at = max(model.traffic.last_row_at or 0.0, items[-1][3])
                 if model.features not in by_features:
                     by_features[model.features] = model.feature_bins.bucket(rows)
                 model.feature_window.add(by_features[model.features])
             predicting = [m for m in models if m.prediction_window is not None]
-            if names is None or not predicting:
+            tables = [item[2] for item in items if item[2] is not None]
+            if names is None or not predicting or not tables:
                 continue
-            values = _prediction_matrix(items, predicting)[-self.capacity :]
-            which = np.array([self.prediction_rows[m.name] for m in predicting], dtype=np.intp)
-            buckets = self.prediction_bins.take(which).bucket(values)
+            bins, columns = self._prediction_bins_of(names, predicting)
+            values = np.concatenate(tables, axis=1)[columns].T[-self.capacity :]
+            buckets = bins.bucket(values)
             for index, model in enumerate(predicting):
                 assert model.prediction_window is not None
                 model.prediction_window.add(buckets[:, index : index + 1])
+
+    def _prediction_bins_of(
+        self, names: tuple[str, ...], predicting: list[ModelWindows]
+    ) -> tuple[ReferenceBins, IntArray]:
+        """The prediction bins of `predicting` (the models of `names` with a prediction window)
+        and their rows in a request's prediction table, kept per model list: a well's requests
+        name the same models again and again."""
+        found = self._prediction_bins_by_names.get(names)
+        if found is None:
+            which = np.array([self.prediction_rows[m.name] for m in predicting], dtype=np.intp)
+            columns = np.array([names.index(m.name) for m in predicting], dtype=np.intp)
+            found = self.prediction_bins.take(which), columns
+            if len(self._prediction_bins_by_names) < MAX_CACHED_MODEL_LISTS:
+                self._prediction_bins_by_names[names] = found
+        return found
 
     def fold_all(self) -> None:
         with self._lock:
@@ -310,7 +408,7 @@ class BundleMonitor:
             if self.well_queue:
                 self._fold_well()
             for model in self.models.values():
-                if model.pending:
+                if model.row_chunks:
                     model.fold()
 
     # -- reading (after fold_all) ---------------------------------------------------------------
@@ -335,15 +433,23 @@ def _all_histograms(manifest: BundleManifest) -> list[HistogramStatistics]:
     return found or [HistogramStatistics(count=0, missing_rate=0.0, edges=[], frequencies=[0.0])]
 
 
-def _prediction_matrix(items: list[WellItem], models: list[ModelWindows]) -> npt.NDArray[Any]:
-    """Rows x models: each model's predictions over the queued well requests."""
-    names = [m.name for m in models]
-    if all(item[0].shape[0] == 1 for item in items):  # single-row requests: one concatenate
-        flat = np.concatenate([item[1][n] for item in items for n in names])  # type: ignore[index]
-        return flat.reshape(len(items), len(names))
-    return np.column_stack(
-        [np.concatenate([item[1][n] for item in items]) for n in names]  # type: ignore[index]
-    )
+def _prediction_table(values: list[npt.NDArray[Any]], rows: int) -> npt.NDArray[Any] | None:
+    """The models' predictions as one (models, rows) array, or None when one of them is not
+    one value a row. One dtype (the usual case): their bytes joined, one copy for them all."""
+    if set(map(_SIZE, values)) != {rows}:
+        return None
+    if len(set(map(_DTYPE, values))) == 1:
+        try:
+            joined = b"".join(values)  # type: ignore[arg-type]  # ndarrays are buffers
+        except (BufferError, TypeError):  # a column of a larger output: not C-contiguous
+            pass
+        else:
+            return np.frombuffer(joined, values[0].dtype).reshape(len(values), rows)
+    return np.array([np.asarray(v, dtype=np.float64).reshape(-1) for v in values])
+
+
+_DTYPE = attrgetter("dtype")
+_SIZE = attrgetter("size")
 
 
 def _readable(rows: npt.NDArray[Any], width: int) -> bool:

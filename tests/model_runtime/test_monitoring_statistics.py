@@ -124,7 +124,7 @@ def test_any_array_is_counted_or_rejected_never_raised(
     """NaN counts as missing, infinities as out of range; the wrong width or type is rejected."""
     monitor = BundleMonitor(monitored_manifest, MonitoringConfig(window_rows=50, min_rows=5))
     name = monitored_manifest.models[0].name
-    monitor.observe_model(name, rows, {"probabilities": np.zeros((len(rows), 2))})
+    monitor.observe_model(name, rows, ("probabilities",), (np.zeros((len(rows), 2)),))
     monitor.observe_well(rows, {name: np.zeros(len(rows))})
     report = monitoring_report(monitor)["models"][name]
     readable = rows.ndim == 2 and rows.shape[1] == 7 and rows.dtype.kind in "biuf"
