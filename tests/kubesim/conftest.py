@@ -17,105 +17,68 @@ import pytest
 import pytest_asyncio
 
 from kubesim.harness.cluster import KubeSim
+from tests.crd_bodies import crd_body
 
-WIDGET_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.kubesim.test"},
-    "spec": {
-        "group": "kubesim.test",
-        "scope": "Namespaced",
-        "names": {
-            "kind": "Widget",
-            "plural": "widgets",
-            "singular": "widget",
-            "shortNames": ["wd"],
-        },
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": [
-                    {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
-                    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                ],
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {
-                                "type": "object",
-                                "required": ["size"],
-                                "properties": {
-                                    "size": {"type": "integer", "minimum": 0, "maximum": 10},
-                                    "color": {
-                                        "type": "string",
-                                        "enum": ["red", "blue"],
-                                        "default": "red",
-                                    },
-                                    "parts": {
-                                        "type": "array",
-                                        "x-kubernetes-list-type": "map",
-                                        "x-kubernetes-list-map-keys": ["id"],
-                                        "items": {
-                                            "type": "object",
-                                            "required": ["id"],
-                                            "properties": {"id": {"type": "string"}},
-                                        },
-                                    },
-                                },
-                                "x-kubernetes-validations": [
-                                    {"rule": "self.size != 7", "message": "size 7 is unlucky"}
-                                ],
-                            },
-                            "status": {
-                                "type": "object",
-                                "x-kubernetes-preserve-unknown-fields": True,
-                                "properties": {
-                                    "phase": {"type": "string"},
-                                    "conditions": {
-                                        "type": "array",
-                                        "items": {
-                                            "type": "object",
-                                            "x-kubernetes-preserve-unknown-fields": True,
-                                        },
-                                    },
-                                },
-                            },
+WIDGET_CRD: dict[str, Any] = crd_body(
+    "kubesim.test",
+    "Widget",
+    {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "required": ["size"],
+                "properties": {
+                    "size": {"type": "integer", "minimum": 0, "maximum": 10},
+                    "color": {"type": "string", "enum": ["red", "blue"], "default": "red"},
+                    "parts": {
+                        "type": "array",
+                        "x-kubernetes-list-type": "map",
+                        "x-kubernetes-list-map-keys": ["id"],
+                        "items": {
+                            "type": "object",
+                            "required": ["id"],
+                            "properties": {"id": {"type": "string"}},
                         },
-                    }
+                    },
                 },
-            }
+                "x-kubernetes-validations": [
+                    {"rule": "self.size != 7", "message": "size 7 is unlucky"}
+                ],
+            },
+            "status": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": True,
+                "properties": {
+                    "phase": {"type": "string"},
+                    "conditions": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        },
+                    },
+                },
+            },
+        },
+    },
+    names={"singular": "widget", "shortNames": ["wd"]},
+    version={
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": [
+            {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ],
     },
-}
-
-GADGET_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "gadgets.kubesim.test"},
-    "spec": {
-        "group": "kubesim.test",
-        "scope": "Cluster",
-        "names": {"kind": "Gadget", "plural": "gadgets", "singular": "gadget"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                    }
-                },
-            }
-        ],
-    },
-}
+)
+GADGET_CRD: dict[str, Any] = crd_body(
+    "kubesim.test",
+    "Gadget",
+    {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+    scope="Cluster",
+    names={"singular": "gadget"},
+)
 
 WIDGETS = "/apis/kubesim.test/v1/namespaces/default/widgets"
 

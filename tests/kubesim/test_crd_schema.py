@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.crd_bodies import crd_body, spec_schema
 from tests.kubesim.conftest import WIDGET_CRD, WIDGETS, Http, widget
 
 CRD_DOC = "https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/"
@@ -80,26 +81,6 @@ async def test_list_type_map_duplicates_are_rejected(http: Http) -> None:
 async def test_non_structural_crd_schema_is_rejected(http: Http) -> None:
     """CRD schemas must be structural (every field typed).
     https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#specifying-a-structural-schema"""
-    crd = {
-        **WIDGET_CRD,
-        "metadata": {"name": "blobs.kubesim.test"},
-        "spec": {
-            **WIDGET_CRD["spec"],
-            "names": {"kind": "Blob", "plural": "blobs"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {"spec": {"properties": {"a": {"type": "string"}}}},
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    crd = crd_body("kubesim.test", "Blob", spec_schema({"properties": {"a": {"type": "string"}}}))
     reply = await http.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
     assert reply.status == 422 and reply.body["details"]["kind"] == "CustomResourceDefinition"

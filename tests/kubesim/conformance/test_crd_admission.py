@@ -12,43 +12,23 @@ from typing import Any
 
 import httpx
 
+from tests.crd_bodies import CRDS_PATH, crd_body, spec_schema
+
 from .conftest import ConformanceCluster
 
-CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 _names = itertools.count(1)
 
 
-def _crd(spec_schema: dict[str, Any]) -> dict[str, Any]:
+def _crd(spec: dict[str, Any]) -> dict[str, Any]:
+    """A CRD of a new kind at each call, whose spec has this schema."""
     plural = f"probes{next(_names)}"
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.conformance.test"},
-        "spec": {
-            "group": "conformance.test",
-            "scope": "Namespaced",
-            "names": {"kind": plural.capitalize(), "plural": plural},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {"spec": spec_schema},
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    return crd_body("conformance.test", plural.capitalize(), spec_schema(spec), plural=plural)
 
 
 def _create(cluster: ConformanceCluster, crd: dict[str, Any]) -> httpx.Response:
-    answer = cluster.admin.post(CRDS, json=crd)
+    answer = cluster.admin.post(CRDS_PATH, json=crd)
     if answer.status_code == 201:
-        cluster.admin.delete(f"{CRDS}/{crd['metadata']['name']}")
+        cluster.admin.delete(f"{CRDS_PATH}/{crd['metadata']['name']}")
     return answer
 
 
