@@ -22,6 +22,7 @@ import yaml
 
 from kubesim.harness.testing import KubeSimThread, kubesim_in_thread
 from modelfleet_dev.kubectl import Kubectl, kubectl_binary
+from tests.crd_bodies import prometheus_operator_crd
 
 from .chart_rendering import (
     CHART_DIR,
@@ -38,48 +39,7 @@ pytestmark = pytest.mark.skipif(kubectl_binary() is None, reason="kubectl is not
 #: Built-in kinds the chart renders that kubesim does not serve (reported to kubesim's owner).
 #: Empty since kubesim 45ad651 serves Deployment, RBAC, PodDisruptionBudget and NetworkPolicy.
 KUBESIM_GAPS: set[tuple[str, str]] = set()
-
-
-def prometheus_operator_crd(kind: str) -> KubeObject:
-    """A Prometheus Operator CRD (monitoring.coreos.com/v1), reduced to what the API needs to
-    serve it (a cluster with the chart's ServiceMonitor, PodMonitor or PrometheusRule enabled
-    has the real ones)."""
-    plural = kind.lower() + "s"
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.monitoring.coreos.com"},
-        "spec": {
-            "group": "monitoring.coreos.com",
-            "scope": "Namespaced",
-            "names": {
-                "kind": kind,
-                "plural": plural,
-                "singular": kind.lower(),
-                "listKind": f"{kind}List",
-            },
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {
-                                    "type": "object",
-                                    "x-kubernetes-preserve-unknown-fields": True,
-                                }
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
-
-
+#: Served from minimal CRDs (tests.crd_bodies) standing in for the Prometheus Operator's.
 PROMETHEUS_OPERATOR_KINDS = ("ServiceMonitor", "PodMonitor", "PrometheusRule")
 
 

@@ -28,6 +28,7 @@ import yaml
 from modelfleet_dev.real_cluster import RealCluster
 from tests.chart.chart_rendering import CHART_DIR, country_values, merge_values
 from tests.chart.operator_on_kubesim import build_bundles
+from tests.crd_bodies import prometheus_operator_crd
 from tests.real_cluster.helpers import wait_for
 
 pytestmark = pytest.mark.real_cluster
@@ -35,38 +36,6 @@ pytestmark = pytest.mark.real_cluster
 TOKEN_SECONDS = 3600
 #: Norway's 4,000 wells would measure the pod simulation, not the RBAC: its first 40 (its canary).
 NORWAY_WELLS = 40
-#: The Prometheus Operator's ServiceMonitor CRD, reduced to what the API needs to serve it
-#: (Norway's values enable a ServiceMonitor; a cluster with the operator has the real one).
-SERVICE_MONITOR_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-    "spec": {
-        "group": "monitoring.coreos.com",
-        "scope": "Namespaced",
-        "names": {
-            "kind": "ServiceMonitor",
-            "plural": "servicemonitors",
-            "singular": "servicemonitor",
-            "listKind": "ServiceMonitorList",
-        },
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                        },
-                    }
-                },
-            }
-        ],
-    },
-}
 
 
 def _free_loopback_port() -> int:
@@ -262,8 +231,11 @@ def test_norway_installs_with_helm_and_its_cluster_wide_operator_reconciles_unde
     real_cluster: RealCluster, tmp_path: Path, served_bundles: str
 ) -> None:
     # Norway's values (cluster-wide ClusterRole, peering, NetworkPolicies, ServiceMonitor,
-    # PodDisruptionBudget), its first NORWAY_WELLS wells, its roll-out not paused.
-    real_cluster.kubectl("apply", "-f", "-", input=json.dumps(SERVICE_MONITOR_CRD))
+    # PodDisruptionBudget), its first NORWAY_WELLS wells, its roll-out not paused. The
+    # ServiceMonitor CRD stands in for the Prometheus Operator's.
+    real_cluster.kubectl(
+        "apply", "-f", "-", input=json.dumps(prometheus_operator_crd("ServiceMonitor"))
+    )
     real_cluster.kubectl(
         "wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com"
     )
