@@ -55,7 +55,11 @@ from modelfleet_dev.demo_fleet import (
     version_seed,
 )
 from modelfleet_dev.demo_monitoring import (
+    DRIFT_SD,
+    DRIFT_SENSOR,
     PREDICTION_PSI_CHECK,
+    PSI_THRESHOLD,
+    RUNTIME_PORT,
     WELL_DRIFTING_ALERT,
     Alert,
     LiveFeed,
@@ -97,15 +101,11 @@ SAMPLE_ROWS = [
     [85.0, 190.0, 95.0, 42.0, 2.5, 55.0, 450.0],
     [84.0, 180.0, 131.0, 55.0, 7.9, 55.0, 310.0],
 ]
-RUNTIME_PORT = 8080
-#: The monitoring chapter: the sensor that drifts and by how many standard deviations, the feed's
-#: rate per well, the PSI threshold (the convention's 0.25), how long the chart's drift alert
-#: waits before firing (the chart's default is 15m), the operator's query interval and the
-#: canary analysis' cadence. The runtimes keep their default window (1000 rows, 200 minimum).
-DRIFT_SENSOR = "motor_temperature_c"
-DRIFT_SD = 3.0
+#: The monitoring chapter (its drift, runtime port and PSI threshold are demo_monitoring's, shared
+#: with the e2e test): the feed's rate per well, how long the chart's drift alert waits before
+#: firing (the chart's default is 15m), the operator's query interval and the canary analysis'
+#: cadence. The runtimes keep their default window (1000 rows, 200 minimum).
 FEED_ROWS_PER_SECOND = 100.0
-PSI_THRESHOLD = 0.25
 ALERT_FOR = "5s"
 MONITORING_INTERVAL_SECONDS = 2
 ANALYSIS_INTERVAL_SECONDS = 2

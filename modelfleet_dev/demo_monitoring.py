@@ -11,7 +11,9 @@ Why this exists: the demo's monitoring chapter and the e2e test of the whole cha
   evaluates the chart's own alert rules (`chart_alert_rules`: the PrometheusRule rendered by
   Helm, with short `for` durations);
 - the ModelDeployment fragments pointing the operator at it: `monitoring_spec`,
-  `prediction_psi_analysis`, `runtime_monitoring_env`.
+  `prediction_psi_analysis`, `runtime_monitoring_env`;
+- what both expect of the chapter: the drift switched on (`DRIFT_SENSOR`, `DRIFT_SD`), the
+  PSI threshold, the runtime port.
 
 The manifests and the configuration are pure; `LiveFeed`, `firing_alerts` and
 `chart_alert_rules` (Helm) do the I/O.
@@ -29,7 +31,12 @@ from typing import Any, Final, TypedDict
 import httpx
 import yaml
 
-from modelfleet.api.spec import FLEET_PLACEHOLDER, NAMESPACE_PLACEHOLDER, WELLS_PLACEHOLDER
+from modelfleet.api.spec import (
+    FLEET_PLACEHOLDER,
+    NAMESPACE_PLACEHOLDER,
+    WELLS_PLACEHOLDER,
+    RuntimeSpec,
+)
 from modelfleet.logic.wellpod import LABEL_WELL
 from modelfleet_dev.prometheus_server import (
     RunningPrometheus,
@@ -45,6 +52,15 @@ RUNTIME_SETTINGS_PREFIX: Final = "MODELFLEET_RUNTIME_"
 WELL_DRIFTING_ALERT: Final = "ModelFleetWellDrifting"
 """The chart's per-well drift alert (charts/modelfleet/templates/prometheusrule.yaml)."""
 PREDICTION_PSI_CHECK: Final = "prediction-psi"
+RUNTIME_PORT: Final = RuntimeSpec().port
+"""The wells' runtime port (spec.runtime.port left at its default), where the feed sends rows."""
+DRIFT_SENSOR: Final = "motor_temperature_c"
+DRIFT_SD: Final = 3.0
+"""The drift that the demo and the e2e test switch on: this sensor, shifted by this many
+standard deviations."""
+PSI_THRESHOLD: Final = 0.25
+"""The PSI the predictions must stay below in the canary analysis, and the one a drifting
+feature exceeds: the convention's 0.25."""
 
 
 # --- The fleet's spec (pure) --------------------------------------------------------------------

@@ -23,7 +23,11 @@ import pytest
 from modelfleet_dev.api_poller import wait_until
 from modelfleet_dev.demo_fleet import version_seed
 from modelfleet_dev.demo_monitoring import (
+    DRIFT_SD,
+    DRIFT_SENSOR,
     PREDICTION_PSI_CHECK,
+    PSI_THRESHOLD,
+    RUNTIME_PORT,
     WELL_DRIFTING_ALERT,
     Alert,
     LiveFeed,
@@ -50,12 +54,9 @@ from .conftest import (
 )
 
 V1, V2 = "1.0.0", "2.0.0"
-RUNTIME_PORT = 8080
 WELLS = list(REAL_RUNTIME_WELLS[:3])
 CANARY, STEADY, DRIFTING = WELLS
-SENSOR = "motor_temperature_c"
 WINDOW_ROWS, MIN_ROWS = 300, 100
-PSI_THRESHOLD = 0.25
 
 pytestmark = pytest.mark.skipif(
     EXTERNAL_KUBECONFIG is not None and REAL_RUNTIME_IMAGE is None,
@@ -115,7 +116,7 @@ def test_a_drifting_sensor_is_seen_and_a_canary_with_degraded_predictions_rolls_
             )
             assert healthy.get("monitoring")["wellsOverThreshold"] == 0
 
-            feed.drift(DRIFTING, SENSOR, 3.0)
+            feed.drift(DRIFTING, DRIFT_SENSOR, DRIFT_SD)
             psi = f'{contract.FEATURE_PSI_WORST}{{namespace="{NAMESPACE}",fleet="{fleet.name}"}}'
             climbed = prometheus.wait_for(
                 psi,
@@ -125,7 +126,7 @@ def test_a_drifting_sensor_is_seen_and_a_canary_with_degraded_predictions_rolls_
                 timeout=60,
             )
             by_well = {s["labels"]["well"]: s for s in climbed}
-            assert by_well[DRIFTING]["labels"]["feature"] == SENSOR
+            assert by_well[DRIFTING]["labels"]["feature"] == DRIFT_SENSOR
             assert all(by_well[w]["value"] < PSI_THRESHOLD for w in (CANARY, STEADY)), by_well
             fired = _drift_alert_fires(prometheus, fleet.name)
             assert fired[0]["labels"]["namespace"] == NAMESPACE
@@ -134,7 +135,7 @@ def test_a_drifting_sensor_is_seen_and_a_canary_with_degraded_predictions_rolls_
             shown = drifting.get("monitoring")
             assert (shown["wellsReporting"], shown["wellsOverThreshold"]) == (len(WELLS), 1)
             assert shown["worstWells"][0]["well"] == DRIFTING
-            assert shown["worstWells"][0]["feature"] == SENSOR
+            assert shown["worstWells"][0]["feature"] == DRIFT_SENSOR
             condition = drifting.condition("ModelsHealthy")
             assert condition["status"] == "False"
             assert f"well {DRIFTING}" in condition["message"], condition
@@ -162,7 +163,7 @@ def test_a_drifting_sensor_is_seen_and_a_canary_with_degraded_predictions_rolls_
     assert (progressing["status"], progressing["reason"]) == ("False", "AnalysisFailed")
     message = progressing["message"]
     assert PREDICTION_PSI_CHECK in message and f'well="{CANARY}"' in message, message
-    measured = re.search(r"= ([0-9.]+), needs < 0\.25", message)
+    measured = re.search(rf"= ([0-9.]+), needs < {re.escape(f'{PSI_THRESHOLD:g}')}", message)
     assert measured is not None and float(measured.group(1)) > PSI_THRESHOLD, message
     assert final.condition("Degraded")["reason"] == "AnalysisFailed"
     analysis = final.get("analysis")
