@@ -1,15 +1,19 @@
 """A pure model of the cluster and the runtimes, for planner tests without any server.
 
 It applies plan actions to pod facts the way the apiserver, the kubelet and the runtime would:
-created pods start Pending, a kubelet tick makes chosen pods run, ConfirmBundle records what
-the runtime answers (a URI in `bad_uris` is refused as BundleInvalid), deleted pods vanish on
-the next tick.
+created pods start Pending, a kubelet tick makes chosen pods run, deleted pods vanish on the
+next tick. A started runtime loads its annotated bundle in `runtime_load_seconds` (0: at once)
+and only then passes its readiness probe (containers ready); one that refuses its bundle (a URI
+in `bad_uris`, a digest that does not match) never does, and one whose bundle store hangs (a
+URI in `hung_uris`) never answers. ConfirmBundle records what the runtime answers: nothing
+while it is still loading, BundleInvalid for a refusal. `confirms` counts the reads per well.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections import Counter
 from collections.abc import Iterable
 
 from modelfleet.api.spec import ModelDeploymentSpec
@@ -33,6 +37,9 @@ class FleetModel:
         self.state = RolloutState()
         self.revisions: dict[str, Revision] = {}
         self.bad_uris: set[str] = set()
+        self.hung_uris: set[str] = set()
+        self.runtime_load_seconds = 0.0
+        self.confirms: Counter[str] = Counter()
         self.last_plan: FleetPlan | None = None
         self._uid = 0
 
@@ -82,6 +89,7 @@ class FleetModel:
                     ready=False,
                     ready_since=None,
                     containers_ready=False,
+                    started_at=None,
                     bundle=None,
                     problem=None,
                 )
@@ -102,8 +110,22 @@ class FleetModel:
             elif isinstance(action, ConfirmBundle):
                 self._confirm(action)
 
+    def accepts(self, uri: str, digest: str | None) -> bool:
+        """The runtime loads this bundle (and this digest, if one is expected)."""
+        refused = uri in self.bad_uris or uri in self.hung_uris
+        return not refused and digest in (None, digest_of(uri))
+
+    def _loading(self, pod: WellPod) -> bool:
+        """The runtime is still busy with its start-up load: it has nothing to report."""
+        if pod.started_at is None or pod.bundle_uri in self.hung_uris:
+            return True
+        return not pod.containers_ready and self.now - pod.started_at < self.runtime_load_seconds
+
     def _confirm(self, action: ConfirmBundle) -> None:
         pod = self.pods[action.well]
+        self.confirms[action.well] += 1
+        if self._loading(pod):
+            return
         if action.uri in self.bad_uris:
             report = BundleReport(
                 "False", "BundleInvalid", "digest mismatch", self.now, None, action.uri
@@ -141,12 +163,20 @@ class FleetModel:
             if pod.deleting:
                 del self.pods[well]
             elif pod.phase == "Pending" and (chosen is None or well in chosen):
-                self.pods[well] = dataclasses.replace(
-                    pod,
-                    phase="Running",
-                    pod_ip="127.1.0.1",
-                    containers_ready=True,
+                started = dataclasses.replace(
+                    pod, phase="Running", pod_ip="127.1.0.1", started_at=self.now
                 )
+                self.pods[well] = self._probed(started)
+            elif pod.phase == "Running" and not pod.containers_ready:
+                self.pods[well] = self._probed(pod)
+
+    def _probed(self, pod: WellPod) -> WellPod:
+        """The kubelet's readiness probe: it passes once the runtime has loaded its bundle."""
+        assert pod.started_at is not None
+        loaded = self.now - pod.started_at >= self.runtime_load_seconds
+        if loaded and self.accepts(pod.bundle_uri, pod.bundle_digest):
+            return dataclasses.replace(pod, containers_ready=True)
+        return pod
 
     def step(self, run: Iterable[str] | None = None) -> FleetPlan:
         plan = self.plan()

@@ -79,9 +79,12 @@ def test_a_refused_bundle_is_not_asked_about_again_until_the_target_changes() ->
         422, {"reason": "BundleInvalid", "error": "digest mismatch"}, ACTION
     ) or ("", "", "")
     body["metadata"].update(name="fleet-w-1", uid="pod-uid")
+    # Its runtime refused its first bundle, so it never passed its readiness probe.
     body["status"] = {
         "phase": "Running",
         "podIP": "127.0.0.2",
+        "startTime": "2026-11-25T09:59:00Z",
+        "containerStatuses": [{"name": "runtime", "ready": False}],
         "conditions": [
             {
                 "type": "modelfleet.dev/bundle-current",

@@ -15,9 +15,11 @@ from prometheus_client import REGISTRY
 from modelfleet.api.spec import RuntimeSpec
 from modelfleet.control.reconciler import FleetReconciler
 from modelfleet.io.execution import ActionOutcome, FleetRef
-from modelfleet.logic.actions import Action, CreatePod
+from modelfleet.logic.actions import Action, ConfirmBundle, CreatePod
+from modelfleet.logic.fleet_status import rfc3339
+from modelfleet.logic.planning import NOT_READY_PROBE_SECONDS
 from modelfleet.logic.revisions import Revision
-from modelfleet.logic.wellpod import LABEL_DEPLOYMENT, LABEL_WELL, WellPod
+from modelfleet.logic.wellpod import LABEL_DEPLOYMENT, LABEL_WELL, WellPod, desired_pod
 
 NAMESPACE = "fleet-worker-test"
 
@@ -219,4 +221,101 @@ async def test_planning_time_counts_the_operators_work_not_the_apiservers_latenc
     worker = loop.workers[(NAMESPACE, "slow")]
     await worker.reconcile()
     assert 0 <= worker.planning_seconds < SlowApiExecutor.latency
+    await loop.shutdown()
+
+
+class PodStoringExecutor(FakeExecutor):
+    """Creates pods as the apiserver stores them (Pending); every bundle confirmation is
+    inconclusive (the runtime has nothing to report yet)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pods: dict[str, dict[str, Any]] = {}
+
+    async def execute(
+        self,
+        fleet: FleetRef,
+        actions: Sequence[Action],
+        runtime: Mapping[str, RuntimeSpec],
+        pods: Mapping[str, WellPod],
+        on_done: Callable[[Action, ActionOutcome], None],
+    ) -> None:
+        for action in actions:
+            self.started.append(action)
+            outcome = ActionOutcome(stored=[], gone=[])
+            if isinstance(action, CreatePod):
+                body = desired_pod(
+                    deployment=fleet.name,
+                    deployment_uid=fleet.uid,
+                    target=action.target,
+                    runtime=runtime[action.target.revision],
+                )
+                body["metadata"].update(
+                    namespace=NAMESPACE, uid=f"uid-{action.target.well}", resourceVersion="10"
+                )
+                body["status"] = {"phase": "Pending"}
+                self.pods[action.target.well] = body
+                outcome.stored.append(body)
+            elif isinstance(action, ConfirmBundle):
+                outcome.inconclusive = 1
+            on_done(action, outcome)
+
+
+class SteppedClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def running(pod: dict[str, Any], rv: int, started: float, ready: bool) -> dict[str, Any]:
+    """The pod as the kubelet reports it: started, with an IP, its runtime ready or not."""
+    stamp = rfc3339(started)
+    return {
+        **pod,
+        "metadata": {**pod["metadata"], "resourceVersion": str(rv)},
+        "status": {
+            "phase": "Running",
+            "podIP": "10.244.0.7",
+            "startTime": stamp,
+            "containerStatuses": [
+                {"name": "runtime", "ready": ready, "state": {"running": {"startedAt": stamp}}}
+            ],
+        },
+    }
+
+
+async def test_a_runtime_asked_before_it_was_ready_is_asked_again_once_it_is_ready() -> None:
+    # A runtime unready for NOT_READY_PROBE_SECONDS is asked (it may have refused its bundle);
+    # an empty answer holds the well that long again, but its readiness ends the wait at once.
+    clock = SteppedClock(1_000_000.0)
+    executor = PodStoringExecutor()
+    loop = FleetReconciler(executor, clock=clock)
+    loop.pods_synced.set()
+    apply(loop, executor, deployment("esp", {**GOOD_SPEC, "wells": [{"id": "w1"}]}))
+    worker = loop.workers[(NAMESPACE, "esp")]
+    await worker.reconcile()
+    await worker.drain()
+    pod = executor.pods["w1"]
+
+    def confirms() -> int:
+        return sum(isinstance(a, ConfirmBundle) for a in executor.started)
+
+    started = clock.now
+    loop.observe_pod("MODIFIED", running(pod, 11, started, ready=False))
+    await worker.reconcile()
+    assert confirms() == 0, "a runtime just started and not ready is not asked"
+    clock.now = started + NOT_READY_PROBE_SECONDS
+    await worker.reconcile()
+    await worker.drain()
+    assert confirms() == 1, "unready for NOT_READY_PROBE_SECONDS: asked"
+    clock.now += NOT_READY_PROBE_SECONDS / 2
+    await worker.reconcile()
+    await worker.drain()
+    assert confirms() == 1, "still unready: not asked again before the hold ends"
+    loop.observe_pod("MODIFIED", running(pod, 12, started, ready=True))
+    await asyncio.sleep(0)  # the reaction's batch starts on the next loop iteration
+    await worker.drain()
+    assert confirms() == 2, "ready: asked at once, without waiting for the hold"
     await loop.shutdown()

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from modelfleet.api.spec import ModelDeploymentSpec
 from modelfleet.logic.actions import ConfirmBundle, CreatePod, DeletePod, RetargetPod
-from modelfleet.logic.planning import resolve_max_unavailable
+from modelfleet.logic.planning import NOT_READY_PROBE_SECONDS, resolve_max_unavailable
 
 from .fleet_model import FleetModel
 
@@ -298,17 +298,56 @@ def test_broken_bundle_is_reported_as_bundle_invalid() -> None:
 
 
 def test_unexpected_digest_is_refused() -> None:
+    # The runtime refuses the bundle at start and stays unready: it is asked once it has been
+    # unready for NOT_READY_PROBE_SECONDS, and its refusal is the well's verdict.
     spec = make_spec(3)
     data = spec.model_dump(by_alias=True, exclude_none=True)
     data["model"]["digests"] = {"w00001": "sha256:" + "0" * 64}
     fleet = FleetModel(ModelDeploymentSpec.model_validate(data))
-    for _ in range(4):
+    fleet.step()  # created
+    started = fleet.now
+    while fleet.now - started < NOT_READY_PROBE_SECONDS:
         plan = fleet.step()
-    assert [r.well for r in plan.unhealthy] == ["w00001"]
-    assert plan.unhealthy[0].reason == "BundleInvalid"
+        assert [(r.well, r.reason) for r in plan.unhealthy] == [("w00001", "NotReady")]
+    assert fleet.confirms["w00001"] == 0
+    fleet.step()  # asked now
+    plan = fleet.plan()
+    assert [(r.well, r.reason) for r in plan.unhealthy] == [("w00001", "BundleInvalid")]
+    assert fleet.confirms == {"w00000": 1, "w00001": 1, "w00002": 1}
+
+
+def test_a_recreated_pod_whose_runtime_never_loads_ends_in_the_progress_deadline() -> None:
+    # Its bundle store never answers: the runtime is neither ready nor refusing. No verdict
+    # comes, so the deadline decides: rolled back to the last good revision, within budget.
+    fleet = converged_fleet(10, maxUnavailable=2, progressDeadlineSeconds=60)
+    good = fleet.plan().target_revision
+    data = fleet.spec.model_dump(by_alias=True, exclude_none=True)
+    data["runtime"]["image"] = "registry.example/model-runtime:0.2.0"
+    data["model"]["version"] = "3.0.0"
+    fleet.spec = ModelDeploymentSpec.model_validate(data)
+    fleet.hung_uris = {f"http://127.0.0.1:9000/3.0.0/{w.id}/" for w in fleet.spec.wells}
+    for _ in range(200):
+        plan = fleet.step()
+        assert fleet.unavailable() <= 2
+        if plan.rolled_back and plan.complete and not plan.actions:
+            break
+    assert plan.rolled_back and plan.target_revision == good
+    assert {p.version for p in fleet.pods.values()} == {"1.0.0"}
 
 
 # -------------------------------------------------------------------------------------- scale
+
+
+def test_ten_thousand_new_pods_are_each_asked_for_their_bundle_once_their_runtime_is_ready() -> (
+    None
+):
+    # Runtimes take 8 s to load after their pod starts: asking before that reads nothing (on a
+    # real apiserver, 867 of 1,367 reads for 500 pods answered 503). One read per pod.
+    fleet = FleetModel(make_spec(10_000))
+    fleet.runtime_load_seconds = 8.0
+    steps = fleet.converge()
+    assert steps <= 12
+    assert set(fleet.confirms.values()) == {1} and len(fleet.confirms) == 10_000
 
 
 def test_ten_thousand_well_rollout_honours_the_budget() -> None:

@@ -37,7 +37,13 @@ from modelfleet.logic.analysis import AnalysisGate, AnalysisState, analysis_appl
 from modelfleet.logic.budget import BudgetLedger
 from modelfleet.logic.fleet_status import MonitoringView
 from modelfleet.logic.inventory import BlockedFleet, failure_of
-from modelfleet.logic.planning import FleetInput, FleetPlan, canary_wells, plan_fleet
+from modelfleet.logic.planning import (
+    NOT_READY_PROBE_SECONDS,
+    FleetInput,
+    FleetPlan,
+    canary_wells,
+    plan_fleet,
+)
 from modelfleet.logic.reactions import ReactionView, react
 from modelfleet.logic.revisions import WellTarget
 from modelfleet.logic.wellpod import WellPod
@@ -80,6 +86,9 @@ class WellsInMotion:
     in_flight: dict[str, Action] = field(default_factory=dict)
     # The last write failed or was inconclusive: not retried before this time.
     not_before: dict[str, float] = field(default_factory=dict)
+    # Held because their runtime was asked before it was ready and answered nothing yet: the
+    # hold is long (NOT_READY_PROBE_SECONDS) and ends early when the pod's containers are ready.
+    awaiting_ready: set[str] = field(default_factory=set)
     recreating: set[str] = field(default_factory=set)  # wells whose pod we deleted to recreate
     queued: dict[str, Action] = field(default_factory=dict)  # reactions to start this tick
 
@@ -317,6 +326,7 @@ class FleetWorker:
         for well, when in list(motion.not_before.items()):
             if when <= now:
                 del motion.not_before[well]
+                motion.awaiting_ready.discard(well)
         return [
             a
             for a in actions
@@ -343,6 +353,11 @@ class FleetWorker:
         if (observed.body.get("metadata") or {}).get("deletionTimestamp"):
             return  # being deleted: garbage collection removes the pods
         motion = self.motion
+        if well in motion.awaiting_ready:
+            cached = observed.pods.get(well)
+            if cached is None or cached.pod.containers_ready:
+                motion.awaiting_ready.discard(well)
+                motion.not_before.pop(well, None)
         view = ReactionView(
             targets=last.targets,
             pods=_PodView(observed),
@@ -371,6 +386,17 @@ class FleetWorker:
         pods = {w: observed.pods[w].pod for w in wells if w in observed.pods}
         self._start(last.fleet, actions, last.runtimes, pods)
 
+    def _recheck_after(self, well: str) -> float:
+        """Seconds until an inconclusive bundle confirmation is retried: soon when the runtime
+        is ready (it answered about another bundle), long while it is still not ready (then
+        its readiness ends the wait: see react)."""
+        observed = self.cache.fleets.get(self.key)
+        cached = observed.pods.get(well) if observed is not None else None
+        if cached is not None and not cached.pod.containers_ready:
+            self.motion.awaiting_ready.add(well)
+            return NOT_READY_PROBE_SECONDS
+        return INCONCLUSIVE_RECHECK_SECONDS
+
     # ---------------------------------------------------------------------------- writes
     def _start(
         self,
@@ -398,10 +424,11 @@ class FleetWorker:
                 self.cache.observe_pod("MODIFIED", stored)
             for gone in outcome.gone:
                 self.cache.forget_pod(self.key, gone)
+            motion.awaiting_ready.discard(well)
             if outcome.failed:
                 motion.not_before[well] = self.clock() + FAILED_ACTION_RETRY_SECONDS
             elif outcome.inconclusive:
-                motion.not_before[well] = self.clock() + INCONCLUSIVE_RECHECK_SECONDS
+                motion.not_before[well] = self.clock() + self._recheck_after(well)
             # The watch may have shown the outcome (a deleted pod gone, say) while the write
             # was still in flight, when the reaction had to leave the well alone.
             self.react(well)

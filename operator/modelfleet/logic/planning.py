@@ -35,6 +35,11 @@ from runtime_contract.pod import GateReason
 
 #: How long an Unreachable bundle report stands before the pod is probed again.
 UNREACHABLE_RETRY_SECONDS = 15.0
+#: A pod's runtime is asked for its bundle once the kubelet says it is ready (before that it is
+#: still loading: a read is a 503 or an empty answer). One still not ready this long after it
+#: started is asked anyway, and again after as long: a runtime that refused its bundle stays
+#: unready, and the refusal is a verdict to record.
+NOT_READY_PROBE_SECONDS = 30.0
 
 
 # ------------------------------------------------------------------------------------- inputs
@@ -268,12 +273,19 @@ def budget_free_action(pod: WellPod | None, target: WellTarget, now: float) -> A
 def _should_probe(pod: WellPod, now: float) -> bool:
     if pod.phase != "Running" or not pod.pod_ip:
         return False
+    if not pod.containers_ready and not unready_for_long(pod, now):
+        return False
     report = pod.bundle
     if report is None or report.uri != pod.bundle_uri or report.status == "True":
         return True  # never asked about this bundle, or asked about another digest
     if report.reason == GateReason.UNREACHABLE:
         return now - (report.probed_at or 0.0) >= UNREACHABLE_RETRY_SECONDS
     return False  # a definite refusal (BundleInvalid) stands until the target changes
+
+
+def unready_for_long(pod: WellPod, now: float) -> bool:
+    """Running without its containers ready for NOT_READY_PROBE_SECONDS or more."""
+    return pod.started_at is not None and now - pod.started_at >= NOT_READY_PROBE_SECONDS
 
 
 def _plan_updates(

@@ -239,7 +239,8 @@ class WellPod:
     pod_ip: str | None
     ready: bool
     ready_since: float | None
-    containers_ready: bool
+    containers_ready: bool  # the kubelet says the runtime passes its readiness probe
+    started_at: float | None  # when the runtime container (or else the pod) started
     bundle: BundleReport | None
     problem: tuple[str, str] | None  # (reason, message) from the kubelet's view
 
@@ -301,10 +302,29 @@ def observe_pod(body: Mapping[str, Any]) -> WellPod | None:
         pod_ip=status.get("podIP"),
         ready=ready,
         ready_since=parse_time(ready_cond.get("lastTransitionTime")) if ready else None,
-        containers_ready=(conditions.get("ContainersReady") or {}).get("status") == "True",
+        containers_ready=_containers_ready(status, conditions),
+        started_at=_started_at(status),
         bundle=bundle,
         problem=_kubelet_problem(status),
     )
+
+
+def _containers_ready(status: Mapping[str, Any], conditions: Mapping[Any, Any]) -> bool:
+    """ContainersReady, or every container's own status ready: a kubelet writes the statuses
+    first and may recompute the condition in a later write."""
+    if (conditions.get("ContainersReady") or {}).get("status") == "True":
+        return True
+    statuses = status.get("containerStatuses") or []
+    return bool(statuses) and all(cs.get("ready") is True for cs in statuses)
+
+
+def _started_at(status: Mapping[str, Any]) -> float | None:
+    for cs in status.get("containerStatuses") or []:
+        if cs.get("name") == CONTAINER_NAME:
+            running = (cs.get("state") or {}).get("running") or {}
+            if running.get("startedAt"):
+                return parse_time(running["startedAt"])
+    return parse_time(status.get("startTime"))
 
 
 def _kubelet_problem(status: Mapping[str, Any]) -> tuple[str, str] | None:
