@@ -484,6 +484,10 @@ class SideResult:
     processes: dict[str, dict[str, float]] = field(default_factory=dict)
     peak_rss_mb: float = 0.0  # the operator's (ours only)
     operator_calls: dict[str, dict[str, float]] = field(default_factory=dict)  # phase -> ...
+    # phase -> "verb resource code" -> calls (a 409 or a 503 is a call too)
+    operator_calls_by_code: dict[str, dict[str, float]] = field(default_factory=dict)
+    # phase -> "new" (a TLS handshake each) / "reused" -> connections the operator's client took
+    operator_connections: dict[str, dict[str, float]] = field(default_factory=dict)
     steady_window_s: float = 0.0
     steady_writes: float = 0.0  # the operator's own writes (its /metrics)
     steady_apiserver_writes: dict[str, float] = field(default_factory=dict)  # everyone's
@@ -573,21 +577,48 @@ def merge_patch(http: httpx.Client, path: str, patch: dict[str, Any]) -> dict[st
 _CALL = re.compile(
     r'^modelfleet_operator_api_calls_total\{code="([^"]*)",resource="([^"]*)",verb="([^"]*)"\} (\S+)$'
 )
+_CONNECTIONS = re.compile(
+    r'^modelfleet_operator_api_connections_total\{connection="([^"]*)"\} (\S+)$'
+)
 _OP_WRITES = {"create", "patch", "delete", "update"}
+_CONNECTION_KEY = "connections "
 
 
 def operator_calls(metrics_url: str) -> dict[str, float]:
+    return parse_operator_metrics(httpx.get(metrics_url, timeout=10).text)
+
+
+def parse_operator_metrics(text: str) -> dict[str, float]:
+    """The operator's counters: API calls as "verb resource code", connections its client took
+    as "connections new" / "connections reused"."""
     calls: dict[str, float] = {}
-    for line in httpx.get(metrics_url, timeout=10).text.splitlines():
-        m = _CALL.match(line)
-        if m:
-            _code, resource, verb, value = m.groups()
-            calls[f"{verb} {resource}"] = calls.get(f"{verb} {resource}", 0.0) + float(value)
+    for line in text.splitlines():
+        if m := _CALL.match(line):
+            code, resource, verb, value = m.groups()
+            calls[f"{verb} {resource} {code}"] = float(value)
+        elif m := _CONNECTIONS.match(line):
+            calls[_CONNECTION_KEY + m.group(1)] = float(m.group(2))
     return calls
 
 
 def calls_delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
     return {k: v - before.get(k, 0.0) for k, v in sorted(after.items()) if v - before.get(k, 0.0)}
+
+
+def record_calls(side: SideResult, phase: str, delta: dict[str, float]) -> None:
+    """A phase's delta of operator_calls into the side: by request, by code, connections."""
+    by_code = {k: v for k, v in delta.items() if not k.startswith(_CONNECTION_KEY)}
+    by_request: dict[str, float] = {}
+    for key, value in by_code.items():
+        request = key.rsplit(" ", 1)[0]
+        by_request[request] = by_request.get(request, 0.0) + value
+    side.operator_calls[phase] = by_request
+    side.operator_calls_by_code[phase] = by_code
+    side.operator_connections[phase] = {
+        k.removeprefix(_CONNECTION_KEY): v
+        for k, v in delta.items()
+        if k.startswith(_CONNECTION_KEY)
+    }
 
 
 def md_available(
@@ -642,7 +673,7 @@ def run_ours(
     try:
         wait_until(
             f"the operator's pod watch (log {process.log_path})",
-            lambda: "watch pods" in operator_calls(metrics),
+            lambda: any(k.startswith("watch pods ") for k in operator_calls(metrics)),
             timeout=120,
             interval=0.2,
         )
@@ -664,7 +695,7 @@ def run_ours(
                 side.requests_per_pod["ready"] = per_pod(ready_delta, wells)
                 side.writes_per_pod["ready"] = round(writes(ready_delta) / wells, 3)
                 side.throttled_429["ready"] = throttled(req1, req0)
-                side.operator_calls["ready"] = calls_delta(calls1, calls0)
+                record_calls(side, "ready", calls_delta(calls1, calls0))
             inplace.notes.append(
                 "time_to_ready_s and the ready phase are the modelfleet side's apply"
             )
@@ -757,7 +788,7 @@ def _our_rollout(
     res.requests_per_pod["rollout"] = per_pod(delta, res.wells)
     res.writes_per_pod["rollout"] = round(writes(delta) / res.wells, 3)
     res.throttled_429["rollout"] = throttled(req1, req0)
-    res.operator_calls["rollout"] = calls_delta(calls1, calls0)
+    record_calls(res, "rollout", calls_delta(calls1, calls0))
     res.rollout_ratio = (
         round(res.rollout_time_s / res.rollout_ideal_s, 3) if res.rollout_ideal_s else 0.0
     )

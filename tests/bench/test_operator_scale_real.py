@@ -97,3 +97,28 @@ def test_a_pod_being_deleted_or_gone_is_not_ready() -> None:
     assert bench.pod_is_ready("MODIFIED", ready)
     assert not bench.pod_is_ready("DELETED", ready)
     assert not bench.pod_is_ready("MODIFIED", deleting)
+
+
+OPERATOR_METRICS = """\
+modelfleet_operator_api_calls_total{code="201",resource="pods",verb="create"} 500.0
+modelfleet_operator_api_calls_total{code="409",resource="pods",verb="create"} 12.0
+modelfleet_operator_api_calls_total{code="503",resource="pods/proxy",verb="get"} 40.0
+modelfleet_operator_api_calls_total{code="200",resource="pods/proxy",verb="get"} 500.0
+modelfleet_operator_api_calls_created{code="201",resource="pods",verb="create"} 1.7e9
+modelfleet_operator_api_connections_total{connection="new"} 64.0
+modelfleet_operator_api_connections_total{connection="reused"} 988.0
+"""
+
+
+def test_the_operators_calls_are_kept_by_code_and_summed_by_request_with_its_connections() -> None:
+    before = bench.parse_operator_metrics(OPERATOR_METRICS)
+    assert before["create pods 409"] == 12.0 and before["connections new"] == 64.0
+    after = {**before, "create pods 409": 20.0, "get pods/proxy 200": 900.0, "connections new": 65}
+    side = bench.SideResult("modelfleet", 500, 500.0, 1000, 10.0)
+    bench.record_calls(side, "rollout", bench.calls_delta(after, before))
+    assert side.operator_calls_by_code["rollout"] == {
+        "create pods 409": 8.0,
+        "get pods/proxy 200": 400.0,
+    }
+    assert side.operator_calls["rollout"] == {"create pods": 8.0, "get pods/proxy": 400.0}
+    assert side.operator_connections["rollout"] == {"new": 1.0}
