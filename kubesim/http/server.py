@@ -366,7 +366,7 @@ class KubeHttp:
             if not target.name:
                 return await self._delete_collection(request, rdef, ns, options, dry_run)
             written = self.api.delete(rdef, ns, target.name, options, dry_run=dry_run)
-            return self._deleted_response(request, rdef, written)
+            return self._deleted_response(request, rdef, written, options)
         raise ApiError(
             405,
             "MethodNotAllowed",
@@ -550,12 +550,18 @@ class KubeHttp:
         return _json_response(body)
 
     def _deleted_response(
-        self, request: web.Request, rdef: ResourceDef, written: WriteResult
+        self,
+        request: web.Request,
+        rdef: ResourceDef,
+        written: WriteResult,
+        options: dict[str, Any],
     ) -> web.Response:
         entry = written.entry
         if not written.deleted:
-            # Marked for deletion only (finalizers, grace period): 202 with the object.
-            return self._object_response(request, rdef, entry, 202)
+            # Marked for deletion only (finalizers, a pod's grace period): the object, 200 as
+            # kube-apiserver answers; 202 only when the request set orphanDependents=false.
+            accepted = options.get("orphanDependents") is False
+            return self._object_response(request, rdef, entry, 202 if accepted else 200)
         if rdef.group == "" and rdef.plural in ("pods", "services", "namespaces"):
             return self._object_response(request, rdef, entry, 200)
         status = {

@@ -121,11 +121,12 @@ async def test_generation_bumps_only_on_spec_changes(http: Http) -> None:
 
 
 async def test_finalizers_hold_deletion_until_removed(http: Http) -> None:
-    """An object with finalizers gets deletionTimestamp (202) and is removed once they are gone.
+    """An object with finalizers gets deletionTimestamp (200, as kube-apiserver answers) and is
+    removed once they are gone.
     https://kubernetes.io/docs/concepts/overview/working-with-objects/finalizers/"""
     await http.ok("POST", CMS, {"metadata": {"name": "fin", "finalizers": ["kubesim.test/hold"]}})
     reply = await http.delete(f"{CMS}/fin")
-    assert reply.status == 202 and reply.body["metadata"]["deletionTimestamp"]
+    assert reply.status == 200 and reply.body["metadata"]["deletionTimestamp"]
     held = await http.ok("GET", f"{CMS}/fin")
     assert held["metadata"]["deletionGracePeriodSeconds"] == 0
     added = await http.patch(
@@ -204,7 +205,7 @@ async def test_foreground_propagation_waits_for_dependents(http: Http) -> None:
         },
     )
     reply = await http.delete(f"{CMS}/fg", {"propagationPolicy": "Foreground"})
-    assert reply.status == 202 and "foregroundDeletion" in reply.body["metadata"]["finalizers"]
+    assert reply.status == 200 and "foregroundDeletion" in reply.body["metadata"]["finalizers"]
 
     async def dependent_marked() -> bool:
         return bool((await http.ok("GET", f"{CMS}/fg-dep"))["metadata"].get("deletionTimestamp"))
