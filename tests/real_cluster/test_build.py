@@ -18,31 +18,14 @@ from modelfleet_dev.real_cluster.build import (
     cache_dir,
     missing_binaries,
 )
-
-FAKE_GO = """#!/bin/sh
-if [ "$1" = env ]; then echo go-fake; exit 0; fi
-if [ -n "$FAKE_GO_FAIL" ]; then echo "compile error: boom" >&2; exit 2; fi
-out=""
-while [ $# -gt 0 ]; do
-  if [ "$1" = -o ]; then out="$2"; shift; fi
-  pkg="$1"; shift
-done
-echo "built $pkg" > "$out"
-echo "$pkg" >> "$FAKE_GO_CALLS"
-"""
+from tests.fake_go import install_fake_go
 
 
 @pytest.fixture
 def fake_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    go = tmp_path / "go"
-    go.write_text(FAKE_GO)
-    go.chmod(0o755)
-    calls = tmp_path / "calls"
-    calls.touch()
-    monkeypatch.setenv("MODELFLEET_GO", str(go))
+    """The fake Go's calls file (one line a build), with the cache under tmp_path."""
     monkeypatch.setenv("MODELFLEET_K8S_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("FAKE_GO_CALLS", str(calls))
-    return calls
+    return install_fake_go(tmp_path, monkeypatch)
 
 
 def test_no_toolchain_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
