@@ -657,12 +657,9 @@ def memory_table(bundles: dict[int, Path], floor: bool) -> list[str]:
             port = free_loopback_port()
             command = runtime_command(bundle_dir, port, *extra)
             with running(command, WORK / "runtime-memory.log") as process:
-                base = f"http://127.0.0.1:{port}"
-                wait_http(f"{base}/v2/health/ready", 60, process)
-                ready = rss_mib(process.pid)
-                memory_traffic(base, scrape=True)
-                after = rss_mib(process.pid)
-                threads = len(list(Path(f"/proc/{process.pid}/task").iterdir()))
+                ready, after, threads = measure_memory(
+                    process, f"http://127.0.0.1:{port}", "/v2/health/ready", scrape=True
+                )
             rows.append(
                 f"| model-runtime | {models} | {monitoring} | {ready:.1f} | {after:.1f} | {threads} |"
             )
@@ -674,14 +671,21 @@ def memory_table(bundles: dict[int, Path], floor: bool) -> list[str]:
         with running(
             floor_command(floor_python, port), WORK / "asgi-floor.log", env=env, cwd=WORK
         ) as process:
-            base = f"http://127.0.0.1:{port}"
-            wait_http(f"{base}/", 60, process)
-            ready = rss_mib(process.pid)
-            memory_traffic(base, scrape=False)
-            after = rss_mib(process.pid)
-            threads = len(list(Path(f"/proc/{process.pid}/task").iterdir()))
+            ready, after, threads = measure_memory(
+                process, f"http://127.0.0.1:{port}", "/", scrape=False
+            )
         rows.append(f"| ASGI floor | {largest} | - | {ready:.1f} | {after:.1f} | {threads} |")
     return rows
+
+
+def measure_memory(
+    process: subprocess.Popen[bytes], base: str, ready_path: str, *, scrape: bool
+) -> tuple[float, float, int]:
+    """(RSS MiB once ready, RSS MiB after `memory_traffic`, threads) of one server."""
+    wait_http(f"{base}{ready_path}", 60, process)
+    ready = rss_mib(process.pid)
+    memory_traffic(base, scrape=scrape)
+    return ready, rss_mib(process.pid), len(list(Path(f"/proc/{process.pid}/task").iterdir()))
 
 
 def rss_mib(pid: int) -> float:
