@@ -176,17 +176,22 @@ class Fleet:
         return self.observer.wait(what, check, timeout)
 
     def wait_available(self, version: str, wells: int, timeout: float = 60) -> FleetSnapshot:
-        return self.wait(
-            f"{self.name} available on {version}",
-            lambda s: (
+        def status_says_available(s: FleetSnapshot) -> bool:
+            return bool(
                 s.observed
                 and s.get("phase") == "Available"
                 and str(s.get("model", "")).endswith("@" + version)
                 and s.get("availableWells") == wells
                 and s.get("updatedWells") == wells
-                and s.ready_pods == wells
-            ),
+            )
+
+        # The pods are listed only once the status says so: the pod count is the check that
+        # the status tells the truth, and listing every poll would load the apiserver.
+        return self.observer.wait(
+            f"{self.name} available on {version}",
+            lambda s: status_says_available(s) and s.ready_pods == wells,
             timeout,
+            status_check=status_says_available,
         )
 
     def pod_names(self) -> list[str]:
