@@ -17,7 +17,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from model_runtime.settings import RuntimeSettings
-from settings_flags import add_settings_arguments, settings_from_args
+from settings_flags import SettingsError, add_settings_arguments, settings_from_args
 
 log = logging.getLogger("model_runtime")
 
@@ -91,7 +91,12 @@ def run_event_loop(main_coroutine: Coroutine[Any, Any, int]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()  # the flags' defaults come from the environment
+    except SettingsError as exc:
+        print(f"model-runtime: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     if args.command == "serve":
         settings = settings_from_args(RuntimeSettings, args)
         logging.basicConfig(

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from model_runtime.cli import build_parser
+from model_runtime.cli import build_parser, main
 from model_runtime.settings import RuntimeSettings
-from settings_flags import settings_from_args
+from settings_flags import settings_fields, settings_from_args
 
 #: Every flag `model-runtime serve` has always had, with its default.
 FLAG_DEFAULTS = {
@@ -46,9 +46,9 @@ def test_every_flag_keeps_its_name_and_default() -> None:
     assert defaults == FLAG_DEFAULTS
 
 
-def test_every_setting_has_a_docstring() -> None:
-    for name, field in RuntimeSettings.model_fields.items():
-        assert field.description, f"{name} has no docstring"
+def test_every_setting_has_a_description() -> None:
+    for field in settings_fields(RuntimeSettings):
+        assert field.description, f"{field.name} has no description"
 
 
 def test_the_pod_templates_arguments_parse_into_settings() -> None:
@@ -66,3 +66,49 @@ def test_the_environment_sets_defaults_and_a_flag_wins(monkeypatch: pytest.Monke
     assert serve().port == 9001
     assert serve().bundle == "file:///bundles/w1"
     assert serve("--port", "9002").port == 9002
+
+
+def test_the_environment_reads_booleans_paths_and_floats(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELFLEET_RUNTIME_METRICS_PER_MODEL", "true")
+    monkeypatch.setenv("MODELFLEET_RUNTIME_ANNOTATIONS_FILE", "/etc/podinfo/annotations")
+    monkeypatch.setenv("MODELFLEET_RUNTIME_POLL_INTERVAL", "0.5")
+    monkeypatch.setenv("MODELFLEET_RUNTIME_MONITORING_THRESHOLDS", "calibrated")
+    settings = serve()
+    assert settings.metrics_per_model is True
+    assert settings.annotations_file == Path("/etc/podinfo/annotations")
+    assert settings.poll_interval == 0.5
+    assert settings.monitoring().thresholds.value == "calibrated"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "MODELFLEET_RUNTIME_PORT",
+            "eighty",
+            "MODELFLEET_RUNTIME_PORT='eighty': expected an integer",
+        ),
+        ("MODELFLEET_RUNTIME_MONITORING_DETAIL", "maybe", "MODELFLEET_RUNTIME_MONITORING_DETAIL"),
+        (
+            "MODELFLEET_RUNTIME_MONITORING_THRESHOLDS",
+            "strict",
+            "must be one of ['convention', 'calibrated']",
+        ),
+    ],
+)
+def test_a_bad_environment_value_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert main(["serve", "--bundle", "/nowhere"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_bad_flag_value_is_refused_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        serve("--monitoring-thresholds", "strict")
+    assert "--monitoring-thresholds: invalid choice: 'strict'" in capsys.readouterr().err
