@@ -79,6 +79,11 @@ class BundleUnreachableError(BundleError):
     status = reason.http_status
 
 
+class BundleFileMissingError(BundleUnreachableError):
+    """The source answered that a file is not there (HTTP 404): Unreachable for a manifest,
+    a missing file of its model (after the digest check) for a model file."""
+
+
 class BundleTooLargeError(BundleError):
     """The bundle (or one of its files) exceeds a configured size limit."""
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from model_runtime.errors import (
+    BundleFileMissingError,
     BundleInvalidError,
     BundleTooLargeError,
     BundleUnreachableError,
@@ -213,13 +214,18 @@ def _bundle_root(uri: str, contents: dict[str, bytes]) -> str:
 # -- HTTP -----------------------------------------------------------------------------------
 
 
-def _http_get(client: httpx.Client, url: str, limit: int) -> bytes:
+def http_get_limited(client: httpx.Client, url: str, limit: int) -> bytes:
+    """GET `url` whole, refusing more than `limit` bytes (by Content-Length, then while
+    reading); BundleFileMissingError on 404, BundleUnreachableError on any other failure."""
     import httpx
 
     try:
         with client.stream("GET", url) as response:
             if response.status_code != 200:
-                raise BundleUnreachableError(f"GET {url} answered HTTP {response.status_code}")
+                message = f"GET {url} answered HTTP {response.status_code}"
+                if response.status_code == 404:
+                    raise BundleFileMissingError(message)
+                raise BundleUnreachableError(message)
             declared = response.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 raise BundleTooLargeError(f"GET {url}: {declared} bytes, over the limit of {limit}")
@@ -244,23 +250,21 @@ def _read_http(uri: str, limits: SourceLimits) -> RawBundle:
     with httpx.Client(timeout=timeout, follow_redirects=True, trust_env=False) as client:
         path = urlsplit(uri).path
         if _is_tarball(path):
-            return _read_tarball(uri, _http_get(client, uri, limits.max_total_bytes), limits)
+            return _read_tarball(uri, http_get_limited(client, uri, limits.max_total_bytes), limits)
         base = (
             uri[: -len(MANIFEST_FILE)]
             if path.endswith("/" + MANIFEST_FILE)
             else uri.rstrip("/") + "/"
         )
-        manifest_raw = _http_get(client, base + MANIFEST_FILE, limits.max_manifest_bytes)
+        manifest_raw = http_get_limited(client, base + MANIFEST_FILE, limits.max_manifest_bytes)
         manifest = parse_manifest(manifest_raw)
         files: dict[str, bytes] = {}
         total = len(manifest_raw)
         for entry in manifest.models:
             try:
-                data = _http_get(client, base + entry.file, limits.max_file_bytes)
-            except BundleUnreachableError as exc:
-                if "HTTP 404" in exc.message:
-                    continue  # reported by verification as a missing file of this model
-                raise
+                data = http_get_limited(client, base + entry.file, limits.max_file_bytes)
+            except BundleFileMissingError:
+                continue  # reported by verification as a missing file of this model
             total += len(data)
             if total > limits.max_total_bytes:
                 raise BundleTooLargeError(

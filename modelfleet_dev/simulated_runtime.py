@@ -37,6 +37,11 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from model_runtime.errors import (
+    BundleFileMissingError,
+    BundleTooLargeError,
+    BundleUnreachableError,
+)
 from model_runtime.object_stores import (
     OBJECT_STORE_SCHEMES,
     ObjectStoreError,
@@ -44,7 +49,7 @@ from model_runtime.object_stores import (
     open_location,
     read_object,
 )
-from model_runtime.sources import TARBALL_SUFFIXES, SourceLimits
+from model_runtime.sources import TARBALL_SUFFIXES, SourceLimits, http_get_limited
 from runtime_contract import (
     BUNDLE_DIGEST_ANNOTATION,
     BUNDLE_LOAD_PATH,
@@ -458,24 +463,15 @@ class ManifestCache:
 
 
 def _http_get(client: httpx.Client, url: str, limit: int) -> bytes:
+    """The runtime's own GET (its limits and messages), its errors as this module's."""
     try:
-        with client.stream("GET", url) as response:
-            if response.status_code != 200:
-                message = f"GET {url} answered HTTP {response.status_code}"
-                raise _NotFound(message) if response.status_code == 404 else _unreachable(message)
-            declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise _too_large(f"GET {url}: {declared} bytes, over the limit of {limit}")
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(f"GET {url}: more than {limit} bytes; refused")
-                chunks.append(chunk)
-            return b"".join(chunks)
-    except httpx.HTTPError as exc:
-        raise _unreachable(f"GET {url} failed: {type(exc).__name__}: {exc}") from None
+        return http_get_limited(client, url, limit)
+    except BundleFileMissingError as exc:
+        raise _NotFound(exc.message) from None
+    except BundleTooLargeError as exc:
+        raise _too_large(exc.message) from None
+    except BundleUnreachableError as exc:
+        raise _unreachable(exc.message) from None
 
 
 # ------------------------------------------------------------------------------------- the pod
