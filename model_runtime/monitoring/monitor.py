@@ -1,11 +1,13 @@
 """One serving bundle's monitor: where each model's rows and predictions are counted.
 
 The request path only hands arrays over (`observe_model`, `observe_well`, `observe_refused`):
-they are queued (per model for `/infer`, as bytes; once for the whole-well endpoint, whose rows
-every model shares) and folded into the windows in vectorised batches when a queue reaches
-FOLD_ROWS rows or someone reads (a report, a scrape). So a request costs a readability check
-and a copy of its row and output bytes (no PSI, no bucket: those are a fold's and a reader's),
-the queues are bounded (past MAX_PENDING_ROWS a request folds its model's queue itself, so
+they are queued (per model for `/infer`, their bytes appended to one buffer per model; once for
+the whole-well endpoint, whose rows every model shares) and folded into the windows in
+vectorised batches when a queue reaches FOLD_ROWS rows (WELL_FOLD_ROWS for the well's) or
+someone reads (a report, a scrape). So a single-row request costs an identity test of its
+dtypes, a comparison of its shapes and two appends (no PSI, no bucket, no object kept: those
+are a fold's and a reader's; anything else is checked in full on a slower path), the queues
+are bounded (past MAX_PENDING_ROWS a request folds its model's queue itself, so
 memory per model stays constant whatever the traffic, and no row is dropped uncounted), and a
 whole-well batch is bucketed once per distinct feature list, not once per model. A model owns two
 windows: its features (one column each) and its prediction (the positive-class probability,
@@ -36,9 +38,17 @@ from model_runtime.monitoring.window import RowWindow
 from runtime_contract.monitoring import ThresholdSource
 
 IntArray = npt.NDArray[np.intp]
+_monotonic = time.monotonic
 POSITIVE_CLASS = 1
-FOLD_ROWS = 256  # queued rows per model (or well) that make a fold due
+# Queued rows per model that make a fold due: a model's queue is its rows' bytes (28 bytes a
+# row of 7 float32 features, 8 for two probabilities), so 1024 of them are 37 KB, and a fold's
+# fixed cost (a few dozen numpy calls) is shared by 1024 requests.
+FOLD_ROWS = 1024
 MAX_PENDING_ROWS = 4 * FOLD_ROWS  # folded on the request path past this: memory stays bounded
+# The whole-well queue holds each request's rows and prediction table (arrays, ~0.6 KB for one
+# row of 100 models): fewer of them.
+WELL_FOLD_ROWS = 256
+WELL_MAX_PENDING_ROWS = 4 * WELL_FOLD_ROWS
 MAX_CACHED_MODEL_LISTS = 16  # distinct `models` lists of well requests whose bins are kept
 
 
@@ -73,19 +83,39 @@ class ModelWindows:
     thresholds: PsiThresholds
     output: str  # the output tensor the prediction is read from: "probabilities" or "value"
     traffic: ModelTraffic = field(default_factory=ModelTraffic)
-    # The request path's queue, in arrival order: each request's rows as bytes (`lane.rows`
-    # dtype, `width` values a row), and for the scored ones its output as bytes (`lane.outputs`
-    # dtype, `lane.output_values` a row). Bytes, not the arrays: a request's arrays are freed
-    # with it, and a fold joins its queue in one copy. A fold takes the first n entries and
-    # deletes them (each one step under the GIL), so an entry appended meanwhile stays queued.
-    row_chunks: list[bytes] = field(default_factory=list)
-    output_chunks: list[bytes] = field(default_factory=list)
-    pending_rows: int = 0
+    # The request path's queue, in arrival order: each request's rows appended as bytes (`lane.rows`
+    # dtype, `width` values a row) to one buffer, and for the scored ones its output (`lane.outputs`
+    # dtype, `lane.output_values` a row) to another. Bytes, not the arrays: a request's arrays are
+    # freed with it, a buffer holds exactly its rows' values (no object per request), and a fold
+    # takes the first n bytes and deletes them (each one step under the GIL), so bytes appended
+    # meanwhile stay queued.
+    row_bytes: bytearray = field(default_factory=bytearray)
+    output_bytes: bytearray = field(default_factory=bytearray)
     lane: QueueLane | None = None  # the dtypes and sizes of the queue, from its first entry
     width: int = field(init=False)  # columns of a row: len(features)
+    # The request path's cache: the last `output_names` seen (by identity: the data plane hands
+    # the session's own tuple) and the monitored output's index in it (-1: not asked for, or no
+    # prediction window).
+    seen_outputs: tuple[Sequence[str] | None, int] = (None, -1)
 
     def __post_init__(self) -> None:
         self.width = len(self.features)
+
+    @property
+    def pending_rows(self) -> int:
+        return len(self.row_bytes) // self.lane.row_size if self.lane is not None else 0
+
+    def output_at(self, output_names: Sequence[str]) -> int:
+        """The monitored output's index in `output_names` (-1: absent or not monitored),
+        cached for the next request that hands the same sequence."""
+        seen = self.seen_outputs
+        if seen[0] is output_names:
+            return seen[1]
+        at = -1
+        if self.prediction_window is not None and self.output in output_names:
+            at = list(output_names).index(self.output)
+        self.seen_outputs = (output_names, at)
+        return at
 
     def queue(self, rows: npt.NDArray[Any], output: npt.NDArray[Any] | None) -> bool:
         """Queue `rows` and their output if they have the queue's dtypes and sizes (rows of
@@ -101,27 +131,28 @@ class ModelWindows:
             if lane.outputs is None:  # the first scored rows: their output sets the lane's
                 if output.size % count:
                     return False
-                lane = self.lane = QueueLane(lane.rows, output.dtype, output.size // count)
+                one = (1, *output.shape[1:]) if output.ndim and output.shape[0] == count else None
+                lane = self.lane = QueueLane(
+                    lane.rows, output.dtype, output.size // count, self.width, one
+                )
             kind = output.dtype
             if output.size != count * lane.output_values or (
                 kind is not lane.outputs and kind != lane.outputs
             ):
                 return False
-            self.output_chunks.append(output.tobytes())
-        self.row_chunks.append(rows.tobytes())
-        self.pending_rows += count
+            _append(self.output_bytes, output)
+        _append(self.row_bytes, rows)
         return True
 
     def fold(self) -> None:
         """Move the queued rows into the windows (caller holds the lock)."""
         lane = self.lane
-        self.pending_rows = 0
         if lane is None:
             return
-        rows = _dequeued(self.row_chunks, lane.rows).reshape(-1, self.width)
+        rows = _dequeued(self.row_bytes, lane.rows).reshape(-1, self.width)
         predictions = None
         if lane.outputs is not None:  # (else none is queued yet)
-            outputs = _dequeued(self.output_chunks, lane.outputs)
+            outputs = _dequeued(self.output_bytes, lane.outputs)
             if outputs.size and lane.output_values:
                 predictions = _prediction_column(self, outputs.reshape(-1, lane.output_values))
         self._add(rows, predictions)
@@ -155,13 +186,35 @@ class QueueLane:
     rows: np.dtype[Any]
     outputs: np.dtype[Any] | None  # None: outputs are not queued (no prediction window)
     output_values: int  # values a row in an output; 0 when not known yet
+    width: int  # values a row
+    # The shapes of one request's row and of its output: the request path's test.
+    one_output: tuple[int, ...] | None = None  # None: not known yet
+    one_row: tuple[int, int] = field(init=False)
+    row_size: int = field(init=False)  # bytes a queued row
+    fold_bytes: int = field(init=False)  # queued row bytes that make a fold due
+    max_bytes: int = field(init=False)  # queued row bytes folded on the request path
+
+    def __post_init__(self) -> None:
+        row_size = max(self.rows.itemsize * self.width, 1)
+        object.__setattr__(self, "one_row", (1, self.width))
+        object.__setattr__(self, "row_size", row_size)
+        object.__setattr__(self, "fold_bytes", FOLD_ROWS * row_size)
+        object.__setattr__(self, "max_bytes", MAX_PENDING_ROWS * row_size)
 
 
-def _dequeued(chunks: list[bytes], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
-    """The first len(chunks) entries of `chunks`, removed from it, as one flat array."""
-    taken = len(chunks)
-    joined = b"".join(chunks[:taken])
-    del chunks[:taken]
+def _append(buffer: bytearray, array: npt.NDArray[Any]) -> None:
+    """`array`'s values in C order, appended (one copy; a copy more if it is not contiguous)."""
+    try:
+        buffer.extend(array)  # ndarrays are buffers
+    except (BufferError, TypeError, ValueError):  # not C-contiguous (TypeError in 3.11)
+        buffer.extend(array.tobytes())
+
+
+def _dequeued(buffer: bytearray, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    """The first len(buffer) bytes of `buffer`, removed from it, as one flat array."""
+    taken = len(buffer)
+    joined = buffer[:taken]  # a copy, which the array owns
+    del buffer[:taken]
     return np.frombuffer(joined, dtype)
 
 
@@ -284,25 +337,64 @@ class BundleMonitor:
         model = self.models.get(name)
         if model is None:
             return False
-        try:
-            output: npt.NDArray[Any] | None = outputs[output_names.index(model.output)]
-        except ValueError:  # the monitored output was not asked for: the features still count
-            output = None
-        model.traffic.last_row_at = time.monotonic()
-        if not model.queue(rows, output):
-            with self._lock:
-                if not _readable(rows, model.width):
-                    model.traffic.rows_rejected += rows.shape[0] if rows.ndim else 1
-                    return False
-                if model.lane is None:  # the first rows: they set the queue's dtype
-                    model.lane = QueueLane(rows.dtype, None, 0)
-                if not model.queue(rows, output):
-                    model.add_now(rows, output)  # behind what is queued: the order holds
-                    return False
-        if model.pending_rows >= MAX_PENDING_ROWS:
+        seen = model.seen_outputs
+        at = seen[1] if seen[0] is output_names else model.output_at(output_names)
+        model.traffic.last_row_at = _monotonic()
+        lane = model.lane
+        # The usual request, a handful of operations: one row, and its output, of the lane's
+        # own dtypes (`is`) and shapes, appended. Anything else (several rows, the first ones,
+        # another dtype) takes `_observe_slowly`, which checks it all.
+        if lane is None or rows.dtype is not lane.rows or rows.shape != lane.one_row:
+            return self._observe_slowly(model, rows, outputs[at] if at >= 0 else None)
+        if at >= 0:
+            output = outputs[at]
+            if output.dtype is not lane.outputs or output.shape != lane.one_output:
+                return self._observe_slowly(model, rows, output)
+            _append(model.output_bytes, output)
+        queued = model.row_bytes
+        _append(queued, rows)
+        if len(queued) < lane.fold_bytes:
+            return False
+        return self._fold_due(model)
+
+    def _observe_slowly(
+        self, model: ModelWindows, rows: npt.NDArray[Any], output: npt.NDArray[Any] | None
+    ) -> bool:
+        if not self._queue_or_add(model, rows, output):
+            return False
+        lane = model.lane
+        if lane is None or len(model.row_bytes) < lane.fold_bytes:
+            return False
+        return self._fold_due(model)
+
+    def _fold_due(self, model: ModelWindows) -> bool:
+        """A model's queue reached FOLD_ROWS: True once (the caller schedules `fold_all`);
+        past MAX_PENDING_ROWS it is folded here, so it stays bounded."""
+        lane = model.lane
+        if lane is not None and len(model.row_bytes) >= lane.max_bytes:
             with self._lock:
                 model.fold()
-        return model.pending_rows >= FOLD_ROWS and self._fold_wanted()
+            return False
+        return self._fold_wanted()
+
+    def _queue_or_add(
+        self, model: ModelWindows, rows: npt.NDArray[Any], output: npt.NDArray[Any] | None
+    ) -> bool:
+        """Rows the request path's test did not take: queued if they fit the queue (the first
+        rows set its dtype), folded in now behind the queue if readable, else rejected. True
+        when queued."""
+        if model.queue(rows, output):
+            return True
+        with self._lock:
+            if not _readable(rows, model.width):
+                model.traffic.rows_rejected += rows.shape[0] if rows.ndim else 1
+                return False
+            if model.lane is None:  # the first rows: they set the queue's dtype
+                model.lane = QueueLane(rows.dtype, None, 0, model.width)
+            if model.queue(rows, output):
+                return True
+            model.add_now(rows, output)  # behind what is queued: the order holds
+            return False
 
     def observe_well(
         self, rows: npt.NDArray[Any], predictions: Mapping[str, npt.NDArray[Any]] | None
@@ -327,10 +419,10 @@ class BundleMonitor:
         # The queue holds a copy of the predictions: the sessions' output arrays die now.
         self.well_queue.append((rows, names, table, time.monotonic()))
         self.well_queued_rows += rows.shape[0]
-        if self.well_queued_rows >= MAX_PENDING_ROWS:
+        if self.well_queued_rows >= WELL_MAX_PENDING_ROWS:
             with self._lock:
                 self._fold_well()
-        return self.well_queued_rows >= FOLD_ROWS and self._fold_wanted()
+        return self.well_queued_rows >= WELL_FOLD_ROWS and self._fold_wanted()
 
     def _fold_wanted(self) -> bool:
         """True once per due fold: the caller schedules one `fold_all`, not one per request."""
@@ -408,7 +500,7 @@ class BundleMonitor:
             if self.well_queue:
                 self._fold_well()
             for model in self.models.values():
-                if model.row_chunks:
+                if model.row_bytes or model.output_bytes:
                     model.fold()
 
     # -- reading (after fold_all) ---------------------------------------------------------------
@@ -435,20 +527,17 @@ def _all_histograms(manifest: BundleManifest) -> list[HistogramStatistics]:
 
 def _prediction_table(values: list[npt.NDArray[Any]], rows: int) -> npt.NDArray[Any] | None:
     """The models' predictions as one (models, rows) array, or None when one of them is not
-    one value a row. One dtype (the usual case): their bytes joined, one copy for them all."""
+    one value a row. One `concatenate` for them all (the data plane's are columns of each
+    model's probabilities, strided views: joining their bytes would fail and copying each
+    one apart costs 1.5 us a model)."""
     if set(map(_SIZE, values)) != {rows}:
         return None
-    if len(set(map(_DTYPE, values))) == 1:
-        try:
-            joined = b"".join(values)  # type: ignore[arg-type]  # ndarrays are buffers
-        except (BufferError, TypeError):  # a column of a larger output: not C-contiguous
-            pass
-        else:
-            return np.frombuffer(joined, values[0].dtype).reshape(len(values), rows)
-    return np.array([np.asarray(v, dtype=np.float64).reshape(-1) for v in values])
+    try:
+        return np.concatenate(values).reshape(len(values), rows)
+    except ValueError:  # not all of one shape, e.g. (rows,) and (rows, 1)
+        return np.array([np.asarray(v, dtype=np.float64).reshape(-1) for v in values])
 
 
-_DTYPE = attrgetter("dtype")
 _SIZE = attrgetter("size")
 
 
