@@ -13,7 +13,8 @@ what a request costs the runtime, barely touched by others' load.
 
 First, the data plane alone, in process, without HTTP: `DataPlane.infer` / `infer_well` on
 one loaded bundle, the same sessions with the monitor and without (so two loads' placement
-cannot differ), alternated by batches, in thread CPU time per call. The budget (issue 15): at
+cannot differ), alternated by batches of one fold's worth of requests (so each monitored batch
+pays one fold), in thread CPU time per call. The budget (issue 15): at
 most 5% on single-row latency and on the whole-well endpoint. The monitored runtime's
 `/v2/monitoring` is read at the end of each round (its windows counted the rows), and the
 load average is printed at the start and the end.
@@ -137,6 +138,7 @@ def in_process(bundle_dir: Path, model: str, rounds: int) -> list[dict[str, Any]
     from model_runtime.dataplane import DataPlane
     from model_runtime.metrics import RuntimeMetrics
     from model_runtime.monitoring.config import MonitoringConfig
+    from model_runtime.monitoring.monitor import FOLD_ROWS, WELL_FOLD_ROWS
 
     config = MonitoringConfig()
     loaded = load_bundle(str(bundle_dir), monitoring=config)
@@ -146,17 +148,19 @@ def in_process(bundle_dir: Path, model: str, rounds: int) -> list[dict[str, Any]
         state.current = loaded if side == "on" else dataclasses.replace(loaded, monitor=None)
         planes[side] = DataPlane(state)
     body = json.dumps(SINGLE_ROW_BODY).encode()
+    # A batch is one fold's worth of requests, so every monitored batch pays exactly one fold
+    # (smaller batches would leave the folds out of the median).
     calls: tuple[tuple[str, Callable[[DataPlane], object], int], ...] = (
-        ("/infer 1 row", lambda plane: plane.infer(model, body), 512),
-        ("/v2/well/infer 100 models 1 row", lambda plane: plane.infer_well(body), 16),
+        ("/infer 1 row", lambda plane: plane.infer(model, body), FOLD_ROWS),
+        ("/v2/well/infer 100 models 1 row", lambda plane: plane.infer_well(body), WELL_FOLD_ROWS),
     )
     found = []
     for label, call, batch in calls:
-        for plane in planes.values():  # warm-up: a fold or two, caches
-            for _ in range(batch * 2):
+        for plane in planes.values():  # warm-up: a fold, caches
+            for _ in range(batch):
                 call(plane)
         per_side: dict[str, list[float]] = {"on": [], "off": []}
-        for round_ in range(rounds * 8):
+        for round_ in range(rounds * 4):
             for side in ("on", "off") if round_ % 2 == 0 else ("off", "on"):
                 started = time.thread_time()
                 for _ in range(batch):
