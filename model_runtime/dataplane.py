@@ -26,7 +26,7 @@ from model_runtime.errors import (
     NotReadyError,
     PayloadTooLargeError,
 )
-from model_runtime.manifest import TensorSpec
+from model_runtime.manifest import TensorSpec, to_plain
 from model_runtime.monitoring.report import monitoring_report, monitoring_summary
 from model_runtime.sessions import ModelSession, numpy_dtype
 from runtime_contract import SERVER_NAME, Extension, Health, ServerMetadata
@@ -480,8 +480,8 @@ class DataPlane:
             "name": entry.name,
             "versions": [bundle.manifest.version],
             "platform": "onnxruntime_onnx",
-            "inputs": [i.model_dump() for i in entry.inputs],
-            "outputs": [o.model_dump() for o in entry.outputs],
+            "inputs": [to_plain(i) for i in entry.inputs],
+            "outputs": [to_plain(o) for o in entry.outputs],
             "parameters": {
                 "kind": entry.kind,
                 "failure_mode": entry.failure_mode,

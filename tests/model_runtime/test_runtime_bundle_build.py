@@ -17,7 +17,7 @@ from bundle_builder.building import BuiltBundle, build_bundle, model_specs
 from bundle_builder.sensors import generate_history
 from bundle_builder.training import ModelSpec, check_parity, to_onnx, train
 from model_runtime.errors import ParityError
-from model_runtime.manifest import manifest_digest, parse_manifest
+from model_runtime.manifest import manifest_digest, parse_manifest, to_plain
 
 MODELFLEET = [sys.executable, "-m", "modelfleet.app.cli"]
 
@@ -55,7 +55,7 @@ def test_manifest_states_tolerance_provenance_and_tensor_signatures(
     for entry in manifest.models:
         data = (small_bundle.path / entry.file).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry.sha256
-        assert entry.inputs[0].model_dump() == {
+        assert to_plain(entry.inputs[0]) == {
             "name": "sensors",
             "datatype": "FP32",
             "shape": [-1, 7],

@@ -170,7 +170,7 @@ def test_a_missing_model_file_in_a_tarball_is_refused_naming_it(
     [
         (b"{not json", "manifest.json is not valid JSON"),
         (b"[]", "manifest.json is invalid"),
-        (b'{"well": "w"}', "version: Field required"),
+        (b'{"well": "w"}', "version: missing required field"),
     ],
 )
 def test_an_invalid_manifest_is_refused_naming_the_problem(
