@@ -6,9 +6,9 @@ MODELFLEET_RUNTIME_PORT) and its --help cannot disagree. A flag beats the enviro
 beats the default. The operator's pod template passes --host, --port and --annotations-file.
 
 A frozen dataclass read by `settings_flags.load_settings`, not a pydantic-settings class as
-issue 11 chose: issue 16 took pydantic out of the serving process (pydantic and
-pydantic-settings were ~15 MiB of every well pod's RSS; docs/architecture.md, docs/benchmarks.md
-"Memory per well pod"). The operator keeps pydantic-settings; `settings_flags` reads both.
+issue 11 chose: issue 16 took pydantic out of the serving process (pydantic, pydantic-settings
+and the classes on them were 13.5 MiB of every well pod's RSS; docs/architecture.md,
+docs/benchmarks.md "Memory per well pod"). The operator keeps pydantic-settings; `settings_flags` reads both.
 """
 
 from __future__ import annotations
