@@ -28,37 +28,43 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
+import msgspec
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bundle_builder.errors import PackError
 from bundle_builder.inputs import file_sha256
 from bundle_builder.packing import PACK_TOLERANCE, pack_files
-from model_runtime.manifest import MANIFEST_FILE, manifest_digest, parse_manifest
+from model_runtime.manifest import (
+    MANIFEST_FILE,
+    manifest_digest,
+    parse_manifest,
+    validation_problem,
+)
 
 DIGESTS_FILE = "digests.yaml"
 
 
-class _FleetModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+class _FleetModel(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """msgspec, as the manifest (model_runtime.manifest): unknown keys refused."""
 
 
-class WellEntry(_FleetModel):
-    well: str = Field(min_length=1)
+class WellEntry(_FleetModel, frozen=True, kw_only=True):
+    well: Annotated[str, msgspec.Meta(min_length=1)]
     sample: str | None = None
     models: list[str] | None = None
 
 
-class FleetFile(_FleetModel):
-    version: str = Field(min_length=1)
-    source_revision: str | None = Field(default=None, alias="sourceRevision")
+class FleetFile(_FleetModel, frozen=True, kw_only=True):
+    version: Annotated[str, msgspec.Meta(min_length=1)]
+    source_revision: str | None = msgspec.field(default=None, name="sourceRevision")
     sample: str | None = None
-    models: list[str] = Field(default_factory=list)
+    models: list[str] = msgspec.field(default_factory=list)
     features: list[str] | None = None
-    trust: list[str] = Field(default_factory=list)
-    tolerance: float = Field(default=PACK_TOLERANCE, gt=0.0)
-    wells: list[str | WellEntry] = Field(min_length=1)
+    trust: list[str] = msgspec.field(default_factory=list)
+    tolerance: Annotated[float, msgspec.Meta(gt=0.0)] = PACK_TOLERANCE
+    wells: Annotated[list[str | WellEntry], msgspec.Meta(min_length=1)]
 
 
 @dataclass(frozen=True)
@@ -91,13 +97,9 @@ def load_fleet(path: Path) -> FleetFile:
     except (OSError, yaml.YAMLError) as exc:
         raise PackError(f"fleet file {path} cannot be read: {exc}") from exc
     try:
-        return FleetFile.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()[:5]
-        )
-        raise PackError(f"fleet file {path} is invalid: {problems}") from exc
+        return msgspec.convert(raw, FleetFile)
+    except msgspec.ValidationError as exc:
+        raise PackError(f"fleet file {path} is invalid: {validation_problem(exc)}") from exc
 
 
 def _resolve_models(patterns: list[str], base: Path, well: str) -> dict[str, Path]:

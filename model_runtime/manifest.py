@@ -255,7 +255,7 @@ _ABOUT_A_FIELD = re.compile(
 )
 
 
-def _problem(exc: msgspec.ValidationError) -> str:
+def validation_problem(exc: msgspec.ValidationError) -> str:
     """`models.0.horizon_days: Expected `int` >= 1`: the field as a dotted path, then why."""
     found = _AT.match(str(exc))
     assert found is not None  # the pattern matches any text
@@ -274,7 +274,7 @@ def _problem(exc: msgspec.ValidationError) -> str:
 
 
 def _invalid(exc: msgspec.ValidationError) -> BundleInvalidError:
-    return BundleInvalidError(f"{MANIFEST_FILE} is invalid: {_problem(exc)}")
+    return BundleInvalidError(f"{MANIFEST_FILE} is invalid: {validation_problem(exc)}")
 
 
 _DECODER = msgspec.json.Decoder(BundleManifest)

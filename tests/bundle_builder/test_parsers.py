@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from bundle_builder.cli import _model_argument
 from bundle_builder.errors import PackError
-from bundle_builder.fleet import load_fleet
+from bundle_builder.fleet import WellEntry, load_fleet
+from bundle_builder.packing import PACK_TOLERANCE
 from model_runtime.object_stores import _parse_connection_string
 
 names = st.from_regex(r"[a-z0-9][a-z0-9_.-]{0,20}", fullmatch=True)
@@ -65,3 +66,36 @@ def test_any_malformed_fleet_file_is_one_pack_error(
     fleet.write_text(yaml.safe_dump(document))
     with pytest.raises(PackError, match=r"fleet file .*fleet.yaml is invalid"):
         load_fleet(fleet)
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ({"version": "1", "wells": ["w"], "tolerance": 0}, r"tolerance: Expected `float` > 0.0"),
+        ({"version": "1", "wells": ["w", {"wel": "x"}]}, r"wells\.1\.wel: unknown field"),
+        ({"version": "1", "wells": [{"sample": "s.csv"}]}, r"wells\.0\.well: missing required"),
+        (
+            {"version": "1", "wells": ["w"], "sourceRevision": 7},
+            r"sourceRevision: Expected `str \| null`, got `int`",
+        ),
+        ({"wells": ["w"]}, r"version: missing required field"),
+    ],
+)
+def test_a_fleet_file_problem_names_its_key(tmp_path: Path, document: object, problem: str) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(yaml.safe_dump(document))
+    with pytest.raises(PackError, match=rf"fleet\.yaml is invalid: {problem}"):
+        load_fleet(fleet)
+
+
+def test_a_fleet_file_reads_its_camel_case_revision_and_both_well_forms(tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(
+        yaml.safe_dump(
+            {"version": "1", "sourceRevision": "abc", "wells": ["w1", {"well": "w2", "models": []}]}
+        )
+    )
+    parsed = load_fleet(fleet)
+    assert parsed.source_revision == "abc"
+    assert parsed.tolerance == PACK_TOLERANCE
+    assert parsed.wells == ["w1", WellEntry(well="w2", models=[])]
