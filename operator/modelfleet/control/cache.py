@@ -80,6 +80,24 @@ def generation_of(body: Mapping[str, Any]) -> int:
     return int((body.get("metadata") or {}).get("generation") or 0)
 
 
+def without_managed_fields(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The body without metadata.managedFields (a shallow copy; the body itself is unchanged).
+
+    Nothing here reads them, and they are most of a big fleet's object: the apiserver records a
+    field entry per list item, so a 10,000-well ModelDeployment as the watch delivers it is
+    591,641 bytes of JSON, 430,861 of them managedFields (6.16 MB as Python objects, 2.37 MB
+    without; measured on kubesim). Kept whole, they stayed as long as the body, and each status
+    write's answer (which replaces the body) brought another copy.
+    """
+    metadata = body.get("metadata")
+    if not isinstance(metadata, Mapping) or "managedFields" not in metadata:
+        return body
+    return {
+        **body,
+        "metadata": {k: v for k, v in metadata.items() if k != "managedFields"},
+    }
+
+
 def _same_inventory(a: InventorySource | None, b: InventorySource | None) -> bool:
     if a is None or b is None:
         return a is b
@@ -110,7 +128,7 @@ class WatchCache:
         fleet = self.fleets.setdefault(key, ObservedFleet())
         if fleet.body is not None and resource_version(fleet.body) > resource_version(body):
             return  # an older view than one we already hold
-        fleet.body = body
+        fleet.body = without_managed_fields(body)
         fleet.last_status = body.get("status")
         refs = referenced_config_maps(body.get("spec") or {})
         if refs != fleet.inventory_refs:
@@ -127,7 +145,7 @@ class WatchCache:
             return
         fleet.last_status = stored.get("status") or status
         if fleet.body is not None and resource_version(stored) >= resource_version(fleet.body):
-            fleet.body = stored
+            fleet.body = without_managed_fields(stored)
 
     # ---------------------------------------------------------------------- ConfigMaps
     def observe_config_map(self, event_type: str, body: Mapping[str, Any]) -> None:
