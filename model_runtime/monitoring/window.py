@@ -38,17 +38,28 @@ class RowWindow:
         rows = buckets.shape[0]
         if rows == 0:
             return
-        if rows > self.capacity:  # only the newest `capacity` rows can stay
-            buckets = buckets[-self.capacity :]
-            rows = self.capacity
-        positions = (self.head + np.arange(rows)) % self.capacity
-        # Row i of this batch lands on an occupied slot once i >= capacity - filled.
-        evicted = self.ring[positions[max(0, self.capacity - self.filled) :]]
-        size = self.counts.size
+        capacity = self.capacity
+        if rows > capacity:  # only the newest `capacity` rows can stay
+            buckets = buckets[-capacity:]
+            rows = capacity
+        head, filled = self.head, self.filled
+        # The batch lands on [head, head + rows), wrapping past the end onto [0, wrapped): two
+        # slices of the ring, never an index array. Slots below `filled` are occupied (while the
+        # ring is not full, head == filled), so what this batch evicts is the wrapped part, or
+        # all of it once the ring is full.
+        first = min(rows, capacity - head)
+        wrapped = rows - first
         flat = self.counts.reshape(-1)
+        size = flat.size
+        if filled == capacity:
+            self._evict(flat, self.ring[head : head + first], size)
+        if wrapped:
+            self._evict(flat, self.ring[:wrapped], size)
+            self.ring[:wrapped] = buckets[first:]
+        self.ring[head : head + first] = buckets[:first]
         flat += np.bincount((buckets + self._base).ravel(), minlength=size)
-        if evicted.size:
-            flat -= np.bincount((evicted.astype(np.intp) + self._base).ravel(), minlength=size)
-        self.ring[positions] = buckets
-        self.head = (self.head + rows) % self.capacity
-        self.filled = min(self.filled + rows, self.capacity)
+        self.head = (head + rows) % capacity
+        self.filled = min(filled + rows, capacity)
+
+    def _evict(self, flat: IntArray, evicted: npt.NDArray[Any], size: int) -> None:
+        flat -= np.bincount((evicted + self._base).ravel(), minlength=size)
