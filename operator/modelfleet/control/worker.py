@@ -250,7 +250,14 @@ class FleetWorker:
         )
         monitoring, analysis = self._monitoring(inputs, observed, plan)
         await self.publisher.publish_plan(
-            fleet, inputs.spec, inputs.update, plan, generation, monitoring, analysis
+            fleet,
+            inputs.spec,
+            inputs.update,
+            plan,
+            generation,
+            monitoring,
+            analysis,
+            writes_in_flight=bool(self.motion.in_flight),
         )
         return self._next_look(plan, now)
 
