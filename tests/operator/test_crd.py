@@ -364,7 +364,7 @@ def test_valid_manifest_is_admitted_with_defaults(cluster: KubeSimThread) -> Non
     }
     assert spec["revisionHistoryLimit"] == 10
     assert spec["runtime"]["port"] == 8080
-    assert spec["runtime"]["resources"]["requests"] == {"cpu": "50m", "memory": "128Mi"}
+    assert spec["runtime"]["resources"]["requests"] == {"cpu": "50m", "memory": "96Mi"}
 
 
 def test_wells_from_config_maps_alone_is_admitted(cluster: KubeSimThread) -> None:

@@ -211,7 +211,7 @@ class ResourceRequirements(_Resource):
     """CPU and memory for the runtime container, as in a pod's resources."""
 
     requests: ResourceList | None = None
-    """Minimum resources the scheduler reserves, e.g. {cpu: 50m, memory: 128Mi}."""
+    """Minimum resources the scheduler reserves, e.g. {cpu: 50m, memory: 96Mi}."""
 
     limits: ResourceList | None = None
     """Maximum resources the container may use."""
@@ -256,7 +256,7 @@ class RuntimeSpec(_Resource):
 
     resources: ResourceRequirements = Field(
         default_factory=lambda: ResourceRequirements(
-            requests=ResourceList(cpu="50m", memory="128Mi"), limits=ResourceList(memory="256Mi")
+            requests=ResourceList(cpu="50m", memory="96Mi"), limits=ResourceList(memory="256Mi")
         )
     )
     """Resources of the runtime container."""
