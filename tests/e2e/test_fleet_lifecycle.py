@@ -11,7 +11,7 @@ from modelfleet.logic.wellpod import ANNOTATION_VERSION
 from modelfleet_dev.api_poller import poll
 from modelfleet_dev.kubectl import Kubectl
 
-from .conftest import Fleet, wells_named
+from .conftest import E2ECluster, Fleet, wells_named
 
 V1, V2 = "1.0.0", "2.0.0"
 
@@ -51,13 +51,20 @@ def test_pinned_well_keeps_its_version_through_a_rollout(fleet: Fleet, kubectl: 
     assert versions[f"{fleet.name}-{pinned}"] == V1
 
 
+# What converging 2,000 wells may take: kubesim does it in-process; a real control plane on the
+# same 2 cores pays ~10 writes a pod through etcd, the scheduler, kwok and the responder (235 s
+# measured on cluster/ at load 2-5, cluster/README.md ledger item 9).
+CONVERGE_2000_SECONDS = {True: 120, False: 420}
+
+
 @pytest.mark.slow
-def test_a_deployment_of_2000_wells_converges(fleet: Fleet) -> None:
+@pytest.mark.timeout(900)
+def test_a_deployment_of_2000_wells_converges(fleet: Fleet, e2e_cluster: E2ECluster) -> None:
     wells = wells_named("big", 2000)
     started = time.monotonic()
     fleet.shelf.ensure(wells, [V1])  # cold: ~2,000 x 0.15 s over 2 processes; warm: instant
     built = time.monotonic()
     fleet.apply(wells, V1, max_unavailable="25%")
-    fleet.wait_available(V1, 2000, timeout=120)
+    fleet.wait_available(V1, 2000, timeout=CONVERGE_2000_SECONDS[e2e_cluster.simulated])
     converged = time.monotonic()
     print(f"2000 wells: bundles {built - started:.1f}s, converge {converged - built:.1f}s")
