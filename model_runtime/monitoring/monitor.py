@@ -350,16 +350,9 @@ class BundleMonitor:
             output = outputs[at]
             if output.dtype is not lane.outputs or output.shape != lane.one_output:
                 return self._observe_slowly(model, rows, output)
-            try:  # `_append`, inline: this is every request
-                model.output_bytes.extend(output)  # ndarrays are buffers
-            except (BufferError, TypeError, ValueError):
-                model.output_bytes.extend(output.tobytes())
-        queued = model.row_bytes
-        try:
-            queued.extend(rows)
-        except (BufferError, TypeError, ValueError):
-            queued.extend(rows.tobytes())
-        if len(queued) < lane.fold_bytes:
+            _append(model.output_bytes, output)
+        _append(model.row_bytes, rows)
+        if len(model.row_bytes) < lane.fold_bytes:
             return False
         return self._fold_due(model)
 
