@@ -108,9 +108,10 @@ class FleetObserver:
         items: list[dict[str, Any]] = response.json()["items"]
         return items
 
-    def snapshot(self, with_pods: bool = True) -> FleetSnapshot:
-        """The status and, unless `with_pods` is False (then `ready_pods` is 0), the pods."""
-        body = self.deployment() or {}
+    def snapshot(self, with_pods: bool = True, body: dict[str, Any] | None = None) -> FleetSnapshot:
+        """The status and, unless `with_pods` is False (then `ready_pods` is 0), the pods;
+        `body`: the ModelDeployment as already read (else it is read now)."""
+        body = (self.deployment() if body is None else body) or {}
         wells = {w["id"] for w in (body.get("spec") or {}).get("wells") or []}
         ready = 0
         versions: Counter[str] = Counter()
@@ -154,8 +155,9 @@ class FleetObserver:
         def sample() -> FleetSnapshot:
             if status_check is None:
                 return self.snapshot()
-            status_only = self.snapshot(with_pods=False)
-            return self.snapshot() if status_check(status_only) else status_only
+            body = self.deployment() or {}
+            status_only = self.snapshot(with_pods=False, body=body)
+            return self.snapshot(body=body) if status_check(status_only) else status_only
 
         return poll(
             what,

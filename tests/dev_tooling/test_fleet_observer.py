@@ -63,4 +63,4 @@ def test_pods_are_listed_only_in_polls_where_the_status_check_holds(tmp_path: Pa
     )
     assert final.ready_pods == 2
     # Four polls saw Progressing and listed nothing; the fifth read the status, then the pods.
-    assert gets == {"deployment": 6, "pods": 1}
+    assert gets == {"deployment": 5, "pods": 1}
