@@ -39,11 +39,17 @@ async def serve(settings: RuntimeSettings) -> int:
     from model_runtime.dataplane import RequestLimits
     from model_runtime.hotswap import BundleWatcher
     from model_runtime.metrics import RuntimeMetrics
+    from model_runtime.scoring_pool import ScoringPool
     from model_runtime.server import RuntimeServer
 
     metrics = RuntimeMetrics(per_model_labels=settings.metrics_per_model)
     state = BundleState(metrics, monitoring=settings.monitoring())
-    server = RuntimeServer(state, metrics, RequestLimits(max_body_bytes=settings.max_body_bytes))
+    server = RuntimeServer(
+        state,
+        metrics,
+        RequestLimits(max_body_bytes=settings.max_body_bytes),
+        scoring=ScoringPool(settings.well_threads),
+    )
     for host, port in await server.start(settings.host, settings.port):
         # One parseable line: tests and kubesim read the port when --port 0 was asked.
         print(f"model-runtime listening on http://{host}:{port}", file=sys.stderr, flush=True)
@@ -98,7 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args = parser.parse_args(argv)
     if args.command == "serve":
-        settings = settings_from_args(RuntimeSettings, args)
+        try:
+            settings = settings_from_args(RuntimeSettings, args)
+        except ValueError as exc:  # a value the field's own check refuses (the message names it)
+            print(f"model-runtime serve: {exc}", file=sys.stderr)
+            return 2
         logging.basicConfig(
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,7 @@ from model_runtime.errors import (
 )
 from model_runtime.manifest import TensorSpec, to_plain
 from model_runtime.monitoring.report import monitoring_report, monitoring_summary
+from model_runtime.scoring_pool import ScoringPool
 from model_runtime.sessions import ModelSession, numpy_dtype
 from runtime_contract import SERVER_NAME, Extension, Health, ServerMetadata
 from runtime_contract.monitoring import MonitoringReport
@@ -71,6 +72,15 @@ class ParsedRequest:
         frozenset()
     )  # binary tensor extension: outputs sent as raw bytes
     binary_output_default: bool = False
+
+
+class WellOutput(TypedDict):
+    """One model's tensor in a whole-well answer: its failure probability (or value) per row."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+    data: list[Any]
 
 
 @dataclass(frozen=True)
@@ -389,12 +399,49 @@ def _tensor_json(name: str, array: npt.NDArray[Any]) -> dict[str, Any]:
     }
 
 
+def _score_for_well(
+    session: ModelSession, rows: npt.NDArray[Any]
+) -> tuple[WellOutput, npt.NDArray[Any]]:
+    """One model's part of a whole-well answer: its output tensor and the monitored prediction.
+
+    Runs on any thread of the ScoringPool: it reads only its session and the request's rows.
+    """
+    entry = session.entry
+    if entry.task == "regression":
+        # A packed regressor (bundle pack) answers its value, not a failure probability.
+        value = np.asarray(session.run(rows, ("value",))[0]).reshape(-1)
+        datatype = _datatype_of(value)
+        prediction = value
+    else:
+        probabilities = session.run(rows, ("probabilities",))[0]
+        classes = entry.classes
+        if POSITIVE_CLASS in classes:
+            prediction = probabilities[:, classes.index(POSITIVE_CLASS)]
+        else:
+            prediction = np.zeros(rows.shape[0], dtype=np.float32)
+        datatype = "FP32"
+    output: WellOutput = {
+        "name": entry.name,
+        "datatype": datatype,
+        "shape": [rows.shape[0]],
+        "data": prediction.tolist(),
+    }
+    return output, prediction
+
+
 class DataPlane:
     """OIP V2 operations over the serving bundle of a BundleState."""
 
-    def __init__(self, state: BundleState, limits: RequestLimits | None = None) -> None:
+    def __init__(
+        self,
+        state: BundleState,
+        limits: RequestLimits | None = None,
+        scoring: ScoringPool | None = None,
+    ) -> None:
         self.state = state
         self.limits = limits or RequestLimits()
+        # A whole-well request's models, scored on this many threads (the caller included).
+        self.scoring = scoring or ScoringPool(threads=1)
 
     # -- server ---------------------------------------------------------------------------
 
@@ -570,37 +617,12 @@ class DataPlane:
         else:
             sessions = list(bundle.sessions.values())
         rows = request.rows
-        outputs = []
-        predictions: dict[str, npt.NDArray[Any]] = {}
-        for session in sessions:
-            if session.entry.task == "regression":
-                # A packed regressor (bundle pack) answers its value, not a failure probability.
-                value = np.asarray(session.run(rows, ("value",))[0]).reshape(-1)
-                predictions[session.entry.name] = value
-                outputs.append(
-                    {
-                        "name": session.entry.name,
-                        "datatype": _datatype_of(value),
-                        "shape": [rows.shape[0]],
-                        "data": value.tolist(),
-                    }
-                )
-                continue
-            probabilities = session.run(rows, ("probabilities",))[0]
-            classes = session.entry.classes
-            if POSITIVE_CLASS in classes:
-                failure = probabilities[:, classes.index(POSITIVE_CLASS)]
-            else:
-                failure = np.zeros(rows.shape[0], dtype=np.float32)
-            predictions[session.entry.name] = failure
-            outputs.append(
-                {
-                    "name": session.entry.name,
-                    "datatype": "FP32",
-                    "shape": [rows.shape[0]],
-                    "data": failure.tolist(),
-                }
-            )
+        scored = self.scoring.map(lambda session: _score_for_well(session, rows), sessions)
+        outputs = [output for output, _ in scored]
+        predictions = {
+            session.entry.name: prediction
+            for session, (_, prediction) in zip(sessions, scored, strict=True)
+        }
         if bundle.monitor is not None and bundle.monitor.observe_well(rows, predictions):
             _after_answer(bundle.monitor.fold_all)
         response: dict[str, Any] = {

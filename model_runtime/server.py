@@ -30,6 +30,7 @@ from model_runtime.http_server import (
 )
 from model_runtime.metrics import UNKNOWN_MODEL_LABEL, WELL_ENDPOINT_LABEL, RuntimeMetrics
 from model_runtime.monitoring.collector import MonitoringCollector
+from model_runtime.scoring_pool import ScoringPool
 from runtime_contract import (
     BUNDLE_LOAD_PATH,
     HEALTH_LIVE_PATH,
@@ -75,12 +76,16 @@ class RuntimeServer:
     """Holds the state a running server shares between handlers, and its HTTP transport."""
 
     def __init__(
-        self, state: BundleState, metrics: RuntimeMetrics, limits: RequestLimits | None = None
+        self,
+        state: BundleState,
+        metrics: RuntimeMetrics,
+        limits: RequestLimits | None = None,
+        scoring: ScoringPool | None = None,
     ) -> None:
         self.state = state
         self.metrics = metrics
         self.limits = limits or RequestLimits()
-        self.dataplane = DataPlane(state, self.limits)
+        self.dataplane = DataPlane(state, self.limits, scoring)
         self.router = self.routes()
         self.http = HttpServer(
             self.handle, error_response, max_body_bytes=self.limits.max_body_bytes
