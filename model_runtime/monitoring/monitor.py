@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -34,7 +35,7 @@ from model_runtime.manifest import BundleManifest, HistogramStatistics, ModelEnt
 from model_runtime.monitoring.bins import ReferenceBins
 from model_runtime.monitoring.config import MonitoringConfig
 from model_runtime.monitoring.thresholds import CONVENTION, PsiThresholds, calibrate
-from model_runtime.monitoring.window import RowWindow
+from model_runtime.monitoring.window import RowWindow, WindowBank
 from runtime_contract.monitoring import ThresholdSource
 
 IntArray = npt.NDArray[np.intp]
@@ -82,6 +83,8 @@ class ModelWindows:
     prediction_index: int  # the positive class's column in `probabilities`
     thresholds: PsiThresholds
     output: str  # the output tensor the prediction is read from: "probabilities" or "value"
+    feature_slot: int  # the feature window's place in the monitor's feature bank
+    prediction_slot: int  # the prediction window's in the prediction bank (-1: none)
     traffic: ModelTraffic = field(default_factory=ModelTraffic)
     # The request path's queue, in arrival order: each request's rows appended as bytes (`lane.rows`
     # dtype, `width` values a row) to one buffer, and for the scored ones its output (`lane.outputs`
@@ -218,10 +221,79 @@ def _dequeued(buffer: bytearray, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
     return np.frombuffer(joined, dtype)
 
 
-# A whole-well request: its rows, the models that scored them (None: refused before scoring,
-# every model's features count), their predictions as one (models, rows) array in that order
-# (None when they are not one value a row), and when it came.
-WellItem = tuple[npt.NDArray[Any], tuple[str, ...] | None, npt.NDArray[Any] | None, float]
+class WellSegment:
+    """The queued whole-well requests that named one model list (None: rows refused before
+    scoring), rows of one dtype, in arrival order: their rows' bytes, and the predictions of
+    those scored one value a model a row as float64 (rows, models) in one `array`. No object
+    per request; a fold takes what is there and deletes it (each one step under the GIL), so
+    what is appended meanwhile stays queued."""
+
+    __slots__ = ("dtype", "last_row_at", "names", "predictions", "rows", "width")
+
+    def __init__(self, names: tuple[str, ...] | None, dtype: np.dtype[Any], width: int) -> None:
+        self.names = names
+        self.dtype = dtype
+        self.width = width
+        self.rows = bytearray()
+        self.predictions = array("d")
+        self.last_row_at = 0.0
+
+    def queue(
+        self, rows: npt.NDArray[Any], predictions: Mapping[str, npt.NDArray[Any]] | None
+    ) -> None:
+        """Rows of `dtype` and `width` columns, and their predictions."""
+        if predictions is not None:
+            _append_predictions(self.predictions, predictions, rows.shape[0])
+        _append(self.rows, rows)
+        self.last_row_at = _monotonic()
+
+    def dequeue(self) -> tuple[npt.NDArray[Any], npt.NDArray[np.float64] | None]:
+        """The queued rows (n, width), and predictions (m, models) if any are named."""
+        rows = _dequeued(self.rows, self.dtype).reshape(-1, self.width)
+        if self.names is None:
+            return rows, None
+        models = len(self.names)
+        taken = len(self.predictions)
+        taken -= taken % models if models else taken  # whole rows only
+        values = np.frombuffer(self.predictions[:taken], dtype=np.float64)  # a copy: its own
+        del self.predictions[:taken]
+        return rows, values.reshape(-1, models) if models else None
+
+
+def _append_predictions(
+    buffer: array[float], predictions: Mapping[str, npt.NDArray[Any]], rows: int
+) -> None:
+    """Each model's prediction of each row, row by row, as float64; nothing when they are not
+    one value a model a row (or not numbers)."""
+    start = len(buffer)
+    if rows == 1:
+        try:  # the usual request: one value each, read with item() (exact to float64)
+            buffer.extend(map(_ITEM, predictions.values()))
+            return
+        except (TypeError, ValueError, OverflowError):
+            del buffer[start:]
+    table = _prediction_table(list(predictions.values()), rows)
+    if table is None:
+        return
+    try:
+        buffer.frombytes(np.ascontiguousarray(table.T, dtype=np.float64).tobytes())
+    except (TypeError, ValueError, OverflowError):
+        del buffer[start:]
+
+
+_ITEM = np.ndarray.item
+
+
+@dataclass(frozen=True)
+class WellPlan:
+    """The models of one model list and their place in the banks: what a fold touches."""
+
+    models: tuple[ModelWindows, ...]  # monitored ones, in the list's order
+    feature_bins: tuple[tuple[tuple[str, ...], ReferenceBins], ...]  # per distinct feature list
+    feature_members: tuple[int, ...]  # the models' feature windows in the feature bank
+    prediction_bins: ReferenceBins | None  # the bins of the models with a prediction window
+    prediction_columns: IntArray  # their columns in a segment's predictions
+    prediction_members: tuple[int, ...]  # their prediction windows in the prediction bank
 
 
 def _feature_names(manifest: BundleManifest, entry: ModelEntry) -> tuple[str, ...]:
@@ -253,7 +325,7 @@ class BundleMonitor:
         reference = manifest.reference
         # One slot count for every column of the bundle, so counts stack into one matrix.
         self.slots = max(len(h.edges) for h in _all_histograms(manifest)) + 2
-        columns: list[HistogramStatistics] = []  # every window column, model by model
+        monitored: list[tuple[ModelEntry, tuple[str, ...], list[HistogramStatistics]]] = []
         predicted_by_model: dict[str, HistogramStatistics] = {}
         for entry in manifest.models:
             reason = _unmonitored_reason(manifest, entry)
@@ -261,29 +333,50 @@ class BundleMonitor:
                 self.unmonitored[entry.name] = reason or "monitoring is off"
                 continue
             names = _feature_names(manifest, entry)
-            feature_histograms = [reference.features[n] for n in names]
+            monitored.append((entry, names, [reference.features[n] for n in names]))
             prediction = prediction_output(entry)
             outputs = entry.prediction_reference.outputs if entry.prediction_reference else {}
             predicted = outputs.get(prediction) if prediction is not None else None
-            own = feature_histograms + ([predicted] if predicted is not None else [])
-            columns.extend(own)
             if predicted is not None:
                 predicted_by_model[entry.name] = predicted
-            self.models[entry.name] = self._model_windows(
-                entry, names, feature_histograms, predicted, own, manifest
+        # Every model's feature window is a block of one bank, every prediction window one
+        # column of another: a whole-well batch is added to all of them in one pass each.
+        self.feature_bank = WindowBank(
+            [len(names) for _, names, _ in monitored], self.capacity, self.slots
+        )
+        self.prediction_bank = WindowBank([1] * len(predicted_by_model), self.capacity, self.slots)
+        columns: list[HistogramStatistics] = []  # every window column, model by model
+        order: list[int] = []  # where each of them is in the banks' counts, stacked
+        features_total = sum(self.feature_bank.widths)
+        predicting: list[ModelWindows] = []
+        for slot, (entry, names, feature_histograms) in enumerate(monitored):
+            predicted = predicted_by_model.get(entry.name)
+            own = feature_histograms + ([predicted] if predicted is not None else [])
+            columns.extend(own)
+            start = self.feature_bank.starts[slot]
+            order.extend(range(start, start + len(names)))
+            prediction_slot = len(predicting) if predicted is not None else -1
+            if predicted is not None:
+                order.append(features_total + prediction_slot)
+            model = self._model_windows(
+                entry, names, feature_histograms, predicted, own, manifest, slot, prediction_slot
             )
+            self.models[entry.name] = model
+            if predicted is not None:
+                predicting.append(model)
+        self._column_order = np.array(order, dtype=np.intp)
         # Every column's bins, in the order of `column_counts`: the report's PSI in one call.
         self.bins = ReferenceBins.of(columns, self.slots)
-        self.well_queue: list[WellItem] = []
+        # The whole-well queue: one segment per model list (and row dtype) of the requests.
+        self.well_segments: dict[tuple[tuple[str, ...] | None, np.dtype[Any]], WellSegment] = {}
+        self._segment: WellSegment | None = None  # the last request's
         self.well_queued_rows = 0
-        self._well_names: tuple[str, ...] | None = None
         self.well_width = max((len(m.features) for m in self.models.values()), default=0)
-        predicting = [m for m in self.models.values() if m.prediction_bins is not None]
         self.prediction_rows = {m.name: row for row, m in enumerate(predicting)}
         self.prediction_bins = ReferenceBins.of(
             [predicted_by_model[m.name] for m in predicting], self.slots
         )
-        self._prediction_bins_by_names: dict[tuple[str, ...], tuple[ReferenceBins, IntArray]] = {}
+        self._plans: dict[tuple[str, ...] | None, WellPlan] = {}
         self._lock = threading.Lock()
         self._fold_requested = False
 
@@ -295,6 +388,8 @@ class BundleMonitor:
         predicted: HistogramStatistics | None,
         own: list[HistogramStatistics],
         manifest: BundleManifest,
+        feature_slot: int,
+        prediction_slot: int,
     ) -> ModelWindows:
         config = self.config
         bundle = manifest.reference.drift_thresholds if manifest.reference else None
@@ -311,15 +406,19 @@ class BundleMonitor:
             name=entry.name,
             features=names,
             feature_bins=feature_bins,
-            feature_window=RowWindow(len(names), self.capacity, slots),
+            feature_window=self.feature_bank.windows[feature_slot],
             prediction=None if predicted is None else prediction_output(entry),
             prediction_bins=prediction_bins,
-            prediction_window=None if predicted is None else RowWindow(1, self.capacity, slots),
+            prediction_window=(
+                None if predicted is None else self.prediction_bank.windows[prediction_slot]
+            ),
             prediction_index=(
                 entry.classes.index(POSITIVE_CLASS) if POSITIVE_CLASS in entry.classes else 0
             ),
             thresholds=thresholds,
             output="value" if prediction_output(entry) == "value" else "probabilities",
+            feature_slot=feature_slot,
+            prediction_slot=prediction_slot,
         )
 
     # -- the request path: queue, fold when a queue is full -----------------------------------
@@ -400,7 +499,8 @@ class BundleMonitor:
     ) -> bool:
         """Rows the well endpoint scored and each model's prediction (one value per row), or
         None: rows refused before scoring, counted in every model's features only. True when
-        a fold is due, as for `observe_model`."""
+        a fold is due, as for `observe_model`. Queued as bytes: the rows in their segment's
+        buffer, the predictions as float64 values (for one row, one `item()` a model)."""
         if not self.models:
             return False
         if not _readable(rows, self.well_width):
@@ -408,20 +508,48 @@ class BundleMonitor:
                 if name in self.models:
                     self.models[name].traffic.rows_rejected += rows.shape[0] if rows.ndim else 1
             return False
-        names, table = None, None
-        if predictions is not None:
-            names = tuple(predictions)
-            if names == self._well_names:  # the usual case: the same models, one tuple kept
-                names = self._well_names
-            self._well_names = names
-            table = _prediction_table(list(predictions.values()), rows.shape[0])
-        # The queue holds a copy of the predictions: the sessions' output arrays die now.
-        self.well_queue.append((rows, names, table, time.monotonic()))
+        names = None if predictions is None else tuple(predictions)
+        segment = self._segment
+        dtype = rows.dtype
+        # The usual request names the models the last one named (`==` on tuples of the same
+        # strings is an identity test each), in the last one's dtype.
+        if (
+            segment is None
+            or names != segment.names
+            or (dtype is not segment.dtype and dtype != segment.dtype)
+        ):
+            segment = self._segment_for(names, dtype)
+            if segment is None:  # one model list too many: counted now, not queued
+                with self._lock:
+                    self._fold_well()
+                    once = WellSegment(names, dtype, rows.shape[1])
+                    once.queue(rows, predictions)
+                    self._fold_segment(once)
+                return False
+        segment.queue(rows, predictions)
         self.well_queued_rows += rows.shape[0]
         if self.well_queued_rows >= WELL_MAX_PENDING_ROWS:
             with self._lock:
                 self._fold_well()
         return self.well_queued_rows >= WELL_FOLD_ROWS and self._fold_wanted()
+
+    def _segment_for(
+        self, names: tuple[str, ...] | None, dtype: np.dtype[Any]
+    ) -> WellSegment | None:
+        """The queue segment of `names` and `dtype`, made on first use (None past
+        MAX_CACHED_MODEL_LISTS of them). Segments are never dropped, so a request on another
+        thread that holds one never appends where no fold looks."""
+        key = (names, dtype)
+        found = self.well_segments.get(key)
+        if found is None:
+            with self._lock:
+                found = self.well_segments.get(key)
+                if found is None:
+                    if len(self.well_segments) >= MAX_CACHED_MODEL_LISTS:
+                        return None
+                    found = self.well_segments[key] = WellSegment(names, dtype, self.well_width)
+        self._segment = found
+        return found
 
     def _fold_wanted(self) -> bool:
         """True once per due fold: the caller schedules one `fold_all`, not one per request."""
@@ -445,59 +573,81 @@ class BundleMonitor:
                 self.models[name].traffic.rows_rejected += count
 
     def _fold_well(self) -> None:
-        """Move the whole-well queue into the windows (caller holds the lock): features bucketed
-        once per distinct feature list, every model's predictions bucketed as one matrix."""
-        taken = len(self.well_queue)  # one step each under the GIL: appends meanwhile stay
-        queued = self.well_queue[:taken]
-        del self.well_queue[:taken]
+        """Move the whole-well queue into the windows (caller holds the lock), segment by
+        segment (requests of one model list, in arrival order)."""
         self.well_queued_rows = 0
-        groups: dict[tuple[str, ...] | None, list[WellItem]] = {}
-        for item in queued:
-            groups.setdefault(item[1], []).append(item)
-        for names, items in groups.items():
-            models = [self.models[n] for n in (names or self.models) if n in self.models]
-            if not models:
-                continue
-            rows = np.concatenate([item[0] for item in items])[-self.capacity :]
-            seen = sum(item[0].shape[0] for item in items)
-            by_features: dict[tuple[str, ...], IntArray] = {}
-            for model in models:
-                model.traffic.rows_seen += seen
-                model.traffic.last_row_at = max(model.traffic.last_row_at or 0.0, items[-1][3])
-                if model.features not in by_features:
-                    by_features[model.features] = model.feature_bins.bucket(rows)
-                model.feature_window.add(by_features[model.features])
-            predicting = [m for m in models if m.prediction_window is not None]
-            tables = [item[2] for item in items if item[2] is not None]
-            if names is None or not predicting or not tables:
-                continue
-            bins, columns = self._prediction_bins_of(names, predicting)
-            values = np.concatenate(tables, axis=1)[columns].T[-self.capacity :]
-            buckets = bins.bucket(values)
-            for index, model in enumerate(predicting):
-                assert model.prediction_window is not None
-                model.prediction_window.add(buckets[:, index : index + 1])
+        for segment in list(self.well_segments.values()):
+            if segment.rows or segment.predictions:
+                self._fold_segment(segment)
 
-    def _prediction_bins_of(
-        self, names: tuple[str, ...], predicting: list[ModelWindows]
-    ) -> tuple[ReferenceBins, IntArray]:
-        """The prediction bins of `predicting` (the models of `names` with a prediction window)
-        and their rows in a request's prediction table, kept per model list: a well's requests
+    def _fold_segment(self, segment: WellSegment) -> None:
+        """One segment's rows into its models' windows: the features bucketed once per
+        distinct feature list and added to every model's feature window in one pass (the
+        feature bank's), every model's predictions bucketed as one matrix and added alike."""
+        plan = self._plan(segment.names)
+        rows, values = segment.dequeue()
+        if not plan.models:
+            return
+        if rows.shape[0]:
+            seen = rows.shape[0]
+            at = segment.last_row_at
+            for model in plan.models:
+                traffic = model.traffic
+                traffic.rows_seen += seen
+                if traffic.last_row_at is None or traffic.last_row_at < at:
+                    traffic.last_row_at = at
+            rows = rows[-self.capacity :]
+            ring = self.feature_bank.ring.dtype
+            by_features = {
+                features: bins.bucket(rows).astype(ring) for features, bins in plan.feature_bins
+            }
+            if len(by_features) == 1:  # the usual well: every model reads the same features
+                (buckets,) = by_features.values()
+                block = np.tile(buckets, (1, len(plan.models)))
+            else:
+                block = np.concatenate([by_features[m.features] for m in plan.models], axis=1)
+            self.feature_bank.add(plan.feature_members, block)
+        if values is None or not values.shape[0] or plan.prediction_bins is None:
+            return
+        predicted = values[-self.capacity :, plan.prediction_columns]
+        self.prediction_bank.add(plan.prediction_members, plan.prediction_bins.bucket(predicted))
+
+    def _plan(self, names: tuple[str, ...] | None) -> WellPlan:
+        """What folding a segment of `names` touches, kept per model list: a well's requests
         name the same models again and again."""
-        found = self._prediction_bins_by_names.get(names)
+        found = self._plans.get(names)
         if found is None:
+            found = self._make_plan(names)
+            if len(self._plans) < MAX_CACHED_MODEL_LISTS:
+                self._plans[names] = found
+        return found
+
+    def _make_plan(self, names: tuple[str, ...] | None) -> WellPlan:
+        models = [
+            self.models[n] for n in (self.models if names is None else names) if n in self.models
+        ]
+        feature_bins: dict[tuple[str, ...], ReferenceBins] = {}
+        for model in models:
+            feature_bins.setdefault(model.features, model.feature_bins)
+        predicting = [m for m in models if m.prediction_window is not None]
+        prediction_bins, columns = None, np.zeros(0, dtype=np.intp)
+        if names is not None and predicting:
             which = np.array([self.prediction_rows[m.name] for m in predicting], dtype=np.intp)
             columns = np.array([names.index(m.name) for m in predicting], dtype=np.intp)
-            found = self.prediction_bins.take(which), columns
-            if len(self._prediction_bins_by_names) < MAX_CACHED_MODEL_LISTS:
-                self._prediction_bins_by_names[names] = found
-        return found
+            prediction_bins = self.prediction_bins.take(which)
+        return WellPlan(
+            models=tuple(models),
+            feature_bins=tuple(feature_bins.items()),
+            feature_members=tuple(m.feature_slot for m in models),
+            prediction_bins=prediction_bins,
+            prediction_columns=columns,
+            prediction_members=tuple(m.prediction_slot for m in predicting),
+        )
 
     def fold_all(self) -> None:
         with self._lock:
             self._fold_requested = False
-            if self.well_queue:
-                self._fold_well()
+            self._fold_well()
             for model in self.models.values():
                 if model.row_bytes or model.output_bytes:
                     model.fold()
@@ -506,14 +656,9 @@ class BundleMonitor:
 
     def column_counts(self) -> IntArray:
         """Every column's bucket counts (columns, slots), in the order of `bins`."""
-        blocks = []
-        for model in self.models.values():
-            blocks.append(model.feature_window.counts)
-            if model.prediction_window is not None:
-                blocks.append(model.prediction_window.counts)
-        if not blocks:
-            return np.zeros((0, self.slots), dtype=np.intp)
-        return np.concatenate(blocks)
+        stacked = np.concatenate([self.feature_bank.counts, self.prediction_bank.counts])
+        found: IntArray = stacked[self._column_order]
+        return found
 
 
 def _all_histograms(manifest: BundleManifest) -> list[HistogramStatistics]:
