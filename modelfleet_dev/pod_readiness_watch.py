@@ -53,7 +53,9 @@ class UnavailableWellsWatch:
 
     @property
     def unavailable(self) -> int:
-        return len(self.wells - self.ready)
+        # O(1): `ready` holds only wells of `wells` (a set difference of 10,000 wells at each
+        # of a roll-out's ~70,000 events cost the benchmark's process ~0.4 ms an event).
+        return len(self.wells) - len(self.ready)
 
     def __enter__(self) -> UnavailableWellsWatch:
         self._thread.start()
@@ -100,7 +102,7 @@ class UnavailableWellsWatch:
 
     def _apply(self, event_type: str, pod: dict[str, Any]) -> None:
         well = pod["metadata"].get("labels", {}).get(LABEL_WELL)
-        if well is None:
+        if well is None or well not in self.wells:
             return
         with self._lock:
             if is_ready(event_type, pod):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from modelfleet.api.spec import ModelDeploymentSpec
 from modelfleet.logic.actions import Action, ConfirmBundle, CreatePod, DeletePod, RetargetPod
@@ -44,7 +44,7 @@ class FleetModel:
         self._uid = 0
 
     # ------------------------------------------------------------------ planning
-    def plan(self) -> FleetPlan:
+    def plan(self, in_flight: Mapping[str, Action] | None = None) -> FleetPlan:
         update = revision_of(self.spec)
         self.revisions.setdefault(update.name, update)
         current = self.revisions.get(self.state.current_revision or "")
@@ -59,6 +59,7 @@ class FleetModel:
                 pods={w: p for w, p in self.pods.items() if w in wells},
                 stray_pods=[p for w, p in self.pods.items() if w not in wells],
                 now=self.now,
+                in_flight=in_flight or {},
             )
         )
         self.state = plan.state

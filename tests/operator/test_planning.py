@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from modelfleet.api.spec import ModelDeploymentSpec
 from modelfleet.logic.actions import ConfirmBundle, CreatePod, DeletePod, RetargetPod
+from modelfleet.logic.fleet_status import StatusContext, build_status, status_events
 from modelfleet.logic.planning import NOT_READY_PROBE_SECONDS, resolve_max_unavailable
 
 from .fleet_model import FleetModel
@@ -195,6 +196,27 @@ def test_runtime_change_recreates_pods_within_budget() -> None:
     fleet.tick()
     fleet.converge()
     assert len({p.template_hash for p in fleet.pods.values()}) == 1
+
+
+def test_a_plan_with_the_waves_deletes_still_in_flight_starts_and_announces_nothing() -> None:
+    # The cache shows a pod as it was until its delete is answered: a plan in between must
+    # neither repeat the delete nor count it as an update it starts (a WaveStarted Event
+    # "updating 2 wells", written with the status at once, while no well was started).
+    fleet = converged_fleet(10, maxUnavailable=2)
+    data = fleet.spec.model_dump(by_alias=True, exclude_none=True)
+    data["runtime"]["image"] = "registry.example/model-runtime:0.2.0"
+    fleet.spec = ModelDeploymentSpec.model_validate(data)
+    first = fleet.plan()
+    deletes = {a.well: a for a in first.actions if isinstance(a, DeletePod)}
+    assert first.started_updates == 2 and len(deletes) == 2
+    again = fleet.plan(in_flight=dict(deletes))
+    assert again.started_updates == 0
+    assert not [a for a in again.actions if isinstance(a, DeletePod)]
+    assert again.unavailable_wells == set(deletes) and len(again.deferred) == 8
+    ctx = StatusContext(generation=2, model="esp-failure@1.0.0", update_revision="r", now=0.0)
+    previous = build_status(first, {}, ctx)
+    status = build_status(again, previous, ctx)
+    assert "WaveStarted" not in [reason for _, reason, _ in status_events(again, previous, status)]
 
 
 def test_pinned_well_keeps_its_version_through_a_rollout() -> None:

@@ -225,7 +225,14 @@ def plan_fleet(inp: FleetInput) -> FleetPlan:
         action = budget_free_action(pod, target, now)
         if action is not None:
             plan.actions.append(action)
-        elif pod is not None and not pod.deleting and not on_target(pod, target):
+        elif (
+            pod is not None
+            and not pod.deleting
+            and not on_target(pod, target)
+            and w.id not in inp.in_flight
+        ):
+            # A well with a write under way is not updated again (nor counted as an update
+            # this plan starts: its WaveStarted would name wells no plan started).
             pending_updates.append((w, pod, target))
 
     _count_fleet(inp.wells, pods, targets, plan)
