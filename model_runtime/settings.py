@@ -55,9 +55,9 @@ class RuntimeSettings:
     max_body_bytes: int = setting(8 * 1024 * 1024, "Largest accepted request body, bytes.")
     log_level: str = setting("INFO", "Logging level.")
     well_threads: int = setting(
-        2,
-        "Threads that score a whole-well request's models, the event loop's included "
-        "(onnxruntime releases the GIL while a model runs); 1 scores them on the event loop alone.",
+        1,
+        "Threads that score a whole-well request's models, the event loop's included; 1 (the "
+        "default, measured faster: docs/runtime.md) scores them on the event loop alone.",
     )
     metrics_per_model: bool = setting(
         False,
