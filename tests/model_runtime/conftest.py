@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from runtime_harness import RunningServer
 
 from bundle_builder.building import BuiltBundle, build_bundle
+from bundle_builder.sensors import generate_history
+from model_runtime.manifest import BundleManifest
 
 SMALL_MODELS = 8
 
@@ -56,3 +59,14 @@ def sensor_rows() -> list[list[float]]:
         [84.0, 180.0, 104.0, 47.0, 3.1, 55.0, 430.0],
         [70.0, 170.0, 99.0, 35.0, 4.5, 54.0, 380.0],
     ]
+
+
+@pytest.fixture(scope="module")
+def manifest(small_bundle: BuiltBundle) -> BundleManifest:
+    return small_bundle.manifest
+
+
+@pytest.fixture(scope="module")
+def history() -> np.ndarray:
+    """The sensor history fr-0001's bundles were trained on (their reference data)."""
+    return generate_history("fr-0001", 0).features.astype(np.float32)

@@ -9,12 +9,9 @@ all folded into the same windows as the same rows handed over one copy at a time
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bundle_builder.building import BuiltBundle
-from bundle_builder.sensors import generate_history
 from model_runtime.manifest import BundleManifest
 from model_runtime.monitoring.config import MonitoringConfig
 from model_runtime.monitoring.monitor import MAX_PENDING_ROWS, BundleMonitor
@@ -23,16 +20,6 @@ from model_runtime.monitoring.report import monitoring_report
 BOTH = ("label", "probabilities")
 PROBABILITIES = ("probabilities",)
 LABEL = ("label",)
-
-
-@pytest.fixture(scope="module")
-def manifest(small_bundle: BuiltBundle) -> BundleManifest:
-    return small_bundle.manifest
-
-
-@pytest.fixture(scope="module")
-def history() -> np.ndarray:
-    return generate_history("fr-0001", 0).features.astype(np.float32)
 
 
 def test_single_rows_stay_bounded_when_nobody_folds(

@@ -11,28 +11,15 @@ traffic has moved the models' windows.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bundle_builder.building import BuiltBundle
-from bundle_builder.sensors import generate_history
 from model_runtime.manifest import BundleManifest
 from model_runtime.monitoring.config import MonitoringConfig
 from model_runtime.monitoring.monitor import BundleMonitor
 from model_runtime.monitoring.window import RowWindow, WindowBank
 
 ODD_VALUES = (np.nan, np.inf, -np.inf, 1e9, -1e9)
-
-
-@pytest.fixture(scope="module")
-def manifest(small_bundle: BuiltBundle) -> BundleManifest:
-    return small_bundle.manifest
-
-
-@pytest.fixture(scope="module")
-def history() -> np.ndarray:
-    return generate_history("fr-0001", 0).features.astype(np.float32)
 
 
 # One request: a whole-well batch (rows, the models named: all in order, or a shuffled subset;

@@ -184,11 +184,16 @@ def test_in_place_swap_when_only_the_bundle_changes() -> None:
     assert {w: p.uid for w, p in fleet.pods.items()} == uids  # no pod was recreated
 
 
-def test_runtime_change_recreates_pods_within_budget() -> None:
-    fleet = converged_fleet(20, maxUnavailable=4)
+def change_runtime_image(fleet: FleetModel) -> None:
+    """A new runtime image: every pod's template changes, so every well is recreated."""
     data = fleet.spec.model_dump(by_alias=True, exclude_none=True)
     data["runtime"]["image"] = "registry.example/model-runtime:0.2.0"
     fleet.spec = ModelDeploymentSpec.model_validate(data)
+
+
+def test_runtime_change_recreates_pods_within_budget() -> None:
+    fleet = converged_fleet(20, maxUnavailable=4)
+    change_runtime_image(fleet)
     plan = fleet.plan()
     deletes = [a for a in plan.actions if isinstance(a, DeletePod)]
     assert len(deletes) == 4 and all(d.why == "Recreate" for d in deletes)
@@ -203,9 +208,7 @@ def test_a_plan_with_the_waves_deletes_still_in_flight_starts_and_announces_noth
     # neither repeat the delete nor count it as an update it starts (a WaveStarted Event
     # "updating 2 wells", written with the status at once, while no well was started).
     fleet = converged_fleet(10, maxUnavailable=2)
-    data = fleet.spec.model_dump(by_alias=True, exclude_none=True)
-    data["runtime"]["image"] = "registry.example/model-runtime:0.2.0"
-    fleet.spec = ModelDeploymentSpec.model_validate(data)
+    change_runtime_image(fleet)
     first = fleet.plan()
     deletes = {a.well: a for a in first.actions if isinstance(a, DeletePod)}
     assert first.started_updates == 2 and len(deletes) == 2
