@@ -39,7 +39,6 @@ async def serve(settings: RuntimeSettings) -> int:
     from model_runtime.dataplane import RequestLimits
     from model_runtime.hotswap import BundleWatcher
     from model_runtime.metrics import RuntimeMetrics
-    from model_runtime.scoring_pool import ScoringPool
     from model_runtime.server import RuntimeServer
 
     metrics = RuntimeMetrics(per_model_labels=settings.metrics_per_model)
@@ -48,7 +47,6 @@ async def serve(settings: RuntimeSettings) -> int:
         state,
         metrics,
         RequestLimits(max_body_bytes=settings.max_body_bytes),
-        scoring=ScoringPool(settings.well_threads),
     )
     for host, port in await server.start(settings.host, settings.port):
         # One parseable line: tests and kubesim read the port when --port 0 was asked.

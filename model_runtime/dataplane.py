@@ -29,7 +29,6 @@ from model_runtime.errors import (
 )
 from model_runtime.manifest import TensorSpec, to_plain
 from model_runtime.monitoring.report import monitoring_report, monitoring_summary
-from model_runtime.scoring_pool import ScoringPool
 from model_runtime.sessions import ModelSession, numpy_dtype
 from runtime_contract import SERVER_NAME, Extension, Health, ServerMetadata
 from runtime_contract.monitoring import MonitoringReport
@@ -490,10 +489,7 @@ def _tensor_json(name: str, array: npt.NDArray[Any]) -> dict[str, Any]:
 def _score_for_well(
     session: ModelSession, rows: npt.NDArray[Any]
 ) -> tuple[WellOutput, npt.NDArray[Any]]:
-    """One model's part of a whole-well answer: its output tensor and the monitored prediction.
-
-    Runs on any thread of the ScoringPool: it reads only its session and the request's rows.
-    """
+    """One model's part of a whole-well answer: its output tensor and the monitored prediction."""
     entry = session.entry
     if entry.task == "regression":
         # A packed regressor (bundle pack) answers its value, not a failure probability.
@@ -524,12 +520,9 @@ class DataPlane:
         self,
         state: BundleState,
         limits: RequestLimits | None = None,
-        scoring: ScoringPool | None = None,
     ) -> None:
         self.state = state
         self.limits = limits or RequestLimits()
-        # A whole-well request's models, scored on this many threads (the caller included).
-        self.scoring = scoring or ScoringPool(threads=1)
 
     # -- server ---------------------------------------------------------------------------
 
@@ -705,7 +698,7 @@ class DataPlane:
         else:
             sessions = list(bundle.sessions.values())
         rows = request.rows
-        scored = self.scoring.map(lambda session: _score_for_well(session, rows), sessions)
+        scored = [_score_for_well(session, rows) for session in sessions]
         outputs = [output for output, _ in scored]
         predictions = {
             session.entry.name: prediction

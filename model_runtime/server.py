@@ -30,7 +30,6 @@ from model_runtime.http_server import (
 )
 from model_runtime.metrics import UNKNOWN_MODEL_LABEL, WELL_ENDPOINT_LABEL, RuntimeMetrics
 from model_runtime.monitoring.collector import MonitoringCollector
-from model_runtime.scoring_pool import ScoringPool
 from runtime_contract import (
     BUNDLE_LOAD_PATH,
     HEALTH_LIVE_PATH,
@@ -80,12 +79,11 @@ class RuntimeServer:
         state: BundleState,
         metrics: RuntimeMetrics,
         limits: RequestLimits | None = None,
-        scoring: ScoringPool | None = None,
     ) -> None:
         self.state = state
         self.metrics = metrics
         self.limits = limits or RequestLimits()
-        self.dataplane = DataPlane(state, self.limits, scoring)
+        self.dataplane = DataPlane(state, self.limits)
         self.router = self.routes()
         self.http = HttpServer(
             self.handle, error_response, max_body_bytes=self.limits.max_body_bytes

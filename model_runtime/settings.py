@@ -54,11 +54,6 @@ class RuntimeSettings:
     drain_timeout: float = setting(25.0, "Max seconds to drain in-flight requests on SIGTERM.")
     max_body_bytes: int = setting(8 * 1024 * 1024, "Largest accepted request body, bytes.")
     log_level: str = setting("INFO", "Logging level.")
-    well_threads: int = setting(
-        1,
-        "Threads that score a whole-well request's models, the event loop's included; 1 (the "
-        "default, measured faster: docs/runtime.md) scores them on the event loop alone.",
-    )
     metrics_per_model: bool = setting(
         False,
         "Label request metrics by model name (19 series per model and status code; default: one "
@@ -83,10 +78,6 @@ class RuntimeSettings:
     )
 
     def __post_init__(self) -> None:
-        if self.well_threads < 1:
-            raise ValueError(
-                f"--well-threads ({ENV_PREFIX}WELL_THREADS) must be >= 1, got {self.well_threads}"
-            )
         # The flag and the environment check the Flag's choices; this is for direct construction.
         if self.monitoring_thresholds not in RUNTIME_THRESHOLDS:
             raise ValueError(

@@ -21,9 +21,7 @@ from model_runtime.bundle_state import BundleState
 from model_runtime.dataplane import RequestLimits
 from model_runtime.hotswap import BundleWatcher
 from model_runtime.metrics import RuntimeMetrics
-from model_runtime.scoring_pool import ScoringPool
 from model_runtime.server import RuntimeServer
-from model_runtime.settings import RuntimeSettings
 from modelfleet_dev.api_poller import wait_until
 
 
@@ -35,10 +33,8 @@ class RunningServer:
         annotations_file: Path | None = None,
         poll_interval: float = 0.05,
         limits: RequestLimits | None = None,
-        well_threads: int = RuntimeSettings().well_threads,
     ) -> None:
         self.bundle_uri = bundle_uri
-        self.scoring = ScoringPool(well_threads)  # as `model-runtime serve` scores by default
         self.annotations_file = annotations_file
         self.poll_interval = poll_interval
         self.limits = limits or RequestLimits()
@@ -59,7 +55,7 @@ class RunningServer:
 
     async def _start(self) -> None:
         self.state = BundleState(self.metrics)
-        self.server = RuntimeServer(self.state, self.metrics, self.limits, self.scoring)
+        self.server = RuntimeServer(self.state, self.metrics, self.limits)
         host, port = (await self.server.start("127.0.0.1", 0))[0]
         self.url = f"http://{host}:{port}"
         self.watcher = BundleWatcher(
@@ -96,7 +92,6 @@ class RunningServer:
         self.call(shutdown())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
-        self.scoring.close()
 
     def __enter__(self) -> RunningServer:
         return self.start()

@@ -23,8 +23,6 @@ FLAG_DEFAULTS = {
     "--drain-timeout": 25.0,
     "--max-body-bytes": 8 * 1024 * 1024,
     "--log-level": "INFO",
-    # The whole-well endpoint's scoring threads (issue 16): one, as measured fastest.
-    "--well-threads": 1,
     # Functional monitoring (issue 15), and per-model request labels made opt-in with it.
     "--metrics-per-model": False,
     "--monitoring-window-rows": 1000,
@@ -114,17 +112,3 @@ def test_a_bad_flag_value_is_refused_naming_the_flag(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit):
         serve("--monitoring-thresholds", "strict")
     assert "--monitoring-thresholds: invalid choice: 'strict'" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("given", [("--well-threads", "0"), ("--well-threads", "-2")])
-def test_fewer_than_one_well_thread_is_refused_naming_the_flag_and_variable(
-    capsys: pytest.CaptureFixture[str], given: tuple[str, str]
-) -> None:
-    assert main(["serve", "--bundle", "/nowhere", *given]) == 2
-    err = capsys.readouterr().err
-    assert "--well-threads (MODELFLEET_RUNTIME_WELL_THREADS) must be >= 1" in err
-
-
-def test_the_environment_sets_the_well_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODELFLEET_RUNTIME_WELL_THREADS", "2")
-    assert serve("--bundle", "/b").well_threads == 2
