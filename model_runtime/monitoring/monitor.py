@@ -289,8 +289,9 @@ class WellPlan:
     """The models of one model list and their place in the banks: what a fold touches."""
 
     models: tuple[ModelWindows, ...]  # monitored ones, in the list's order
-    feature_bins: tuple[tuple[tuple[str, ...], ReferenceBins], ...]  # per distinct feature list
-    feature_members: tuple[int, ...]  # the models' feature windows in the feature bank
+    # Per distinct feature list: its bins, and the feature windows (in the feature bank) of
+    # the models that read it, which take the same rows.
+    feature_lists: tuple[tuple[ReferenceBins, tuple[int, ...]], ...]
     prediction_bins: ReferenceBins | None  # the bins of the models with a prediction window
     prediction_columns: IntArray  # their columns in a segment's predictions
     prediction_members: tuple[int, ...]  # their prediction windows in the prediction bank
@@ -582,8 +583,9 @@ class BundleMonitor:
 
     def _fold_segment(self, segment: WellSegment) -> None:
         """One segment's rows into its models' windows: the features bucketed once per
-        distinct feature list and added to every model's feature window in one pass (the
-        feature bank's), every model's predictions bucketed as one matrix and added alike."""
+        distinct feature list and added to the feature windows of its models as the same rows
+        (counted once per group of identical windows), every model's predictions bucketed as
+        one matrix and added in one pass (the prediction bank's)."""
         plan = self._plan(segment.names)
         rows, values = segment.dequeue()
         if not plan.models:
@@ -598,15 +600,8 @@ class BundleMonitor:
                     traffic.last_row_at = at
             rows = rows[-self.capacity :]
             ring = self.feature_bank.ring.dtype
-            by_features = {
-                features: bins.bucket(rows).astype(ring) for features, bins in plan.feature_bins
-            }
-            if len(by_features) == 1:  # the usual well: every model reads the same features
-                (buckets,) = by_features.values()
-                block = np.tile(buckets, (1, len(plan.models)))
-            else:
-                block = np.concatenate([by_features[m.features] for m in plan.models], axis=1)
-            self.feature_bank.add(plan.feature_members, block)
+            for bins, members in plan.feature_lists:
+                self.feature_bank.add_same(members, bins.bucket(rows).astype(ring))
         if values is None or not values.shape[0] or plan.prediction_bins is None:
             return
         predicted = values[-self.capacity :, plan.prediction_columns]
@@ -626,9 +621,11 @@ class BundleMonitor:
         models = [
             self.models[n] for n in (self.models if names is None else names) if n in self.models
         ]
-        feature_bins: dict[tuple[str, ...], ReferenceBins] = {}
+        feature_lists: dict[tuple[str, ...], tuple[ReferenceBins, list[int]]] = {}
         for model in models:
-            feature_bins.setdefault(model.features, model.feature_bins)
+            feature_lists.setdefault(model.features, (model.feature_bins, []))[1].append(
+                model.feature_slot
+            )
         predicting = [m for m in models if m.prediction_window is not None]
         prediction_bins, columns = None, np.zeros(0, dtype=np.intp)
         if names is not None and predicting:
@@ -637,8 +634,7 @@ class BundleMonitor:
             prediction_bins = self.prediction_bins.take(which)
         return WellPlan(
             models=tuple(models),
-            feature_bins=tuple(feature_bins.items()),
-            feature_members=tuple(m.feature_slot for m in models),
+            feature_lists=tuple((bins, tuple(members)) for bins, members in feature_lists.values()),
             prediction_bins=prediction_bins,
             prediction_columns=columns,
             prediction_members=tuple(m.prediction_slot for m in predicting),

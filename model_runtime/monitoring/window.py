@@ -13,11 +13,18 @@ ring and one count matrix (views), so the same rows added to many windows at onc
 batch, which every model of the well sees) are one numpy pass over all their columns instead of
 one per window; each window still advances on its own (`RowWindow.add`), and a bank add gives
 exactly the ring, counts, head and fill that adding to each window in turn gives.
+
+A bank also knows which of its windows are identical (`RowWindow.group`: windows of one group
+were made alike and have been fed only the same rows since, in `add_same`), so the same rows to
+a whole well's models (100 windows of the same features, the usual well) are counted once, in
+one window of each group, and copied to the others: the count work of a whole-well fold does
+not grow with the number of models. A window fed anything of its own leaves its group.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import count
 from typing import Any
 
 import numpy as np
@@ -55,13 +62,20 @@ class RowWindow:
         self._base = np.arange(columns, dtype=np.intp) * slots  # column c's counts start here
         self.head = 0  # the next slot to write
         self.filled = 0
+        # Windows of one bank with the same group are identical (ring, counts, head, fill);
+        # None: known identical to no other.
+        self.group: int | None = None
 
     def add(self, buckets: IntArray) -> None:
         """Append rows of buckets, shape (n, columns)."""
         if buckets.shape[0]:
-            self.head, self.filled = _add_rows(
-                self.ring, self.counts, _ALL, self._base, self.head, self.filled, buckets
-            )
+            self.group = None
+            self._add(buckets)
+
+    def _add(self, buckets: npt.NDArray[Any]) -> None:
+        self.head, self.filled = _add_rows(
+            self.ring, self.counts, _ALL, self._base, self.head, self.filled, buckets
+        )
 
 
 _ALL = slice(None)
@@ -143,6 +157,13 @@ class WindowBank:
             for start, width in zip(self.starts, self.widths, strict=True)
         )
         self._columns: dict[tuple[int, ...], tuple[IntArray, IntArray]] = {}
+        self._groups = count()
+        first_of_width: dict[int, int] = {}
+        for window, width in zip(self.windows, self.widths, strict=True):
+            # Windows of one width are made alike (empty): one group.
+            if width not in first_of_width:
+                first_of_width[width] = next(self._groups)
+            window.group = first_of_width[width]
 
     def add(self, members: tuple[int, ...], buckets: npt.NDArray[Any]) -> None:
         """Append the same rows to the windows `members` (no repeats): `buckets` (n, their
@@ -153,6 +174,8 @@ class WindowBank:
         if not buckets.shape[0] or not members:
             return
         windows = self.windows
+        for member in members:
+            windows[member].group = None  # each was handed its own columns
         columns, owners = self._layout(members)
         levels: dict[tuple[int, int], list[int]] = {}
         for position, member in enumerate(members):
@@ -171,6 +194,46 @@ class WindowBank:
             for position in positions:
                 window = windows[members[position]]
                 window.head, window.filled = level
+
+    def add_same(self, members: tuple[int, ...], buckets: npt.NDArray[Any]) -> None:
+        """Append the same rows, `buckets` (n, w), to each of the windows `members` (no
+        repeats, every one w columns wide): exactly what `windows[m].add(buckets)` gives for
+        every m in turn. Per group of identical windows among them, one is counted and the
+        others copy its counts and take the same rows; they stay one group."""
+        if not buckets.shape[0] or not members:
+            return
+        windows = self.windows
+        by_group: dict[int | tuple[int], list[int]] = {}
+        for member in members:
+            group = windows[member].group
+            by_group.setdefault((member,) if group is None else group, []).append(member)
+        for these in by_group.values():
+            first = windows[these[0]]
+            head = first.head
+            first._add(buckets)
+            first.group = next(self._groups)
+            if len(these) == 1:
+                continue
+            others = tuple(these[1:])
+            columns = _block(self._layout(others)[0])
+            copies = len(others)
+            self.counts[columns] = np.tile(first.counts, (copies, 1))
+            # The ring rows `first._add` wrote, from `head` on (wrapping), given the same rows.
+            capacity = first.capacity
+            kept = buckets[-capacity:]
+            written = kept.shape[0]
+            if written == capacity:
+                rows = np.tile(kept, (1, copies))
+                self.ring[head:, columns] = rows[: capacity - head]
+                self.ring[:head, columns] = rows[capacity - head :]
+            else:
+                at = min(written, capacity - head)
+                rows = np.tile(kept, (1, copies))
+                self.ring[head : head + at, columns] = rows[:at]
+                self.ring[: written - at, columns] = rows[at:]
+            for member in others:
+                window = windows[member]
+                window.head, window.filled, window.group = first.head, first.filled, first.group
 
     def _layout(self, members: tuple[int, ...]) -> tuple[IntArray, IntArray]:
         """The bank columns of `members`, side by side in their order, and for each of those

@@ -10,6 +10,9 @@ traffic has moved the models' windows.
 
 from __future__ import annotations
 
+import itertools
+from enum import Enum
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -112,32 +115,47 @@ def _bucket_rows(rng: np.random.Generator, rows: int, columns: int, slots: int) 
     return rng.integers(0, slots, (rows, columns)).astype(np.intp)
 
 
-@settings(max_examples=150, deadline=None)
+class Step(Enum):
+    ALONE = "rows to one window only"
+    BANK = "rows of their own to some windows, in one pass"
+    SAME = "the same rows to some windows of one width"
+
+
+@settings(max_examples=300, deadline=None)
 @given(
-    widths=st.lists(st.integers(1, 4), min_size=1, max_size=6),
+    widths=st.lists(st.integers(1, 3), min_size=1, max_size=7),
     capacity=st.integers(1, 12),
     steps=st.lists(
-        st.tuples(st.integers(0, 30), st.integers(0, 2**16), st.booleans()), max_size=12
+        st.tuples(st.integers(0, 30), st.integers(0, 2**16), st.sampled_from(Step)), max_size=14
     ),
 )
 def test_a_bank_add_is_each_window_s_own_add(
-    widths: list[int], capacity: int, steps: list[tuple[int, int, bool]]
+    widths: list[int], capacity: int, steps: list[tuple[int, int, Step]]
 ) -> None:
-    """Step by step, the same rows to some windows of a bank (any subset, any order: one pass
-    per level) and to the same windows kept apart; in between, rows to one window only, so
-    the windows drift to different heads and fills."""
+    """Step by step, rows to some windows of a bank (any subset, any order) and to the same
+    windows kept apart: their own rows in one pass per level, or the same rows to windows of
+    one width (counted once per group of identical windows, then copied); in between, rows to
+    one window only, so the windows drift apart in content, head and fill."""
     slots = 9
     bank = WindowBank(widths, capacity, slots)
     apart = [RowWindow(width, capacity, slots) for width in widths]
-    for rows, seed, alone in steps:
+    for rows, seed, step in steps:
         rng = np.random.default_rng(seed)
-        if alone:
+        if step is Step.ALONE:
             which = int(rng.integers(0, len(widths)))
             buckets = _bucket_rows(rng, rows, widths[which], slots)
             bank.windows[which].add(buckets)
             apart[which].add(buckets)
             continue
-        members = tuple(int(m) for m in rng.permutation(len(widths))[: rng.integers(0, 7)])
+        members = tuple(int(m) for m in rng.permutation(len(widths))[: rng.integers(0, 8)])
+        if step is Step.SAME:
+            width = widths[int(rng.integers(0, len(widths)))]
+            members = tuple(m for m in members if widths[m] == width)
+            buckets = _bucket_rows(rng, rows, width, slots)
+            bank.add_same(members, buckets)
+            for member in members:
+                apart[member].add(buckets)
+            continue
         block = _bucket_rows(rng, rows, sum(widths[m] for m in members), slots)
         bank.add(members, block)
         at = 0
@@ -152,3 +170,20 @@ def test_a_bank_add_is_each_window_s_own_add(
         for column in range(kept.counts.shape[0]):
             np.add.at(recount[column], kept.ring[: kept.filled, column].astype(np.intp), 1)
         assert window.counts.tolist() == recount.tolist()
+    # Windows a group holds together are identical: the group is a fact, not a hope.
+    for one, other in itertools.combinations(bank.windows, 2):
+        if one.group is not None and one.group == other.group:
+            assert one.ring.tolist() == other.ring.tolist()
+            assert (one.head, one.filled) == (other.head, other.filled)
+
+
+def test_a_well_of_one_feature_list_counts_the_same_rows_once_for_all_its_models() -> None:
+    """100 windows fed only the same rows stay one group: each fold counts one window."""
+    bank = WindowBank([7] * 100, 50, 12)
+    rng = np.random.default_rng(1)
+    for rows in (30, 40, 5, 80):
+        bank.add_same(tuple(range(100)), _bucket_rows(rng, rows, 7, 12))
+    assert len({window.group for window in bank.windows}) == 1
+    bank.windows[3].add(_bucket_rows(rng, 1, 7, 12))  # an /infer row for one model
+    assert bank.windows[3].group is None
+    assert len({window.group for window in bank.windows if window is not bank.windows[3]}) == 1
