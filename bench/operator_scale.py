@@ -65,6 +65,14 @@ WRITE_VERBS = {"create", "patch", "delete", "update", "proxy"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def kwok_nodes(asked: int, wells: int) -> int:
+    """--nodes, or (0) Nodes for the wells plus a quarter: a recreate roll-out's terminating
+    pods hold their IPs while the replacements start."""
+    from modelfleet_dev.real_cluster.cluster import nodes_for
+
+    return asked or nodes_for(math.ceil(wells * 1.25), at_least=4)
+
+
 def log(*parts: object) -> None:
     print(time.strftime("%H:%M:%S"), *parts, file=sys.stderr, flush=True)
 
@@ -874,7 +882,13 @@ def main(argv: list[str] | None = None) -> int:
         help="client rates: the operator's --qps and kube-controller-manager's --kube-api-qps",
     )
     real.add_argument("--burst-factor", type=float, default=2.0, help="burst = qps x this")
-    real.add_argument("--nodes", type=int, default=4, help="kwok Nodes")
+    real.add_argument(
+        "--nodes",
+        type=int,
+        default=0,
+        help="kwok Nodes, 250 pods each (0: enough for the wells and a roll-out's terminating "
+        "pods, at least 4)",
+    )
     real.add_argument("--sides", default="modelfleet,modelfleet_inplace,deployment,statefulset")
     real.add_argument(
         "--limits",
@@ -940,7 +954,7 @@ def main_real(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         steady_s=args.steady,
         flips=args.flips,
-        nodes=args.nodes,
+        nodes=kwok_nodes(args.nodes, wells[0]),
         workdir=args.workdir,
         sides=args.sides.split(","),
         limits=args.limits,

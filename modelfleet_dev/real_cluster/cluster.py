@@ -18,6 +18,7 @@ import base64
 import contextlib
 import ctypes
 import enum
+import math
 import os
 import secrets
 import shutil
@@ -66,6 +67,10 @@ KWOK_CONFIG_FILE: Final = CLUSTER_DIR / "kwok" / "kwok.yaml"
 SERVICE_CIDR: Final = "10.96.0.0/16"
 #: The annotation kwok selects its Nodes by (kwok's own convention).
 KWOK_NODE_ANNOTATION: Final = "kwok.x-k8s.io/node"
+#: Pods a kwok Node takes (cluster/kwok/stages.yaml's capacity): fewer than the 254 addresses
+#: of its /24, as a kubelet's max-pods is; past them kwok gives two pods one IP.
+PODS_PER_NODE: Final = 250
+MAX_NODES: Final = 253  # 10.244.1.0/24 .. 10.244.253.0/24
 _PR_SET_PDEATHSIG: Final = 1
 
 
@@ -107,6 +112,11 @@ class ComponentError(ClusterError):
         )
         self.role = role
         self.log_path = log_path
+
+
+def nodes_for(pods: int, *, at_least: int = 2) -> int:
+    """kwok Nodes enough for `pods` at once (a roll-out's terminating pods included)."""
+    return max(at_least, math.ceil(pods / PODS_PER_NODE))
 
 
 def _say(line: str) -> None:
@@ -574,6 +584,11 @@ class RealCluster:
 
     def _create_nodes(self) -> None:
         """kwok plays Nodes but never creates them: each gets a /24 of the pod network."""
+        if not 1 <= self.options.nodes <= MAX_NODES:
+            raise ClusterError(
+                f"nodes: {self.options.nodes} kwok Nodes asked, 1 to {MAX_NODES} fit the pod "
+                "network (a /24 each)"
+            )
         with self.api() as api:
             for i, name in enumerate(self.node_names()):
                 cidr = f"10.244.{i + 1}.0/24"  # 10.244.0.0/24 holds the namespace's own address
