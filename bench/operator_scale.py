@@ -32,6 +32,7 @@ import json
 import math
 import os
 import re
+import signal
 import statistics
 import sys
 import tempfile
@@ -832,7 +833,14 @@ def plot(results: list[Result], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # SIGTERM (kill, a timeout) unwinds like Ctrl-C: every `finally` stops what it started.
+    # Without it the operator, in a session of its own, outlived a killed run.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wells", default="1000,5000,10000")
     parser.add_argument("--json", type=Path, help="write results here")
