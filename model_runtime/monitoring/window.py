@@ -222,15 +222,10 @@ class WindowBank:
             capacity = first.capacity
             kept = buckets[-capacity:]
             written = kept.shape[0]
-            if written == capacity:
-                rows = np.tile(kept, (1, copies))
-                self.ring[head:, columns] = rows[: capacity - head]
-                self.ring[:head, columns] = rows[capacity - head :]
-            else:
-                at = min(written, capacity - head)
-                rows = np.tile(kept, (1, copies))
-                self.ring[head : head + at, columns] = rows[:at]
-                self.ring[: written - at, columns] = rows[at:]
+            rows = np.tile(kept, (1, copies))
+            at = min(written, capacity - head)  # up to the ring's end, then from its start
+            self.ring[head : head + at, columns] = rows[:at]
+            self.ring[: written - at, columns] = rows[at:]
             for member in others:
                 window = windows[member]
                 window.head, window.filled, window.group = first.head, first.filled, first.group
