@@ -68,7 +68,7 @@ SERVICE_CIDR: Final = "10.96.0.0/16"
 #: The annotation kwok selects its Nodes by (kwok's own convention).
 KWOK_NODE_ANNOTATION: Final = "kwok.x-k8s.io/node"
 #: Pods a kwok Node takes (cluster/kwok/stages.yaml's capacity): fewer than the 254 addresses
-#: of its /24, as a kubelet's max-pods is; past them kwok gives two pods one IP.
+#: of its /24, as a kubelet's max-pods is (past them its pods would share addresses).
 PODS_PER_NODE: Final = 250
 MAX_NODES: Final = 253  # 10.244.1.0/24 .. 10.244.253.0/24
 _PR_SET_PDEATHSIG: Final = 1
