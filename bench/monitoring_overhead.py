@@ -44,6 +44,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from runtime_throughput import (  # the sibling bench's wrk driver and process helpers
     MODEL,
+    MONITORING_OFF_FLAGS,
     ROOT,
     SINGLE_ROW_BODY,
     WELL,
@@ -57,7 +58,7 @@ from modelfleet_dev.ports import free_loopback_port
 
 WORK = ROOT / "build" / "bench-monitoring"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-SIDES = {"on": [], "off": ["--monitoring-window-rows", "0"]}
+SIDES = {"on": [], "off": list(MONITORING_OFF_FLAGS)}
 
 
 class Figure(Enum):

@@ -57,6 +57,7 @@ MLSERVER_VENV = BENCH_VENVS / "mlserver"
 FLOOR_VENV = BENCH_VENVS / "floor"
 WELL = "bench-0001"
 MONITORING_OFF = "model-runtime, monitoring off"
+MONITORING_OFF_FLAGS = ("--monitoring-window-rows", "0")  # `model-runtime serve` unmonitored
 MODEL = "motor-overheat-01d"  # model 0 of the bundle: a random forest
 ROW = [85.0, 190.0, 95.0, 42.0, 2.5, 55.0, 450.0]
 SINGLE_ROW_BODY = {
@@ -596,6 +597,12 @@ def transport_table(wrk: str, rounds: int, seconds: float, concurrency: int) -> 
     return lines
 
 
+def oip_urls(port: int) -> dict[str, str]:
+    """The two endpoints every case drives, on a server at 127.0.0.1:`port`."""
+    base = f"http://127.0.0.1:{port}"
+    return {"infer": f"{base}/v2/models/{MODEL}/infer", "well": f"{base}/v2/well/infer"}
+
+
 def runtime_command(bundle_dir: Path, port: int, *extra: str) -> list[str]:
     """`model-runtime serve` as every part of this bench starts it: the pod's entry point, with
     no environment of its own (the pod template and the Dockerfile set none either)."""
@@ -813,27 +820,19 @@ def main() -> int:
         )
         wait_http(f"http://127.0.0.1:{port}/v2/health/ready", 60, runtime)
         figures["runtime_process_start_to_ready_s"] = time.perf_counter() - spawn
-        base = f"http://127.0.0.1:{port}"
-        servers["model-runtime"] = {
-            "infer": f"{base}/v2/models/{MODEL}/infer",
-            "well": f"{base}/v2/well/infer",
-        }
+        servers["model-runtime"] = oip_urls(port)
 
         # The same runtime with functional monitoring off, driven beside it on every case: the
         # monitoring budget (at most 5% on these figures) is read from the same run.
         unmonitored_port = free_loopback_port()
         unmonitored = stack.enter_context(
             running(
-                runtime_command(bundle_dir, unmonitored_port, "--monitoring-window-rows", "0"),
+                runtime_command(bundle_dir, unmonitored_port, *MONITORING_OFF_FLAGS),
                 WORK / "runtime-monitoring-off.log",
             )
         )
         wait_http(f"http://127.0.0.1:{unmonitored_port}/v2/health/ready", 60, unmonitored)
-        base = f"http://127.0.0.1:{unmonitored_port}"
-        servers[MONITORING_OFF] = {
-            "infer": f"{base}/v2/models/{MODEL}/infer",
-            "well": f"{base}/v2/well/infer",
-        }
+        servers[MONITORING_OFF] = oip_urls(unmonitored_port)
 
         floor_python = ensure_asgi_floor()
         (WORK / "asgi_floor.py").write_text(ASGI_FLOOR_APP)
@@ -847,11 +846,7 @@ def main() -> int:
             )
         )
         wait_http(f"http://127.0.0.1:{floor_port}/", 60, floor)
-        base = f"http://127.0.0.1:{floor_port}"
-        servers["ASGI floor"] = {
-            "infer": f"{base}/v2/models/{MODEL}/infer",
-            "well": f"{base}/v2/well/infer",
-        }
+        servers["ASGI floor"] = oip_urls(floor_port)
 
         if not args.skip_mlserver:
             mlserver = ensure_mlserver()
