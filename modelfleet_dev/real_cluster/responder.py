@@ -2,6 +2,9 @@
 
 Why this exists: kwok gives pods IPs but runs nothing, while the operator reads each pod's
 runtime through the apiserver's pods/proxy (``GET /v2``, ``POST /v2/repository/bundle/load``).
+It also hands out the pod IPs (``PodAddresses``, one per pod UID from its Node's podCIDR), as
+a CNI would: kwok starts a pod without one, and the IP is published in the pod's status with the
+first status patch the responder makes for it.
 This responder listens on POD_IP:PORT *inside* the pod network namespace (where the whole
 10.244.0.0/16 is local) for every containerPort of every simulated pod, one socket per pod IP
 (so a pod IP:port belongs to exactly one process: this one, or the pod's own real runtime),
@@ -43,6 +46,7 @@ from modelfleet_dev.real_cluster.host_process import (
     runs_on_host,
 )
 from modelfleet_dev.real_cluster.netns import NetnsBinder, NetworkError, is_pod_ip
+from modelfleet_dev.real_cluster.pod_addresses import PodAddresses, PodAddressesExhausted
 from modelfleet_dev.simulated_runtime import (
     BUNDLE_DIGEST_ANNOTATION,
     BUNDLE_URI_ANNOTATION,
@@ -82,6 +86,7 @@ class _Pod:
     refresh: asyncio.TimerHandle | None = None
     servers: list[asyncio.AbstractServer] = field(default_factory=list)
     listening: bool = False
+    published: bool = True  # status.podIP shows ip; if not, the readiness patch publishes it
 
 
 class Responder:
@@ -110,6 +115,9 @@ class Responder:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.synced = asyncio.Event()
         self._latest: dict[str, dict[str, Any]] = {}
+        self.addresses = PodAddresses()
+        self.node_cidrs: dict[str, str] = {}
+        self._waiting_for_node: dict[str, dict[str, dict[str, Any]]] = {}  # node -> uid -> pod
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -172,14 +180,96 @@ class Responder:
             )
         self._latest[uid] = obj
 
+    async def _learn_node(self, node: str) -> None:
+        """Read a Node's podCIDR once, then start the pods that waited for it."""
+        try:
+            resp = await self.client.get(f"/api/v1/nodes/{node}")
+            resp.raise_for_status()
+            cidr = str((resp.json().get("spec") or {}).get("podCIDR") or "")
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("reading Node %s for its podCIDR: %s", node, exc)
+            cidr = ""
+        waiting = self._waiting_for_node.pop(node, {})
+        if not cidr:
+            log.warning("Node %s has no podCIDR: its %d pods get no IP", node, len(waiting))
+            return
+        self.node_cidrs[node] = cidr
+        for obj in waiting.values():
+            self.observe(obj)
+
+    def _address(self, obj: dict[str, Any], deleting: bool) -> tuple[str, bool]:
+        """The pod's IP and whether its status already shows it ("" while it has none).
+
+        A started pod without one is given the next free address of its Node (kubelet + CNI);
+        an address the status shows is held for its UID, so a relist after a restart keeps it.
+        """
+        meta = obj.get("metadata") or {}
+        uid = str(meta.get("uid") or "")
+        status = obj.get("status") or {}
+        shown = str(status.get("podIP") or "")
+        node = str((obj.get("spec") or {}).get("nodeName") or "")
+        if deleting or not node or (not shown and status.get("phase") != "Running"):
+            return shown, bool(shown)
+        cidr = self.node_cidrs.get(node)
+        if cidr is None:
+            if node not in self._waiting_for_node:
+                self._spawn(self._learn_node(node))
+            self._waiting_for_node.setdefault(node, {})[uid] = obj
+            return shown, bool(shown)
+        if shown:
+            if not self.addresses.hold(uid, cidr, shown):
+                log.error(
+                    "pod %s/%s shows IP %s, outside %s or held by another pod: not served",
+                    meta.get("namespace"),
+                    meta.get("name"),
+                    shown,
+                    cidr,
+                )
+                return "", True
+            return shown, True
+        try:
+            return self.addresses.assign(uid, cidr), False
+        except PodAddressesExhausted as exc:
+            log.error(
+                "pod %s/%s on Node %s: %s", meta.get("namespace"), meta.get("name"), node, exc
+            )
+            return "", False
+
+    async def _publish_ip(self, namespace: str, name: str, uid: str, ip: str) -> None:
+        """Put a pod's IP in its status (pods the responder marks ready get it in that patch)."""
+        resp = await self.client.patch(
+            f"/api/v1/namespaces/{namespace}/pods/{name}/status",
+            content=json.dumps({"metadata": {"uid": uid}, "status": _ip_status(ip)}),
+            headers={"Content-Type": "application/strategic-merge-patch+json"},
+        )
+        if resp.status_code >= 300:
+            log.warning(
+                "giving %s/%s IP %s: HTTP %s %s",
+                namespace,
+                name,
+                ip,
+                resp.status_code,
+                resp.text[:200],
+            )
+
     def observe(self, obj: dict[str, Any], deleted: bool = False) -> None:
         meta = obj.get("metadata") or {}
         uid = str(meta.get("uid") or "")
         status = obj.get("status") or {}
-        ip = str(status.get("podIP") or "")
-        gone = bool(deleted or meta.get("deletionTimestamp") or not ip or not is_pod_ip(ip))
+        deleting = bool(deleted or meta.get("deletionTimestamp"))
+        if deleted:
+            self.addresses.release(uid)  # the UID is gone from the apiserver: its IP is free
+            for waiting in self._waiting_for_node.values():
+                waiting.pop(uid, None)
+        ip, published = self._address(obj, deleting)
+        gone = bool(deleting or not ip or not is_pod_ip(ip))
         if runs_on_host(obj):
-            self._observe_hosted(obj, uid, gone)
+            # The real runtime binds $(POD_IP) from its status: it starts once the IP is shown.
+            if ip and not published and not gone:
+                self._spawn(
+                    self._publish_ip(meta.get("namespace", ""), meta.get("name", ""), uid, ip)
+                )
+            self._observe_hosted(obj, uid, gone or not published)
             if gone:
                 self._latest.pop(uid, None)
             return
@@ -207,6 +297,9 @@ class Responder:
                 SimulatedRuntime(labels.get(WELL_LABEL), _no_op),
                 probes,
             )
+            pod.published = published
+            if not published and not probes:
+                self._spawn(self._publish_ip(pod.namespace, pod.name, uid, ip))
             pod.runtime.on_change = functools.partial(self._on_serving, pod)
             self.by_uid[uid] = pod
             self.by_ip[ip] = pod
@@ -216,6 +309,8 @@ class Responder:
             pod.refresh = asyncio.get_running_loop().call_later(
                 ANNOTATION_REFRESH_SECONDS, self._refresh, pod
             )
+        if published:
+            pod.published = True
         self._latest[uid] = obj
         if pod.refresh is None:
             pod.annotations = annotations
@@ -300,15 +395,17 @@ class Responder:
                     cs["ready"] = True
             # containerStatuses is an atomic list in a strategic merge patch: sent whole. The
             # uid makes it a no-op on a pod recreated under the same name.
+            patch_status: dict[str, Any] = {"containerStatuses": statuses}
+            if not pod.published:
+                patch_status.update(_ip_status(pod.ip))
             resp = await self.client.patch(
                 f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}/status",
-                content=json.dumps(
-                    {"metadata": {"uid": pod.uid}, "status": {"containerStatuses": statuses}}
-                ),
+                content=json.dumps({"metadata": {"uid": pod.uid}, "status": patch_status}),
                 headers={"Content-Type": "application/strategic-merge-patch+json"},
             )
             if resp.status_code < 300:
                 pod.unready -= passed
+                pod.published = True
             else:
                 log.warning(
                     "marking %s/%s ready: HTTP %s %s",
@@ -334,6 +431,8 @@ class Responder:
                 for uid in list(self.by_uid):
                     if uid not in seen:
                         self._forget(uid)
+                for uid in self.addresses.uids() - seen:
+                    self.addresses.release(uid)
                 self.synced.set()
                 version = listing["metadata"]["resourceVersion"]
                 params = {
@@ -380,6 +479,10 @@ class Responder:
         body = await request.read()
         code, answer = await pod.runtime.answer(self.manifests, request.method, request.path, body)
         return web.json_response(answer, status=code)
+
+
+def _ip_status(ip: str) -> dict[str, Any]:
+    return {"podIP": ip, "podIPs": [{"ip": ip}]}
 
 
 async def _serve(args: argparse.Namespace) -> None:
