@@ -16,7 +16,10 @@ simulated: the responder runs their real ``model-runtime`` in the namespace inst
 by watching pods through the apiserver, loads the annotated bundle when a pod starts (as the
 real runtime does from its downward-API file) and again when the annotations change (after the
 kubelet's refresh delay), and plays the kubelet's readiness prober: a container with a
-readinessProbe is marked ready once its runtime answers the probe path with 200.
+readinessProbe is marked ready once its runtime answers the probe path with 200. It also ends
+a bound pod's graceful deletion as the kubelet's status manager does: its containers stopped, a
+DELETE with grace 0 and the pod's UID as precondition (kwok 0.8.0's delete Stage deletes by name,
+and so deleted pods created meanwhile under the same name).
 
 Its sockets live in the namespace but the process stays in the host's, so it still reaches the
 apiserver and the model store on the host's loopback.
@@ -65,6 +68,8 @@ Listen = Callable[[str, int], Awaitable[asyncio.AbstractServer | None]]
 #: the same default kubesim's kubelet uses.
 ANNOTATION_REFRESH_SECONDS: Final = 2.0
 _WATCH_TIMEOUT_SECONDS: Final = 300
+#: Attempts at a pod's final DELETE when the apiserver fails (5xx, 429, no connection).
+_DELETE_ATTEMPTS: Final = 6
 
 
 def _no_op() -> None:
@@ -109,6 +114,8 @@ class Responder:
         self.forward_ports = forward_ports
         self.hosted: dict[str, HostProcessPod] = {}
         self._hosted_refresh: dict[str, asyncio.TimerHandle] = {}
+        self._hosted_stops: dict[str, asyncio.Task[None]] = {}  # uid -> its runtime stopping
+        self._finalizing: set[str] = set()  # uids whose final DELETE is sent or under way
         self.manifests = ManifestCache()
         self.by_ip: dict[str, _Pod] = {}
         self.by_uid: dict[str, _Pod] = {}
@@ -147,7 +154,16 @@ class Responder:
                 timer = self._hosted_refresh.pop(uid, None)
                 if timer is not None:
                     timer.cancel()
-                self._spawn(hosted.stop())
+                stopping = asyncio.get_running_loop().create_task(hosted.stop())
+                self.tasks.add(stopping)
+                self._hosted_stops[uid] = stopping
+
+                def done(task: asyncio.Task[None]) -> None:
+                    self.tasks.discard(task)
+                    if self._hosted_stops.get(uid) is task:
+                        del self._hosted_stops[uid]
+
+                stopping.add_done_callback(done)
             return
         if hosted is None:
             if self.pods_dir is None:
@@ -252,6 +268,45 @@ class Responder:
                 resp.text[:200],
             )
 
+    async def _finalize(self, namespace: str, name: str, uid: str) -> None:
+        """End a bound pod's graceful deletion, as the kubelet does once its containers exit.
+
+        Invariant: the DELETE carries the pod's UID as precondition, so it can only remove that
+        pod, never one created since under the same name (which answers 409 and stays).
+        """
+        stopping = self._hosted_stops.get(uid)
+        if stopping is not None:  # a real runtime exits before its pod is removed
+            with contextlib.suppress(Exception):  # it failing to stop does not keep the pod
+                await asyncio.shield(stopping)
+        body = json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "DeleteOptions",
+                "gracePeriodSeconds": 0,
+                "preconditions": {"uid": uid},
+            }
+        )
+        path = f"/api/v1/namespaces/{namespace}/pods/{name}"
+        detail = ""
+        for attempt in range(_DELETE_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(min(2.0**attempt / 4, 4.0))
+            try:
+                resp = await self.client.request(
+                    "DELETE", path, content=body, headers={"Content-Type": "application/json"}
+                )
+            except httpx.HTTPError as exc:
+                detail = str(exc) or type(exc).__name__
+                continue
+            # 404: already gone; 409: the name now belongs to a newer pod (the precondition).
+            if resp.status_code < 300 or resp.status_code in (404, 409):
+                return
+            detail = f"HTTP {resp.status_code} {resp.text[:200]}"
+            if resp.status_code != 429 and resp.status_code < 500:
+                break
+        self._finalizing.discard(uid)  # the next event of the pod tries again
+        log.warning("deleting %s/%s (uid %s): %s", namespace, name, uid, detail)
+
     def observe(self, obj: dict[str, Any], deleted: bool = False) -> None:
         meta = obj.get("metadata") or {}
         uid = str(meta.get("uid") or "")
@@ -259,8 +314,13 @@ class Responder:
         deleting = bool(deleted or meta.get("deletionTimestamp"))
         if deleted:
             self.addresses.release(uid)  # the UID is gone from the apiserver: its IP is free
+            self._finalizing.discard(uid)
             for waiting in self._waiting_for_node.values():
                 waiting.pop(uid, None)
+        elif deleting and uid not in self._finalizing and (obj.get("spec") or {}).get("nodeName"):
+            # The apiserver removes an unbound pod itself; a bound one waits for its kubelet.
+            self._finalizing.add(uid)
+            self._spawn(self._finalize(meta.get("namespace", ""), meta.get("name", ""), uid))
         ip, published = self._address(obj, deleting)
         gone = bool(deleting or not ip or not is_pod_ip(ip))
         if runs_on_host(obj):
@@ -433,6 +493,7 @@ class Responder:
                         self._forget(uid)
                 for uid in self.addresses.uids() - seen:
                     self.addresses.release(uid)
+                self._finalizing &= seen
                 self.synced.set()
                 version = listing["metadata"]["resourceVersion"]
                 params = {

@@ -181,6 +181,73 @@ def test_pods_proxy_reaches_the_responder(real_cluster: RealCluster, tmp_path: P
     real_cluster.kubectl("delete", "pod", "runtime", "--wait=true", "--timeout=60s")
 
 
+def test_a_pod_recreated_under_its_name_is_not_deleted_in_its_turn(
+    real_cluster: RealCluster,
+) -> None:
+    """Each pod is created again under its name on the watch event of its deletion, as the
+    operator and a StatefulSet do: the responder (the kubelet's part, no kwok Stage) ends every
+    deletion, and every replacement stays and runs under its own UID. kwok's delete Stage, by
+    name, removed some replacements when kwok lagged (500-pod roll-outs; not reproduced at 20
+    pods on an idle machine); test_pod_deletion.py pins the UID precondition itself."""
+    names = [f"again-{i}" for i in range(20)]
+    base = "/api/v1/namespaces/default/pods"
+    selector = {"labelSelector": "test=recreated-by-name"}
+
+    def body(name: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": {"test": "recreated-by-name"}},
+            "spec": {"containers": [{"name": "c", "image": "example.invalid/c:1"}]},
+        }
+
+    with real_cluster.api() as api:
+
+        def create(name: str) -> str:
+            created = api.post(base, json=body(name))
+            assert created.status_code == 201, created.text
+            return str(created.json()["metadata"]["uid"])
+
+        def running(uids: dict[str, str]) -> dict[str, Any] | None:
+            listing = api.get(base, params=selector).json()
+            phases = {
+                p["metadata"]["name"]: (p["metadata"]["uid"], p["status"].get("phase"))
+                for p in listing["items"]
+            }
+            every = all(phases.get(n) == (uid, "Running") for n, uid in uids.items())
+            return listing if every else None
+
+        first = {name: create(name) for name in names}
+        listing = wait_for(lambda: running(first), 60, "the first pods to run")
+        for name in names:
+            assert api.delete(f"{base}/{name}").status_code == 200
+        replaced: dict[str, str] = {}
+        params = {
+            **selector,
+            "watch": "1",
+            "resourceVersion": listing["metadata"]["resourceVersion"],
+            "timeoutSeconds": "60",
+        }
+        with api.stream("GET", base, params=params, timeout=70) as events:
+            for line in events.iter_lines():
+                event = json.loads(line)
+                name = event["object"]["metadata"]["name"]
+                if event["type"] == "DELETED" and name not in replaced:
+                    assert event["object"]["metadata"]["uid"] == first[name]
+                    replaced[name] = create(name)
+                    if len(replaced) == len(names):
+                        break
+        assert sorted(replaced) == sorted(names)
+        wait_for(lambda: running(replaced), 60, "every replacement to run under its own UID")
+        for name in names:
+            api.delete(f"{base}/{name}")
+        wait_for(
+            lambda: not api.get(base, params=selector).json()["items"],
+            60,
+            "the replacements to be deleted",
+        )
+
+
 def test_both_kubeconfigs_authenticate_as_the_admin(real_cluster: RealCluster) -> None:
     """The certificate and the bearer-token kubeconfig are the same user to the apiserver."""
     token_config = real_cluster.kubeconfig.with_name("admin-token.yaml")
