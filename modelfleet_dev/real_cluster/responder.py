@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import functools
 import json
 import logging
@@ -50,6 +51,7 @@ from modelfleet_dev.real_cluster.host_process import (
 )
 from modelfleet_dev.real_cluster.netns import NetnsBinder, NetworkError, is_pod_ip
 from modelfleet_dev.real_cluster.pod_addresses import PodAddresses, PodAddressesExhausted
+from modelfleet_dev.real_cluster.pod_readiness import kubelet_conditions, readiness_patch
 from modelfleet_dev.simulated_runtime import (
     BUNDLE_DIGEST_ANNOTATION,
     BUNDLE_URI_ANNOTATION,
@@ -116,6 +118,7 @@ class Responder:
         self._hosted_refresh: dict[str, asyncio.TimerHandle] = {}
         self._hosted_stops: dict[str, asyncio.Task[None]] = {}  # uid -> its runtime stopping
         self._finalizing: set[str] = set()  # uids whose final DELETE is sent or under way
+        self._readiness_writes: set[str] = set()  # uids with a Ready/ContainersReady write
         self.manifests = ManifestCache()
         self.by_ip: dict[str, _Pod] = {}
         self.by_uid: dict[str, _Pod] = {}
@@ -307,6 +310,37 @@ class Responder:
         self._finalizing.discard(uid)  # the next event of the pod tries again
         log.warning("deleting %s/%s (uid %s): %s", namespace, name, uid, detail)
 
+    async def _write_readiness(self, uid: str, obj: dict[str, Any]) -> None:
+        """Make the pod's ContainersReady and Ready follow the kubelet's rule, one write at a
+        time per pod, each conditioned on the resourceVersion it was computed from."""
+        try:
+            while True:
+                patch = readiness_patch(obj, _now())
+                if patch is None:
+                    return
+                meta = obj.get("metadata") or {}
+                resp = await self.client.patch(
+                    f"/api/v1/namespaces/{meta.get('namespace')}/pods/{meta.get('name')}/status",
+                    content=json.dumps(patch),
+                    headers={"Content-Type": "application/strategic-merge-patch+json"},
+                )
+                # 409: the pod changed since (its event recomputes); 404: it is gone.
+                if resp.status_code >= 300 and resp.status_code not in (404, 409):
+                    log.warning(
+                        "readiness of %s/%s: HTTP %s %s",
+                        meta.get("namespace"),
+                        meta.get("name"),
+                        resp.status_code,
+                        resp.text[:200],
+                    )
+                    return
+                latest = self._latest.get(uid)
+                if latest is None or _version(latest) == _version(obj):
+                    return  # the write's own event (or a newer one) comes next
+                obj = latest
+        finally:
+            self._readiness_writes.discard(uid)
+
     def observe(self, obj: dict[str, Any], deleted: bool = False) -> None:
         meta = obj.get("metadata") or {}
         uid = str(meta.get("uid") or "")
@@ -321,6 +355,10 @@ class Responder:
             # The apiserver removes an unbound pod itself; a bound one waits for its kubelet.
             self._finalizing.add(uid)
             self._spawn(self._finalize(meta.get("namespace", ""), meta.get("name", ""), uid))
+        elif uid not in self._readiness_writes and readiness_patch(obj, "") is not None:
+            # A write under way re-reads the latest copy when it returns.
+            self._readiness_writes.add(uid)
+            self._spawn(self._write_readiness(uid, obj))
         ip, published = self._address(obj, deleting)
         gone = bool(deleting or not ip or not is_pod_ip(ip))
         if runs_on_host(obj):
@@ -454,8 +492,22 @@ class Responder:
                 if cs.get("name") in passed:
                     cs["ready"] = True
             # containerStatuses is an atomic list in a strategic merge patch: sent whole. The
-            # uid makes it a no-op on a pod recreated under the same name.
+            # uid makes it a no-op on a pod recreated under the same name. The conditions go in
+            # the same write, as the kubelet's status manager sends them; Ready was False (a
+            # probed container was not ready), so a gate seen late leaves it False, never
+            # flips it, and the gate's own event makes it True (_write_readiness).
             patch_status: dict[str, Any] = {"containerStatuses": statuses}
+            shown = {
+                c.get("type"): c.get("status")
+                for c in (latest.get("status") or {}).get("conditions") or []
+            }
+            changed = [
+                c
+                for c in kubelet_conditions(latest, _now(), statuses)
+                if latest and shown.get(c["type"]) != c["status"]
+            ]
+            if changed:
+                patch_status["conditions"] = changed
             if not pod.published:
                 patch_status.update(_ip_status(pod.ip))
             resp = await self.client.patch(
@@ -540,6 +592,14 @@ class Responder:
         body = await request.read()
         code, answer = await pod.runtime.answer(self.manifests, request.method, request.path, body)
         return web.json_response(answer, status=code)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _version(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def _ip_status(ip: str) -> dict[str, Any]:
