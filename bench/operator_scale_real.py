@@ -71,6 +71,7 @@ MD_COLLECTION = f"/apis/modelfleet.dev/v1alpha1/namespaces/{NS}/modeldeployments
 DEPLOY_COLLECTION = f"/apis/apps/v1/namespaces/{NS}/deployments"
 STS_COLLECTION = f"/apis/apps/v1/namespaces/{NS}/statefulsets"
 PODS = f"/api/v1/namespaces/{NS}/pods"
+SERVICES = f"/api/v1/namespaces/{NS}/services"
 PEER_LABEL = "bench.modelfleet.dev/peer"
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY"})
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -325,6 +326,9 @@ class UnavailablePodsWatch:
         #: The first events at which more than `budget` were unavailable: what changed, for
         #: telling a controller's overrun from a pod flipping under it.
         self.over_budget: list[dict[str, Any]] = []
+        #: Ready pods that turned not ready while nobody was deleting them: unavailability that
+        #: no controller decided (a kubelet's, here kwok's or the responder's, own write).
+        self.ready_lost: list[dict[str, Any]] = []
         self.ready: set[str] = set()
         self.max_unavailable = 0
         self.samples = 0
@@ -350,16 +354,21 @@ class UnavailablePodsWatch:
         return str((meta.get("labels") or {}).get(LABEL_WELL) or meta["uid"])
 
     def _apply(self, event_type: str, pod: dict[str, Any]) -> None:
+        key = self._key(pod)
         if pod_is_ready(event_type, pod):
-            self.ready.add(self._key(pod))
-        else:
-            self.ready.discard(self._key(pod))
+            self.ready.add(key)
+        elif key in self.ready:
+            self.ready.discard(key)
+            if event_type == "MODIFIED" and not pod["metadata"].get("deletionTimestamp"):
+                self._record(self.ready_lost, event_type, pod, self.expected - len(self.ready))
 
-    def _record(self, event_type: str, pod: dict[str, Any], unavailable: int) -> None:
-        if len(self.over_budget) >= 40:
+    def _record(
+        self, into: list[dict[str, Any]], event_type: str, pod: dict[str, Any], unavailable: int
+    ) -> None:
+        if len(into) >= 40:
             return
         meta, status = pod["metadata"], pod.get("status") or {}
-        self.over_budget.append(
+        into.append(
             {
                 "at": round(time.perf_counter(), 3),
                 "unavailable": unavailable,
@@ -406,7 +415,9 @@ class UnavailablePodsWatch:
                             unavailable = max(0, self.expected - len(self.ready))
                             self.max_unavailable = max(self.max_unavailable, unavailable)
                             if self.budget and unavailable > self.budget:
-                                self._record(event["type"], event["object"], unavailable)
+                                self._record(
+                                    self.over_budget, event["type"], event["object"], unavailable
+                                )
         except BaseException as exc:
             self.errors.append(exc)
             self._armed.set()
@@ -476,6 +487,7 @@ class SideResult:
     max_unavailable_seen: int = 0
     unavailable_samples: int = 0
     over_budget_events: list[dict[str, Any]] = field(default_factory=list)
+    ready_lost_events: list[dict[str, Any]] = field(default_factory=list)  # first 40
     pod_timeline: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # phase
     requests_per_pod: dict[str, dict[str, float]] = field(default_factory=dict)  # phase -> ...
     writes_per_pod: dict[str, float] = field(default_factory=dict)  # phase -> apiserver writes
@@ -783,6 +795,7 @@ def _our_rollout(
         res.max_unavailable_seen = pods.max_unavailable
         res.unavailable_samples = pods.samples
         res.over_budget_events = pods.over_budget
+        res.ready_lost_events = pods.ready_lost
         req1, calls1 = apiserver_requests(s.http), operator_calls(metrics)
     delta = requests_delta(req1, req0)
     res.requests_per_pod["rollout"] = per_pod(delta, res.wells)
@@ -845,6 +858,20 @@ def peer_manifest(kind: str, name: str, replicas: int, bundle_uri: str) -> dict[
     return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
 
 
+def peer_service(kind: str, name: str) -> dict[str, Any]:
+    """The Service a platform team runs with each peer: the StatefulSet's governing headless
+    Service (its serviceName: without it the pods' stable names resolve to nothing), a
+    ClusterIP Service in front of the Deployment. Ours makes its headless Service itself, so
+    the endpoints controllers follow every pod's readiness on every side."""
+    spec: dict[str, Any] = {
+        "selector": {PEER_LABEL: name},
+        "ports": [{"name": "http", "port": 8080, "targetPort": 8080, "protocol": "TCP"}],
+    }
+    if kind == "StatefulSet":
+        spec["clusterIP"] = "None"
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
+
+
 def peer_done(kind: str, replicas: int, generation: int) -> Callable[[dict[str, Any]], bool]:
     def check(obj: dict[str, Any]) -> bool:
         st = obj.get("status") or {}
@@ -871,6 +898,12 @@ def run_peer(
     res = SideResult(side, wells, qps, burst, delay)
     selector = f"{PEER_LABEL}={name}"
     meter = ProcessMeter(role_pids(s.cluster))
+    service = s.http.post(SERVICES, json=peer_service(kind, name))
+    assert service.status_code == 201, service.text[:500]
+    res.notes.append(
+        "with its Service, as ours has its headless one: "
+        + ("governing, headless" if kind == "StatefulSet" else "ClusterIP")
+    )
     with ObjectWatch(s.connect, collection, name) as watch:
         req0 = apiserver_requests(s.http)
         started = time.perf_counter()
@@ -911,6 +944,7 @@ def run_peer(
                 res.max_unavailable_seen = pods.max_unavailable
                 res.unavailable_samples = pods.samples
                 res.over_budget_events = pods.over_budget
+                res.ready_lost_events = pods.ready_lost
                 req1 = apiserver_requests(s.http)
             delta = requests_delta(req1, req0)
             res.requests_per_pod["rollout"] = per_pod(delta, wells)
