@@ -43,7 +43,7 @@ from typing import Any, Final
 import httpx
 from aiohttp import web
 
-from modelfleet_dev.real_cluster.cluster import client_tls
+from modelfleet_dev.real_cluster.cluster import KWOK_NODE_ANNOTATION, client_tls
 from modelfleet_dev.real_cluster.host_process import (
     HostProcessPod,
     LoopbackForwarder,
@@ -126,7 +126,8 @@ class Responder:
         self.synced = asyncio.Event()
         self._latest: dict[str, dict[str, Any]] = {}
         self.addresses = PodAddresses()
-        self.node_cidrs: dict[str, str] = {}
+        self.node_cidrs: dict[str, str] = {}  # the kwok Nodes it is the kubelet of: podCIDR
+        self.foreign_nodes: set[str] = set()  # Nodes that are not kwok's (or have no podCIDR)
         self._waiting_for_node: dict[str, dict[str, dict[str, Any]]] = {}  # node -> uid -> pod
 
     def _spawn(self, coro: Any) -> None:
@@ -200,21 +201,44 @@ class Responder:
         self._latest[uid] = obj
 
     async def _learn_node(self, node: str) -> None:
-        """Read a Node's podCIDR once, then start the pods that waited for it."""
+        """Read a Node once (kwok's, and its podCIDR), then observe the pods that waited."""
         try:
             resp = await self.client.get(f"/api/v1/nodes/{node}")
-            resp.raise_for_status()
-            cidr = str((resp.json().get("spec") or {}).get("podCIDR") or "")
+            if resp.status_code == 404:
+                found: dict[str, Any] = {}
+            else:
+                resp.raise_for_status()
+                found = resp.json()
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("reading Node %s for its podCIDR: %s", node, exc)
-            cidr = ""
-        waiting = self._waiting_for_node.pop(node, {})
-        if not cidr:
-            log.warning("Node %s has no podCIDR: its %d pods get no IP", node, len(waiting))
+            self._waiting_for_node.pop(node, None)  # the pods' next events read it again
             return
-        self.node_cidrs[node] = cidr
+        waiting = self._waiting_for_node.pop(node, {})
+        annotations = (found.get("metadata") or {}).get("annotations") or {}
+        cidr = str((found.get("spec") or {}).get("podCIDR") or "")
+        if annotations.get(KWOK_NODE_ANNOTATION) != "fake":
+            self.foreign_nodes.add(node)  # no kubelet here plays it (none, or not kwok's)
+        elif not cidr:
+            log.warning("Node %s has no podCIDR: its %d pods get no IP", node, len(waiting))
+            self.foreign_nodes.add(node)
+        else:
+            self.node_cidrs[node] = cidr
         for obj in waiting.values():
             self.observe(obj)
+
+    def _kubelet_of(self, obj: dict[str, Any]) -> bool | None:
+        """Whether the responder plays the kubelet of the pod's Node (a kwok Node); None until
+        the Node is read, when the pod is observed again."""
+        node = str((obj.get("spec") or {}).get("nodeName") or "")
+        if not node or node in self.foreign_nodes:
+            return False
+        if node in self.node_cidrs:
+            return True
+        if node not in self._waiting_for_node:
+            self._spawn(self._learn_node(node))
+        uid = str((obj.get("metadata") or {}).get("uid") or "")
+        self._waiting_for_node.setdefault(node, {})[uid] = obj
+        return None
 
     def _address(self, obj: dict[str, Any], deleting: bool) -> tuple[str, bool]:
         """The pod's IP and whether its status already shows it ("" while it has none).
@@ -229,12 +253,9 @@ class Responder:
         node = str((obj.get("spec") or {}).get("nodeName") or "")
         if deleting or not node or (not shown and status.get("phase") != "Running"):
             return shown, bool(shown)
-        cidr = self.node_cidrs.get(node)
-        if cidr is None:
-            if node not in self._waiting_for_node:
-                self._spawn(self._learn_node(node))
-            self._waiting_for_node.setdefault(node, {})[uid] = obj
+        if not self._kubelet_of(obj):
             return shown, bool(shown)
+        cidr = self.node_cidrs[node]
         if shown:
             if not self.addresses.hold(uid, cidr, shown):
                 log.error(
@@ -351,11 +372,16 @@ class Responder:
             self._finalizing.discard(uid)
             for waiting in self._waiting_for_node.values():
                 waiting.pop(uid, None)
-        elif deleting and uid not in self._finalizing and (obj.get("spec") or {}).get("nodeName"):
+        elif deleting and uid not in self._finalizing and self._kubelet_of(obj):
             # The apiserver removes an unbound pod itself; a bound one waits for its kubelet.
             self._finalizing.add(uid)
             self._spawn(self._finalize(meta.get("namespace", ""), meta.get("name", ""), uid))
-        elif uid not in self._readiness_writes and readiness_patch(obj, "") is not None:
+        elif (
+            not deleting
+            and uid not in self._readiness_writes
+            and readiness_patch(obj, "") is not None
+            and self._kubelet_of(obj)
+        ):
             # A write under way re-reads the latest copy when it returns.
             self._readiness_writes.add(uid)
             self._spawn(self._write_readiness(uid, obj))

@@ -35,13 +35,22 @@ def _terminating(uid: str, *, node: str = "kwok-node-0") -> dict[str, Any]:
 
 
 class _Apiserver:
-    """Answers DELETEs with the given codes in turn (then 200), keeping every request body."""
+    """Answers DELETEs with the given codes in turn (then 200), keeping every request body;
+    kwok-node-0 is a kwok Node, any other Node is not found."""
 
     def __init__(self, *codes: int) -> None:
         self.codes = list(codes)
         self.deletes: list[tuple[str, dict[str, Any]]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path.startswith("/api/v1/nodes/"):
+            if request.url.path != "/api/v1/nodes/kwok-node-0":
+                return httpx.Response(404, json={"kind": "Status", "reason": "NotFound"})
+            node = {
+                "metadata": {"name": "kwok-node-0", "annotations": {"kwok.x-k8s.io/node": "fake"}},
+                "spec": {"podCIDR": "10.244.1.0/24"},
+            }
+            return httpx.Response(200, json=node)
         assert request.method == "DELETE", request
         self.deletes.append((request.url.path, json.loads(request.content)))
         return httpx.Response(self.codes.pop(0) if self.codes else 200, json={})
@@ -98,6 +107,12 @@ async def test_a_failing_apiserver_is_asked_again_and_a_refusal_is_not() -> None
 async def test_an_unbound_pod_is_left_to_the_apiserver() -> None:
     apiserver = _Apiserver()
     await _observe(apiserver, (_terminating("uid-old", node=""), False))
+    assert apiserver.deletes == []
+
+
+async def test_a_pod_on_a_node_that_is_not_kwoks_is_left_to_that_nodes_kubelet() -> None:
+    apiserver = _Apiserver()
+    await _observe(apiserver, (_terminating("uid-old", node="node-without-kubelet"), False))
     assert apiserver.deletes == []
 
 
