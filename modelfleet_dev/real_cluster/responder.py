@@ -70,6 +70,10 @@ Listen = Callable[[str, int], Awaitable[asyncio.AbstractServer | None]]
 #: the same default kubesim's kubelet uses.
 ANNOTATION_REFRESH_SECONDS: Final = 2.0
 _WATCH_TIMEOUT_SECONDS: Final = 300
+#: Requests to the apiserver at once. httpcore's pool matches every queued request against
+#: every connection on each change (quadratic): 8,000 pods starting together kept the
+#: responder at 100% CPU in that loop, 8,212 of 10,000 pods waiting for it after 4 minutes.
+API_CONCURRENCY: Final = 32
 #: Attempts at a pod's final DELETE when the apiserver fails (5xx, 429, no connection).
 _DELETE_ATTEMPTS: Final = 6
 
@@ -119,6 +123,7 @@ class Responder:
         self._hosted_stops: dict[str, asyncio.Task[None]] = {}  # uid -> its runtime stopping
         self._finalizing: set[str] = set()  # uids whose final DELETE is sent or under way
         self._readiness_writes: set[str] = set()  # uids with a Ready/ContainersReady write
+        self._api_slots = asyncio.Semaphore(API_CONCURRENCY)
         self.manifests = ManifestCache()
         self.by_ip: dict[str, _Pod] = {}
         self.by_uid: dict[str, _Pod] = {}
@@ -129,6 +134,11 @@ class Responder:
         self.node_cidrs: dict[str, str] = {}  # the kwok Nodes it is the kubelet of: podCIDR
         self.foreign_nodes: set[str] = set()  # Nodes that are not kwok's (or have no podCIDR)
         self._waiting_for_node: dict[str, dict[str, dict[str, Any]]] = {}  # node -> uid -> pod
+
+    async def _api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One apiserver request, at most API_CONCURRENCY at once (not the pod watch)."""
+        async with self._api_slots:
+            return await self.client.request(method, path, **kwargs)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -203,7 +213,7 @@ class Responder:
     async def _learn_node(self, node: str) -> None:
         """Read a Node once (kwok's, and its podCIDR), then observe the pods that waited."""
         try:
-            resp = await self.client.get(f"/api/v1/nodes/{node}")
+            resp = await self._api("GET", f"/api/v1/nodes/{node}")
             if resp.status_code == 404:
                 found: dict[str, Any] = {}
             else:
@@ -277,7 +287,8 @@ class Responder:
 
     async def _publish_ip(self, namespace: str, name: str, uid: str, ip: str) -> None:
         """Put a pod's IP in its status (pods the responder marks ready get it in that patch)."""
-        resp = await self.client.patch(
+        resp = await self._api(
+            "PATCH",
             f"/api/v1/namespaces/{namespace}/pods/{name}/status",
             content=json.dumps({"metadata": {"uid": uid}, "status": _ip_status(ip)}),
             headers={"Content-Type": "application/strategic-merge-patch+json"},
@@ -316,7 +327,7 @@ class Responder:
             if attempt:
                 await asyncio.sleep(min(2.0**attempt / 4, 4.0))
             try:
-                resp = await self.client.request(
+                resp = await self._api(
                     "DELETE", path, content=body, headers={"Content-Type": "application/json"}
                 )
             except httpx.HTTPError as exc:
@@ -340,7 +351,8 @@ class Responder:
                 if patch is None:
                     return
                 meta = obj.get("metadata") or {}
-                resp = await self.client.patch(
+                resp = await self._api(
+                    "PATCH",
                     f"/api/v1/namespaces/{meta.get('namespace')}/pods/{meta.get('name')}/status",
                     content=json.dumps(patch),
                     headers={"Content-Type": "application/strategic-merge-patch+json"},
@@ -536,7 +548,8 @@ class Responder:
                 patch_status["conditions"] = changed
             if not pod.published:
                 patch_status.update(_ip_status(pod.ip))
-            resp = await self.client.patch(
+            resp = await self._api(
+                "PATCH",
                 f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}/status",
                 content=json.dumps({"metadata": {"uid": pod.uid}, "status": patch_status}),
                 headers={"Content-Type": "application/strategic-merge-patch+json"},
