@@ -3,7 +3,7 @@
 Why this exists: kwok's Stages computed Ready in parallel workers from whatever copy of the pod
 each had, without a resourceVersion, so a worker holding a copy from before the operator's gate
 write could land Ready=False after another had written Ready=True: a well flipped unready with
-its containers and gate True (seen at 1,000 pods, 2-5 per roll-out). The responder, which plays
+its containers and gate True (5 in one 1,000-pod roll-out). The responder, which plays
 the kubelet, computes the rule here and writes it one pod at a time, conditioned on the
 resourceVersion it computed from (a stale write is refused, the newer pod's event recomputes).
 

@@ -19,7 +19,9 @@ kubelet's refresh delay), and plays the kubelet's readiness prober: a container 
 readinessProbe is marked ready once its runtime answers the probe path with 200. It also ends
 a bound pod's graceful deletion as the kubelet's status manager does: its containers stopped, a
 DELETE with grace 0 and the pod's UID as precondition (kwok 0.8.0's delete Stage deletes by name,
-and so deleted pods created meanwhile under the same name).
+and so deleted pods created meanwhile under the same name). And it keeps ContainersReady and
+Ready to the kubelet's rule (``pod_readiness``), which kwok's Stages only set at the start. It
+is the kubelet only of kwok's Nodes (annotation ``kwok.x-k8s.io/node=fake``).
 
 Its sockets live in the namespace but the process stays in the host's, so it still reaches the
 apiserver and the model store on the host's loopback.
