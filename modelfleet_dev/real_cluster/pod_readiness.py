@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypedDict
 
-__all__ = ["ConditionPatch", "kubelet_conditions", "readiness_patch"]
+__all__ = ["ConditionPatch", "changed_conditions", "kubelet_conditions", "readiness_patch"]
 
 CONTAINERS_READY: Final = "ContainersReady"
 READY: Final = "Ready"
@@ -35,7 +35,7 @@ class ConditionPatch(TypedDict):
 def _containers_ready(spec: Mapping[str, Any], statuses: Sequence[Mapping[str, Any]]) -> bool:
     ready = {cs.get("name") for cs in statuses if cs.get("ready") is True}
     names = [c.get("name") for c in spec.get("containers") or []]
-    return bool(names) and all(name in ready for name in names)
+    return bool(names) and ready.issuperset(names)
 
 
 def kubelet_conditions(
@@ -69,6 +69,18 @@ def kubelet_conditions(
     ]
 
 
+def changed_conditions(
+    pod: Mapping[str, Any], now: str, statuses: Sequence[Mapping[str, Any]] | None = None
+) -> list[ConditionPatch]:
+    """Those of `kubelet_conditions` whose status the pod does not show yet."""
+    shown = {
+        c.get("type"): c.get("status") for c in (pod.get("status") or {}).get("conditions") or []
+    }
+    return [
+        c for c in kubelet_conditions(pod, now, statuses) if shown.get(c["type"]) != c["status"]
+    ]
+
+
 def readiness_patch(pod: Mapping[str, Any], now: str) -> dict[str, Any] | None:
     """The pods/status patch that makes a running pod's ContainersReady and Ready follow the
     rule, conditioned on the pod's UID and resourceVersion; None when they already do (or the
@@ -77,8 +89,7 @@ def readiness_patch(pod: Mapping[str, Any], now: str) -> dict[str, Any] | None:
     status = pod.get("status") or {}
     if meta.get("deletionTimestamp") or status.get("phase") != "Running":
         return None
-    shown = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
-    wanted = [c for c in kubelet_conditions(pod, now) if shown.get(c["type"]) != c["status"]]
+    wanted = changed_conditions(pod, now)
     if not wanted:
         return None
     return {

@@ -53,7 +53,7 @@ from modelfleet_dev.real_cluster.host_process import (
 )
 from modelfleet_dev.real_cluster.netns import NetnsBinder, NetworkError, is_pod_ip
 from modelfleet_dev.real_cluster.pod_addresses import PodAddresses, PodAddressesExhausted
-from modelfleet_dev.real_cluster.pod_readiness import kubelet_conditions, readiness_patch
+from modelfleet_dev.real_cluster.pod_readiness import changed_conditions, readiness_patch
 from modelfleet_dev.simulated_runtime import (
     BUNDLE_DIGEST_ANNOTATION,
     BUNDLE_URI_ANNOTATION,
@@ -142,10 +142,22 @@ class Responder:
         async with self._api_slots:
             return await self.client.request(method, path, **kwargs)
 
-    def _spawn(self, coro: Any) -> None:
+    async def _patch_status(
+        self, namespace: str, name: str, patch: dict[str, Any]
+    ) -> httpx.Response:
+        """A strategic merge patch of a pod's status (the kubelet's write)."""
+        return await self._api(
+            "PATCH",
+            f"/api/v1/namespaces/{namespace}/pods/{name}/status",
+            content=json.dumps(patch),
+            headers={"Content-Type": "application/strategic-merge-patch+json"},
+        )
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
     # -- pods ---------------------------------------------------------------------------------
 
@@ -170,12 +182,10 @@ class Responder:
                 timer = self._hosted_refresh.pop(uid, None)
                 if timer is not None:
                     timer.cancel()
-                stopping = asyncio.get_running_loop().create_task(hosted.stop())
-                self.tasks.add(stopping)
+                stopping = self._spawn(hosted.stop())
                 self._hosted_stops[uid] = stopping
 
                 def done(task: asyncio.Task[None]) -> None:
-                    self.tasks.discard(task)
                     if self._hosted_stops.get(uid) is task:
                         del self._hosted_stops[uid]
 
@@ -289,11 +299,8 @@ class Responder:
 
     async def _publish_ip(self, namespace: str, name: str, uid: str, ip: str) -> None:
         """Put a pod's IP in its status (pods the responder marks ready get it in that patch)."""
-        resp = await self._api(
-            "PATCH",
-            f"/api/v1/namespaces/{namespace}/pods/{name}/status",
-            content=json.dumps({"metadata": {"uid": uid}, "status": _ip_status(ip)}),
-            headers={"Content-Type": "application/strategic-merge-patch+json"},
+        resp = await self._patch_status(
+            namespace, name, {"metadata": {"uid": uid}, "status": _ip_status(ip)}
         )
         if resp.status_code >= 300:
             log.warning(
@@ -353,11 +360,8 @@ class Responder:
                 if patch is None:
                     return
                 meta = obj.get("metadata") or {}
-                resp = await self._api(
-                    "PATCH",
-                    f"/api/v1/namespaces/{meta.get('namespace')}/pods/{meta.get('name')}/status",
-                    content=json.dumps(patch),
-                    headers={"Content-Type": "application/strategic-merge-patch+json"},
+                resp = await self._patch_status(
+                    str(meta.get("namespace")), str(meta.get("name")), patch
                 )
                 # 409: the pod changed since (its event recomputes); 404: it is gone.
                 if resp.status_code >= 300 and resp.status_code not in (404, 409):
@@ -537,24 +541,13 @@ class Responder:
             # probed container was not ready), so a gate seen late leaves it False, never
             # flips it, and the gate's own event makes it True (_write_readiness).
             patch_status: dict[str, Any] = {"containerStatuses": statuses}
-            shown = {
-                c.get("type"): c.get("status")
-                for c in (latest.get("status") or {}).get("conditions") or []
-            }
-            changed = [
-                c
-                for c in kubelet_conditions(latest, _now(), statuses)
-                if latest and shown.get(c["type"]) != c["status"]
-            ]
+            changed = changed_conditions(latest, _now(), statuses) if latest else []
             if changed:
                 patch_status["conditions"] = changed
             if not pod.published:
                 patch_status.update(_ip_status(pod.ip))
-            resp = await self._api(
-                "PATCH",
-                f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}/status",
-                content=json.dumps({"metadata": {"uid": pod.uid}, "status": patch_status}),
-                headers={"Content-Type": "application/strategic-merge-patch+json"},
+            resp = await self._patch_status(
+                pod.namespace, pod.name, {"metadata": {"uid": pod.uid}, "status": patch_status}
             )
             if resp.status_code < 300:
                 pod.unready -= passed
