@@ -10,8 +10,13 @@ per label set, so a 100-model well labelled by model exports about 1,900 series,
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from runtime_contract import monitoring
 
@@ -36,25 +41,72 @@ WELL_ENDPOINT_LABEL = "_well"
 ALL_MODELS_LABEL = "_models"  # any model's /infer, without per-model labels
 
 
+class _LabelSetCounts:
+    """One (model label, code) pair's request count, latency buckets and latency sum."""
+
+    __slots__ = ("buckets", "total_seconds")
+
+    def __init__(self) -> None:
+        # buckets[i]: observations <= LATENCY_BUCKETS[i] and above the bound before it; the
+        # last one holds those above every bound (+Inf).
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.total_seconds = 0.0
+
+
+class RequestCounts(Collector):
+    """Every scored request's count and latency, as plain numbers read at scrape time.
+
+    prometheus_client's Counter and Histogram take a lock per value (three per request) and
+    find the bucket in Python: ~1.6 us of a ~40 us single-row request. Requests are observed
+    and scraped on the event loop's thread only (a worker thread's request is observed after
+    its await), so no lock is needed; the exposition stays prometheus_client's.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], _LabelSetCounts] = {}
+
+    def observe(self, label: str, code: str, seconds: float) -> None:
+        counts = self.counts.get((label, code))
+        if counts is None:
+            counts = self.counts[(label, code)] = _LabelSetCounts()
+        # bisect_left: a value equal to a bound belongs to that bound's bucket (le is <=).
+        counts.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        counts.total_seconds += seconds
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # computed at scrape time only
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "modelfleet_runtime_requests",
+            "Inference requests by model and HTTP status code.",
+            labels=["model", "code"],
+        )
+        latency = HistogramMetricFamily(
+            "modelfleet_runtime_request_duration_seconds",
+            "Inference request latency inside the server, by model and HTTP status code.",
+            labels=["model", "code"],
+        )
+        bounds = [*(str(float(b)) for b in LATENCY_BUCKETS), "+Inf"]
+        for (label, code), counts in sorted(self.counts.items()):
+            cumulative, running = [], 0
+            for bound, count in zip(bounds, counts.buckets, strict=True):
+                running += count
+                cumulative.append((bound, float(running)))
+            requests.add_metric([label, code], float(running))
+            latency.add_metric([label, code], cumulative, counts.total_seconds)
+        yield requests
+        yield latency
+
+
 class RuntimeMetrics:
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self, per_model_labels: bool = False) -> None:
         self.per_model_labels = per_model_labels
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "modelfleet_runtime_requests_total",
-            "Inference requests by model and HTTP status code.",
-            ["model", "code"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "modelfleet_runtime_request_duration_seconds",
-            "Inference request latency inside the server, by model and HTTP status code.",
-            ["model", "code"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self.requests = RequestCounts()
+        self.registry.register(self.requests)
         self.load_duration = Histogram(
             "modelfleet_runtime_bundle_load_duration_seconds",
             "Time to fetch, verify and load a bundle (successful loads).",
@@ -91,20 +143,16 @@ class RuntimeMetrics:
             "HTTP requests being handled.",
             registry=self.registry,
         )
-        self._request_children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        # (model, code) -> its series' labels: pairs are bounded, models being known names.
+        self._label_sets: dict[tuple[str, int], tuple[str, str]] = {}
 
     def observe_request(self, model: str, code: int, seconds: float) -> None:
-        # labels() validates and locks on every call; a (model, code) pair's children never
-        # change, so each pair looks them up once (pairs are bounded: models are known names).
-        children = self._request_children.get((model, code))
-        if children is None:
-            status = str(code)
+        labels = self._label_sets.get((model, code))
+        if labels is None:
             # Model names never start with "_" (MODEL_NAME_PATTERN): the endpoint labels do.
             label = model if self.per_model_labels or model.startswith("_") else ALL_MODELS_LABEL
-            children = (self.requests.labels(label, status), self.latency.labels(label, status))
-            self._request_children[(model, code)] = children
-        children[0].inc()
-        children[1].observe(seconds)
+            labels = self._label_sets[(model, code)] = (label, str(code))
+        self.requests.observe(labels[0], labels[1], seconds)
 
     def serving(self, digest: str, uri: str, well: str, version: str, models: int) -> None:
         self.bundle_info.clear()
