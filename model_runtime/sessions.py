@@ -66,10 +66,12 @@ class ModelSession:
     # WebGPU graph capture, OrtValue ownership, EP fallback: CPU only here), a fifth of a
     # 100-model well request's time; the binding takes the same (names, feed, run options).
     _run: Callable[[list[str], dict[str, Any], Any], list[Any]] = field(init=False, repr=False)
+    _output_list: list[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_name", self.entry.inputs[0].name)
         object.__setattr__(self, "_run", getattr(self.session, "_sess", self.session).run)
+        object.__setattr__(self, "_output_list", list(self.output_names))
 
     @property
     def input(self) -> TensorSpec:
@@ -78,7 +80,10 @@ class ModelSession:
     def run(
         self, rows: npt.NDArray[Any], outputs: tuple[str, ...] | None = None
     ) -> list[npt.NDArray[Any]]:
-        names = list(outputs or self.output_names)
+        if outputs is None or outputs is self.output_names:
+            names = self._output_list  # the binding copies the names; it never changes them
+        else:
+            names = list(outputs)
         return [np.asarray(o) for o in self._run(names, {self.input_name: rows}, None)]
 
 

@@ -25,6 +25,8 @@ SPECS = [
     TensorSpec(name="sensors", datatype="FP64", shape=[-1, 3]),
     TensorSpec(name="sensors", datatype="INT64", shape=[-1, 3]),
     TensorSpec(name="sensors", datatype="FP32", shape=[2, 3]),
+    TensorSpec(name="sensors", datatype="FP32", shape=[-1]),
+    TensorSpec(name="sensors", datatype="FP32", shape=[-1, -1]),
 ]
 ABSENT = object()
 
@@ -56,7 +58,7 @@ MUTATIONS: dict[str, Any] = {
     "inputs": [[], "x", [None]],
     "tensor.name": ["other", None],
     "tensor.datatype": ["FP64", "INT64", None],
-    "tensor.shape": [[2], [-1, 3], [True, 3], [1, 3, 1], "x"],
+    "tensor.shape": [[2], [-1, 3], [True, 3], [1, 3, 1], "x", [], [3], [0, 3], [2, -3]],
     "tensor.parameters": [{}, None, "x", {"binary_data_size": 4}, {"other": 1}],
     "tensor.data": ["x", None],
 }
