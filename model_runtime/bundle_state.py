@@ -111,7 +111,7 @@ class BundleState:
         self.last_attempt_at: float = 0.0
         self.draining = False
         self._lock = asyncio.Lock()
-        self.metrics.ready.set(0)
+        self.metrics.ready = False
 
     @property
     def ready(self) -> bool:
@@ -142,13 +142,13 @@ class BundleState:
                     self.metrics.load_duration.observe(bundle.load_seconds)
             except BundleError as exc:
                 log.warning("bundle load failed (%s): %s", exc.reason.value, exc.message)
-                self.metrics.loads.labels("failure", exc.reason.value).inc()
+                self.metrics.count_load("failure", exc.reason.value)
                 self._record(LoadAttempt.failed(uri, exc.reason, exc.message, expected))
                 raise
             self._switch(bundle)
             current = None  # the replaced bundle lives on only in requests that still hold it
             release_freed_heap()
-            self.metrics.loads.labels("success", "").inc()
+            self.metrics.count_load("success", "")
             self._record(LoadAttempt.succeeded(uri, bundle.digest))
             log.info(
                 "serving bundle %s (%s, %d models, loaded in %.3fs)",
@@ -161,7 +161,7 @@ class BundleState:
 
     def record_failure(self, uri: str, reason: LoadFailureReason, message: str) -> None:
         """A load that could not even start (e.g. no URI in the annotations file)."""
-        self.metrics.loads.labels("failure", reason.value).inc()
+        self.metrics.count_load("failure", reason.value)
         self._record(LoadAttempt.failed(uri, reason, message, None))
 
     def _switch(self, bundle: ServingBundle) -> None:
@@ -173,4 +173,4 @@ class BundleState:
 
     def _record(self, attempt: LoadAttempt) -> None:
         self.last_load = attempt
-        self.metrics.last_load_ok.set(1 if attempt.ok else 0)
+        self.metrics.last_load_ok = attempt.ok

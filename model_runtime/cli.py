@@ -72,7 +72,7 @@ async def serve(settings: RuntimeSettings) -> int:
         server.in_flight,
     )
     state.draining = True
-    metrics.ready.set(0)
+    metrics.ready = False
     server.http.stop_listening()
     deadline = time.monotonic() + settings.drain_timeout
     while server.in_flight > 0 and time.monotonic() < deadline:

@@ -88,9 +88,9 @@ class RuntimeServer:
         self.http = HttpServer(
             self.handle, error_response, max_body_bytes=self.limits.max_body_bytes
         )
-        # Read at scrape time from the transport's own count, not a locked inc/dec per request.
-        metrics.in_flight.set_function(lambda: self.http.in_flight)
-        metrics.registry.register(
+        # Read at scrape time from the transport's own count, not an inc/dec per request.
+        metrics.in_flight = lambda: self.http.in_flight
+        metrics.register(
             MonitoringCollector(
                 lambda: state.current.monitor if state.current else None,
                 detail=state.monitoring.detail,

@@ -14,9 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-
+from model_runtime.exposition import MetricFamily, MetricType
 from model_runtime.monitoring.monitor import BundleMonitor
 from model_runtime.monitoring.report import monitoring_report
 from runtime_contract import monitoring as names
@@ -25,24 +23,23 @@ from runtime_contract.monitoring import DriftVerdict, ModelMonitoring
 _WITH_VERDICT = (DriftVerdict.HEALTHY.value, DriftVerdict.DRIFTING.value)
 
 
-def _worst(
-    family: GaugeMetricFamily, candidates: Sequence[tuple[float, Sequence[str]]]
-) -> GaugeMetricFamily:
+def _gauge(name: str, documentation: str, labels: Sequence[str] = ()) -> MetricFamily:
+    return MetricFamily(name, MetricType.GAUGE, documentation, labels)
+
+
+def _worst(family: MetricFamily, candidates: Sequence[tuple[float, Sequence[str]]]) -> MetricFamily:
     if candidates:
         value, labels = max(candidates, key=lambda c: c[0])
-        family.add_metric(list(labels), value)
+        family.add_metric(labels, value)
     return family
 
 
-class MonitoringCollector(Collector):
+class MonitoringCollector:
     def __init__(self, monitor: Callable[[], BundleMonitor | None], *, detail: bool) -> None:
         self._monitor = monitor
         self.detail = detail
 
-    def describe(self) -> Iterator[Metric]:
-        return iter(())  # computed at scrape time only, never at registration
-
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> Iterator[MetricFamily]:
         monitor = self._monitor()
         if monitor is None or not monitor.config.enabled:
             return
@@ -55,7 +52,7 @@ class MonitoringCollector(Collector):
 
     def _pod_level(
         self, models: dict[str, ModelMonitoring], monitored: dict[str, ModelMonitoring]
-    ) -> Iterator[Metric]:
+    ) -> Iterator[MetricFamily]:
         judged = {n: m for n, m in monitored.items() if m["verdict"] in _WITH_VERDICT}
         feature_psi = [
             (f["psi"], (model, feature))
@@ -64,7 +61,7 @@ class MonitoringCollector(Collector):
             if f["psi"] is not None
         ]
         yield _worst(
-            GaugeMetricFamily(
+            _gauge(
                 names.FEATURE_PSI_WORST,
                 "Largest feature PSI over the models with a verdict.",
                 labels=["model", "feature"],
@@ -72,7 +69,7 @@ class MonitoringCollector(Collector):
             feature_psi,
         )
         yield _worst(
-            GaugeMetricFamily(
+            _gauge(
                 names.PREDICTION_PSI_WORST,
                 "Largest prediction PSI over the models with a verdict.",
                 labels=["model"],
@@ -97,7 +94,7 @@ class MonitoringCollector(Collector):
             ),
         ):
             yield _worst(
-                GaugeMetricFamily(metric, text, labels=["model", "feature"]),
+                _gauge(metric, text, labels=["model", "feature"]),
                 [
                     (float(f[key]), (model, feature))  # type: ignore[literal-required]
                     for model, m in seen.items()
@@ -105,28 +102,29 @@ class MonitoringCollector(Collector):
                 ],
             )
         if monitored:
-            rows = GaugeMetricFamily(
+            rows = _gauge(
                 names.WINDOW_ROWS_MIN, "Rows in the window of the monitored model that has fewest."
             )
             rows.add_metric([], min(m["rows"] for m in monitored.values()))
             yield rows
             ages = [m["last_row_age_s"] for m in monitored.values()]
-            age = GaugeMetricFamily(
+            age = _gauge(
                 names.LAST_ROW_AGE_SECONDS,
                 "Seconds since the stalest monitored model last saw a row (+Inf before its first).",
             )
             age.add_metric([], math.inf if None in ages else max(a for a in ages if a is not None))
             yield age
-        by_verdict = GaugeMetricFamily(names.MODELS, "Models by verdict.", labels=["verdict"])
+        by_verdict = _gauge(names.MODELS, "Models by verdict.", labels=["verdict"])
         for verdict in DriftVerdict:
             by_verdict.add_metric(
                 [verdict.value], sum(1 for m in models.values() if m["verdict"] == verdict.value)
             )
         yield by_verdict
-        rejected = CounterMetricFamily(
-            names.ROWS_REJECTED_TOTAL,
+        rejected = MetricFamily(
+            names.ROWS_REJECTED_TOTAL.removesuffix("_total"),
+            MetricType.COUNTER,
             "Rows the monitoring window could not count (wrong type, wrong width).",
-            labels=["model"] if self.detail else [],
+            ["model"] if self.detail else [],
         )
         if self.detail:
             for name, m in monitored.items():
@@ -135,19 +133,19 @@ class MonitoringCollector(Collector):
             rejected.add_metric([], sum(m["rows_rejected"] for m in monitored.values()))
         yield rejected
 
-    def _detail(self, monitored: dict[str, ModelMonitoring]) -> Iterator[Metric]:
-        prediction = GaugeMetricFamily(
+    def _detail(self, monitored: dict[str, ModelMonitoring]) -> Iterator[MetricFamily]:
+        prediction = _gauge(
             names.MODEL_PREDICTION_PSI, "Prediction PSI per model (opt-in).", labels=["model"]
         )
-        feature_psi = GaugeMetricFamily(
+        feature_psi = _gauge(
             names.FEATURE_PSI, "Feature PSI per model (opt-in).", labels=["model", "feature"]
         )
-        missing = GaugeMetricFamily(
+        missing = _gauge(
             names.FEATURE_MISSING_RATE,
             "Missing rate per feature (opt-in).",
             labels=["model", "feature"],
         )
-        out_of_range = GaugeMetricFamily(
+        out_of_range = _gauge(
             names.FEATURE_OUT_OF_RANGE_RATE,
             "Out-of-reference-range rate per feature (opt-in).",
             labels=["model", "feature"],

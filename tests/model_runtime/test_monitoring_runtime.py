@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from runtime_harness import RunningServer, copy_bundle
 
 from bundle_builder.building import BuiltBundle
 from bundle_builder.sensors import SENSOR_NAMES
+from model_runtime.exposition import render
 from model_runtime.manifest import MANIFEST_FILE
 from model_runtime.monitoring.collector import MonitoringCollector
 from model_runtime.monitoring.config import MonitoringConfig
@@ -154,26 +154,23 @@ def test_a_bundle_without_reference_statistics_serves_unmonitored_and_says_so(
     assert names.WINDOW_ROWS_MIN not in samples
 
 
-def _series(registry: CollectorRegistry) -> int:
-    return sum(
-        len(f.samples) for f in text_string_to_metric_families(generate_latest(registry).decode())
-    )
+def _series(collector: MonitoringCollector) -> int:
+    return sum(len(f.samples) for f in text_string_to_metric_families(render([collector]).decode()))
 
 
 def test_pod_level_series_stay_bounded_and_detail_is_opt_in(small_bundle: BuiltBundle) -> None:
     monitor = BundleMonitor(small_bundle.manifest, MonitoringConfig(window_rows=300, min_rows=50))
     rows = WellRows("fr-0001").take(300)
     monitor.observe_well(rows, {m.name: np.zeros(300) for m in small_bundle.manifest.models})
-    pod, detailed = CollectorRegistry(), CollectorRegistry()
-    pod.register(MonitoringCollector(lambda: monitor, detail=False))
-    detailed.register(MonitoringCollector(lambda: monitor, detail=True))
+    pod = MonitoringCollector(lambda: monitor, detail=False)
+    detailed = MonitoringCollector(lambda: monitor, detail=True)
     # 4 worst-of gauges, fewest rows, stalest age, 4 verdicts, rows rejected
     assert _series(pod) == 11
     models = len(small_bundle.manifest.models)
     features = len(SENSOR_NAMES)
     # + per model: prediction PSI, then PSI, missing and out-of-range per feature, rejected
     assert _series(detailed) == 11 - 1 + models * (1 + 3 * features + 1)
-    [(_, age)] = _samples(generate_latest(pod).decode())[names.LAST_ROW_AGE_SECONDS]
+    [(_, age)] = _samples(render([pod]).decode())[names.LAST_ROW_AGE_SECONDS]
     assert not math.isinf(age)
 
 

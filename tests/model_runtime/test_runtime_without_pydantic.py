@@ -1,4 +1,5 @@
-"""`model-runtime serve` loads no pydantic (issue 16: ~11 MiB of every well pod's RSS).
+"""`model-runtime serve` loads no pydantic (issue 16: ~11 MiB of every well pod's RSS) and no
+prometheus_client (3 MiB with the HTTP servers it imports).
 
 The import contract (.importlinter, runtime-without-pydantic) sees static imports of
 model_runtime; this runs the modules `serve` imports, in a fresh interpreter, and looks at what
@@ -28,3 +29,13 @@ def test_serve_loads_neither_pydantic_nor_pydantic_settings() -> None:
     ).stdout.split()
     assert "model_runtime" in loaded and "msgspec" in loaded
     assert {"pydantic", "pydantic_core", "pydantic_settings"}.isdisjoint(loaded)
+
+
+def test_serve_loads_no_prometheus_client_nor_the_http_servers_it_imports() -> None:
+    loaded = subprocess.run(
+        [sys.executable, "-c", SERVE_CLOSURE.replace('.split(".")[0]', "")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert {"prometheus_client", "http.server", "wsgiref", "socketserver"}.isdisjoint(loaded)

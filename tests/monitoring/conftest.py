@@ -64,7 +64,7 @@ def operator_metric_names() -> set[str]:
 
 def runtime_metric_names() -> set[str]:
     """The runtime's own registry, plus the functional-monitoring names of its contract."""
-    names = {n for family in RuntimeMetrics().registry.collect() for n in _sample_names(family)}
+    names = {n for family in RuntimeMetrics().collect() for n in family.series_names()}
     names |= {
         value
         for value in vars(contract).values()
