@@ -10,7 +10,8 @@ What it measures, in one run (bounded in wall time):
   model and the whole-well endpoint (100 models), 1-row and 100-row bodies, 1 and 8 connections;
   every case also against our runtime with functional monitoring off
   (`--monitoring-window-rows 0`), so that monitoring's cost (issue 15's 5% budget) is measured
-  on these same figures;
+  on these same figures, and with every row binned (`--monitoring-max-rows-per-second 0`), so
+  that its cost without sampling is too;
 - raw onnxruntime in-process on the same inputs (no HTTP, no JSON).
 
 The load generator is wrk (Debian's `wrk`, installed with apt-get when missing; 1 thread,
@@ -58,6 +59,9 @@ FLOOR_VENV = BENCH_VENVS / "floor"
 WELL = "bench-0001"
 MONITORING_OFF = "model-runtime, monitoring off"
 MONITORING_OFF_FLAGS = ("--monitoring-window-rows", "0")  # `model-runtime serve` unmonitored
+# Every row binned, whatever the rate (`serve` samples above 1,000 rows a second by default).
+MONITORING_EVERY_ROW = "model-runtime, every row monitored"
+MONITORING_EVERY_ROW_FLAGS = ("--monitoring-max-rows-per-second", "0")
 MODEL = "motor-overheat-01d"  # model 0 of the bundle: a random forest
 ROW = [85.0, 190.0, 95.0, 42.0, 2.5, 55.0, 450.0]
 SINGLE_ROW_BODY = {
@@ -833,6 +837,16 @@ def main() -> int:
         )
         wait_http(f"http://127.0.0.1:{unmonitored_port}/v2/health/ready", 60, unmonitored)
         servers[MONITORING_OFF] = oip_urls(unmonitored_port)
+        # And with every row binned: what monitoring costs without its sampling.
+        every_row_port = free_loopback_port()
+        every_row = stack.enter_context(
+            running(
+                runtime_command(bundle_dir, every_row_port, *MONITORING_EVERY_ROW_FLAGS),
+                WORK / "runtime-every-row.log",
+            )
+        )
+        wait_http(f"http://127.0.0.1:{every_row_port}/v2/health/ready", 60, every_row)
+        servers[MONITORING_EVERY_ROW] = oip_urls(every_row_port)
 
         floor_python = ensure_asgi_floor()
         (WORK / "asgi_floor.py").write_text(ASGI_FLOOR_APP)
@@ -879,6 +893,7 @@ def main() -> int:
                 print(results[-1].row(), file=sys.stderr)
         figures["runtime_rss_mib_100_models_after_load"] = rss_mib(runtime.pid)
         figures["runtime_monitoring_off_rss_mib_100_models_after_load"] = rss_mib(unmonitored.pid)
+        figures["runtime_every_row_rss_mib_100_models_after_load"] = rss_mib(every_row.pid)
         figures["asgi_floor_rss_mib_100_models_after_load"] = rss_mib(floor.pid)
 
     # Last, so that thread pools created for the comparison cannot disturb the figures above.
@@ -902,15 +917,17 @@ def main() -> int:
     by_name = {r.name: r for r in results}
     print(
         "\n| case | runtime / floor requests/s | runtime / floor p50 | runtime / MLServer requests/s "
-        "| runtime p50 ms | monitoring on / off: p50 / requests/s |"
+        "| runtime p50 ms | monitoring on / off: p50 / requests/s "
+        "| every row monitored / off: p50 / requests/s |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     ratios = []
     for case in cases(args.concurrency):
         ours = by_name[f"model-runtime {case.label}"]
         floor_result = by_name[f"ASGI floor {case.label}"]
         ml = by_name.get(f"MLServer {case.label}")
         off = by_name.get(f"{MONITORING_OFF} {case.label}")
+        every = by_name.get(f"{MONITORING_EVERY_ROW} {case.label}")
         ratio = {
             "case": case.label,
             "runtime_over_floor_rps": ours.rps / floor_result.rps,
@@ -919,6 +936,8 @@ def main() -> int:
             "runtime_p50_ms": ours.p50_ms,
             "monitoring_on_over_off_p50": ours.p50_ms / off.p50_ms if off else None,
             "monitoring_on_over_off_rps": ours.rps / off.rps if off else None,
+            "every_row_over_off_p50": every.p50_ms / off.p50_ms if every and off else None,
+            "every_row_over_off_rps": every.rps / off.rps if every and off else None,
         }
         ratios.append(ratio)
         ml_text = f"{ratio['runtime_over_mlserver_rps']:.2f}x" if ml else "-"
@@ -927,9 +946,15 @@ def main() -> int:
             if off
             else "-"
         )
+        every_text = (
+            f"{ratio['every_row_over_off_p50']:.3f} / {ratio['every_row_over_off_rps']:.3f}"
+            if every and off
+            else "-"
+        )
         print(
             f"| {case.label} | {ratio['runtime_over_floor_rps']:.2f} | "
-            f"{ratio['runtime_over_floor_p50']:.2f} | {ml_text} | {ours.p50_ms:.2f} | {off_text} |"
+            f"{ratio['runtime_over_floor_p50']:.2f} | {ml_text} | {ours.p50_ms:.2f} | {off_text} "
+            f"| {every_text} |"
         )
     (WORK / "results.json").write_text(
         json.dumps(

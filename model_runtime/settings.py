@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, ClassVar
 
 from model_runtime.monitoring.config import (
+    DEFAULT_MAX_ROWS_PER_SECOND,
     DEFAULT_MIN_ROWS,
     DEFAULT_WINDOW_ROWS,
     MonitoringConfig,
@@ -56,7 +57,7 @@ class RuntimeSettings:
     log_level: str = setting("INFO", "Logging level.")
     metrics_per_model: bool = setting(
         False,
-        "Label request metrics by model name (19 series per model and status code; default: one "
+        "Label request metrics by model name (17 series per model and status code; default: one "
         "`_models` label for every model's /infer, `_well` for the whole-well endpoint).",
     )
     monitoring_window_rows: int = setting(
@@ -76,6 +77,11 @@ class RuntimeSettings:
         False,
         "Export per-model and per-feature monitoring series (small fleets; default: ~10 per pod).",
     )
+    monitoring_max_rows_per_second: float = setting(
+        DEFAULT_MAX_ROWS_PER_SECOND,
+        "Rows a second, on average, that enter a model's drift windows (per model's /infer, per "
+        "whole-well model list); requests above it are sampled whole. 0: every row.",
+    )
 
     def __post_init__(self) -> None:
         # The flag and the environment check the Flag's choices; this is for direct construction.
@@ -91,4 +97,5 @@ class RuntimeSettings:
             min_rows=self.monitoring_min_rows,
             thresholds=ThresholdSource(self.monitoring_thresholds),
             detail=self.monitoring_detail,
+            max_rows_per_second=self.monitoring_max_rows_per_second,
         )

@@ -10,6 +10,9 @@ DEFAULT_WINDOW_ROWS = 1000
 # PSI's null value is about (buckets - 1) / rows: with the default 10 bins, 200 rows keep it
 # near 0.05, well under the convention's 0.1, so a verdict below that would be noise.
 DEFAULT_MIN_ROWS = 200
+# A well's feed sends a row a second or so; a load test, thousands. Above this, requests are
+# sampled: windows span at least a second of traffic and binning stays a bounded cost.
+DEFAULT_MAX_ROWS_PER_SECOND = 1000.0
 
 
 @dataclass(frozen=True)
@@ -22,12 +25,18 @@ class MonitoringConfig:
     """CONVENTION or CALIBRATED; a bundle's own thresholds (BUNDLE) always win."""
     detail: bool = False
     """Per-model and per-feature Prometheus series (small fleets only)."""
+    max_rows_per_second: float = 0.0
+    """Rows a second, on average, that enter a model's windows from its /infer, and the
+    whole-well endpoint's per model list (sampling.py); 0: every row. `serve` defaults to
+    DEFAULT_MAX_ROWS_PER_SECOND."""
 
     def __post_init__(self) -> None:
         if self.window_rows < 0 or self.min_rows < 1:
             raise ValueError(
                 f"window_rows must be >= 0 and min_rows >= 1, got {self.window_rows}, {self.min_rows}"
             )
+        if not self.max_rows_per_second >= 0:  # NaN too
+            raise ValueError(f"max_rows_per_second must be >= 0, got {self.max_rows_per_second}")
         if self.thresholds is ThresholdSource.BUNDLE:
             raise ValueError("thresholds come from the bundle only when its manifest sets them")
 

@@ -34,6 +34,7 @@ import numpy.typing as npt
 from model_runtime.manifest import BundleManifest, HistogramStatistics, ModelEntry
 from model_runtime.monitoring.bins import ReferenceBins
 from model_runtime.monitoring.config import MonitoringConfig
+from model_runtime.monitoring.sampling import RowBudget
 from model_runtime.monitoring.thresholds import CONVENTION, PsiThresholds, calibrate
 from model_runtime.monitoring.window import RowWindow, WindowBank
 from runtime_contract.monitoring import ThresholdSource
@@ -95,6 +96,7 @@ class ModelWindows:
     row_bytes: bytearray = field(default_factory=bytearray)
     output_bytes: bytearray = field(default_factory=bytearray)
     lane: QueueLane | None = None  # the dtypes and sizes of the queue, from its first entry
+    budget: RowBudget | None = None  # None: every /infer row is binned
     width: int = field(init=False)  # columns of a row: len(features)
     # The request path's cache: the last `output_names` seen (by identity: the data plane hands
     # the session's own tuple) and the monitored output's index in it (-1: not asked for, or no
@@ -228,15 +230,32 @@ class WellSegment:
     per request; a fold takes what is there and deletes it (each one step under the GIL), so
     what is appended meanwhile stays queued."""
 
-    __slots__ = ("dtype", "last_row_at", "names", "predictions", "rows", "width")
+    __slots__ = (
+        "budget",
+        "dtype",
+        "last_row_at",
+        "names",
+        "predictions",
+        "rows",
+        "skipped",
+        "width",
+    )
 
-    def __init__(self, names: tuple[str, ...] | None, dtype: np.dtype[Any], width: int) -> None:
+    def __init__(
+        self,
+        names: tuple[str, ...] | None,
+        dtype: np.dtype[Any],
+        width: int,
+        budget: RowBudget | None = None,
+    ) -> None:
         self.names = names
         self.dtype = dtype
         self.width = width
         self.rows = bytearray()
         self.predictions = array("d")
         self.last_row_at = 0.0
+        self.budget = budget  # None: every row is binned
+        self.skipped = False  # rows arrived and were not queued since the last fold
 
     def queue(
         self, rows: npt.NDArray[Any], predictions: Mapping[str, npt.NDArray[Any]] | None
@@ -362,6 +381,7 @@ class BundleMonitor:
             model = self._model_windows(
                 entry, names, feature_histograms, predicted, own, manifest, slot, prediction_slot
             )
+            model.budget = self._row_budget()
             self.models[entry.name] = model
             if predicted is not None:
                 predicting.append(model)
@@ -439,7 +459,10 @@ class BundleMonitor:
             return False
         seen = model.seen_outputs
         at = seen[1] if seen[0] is output_names else model.output_at(output_names)
-        model.traffic.last_row_at = _monotonic()
+        now = model.traffic.last_row_at = _monotonic()
+        budget = model.budget
+        if budget is not None and not budget.take(rows.shape[0] if rows.ndim else 1, now):
+            return False
         lane = model.lane
         # The usual request, a handful of operations: one row, and its output, of the lane's
         # own dtypes (`is`) and shapes, appended. Anything else (several rows, the first ones,
@@ -527,12 +550,22 @@ class BundleMonitor:
                     once.queue(rows, predictions)
                     self._fold_segment(once)
                 return False
+        budget = segment.budget
+        if budget is not None:
+            now = _monotonic()
+            if not budget.take(rows.shape[0], now):
+                segment.last_row_at, segment.skipped = now, True
+                return False
         segment.queue(rows, predictions)
         self.well_queued_rows += rows.shape[0]
         if self.well_queued_rows >= WELL_MAX_PENDING_ROWS:
             with self._lock:
                 self._fold_well()
         return self.well_queued_rows >= WELL_FOLD_ROWS and self._fold_wanted()
+
+    def _row_budget(self) -> RowBudget | None:
+        rate = self.config.max_rows_per_second
+        return RowBudget(rate, _monotonic()) if rate > 0 else None
 
     def _segment_for(
         self, names: tuple[str, ...] | None, dtype: np.dtype[Any]
@@ -548,7 +581,9 @@ class BundleMonitor:
                 if found is None:
                     if len(self.well_segments) >= MAX_CACHED_MODEL_LISTS:
                         return None
-                    found = self.well_segments[key] = WellSegment(names, dtype, self.well_width)
+                    found = self.well_segments[key] = WellSegment(
+                        names, dtype, self.well_width, self._row_budget()
+                    )
         self._segment = found
         return found
 
@@ -578,7 +613,7 @@ class BundleMonitor:
         segment (requests of one model list, in arrival order)."""
         self.well_queued_rows = 0
         for segment in list(self.well_segments.values()):
-            if segment.rows or segment.predictions:
+            if segment.rows or segment.predictions or segment.skipped:
                 self._fold_segment(segment)
 
     def _fold_segment(self, segment: WellSegment) -> None:
@@ -588,16 +623,18 @@ class BundleMonitor:
         one matrix and added in one pass (the prediction bank's)."""
         plan = self._plan(segment.names)
         rows, values = segment.dequeue()
+        skipped, segment.skipped = segment.skipped, False
         if not plan.models:
             return
-        if rows.shape[0]:
-            seen = rows.shape[0]
+        seen = rows.shape[0]
+        if seen or skipped:  # rows arrived: the models' last row is at least this recent
             at = segment.last_row_at
             for model in plan.models:
                 traffic = model.traffic
                 traffic.rows_seen += seen
                 if traffic.last_row_at is None or traffic.last_row_at < at:
                     traffic.last_row_at = at
+        if seen:
             rows = rows[-self.capacity :]
             ring = self.feature_bank.ring.dtype
             for bins, members in plan.feature_lists:
