@@ -59,7 +59,7 @@ FLOOR_VENV = BENCH_VENVS / "floor"
 WELL = "bench-0001"
 MONITORING_OFF = "model-runtime, monitoring off"
 MONITORING_OFF_FLAGS = ("--monitoring-window-rows", "0")  # `model-runtime serve` unmonitored
-# Every row binned, whatever the rate (`serve` samples above 1,000 rows a second by default).
+# Every row binned, whatever the rate (`serve` samples above --monitoring-max-rows-per-second).
 MONITORING_EVERY_ROW = "model-runtime, every row monitored"
 MONITORING_EVERY_ROW_FLAGS = ("--monitoring-max-rows-per-second", "0")
 MODEL = "motor-overheat-01d"  # model 0 of the bundle: a random forest
@@ -817,36 +817,29 @@ def main() -> int:
     servers: dict[str, dict[str, str]] = {}  # server name -> {"infer": url, "well": url}
     bodies: dict[str, Any] = {}  # server name -> body transform (MLServer names its output)
     with ExitStack() as stack:
-        port = free_loopback_port()
-        spawn = time.perf_counter()
-        runtime = stack.enter_context(
-            running(runtime_command(bundle_dir, port), WORK / "runtime.log")
-        )
-        wait_http(f"http://127.0.0.1:{port}/v2/health/ready", 60, runtime)
-        figures["runtime_process_start_to_ready_s"] = time.perf_counter() - spawn
-        servers["model-runtime"] = oip_urls(port)
 
+        def start_runtime(name: str, log: str, *flags: str) -> subprocess.Popen[bytes]:
+            """`serve` with `flags`, ready, in `servers` under `name`."""
+            port = free_loopback_port()
+            process = stack.enter_context(
+                running(runtime_command(bundle_dir, port, *flags), WORK / log)
+            )
+            wait_http(f"http://127.0.0.1:{port}/v2/health/ready", 60, process)
+            servers[name] = oip_urls(port)
+            return process
+
+        spawn = time.perf_counter()
+        runtime = start_runtime("model-runtime", "runtime.log")
+        figures["runtime_process_start_to_ready_s"] = time.perf_counter() - spawn
         # The same runtime with functional monitoring off, driven beside it on every case: the
-        # monitoring budget (at most 5% on these figures) is read from the same run.
-        unmonitored_port = free_loopback_port()
-        unmonitored = stack.enter_context(
-            running(
-                runtime_command(bundle_dir, unmonitored_port, *MONITORING_OFF_FLAGS),
-                WORK / "runtime-monitoring-off.log",
-            )
+        # monitoring budget (at most 5% on these figures) is read from the same run. And with
+        # every row binned: what monitoring costs without its sampling.
+        unmonitored = start_runtime(
+            MONITORING_OFF, "runtime-monitoring-off.log", *MONITORING_OFF_FLAGS
         )
-        wait_http(f"http://127.0.0.1:{unmonitored_port}/v2/health/ready", 60, unmonitored)
-        servers[MONITORING_OFF] = oip_urls(unmonitored_port)
-        # And with every row binned: what monitoring costs without its sampling.
-        every_row_port = free_loopback_port()
-        every_row = stack.enter_context(
-            running(
-                runtime_command(bundle_dir, every_row_port, *MONITORING_EVERY_ROW_FLAGS),
-                WORK / "runtime-every-row.log",
-            )
+        every_row = start_runtime(
+            MONITORING_EVERY_ROW, "runtime-every-row.log", *MONITORING_EVERY_ROW_FLAGS
         )
-        wait_http(f"http://127.0.0.1:{every_row_port}/v2/health/ready", 60, every_row)
-        servers[MONITORING_EVERY_ROW] = oip_urls(every_row_port)
 
         floor_python = ensure_asgi_floor()
         (WORK / "asgi_floor.py").write_text(ASGI_FLOOR_APP)

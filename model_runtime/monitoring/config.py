@@ -10,9 +10,10 @@ DEFAULT_WINDOW_ROWS = 1000
 # PSI's null value is about (buckets - 1) / rows: with the default 10 bins, 200 rows keep it
 # near 0.05, well under the convention's 0.1, so a verdict below that would be noise.
 DEFAULT_MIN_ROWS = 200
-# A well's feed sends a row a second or so; a load test, thousands. Above this, requests are
-# sampled: windows span at least a second of traffic and binning stays a bounded cost.
-DEFAULT_MAX_ROWS_PER_SECOND = 1000.0
+# A well's feed sends a row a second or so (the demo's, 100); a load test, thousands. Above
+# this, requests are sampled: a binned one-row whole-well request costs ~40 us (100 models),
+# so 250 a second are ~1% of a core, and a 1,000-row window spans at least 4 s of traffic.
+DEFAULT_MAX_ROWS_PER_SECOND = 250.0
 
 
 @dataclass(frozen=True)

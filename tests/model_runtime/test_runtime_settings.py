@@ -29,7 +29,7 @@ FLAG_DEFAULTS = {
     "--monitoring-min-rows": 200,
     "--monitoring-thresholds": "convention",
     "--monitoring-detail": False,
-    "--monitoring-max-rows-per-second": 1000.0,
+    "--monitoring-max-rows-per-second": 250.0,
 }
 
 
