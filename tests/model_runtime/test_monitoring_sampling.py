@@ -98,3 +98,22 @@ def test_a_models_own_requests_are_sampled_by_its_own_budget(small_bundle: Built
     monitor.fold_all()
     models = monitoring_report(monitor)["models"]
     assert models[first]["rows"] == 50 and models[second]["rows"] == 1
+
+
+def test_a_well_request_not_binned_still_makes_its_models_last_row_recent(
+    small_bundle: BuiltBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("model_runtime.monitoring.monitor._monotonic", lambda: clock[0])
+    config = MonitoringConfig(window_rows=300, min_rows=10, max_rows_per_second=1.0)
+    monitor = BundleMonitor(small_bundle.manifest, config)
+    names = [m.name for m in small_bundle.manifest.models]
+    row = np.full((1, monitor.well_width), 1.0, dtype=np.float32)
+    monitor.observe_well(row, {n: np.zeros(1, dtype=np.float32) for n in names})  # binned
+    monitor.fold_all()
+    clock[0] = 100.5  # half a row's worth later: not binned, but it arrived
+    monitor.observe_well(row, {n: np.zeros(1, dtype=np.float32) for n in names})
+    report = monitoring_report(monitor, now=101.0)
+    for name in names:
+        assert report["models"][name]["rows"] == 1
+        assert report["models"][name]["last_row_age_s"] == pytest.approx(0.5)
