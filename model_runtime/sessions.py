@@ -80,9 +80,9 @@ class ModelSession:
     def run(
         self, rows: npt.NDArray[Any], outputs: tuple[str, ...] | None = None
     ) -> list[npt.NDArray[Any]]:
-        if outputs is None or outputs is self.output_names:
-            names = self._output_list  # the binding copies the names; it never changes them
-        else:
+        # The binding copies the names it is handed; it never changes the list.
+        names = self._output_list
+        if outputs and outputs is not self.output_names:
             names = list(outputs)
         return [np.asarray(o) for o in self._run(names, {self.input_name: rows}, None)]
 
