@@ -36,11 +36,20 @@ class MetricFamily:
     # (name suffix, label values in the order of `labels`, then `le` for a bucket; value)
     samples: list[tuple[str, tuple[str, ...], float]] = field(default_factory=list)
 
+    @property
+    def value_suffix(self) -> str:
+        """What a counter's or a gauge's samples add to `name`."""
+        return "_total" if self.type is MetricType.COUNTER else ""
+
+    @property
+    def exposed_name(self) -> str:
+        """The name in `# HELP` and `# TYPE`."""
+        return self.name + self.value_suffix
+
     def add_metric(self, labels: Sequence[str], value: float) -> None:
         """A counter's or a gauge's value for one set of label values."""
         self._check(labels)
-        suffix = "_total" if self.type is MetricType.COUNTER else ""
-        self.samples.append((suffix, tuple(labels), value))
+        self.samples.append((self.value_suffix, tuple(labels), value))
 
     def add_histogram(
         self, labels: Sequence[str], buckets: Sequence[tuple[str, float]], total: float
@@ -57,13 +66,9 @@ class MetricFamily:
 
     def series_names(self) -> set[str]:
         """The names its samples are written under."""
-        match self.type:
-            case MetricType.COUNTER:
-                return {self.name + "_total"}
-            case MetricType.HISTOGRAM:
-                return {self.name + suffix for suffix in ("_bucket", "_count", "_sum")}
-            case _:
-                return {self.name}
+        if self.type is MetricType.HISTOGRAM:
+            return {self.name + suffix for suffix in ("_bucket", "_count", "_sum")}
+        return {self.exposed_name}
 
     def _check(self, labels: Sequence[str]) -> None:
         if len(labels) != len(self.labels):
@@ -81,7 +86,7 @@ def render(collectors: Iterable[Collector]) -> bytes:
 def _lines(collectors: Iterable[Collector]) -> Iterator[str]:
     for collector in collectors:
         for family in collector.collect():
-            name = family.name + ("_total" if family.type is MetricType.COUNTER else "")
+            name = family.exposed_name
             yield f"# HELP {name} {_escape_help(family.documentation)}\n"
             yield f"# TYPE {name} {family.type.value}\n"
             names = (*family.labels, "le")

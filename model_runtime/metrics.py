@@ -52,10 +52,11 @@ ALL_MODELS_LABEL = "_models"  # any model's /infer, without per-model labels
 class Histogram:
     """Observations counted per bucket, and their sum."""
 
-    __slots__ = ("bounds", "buckets", "total")
+    __slots__ = ("bound_labels", "bounds", "buckets", "total")
 
     def __init__(self, bounds: Sequence[float]) -> None:
         self.bounds = tuple(bounds)
+        self.bound_labels = (*map(format_value, self.bounds), "+Inf")  # each bucket's `le`
         # buckets[i]: observations <= bounds[i] and above the bound before it; the last one
         # holds those above every bound (+Inf).
         self.buckets = [0] * (len(self.bounds) + 1)
@@ -68,8 +69,7 @@ class Histogram:
 
     def cumulative(self) -> list[tuple[str, float]]:
         found, running = [], 0
-        bounds = (*map(format_value, self.bounds), "+Inf")
-        for bound, count in zip(bounds, self.buckets, strict=True):
+        for bound, count in zip(self.bound_labels, self.buckets, strict=True):
             running += count
             found.append((bound, float(running)))
         return found
@@ -82,8 +82,9 @@ class RuntimeMetrics:
         self.per_model_labels = per_model_labels
         # (model label, code) -> latency; its count is the request counter.
         self.requests: dict[tuple[str, str], Histogram] = {}
-        # (model, code) -> its series' labels: pairs are bounded, models being known names.
-        self._label_sets: dict[tuple[str, int], tuple[str, str]] = {}
+        # (model, code) -> its label set's latency, one lookup a request: pairs are bounded,
+        # models being known names; without per-model labels, models share one histogram.
+        self._by_request: dict[tuple[str, int], Histogram] = {}
         self.load_duration = Histogram(LOAD_BUCKETS)
         self.loads: dict[tuple[str, str], int] = {}  # (result, reason) -> attempts
         self.bundle: tuple[str, str, str, str] | None = None  # digest, uri, well, version
@@ -97,14 +98,15 @@ class RuntimeMetrics:
         self.collectors.append(collector)
 
     def observe_request(self, model: str, code: int, seconds: float) -> None:
-        labels = self._label_sets.get((model, code))
-        if labels is None:
+        latency = self._by_request.get((model, code))
+        if latency is None:
             # Model names never start with "_" (MODEL_NAME_PATTERN): the endpoint labels do.
             label = model if self.per_model_labels or model.startswith("_") else ALL_MODELS_LABEL
-            labels = self._label_sets[(model, code)] = (label, str(code))
-        latency = self.requests.get(labels)
-        if latency is None:
-            latency = self.requests[labels] = Histogram(LATENCY_BUCKETS)
+            labels = (label, str(code))
+            latency = self.requests.get(labels)
+            if latency is None:
+                latency = self.requests[labels] = Histogram(LATENCY_BUCKETS)
+            self._by_request[(model, code)] = latency
         latency.observe(seconds)
 
     def count_load(self, result: str, reason: str) -> None:
