@@ -102,6 +102,8 @@ class BundleState:
         metrics: RuntimeMetrics,
         limits: SourceLimits | None = None,
         monitoring: MonitoringConfig | None = None,
+        *,
+        ready_requires_wanted: bool = False,
     ) -> None:
         self.metrics = metrics
         self.limits = limits or SourceLimits()
@@ -110,12 +112,32 @@ class BundleState:
         self.last_load: LoadAttempt | None = None
         self.last_attempt_at: float = 0.0
         self.draining = False
+        # With ready_requires_wanted, ready means "serves the bundle the pod's annotations
+        # name": the kubelet's probe is then the confirmation (bundleConfirmation
+        # ReadinessProbe), so a bundle loaded any other way must not pass it.
+        self.ready_requires_wanted = ready_requires_wanted
+        self.wanted: tuple[str, str | None] | None = None
         self._lock = asyncio.Lock()
         self.metrics.ready = False
 
     @property
     def ready(self) -> bool:
-        return self.current is not None and not self.draining
+        current = self.current
+        if current is None or self.draining:
+            return False
+        return not self.ready_requires_wanted or self.serves_wanted(current)
+
+    def serves_wanted(self, bundle: ServingBundle) -> bool:
+        """`bundle` is the one last asked for by URI, and by digest when one was named."""
+        if self.wanted is None:
+            return False
+        uri, digest = self.wanted
+        return bundle.uri == uri and (digest is None or bundle.digest == digest)
+
+    def want(self, uri: str, digest: str | None) -> None:
+        """The bundle the pod's source of truth (annotations file or --bundle) names now."""
+        self.wanted = (uri, normalize_digest(digest) if digest else None)
+        self.metrics.ready = self.ready
 
     async def load(self, uri: str, expected_digest: str | None = None) -> ServingBundle:
         """Load `uri` beside the serving bundle and switch to it; raise BundleError on failure.
@@ -170,6 +192,7 @@ class BundleState:
         self.metrics.serving(
             bundle.digest, bundle.uri, manifest.well, manifest.version, len(bundle.sessions)
         )
+        self.metrics.ready = self.ready
 
     def _record(self, attempt: LoadAttempt) -> None:
         self.last_load = attempt

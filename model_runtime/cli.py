@@ -42,7 +42,11 @@ async def serve(settings: RuntimeSettings) -> int:
     from model_runtime.server import RuntimeServer
 
     metrics = RuntimeMetrics(per_model_labels=settings.metrics_per_model)
-    state = BundleState(metrics, monitoring=settings.monitoring())
+    state = BundleState(
+        metrics,
+        monitoring=settings.monitoring(),
+        ready_requires_wanted=settings.ready_requires_annotated_bundle,
+    )
     server = RuntimeServer(
         state,
         metrics,

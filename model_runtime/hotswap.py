@@ -64,6 +64,8 @@ class BundleWatcher:
         uri, digest, changed = self._desired()
         if uri is None:
             return
+        if changed:
+            self.state.want(uri, digest)
         last = self.state.last_load
         # Only an Unreachable source is worth retrying on a timer (a bundle server that starts
         # after us, a network blip); an invalid bundle stays invalid until the source changes.

@@ -48,6 +48,12 @@ class RuntimeSettings:
         "Downward-API file of metadata.annotations; modelfleet.dev/bundle-uri and "
         "modelfleet.dev/bundle-digest in it override --bundle, and a change triggers a hot swap.",
     )
+    ready_requires_annotated_bundle: bool = setting(
+        False,
+        "Pass /v2/health/ready only while serving the URI and digest the annotations file (or "
+        "--bundle) names now: during a hot swap, and after a load asked another way, the pod "
+        "is not ready (the operator's bundleConfirmation: ReadinessProbe).",
+    )
     poll_interval: float = setting(2.0, "Annotations file poll period, seconds.")
     retry_interval: float = setting(
         5.0, "Retry period while an unreachable first bundle is not loaded, seconds."

@@ -1,4 +1,5 @@
-"""What a well pod's object says about its bundle: two annotations and one readiness gate.
+"""What a well pod's object says about its bundle: two annotations and one readiness gate
+(or, with bundleConfirmation ReadinessProbe, the runtime's readiness probe).
 
 The operator writes the annotations (which bundle the pod should serve) and the gate condition
 (which bundle the runtime confirmed it serves, or why it refused it); the runtime reads the
@@ -20,6 +21,9 @@ BUNDLE_URI_ANNOTATION: Final = "modelfleet.dev/bundle-uri"
 BUNDLE_DIGEST_ANNOTATION: Final = "modelfleet.dev/bundle-digest"
 #: The readiness gate: True only once the runtime reported serving the annotated bundle.
 BUNDLE_CONDITION: Final = "modelfleet.dev/bundle-current"
+#: The runtime flag that makes its readiness probe mean "serves the annotated bundle" (the
+#: settings field `ready_requires_annotated_bundle`): bundleConfirmation ReadinessProbe.
+READY_REQUIRES_ANNOTATED_BUNDLE_FLAG: Final = "--ready-requires-annotated-bundle"
 #: Kubernetes caps a condition's message; the operator truncates its own to this.
 GATE_MESSAGE_LIMIT: Final = 1024
 

@@ -33,8 +33,10 @@ class RunningServer:
         annotations_file: Path | None = None,
         poll_interval: float = 0.05,
         limits: RequestLimits | None = None,
+        ready_requires_annotated_bundle: bool = False,
     ) -> None:
         self.bundle_uri = bundle_uri
+        self.ready_requires_annotated_bundle = ready_requires_annotated_bundle
         self.annotations_file = annotations_file
         self.poll_interval = poll_interval
         self.limits = limits or RequestLimits()
@@ -54,7 +56,9 @@ class RunningServer:
         self.loop.run_forever()
 
     async def _start(self) -> None:
-        self.state = BundleState(self.metrics)
+        self.state = BundleState(
+            self.metrics, ready_requires_wanted=self.ready_requires_annotated_bundle
+        )
         self.server = RuntimeServer(self.state, self.metrics, self.limits)
         host, port = (await self.server.start("127.0.0.1", 0))[0]
         self.url = f"http://{host}:{port}"

@@ -18,6 +18,8 @@ FLAG_DEFAULTS = {
     "--host": "127.0.0.1",
     "--port": 8080,
     "--annotations-file": None,
+    # bundleConfirmation ReadinessProbe (issue 13): the operator passes it.
+    "--ready-requires-annotated-bundle": False,
     "--poll-interval": 2.0,
     "--retry-interval": 5.0,
     "--drain-timeout": 25.0,
