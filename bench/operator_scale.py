@@ -48,7 +48,7 @@ import aiohttp
 import httpx
 import yaml
 
-from modelfleet.api.spec import RolloutPolicy, RuntimeSpec, Well
+from modelfleet.api.spec import BundleConfirmation, RolloutPolicy, RuntimeSpec, Well
 from modelfleet.logic.revisions import WellTarget
 from modelfleet.logic.wellpod import BUNDLE_CONDITION, desired_pod
 from modelfleet_dev import fleet_manifest
@@ -904,6 +904,13 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="probe the largest wells ConfigMap and ControllerRevision the apiserver stores",
     )
+    real.add_argument(
+        "--confirmation",
+        choices=[c.value for c in BundleConfirmation],
+        default=BundleConfirmation.READINESS_GATE.value,
+        help="our fleet's spec.runtime.bundleConfirmation (ReadinessProbe: the fleet names "
+        "every well's digest, and status freshness is not measured)",
+    )
     args = parser.parse_args(argv)
     if args.cluster == "real":
         return main_real(args)
@@ -967,6 +974,7 @@ def main_real(args: argparse.Namespace) -> int:
         sides=args.sides.split(","),
         limits=args.limits,
         json_path=args.json,
+        confirmation=BundleConfirmation(args.confirmation),
     )
     print(operator_scale_real.table(payload))
     print()

@@ -49,7 +49,7 @@ from typing import Any
 import httpx
 import yaml
 
-from modelfleet.api.spec import RuntimeSpec
+from modelfleet.api.spec import BundleConfirmation, RuntimeSpec
 from modelfleet.logic.revisions import WellTarget
 from modelfleet.logic.wellpod import BUNDLE_CONDITION, LABEL_WELL, desired_pod
 from modelfleet_dev.api_poller import wait_until
@@ -506,6 +506,7 @@ class SideResult:
     status_freshness_p50_s: float = 0.0
     status_freshness_p99_s: float = 0.0
     status_freshness_samples: int = 0
+    confirmation: str = ""  # ours: spec.runtime.bundleConfirmation
     notes: list[str] = field(default_factory=list)
 
 
@@ -671,11 +672,22 @@ def run_ours(
     steady_s: float,
     flips: int,
     bundle_uri: str,
+    confirmation: BundleConfirmation,
+    digests: dict[str, str],
 ) -> list[SideResult]:
-    from operator_scale import deployment, flip_freshness
+    """`digests`: each version's bundle digest (every well's, here); with ReadinessProbe the
+    fleet names them, since the probe confirms only an expected digest."""
+    from operator_scale import deployment, flip_freshness, well_id
 
     recreate = SideResult("modelfleet", wells, qps, burst, delay)
     inplace = SideResult("modelfleet_inplace", wells, qps, burst, delay)
+    by_probe = confirmation is BundleConfirmation.READINESS_PROBE
+
+    def expected(version: str) -> dict[str, str]:
+        return {well_id(i): digests[version] for i in range(wells)}
+
+    for side in (recreate, inplace):
+        side.confirmation = confirmation.value
     install_crd(s.http)
     limits = ("--qps", str(qps), "--burst", str(burst), "--concurrency", str(concurrency))
     process, metrics_port = start_operator(
@@ -695,6 +707,9 @@ def run_ours(
             meter = ProcessMeter(pids)
             req0, calls0 = apiserver_requests(s.http), operator_calls(metrics)
             body = deployment(wells, "1.0.0", bundle_uri, maxUnavailable="10%")
+            if by_probe:
+                body["spec"]["runtime"] = {"bundleConfirmation": confirmation.value}
+                body["spec"]["model"]["digests"] = expected("1.0.0")
             started = time.perf_counter()
             r = s.http.post(MD_COLLECTION, json=body)
             assert r.status_code == 201, r.text[:500]
@@ -732,7 +747,12 @@ def run_ours(
                     f"[{qps:g}] steady {steady_s:.0f}s: operator writes {recreate.steady_writes}, "
                     f"apiserver writes {recreate.steady_apiserver_writes}"
                 )
-            if flips > 0:
+            if flips > 0 and by_probe:
+                # The flip writes the gate; a probe-confirmed pod has none, and a flip of its
+                # Ready the responder (the kubelet) undoes at once. The path from a pod event
+                # to the fleet's status is the same in both modes: the gate run measures it.
+                recreate.notes.append("status freshness: not measured with ReadinessProbe")
+            elif flips > 0:
                 delays = flip_freshness(s.http, ready_wells_wait(md, timeout=120), wells, flips)
                 recreate.status_freshness_p50_s = round(statistics.median(delays), 3)
                 recreate.status_freshness_p99_s = round(percentile(delays, 99), 3)
@@ -764,7 +784,14 @@ def run_ours(
                 inplace,
                 metrics,
                 selector,
-                {"spec": {"model": {"version": "2.0.0"}}},
+                {
+                    "spec": {
+                        "model": {
+                            "version": "2.0.0",
+                            **({"digests": expected("2.0.0")} if by_probe else {}),
+                        }
+                    }
+                },
                 model_version="2.0.0",
             )
             inplace.processes = meter.read()
@@ -1039,11 +1066,19 @@ def run(
     sides: list[str],
     limits: bool,
     json_path: Path | None,
+    confirmation: BundleConfirmation = BundleConfirmation.READINESS_GATE,
 ) -> dict[str, Any]:
     from operator_scale import prepare_bundles
 
+    from model_runtime.manifest import manifest_digest
+
     enter_private_network()
-    bundle_uri = prepare_bundles(workdir / "bundles", ["1.0.0", "2.0.0"], wells)["bundleUri"]
+    versions = ["1.0.0", "2.0.0"]
+    bundle_uri = prepare_bundles(workdir / "bundles", versions, wells)["bundleUri"]
+    digests = {
+        v: manifest_digest((workdir / "bundles" / "real" / v / "manifest.json").read_bytes())
+        for v in versions
+    }
     payload: dict[str, Any] = {
         "cluster": "real",
         "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
@@ -1057,6 +1092,7 @@ def run(
             "flips": flips,
             "nodes": nodes,
             "scheduler_qps": 5000,
+            "bundle_confirmation": confirmation.value,
         },
         "runs": [],
     }
@@ -1091,6 +1127,8 @@ def run(
                         steady_s=steady_s,
                         flips=flips,
                         bundle_uri=bundle_uri,
+                        confirmation=confirmation,
+                        digests=digests,
                     ):
                         run_entry["sides"][res.side] = asdict(res)
                     if limits and "limits" not in payload:

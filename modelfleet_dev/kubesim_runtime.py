@@ -17,7 +17,11 @@ from typing import Final
 from kubesim.node.runtime import PodContainers, PodObject, PodSlot, ProxyAnswer, ProxyRequest
 from kubesim.wire.jsonwire import encode
 from modelfleet.logic.wellpod import LABEL_WELL
-from modelfleet_dev.simulated_runtime import ManifestCache, SimulatedRuntime
+from modelfleet_dev.simulated_runtime import (
+    ManifestCache,
+    SimulatedRuntime,
+    requires_annotated_bundle,
+)
 from runtime_contract import BUNDLE_DIGEST_ANNOTATION, BUNDLE_URI_ANNOTATION
 
 __all__ = ["PLUGIN", "SimulatedModelRuntime"]
@@ -36,10 +40,12 @@ class _SimulatedPod:
 
     __slots__ = ("_manifests", "_runtime", "_seen", "_slot")
 
-    def __init__(self, manifests: ManifestCache, slot: PodSlot, well: str | None) -> None:
+    def __init__(
+        self, manifests: ManifestCache, slot: PodSlot, well: str | None, *, strict: bool
+    ) -> None:
         self._manifests = manifests
         self._slot = slot
-        self._runtime = SimulatedRuntime(well, slot.changed)
+        self._runtime = SimulatedRuntime(well, slot.changed, strict=strict)
         # The stored annotations at the last (re)load; stored objects are never mutated.
         self._seen: Mapping[str, str] = {}
 
@@ -49,21 +55,21 @@ class _SimulatedPod:
         digest = annotations.get(BUNDLE_DIGEST_ANNOTATION)
         if uri and self._manifests.is_fast(uri):
             # Loaded before the first status write: the instant profile stays one write a pod.
-            await self._runtime.load(self._manifests, uri, digest)
+            await self._runtime.load_annotated(self._manifests, uri, digest)
         elif uri:
             # A network fetch must not stall the kubelet for every other pod: the pod is Running
             # but not Ready until it completes (as a real runtime loading a bundle).
             self._slot.spawn(self._load_then_report(uri, digest))
 
     async def _load_then_report(self, uri: str, digest: str | None) -> None:
-        await self._runtime.load(self._manifests, uri, digest)
+        await self._runtime.load_annotated(self._manifests, uri, digest)
         self._slot.changed()
 
     def running(self) -> bool:
         return True
 
     def ready(self, pod: PodObject) -> bool:
-        return self._runtime.serving or BUNDLE_URI_ANNOTATION not in _annotations(pod)
+        return self._runtime.ready or BUNDLE_URI_ANNOTATION not in _annotations(pod)
 
     @property
     def restarts(self) -> int:
@@ -76,9 +82,8 @@ class _SimulatedPod:
         self._seen = annotations
         uri = annotations.get(BUNDLE_URI_ANNOTATION)
         if uri:
-            self._slot.spawn(
-                self._runtime.load(self._manifests, uri, annotations.get(BUNDLE_DIGEST_ANNOTATION))
-            )
+            digest = annotations.get(BUNDLE_DIGEST_ANNOTATION)
+            self._slot.spawn(self._runtime.load_annotated(self._manifests, uri, digest))
 
     async def proxy(self, request: ProxyRequest) -> ProxyAnswer:
         status, body = await self._runtime.answer(
@@ -112,7 +117,8 @@ class SimulatedModelRuntime:
 
     def create(self, slot: PodSlot, pod: PodObject) -> PodContainers:
         labels: Mapping[str, str] = (pod.get("metadata") or {}).get("labels") or {}
-        return _SimulatedPod(self._manifests, slot, labels.get(LABEL_WELL))
+        strict = requires_annotated_bundle(pod)
+        return _SimulatedPod(self._manifests, slot, labels.get(LABEL_WELL), strict=strict)
 
     async def close(self) -> None:
         await self._manifests.close()

@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -57,6 +57,7 @@ from runtime_contract import (
     HEALTH_LIVE_PATH,
     HEALTH_READY_PATH,
     MANIFEST_FILE,
+    READY_REQUIRES_ANNOTATED_BUNDLE_FLAG,
     SERVER_METADATA_PATH,
     SERVER_NAME,
     BundleInfo,
@@ -477,21 +478,63 @@ def _http_get(client: httpx.Client, url: str, limit: int) -> bytes:
 # ------------------------------------------------------------------------------------- the pod
 
 
+def requires_annotated_bundle(pod: Mapping[str, Any]) -> bool:
+    """The pod's runtime runs with `--ready-requires-annotated-bundle` (bundleConfirmation
+    ReadinessProbe)."""
+    containers = (pod.get("spec") or {}).get("containers") or []
+    return any(READY_REQUIRES_ANNOTATED_BUNDLE_FLAG in (c.get("args") or []) for c in containers)
+
+
 class SimulatedRuntime:
     """One simulated pod's runtime: the bundle it serves and its last load attempt."""
 
-    __slots__ = ("_serving", "last_load", "on_change", "served_uri", "well_hint")
+    __slots__ = (
+        "_serving",
+        "last_load",
+        "on_change",
+        "served_uri",
+        "strict",
+        "wanted",
+        "well_hint",
+    )
 
-    def __init__(self, well_hint: str | None, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self, well_hint: str | None, on_change: Callable[[], None], *, strict: bool = False
+    ) -> None:
         self._serving: SimulatedBundle | None = None
         self.served_uri = ""
         self.last_load: LoadAttempt | None = None
         self.well_hint = well_hint
         self.on_change = on_change
+        # As BundleState's ready_requires_wanted: ready only while serving what the pod's
+        # annotations (as its downward-API file last showed them) name.
+        self.strict = strict
+        self.wanted: tuple[str, str | None] | None = None
 
     @property
     def serving(self) -> bool:
         return self._serving is not None
+
+    @property
+    def ready(self) -> bool:
+        current = self._serving
+        if current is None or not self.strict:
+            return current is not None
+        if self.wanted is None:
+            return False
+        uri, digest = self.wanted
+        return uri == self.served_uri and (digest is None or digest == current.digest)
+
+    async def load_annotated(
+        self, cache: ManifestCache, uri: str, digest: str | None
+    ) -> LoadAttempt:
+        """What the runtime does when its annotations file names a bundle: want it, load it."""
+        self.wanted = (uri, normalize_digest(digest) if digest else None)
+        swapping = self._serving is not None
+        attempt = await self.load(cache, uri, digest)
+        if self.strict and swapping:
+            self.on_change()  # readiness may have changed: the kubelet probes again
+        return attempt
 
     @property
     def bundle(self) -> BundleInfo | None:
@@ -530,7 +573,7 @@ class SimulatedRuntime:
     def health(self) -> Health:
         return {
             "live": True,
-            "ready": self.serving,
+            "ready": self.ready,
             "draining": False,
             "bundle": self.bundle,
             "lastLoad": self.last_load.to_json() if self.last_load else None,
@@ -554,7 +597,7 @@ class SimulatedRuntime:
         if path == HEALTH_LIVE_PATH:
             return 200, {"live": True}
         if path == HEALTH_READY_PATH:
-            return (200 if self.serving else 503), self.health()
+            return (200 if self.ready else 503), self.health()
         if path == BUNDLE_LOAD_PATH:
             return await self._load_request(cache, body)
         if path.startswith(_NOT_SIMULATED_PREFIXES):

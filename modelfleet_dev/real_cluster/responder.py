@@ -59,6 +59,7 @@ from modelfleet_dev.simulated_runtime import (
     BUNDLE_URI_ANNOTATION,
     ManifestCache,
     SimulatedRuntime,
+    requires_annotated_bundle,
 )
 
 __all__ = ["Responder", "main"]
@@ -436,7 +437,9 @@ class Responder:
                 uid,
                 ip,
                 annotations,
-                SimulatedRuntime(labels.get(WELL_LABEL), _no_op),
+                SimulatedRuntime(
+                    labels.get(WELL_LABEL), _no_op, strict=requires_annotated_bundle(obj)
+                ),
                 probes,
             )
             pod.published = published
@@ -497,17 +500,15 @@ class Responder:
         pod.annotations = dict((latest.get("metadata") or {}).get("annotations") or {})
         uri = pod.annotations.get(BUNDLE_URI_ANNOTATION)
         if uri:
-            self._spawn(
-                pod.runtime.load(self.manifests, uri, pod.annotations.get(BUNDLE_DIGEST_ANNOTATION))
-            )
+            digest = pod.annotations.get(BUNDLE_DIGEST_ANNOTATION)
+            self._spawn(pod.runtime.load_annotated(self.manifests, uri, digest))
 
     async def _start(self, pod: _Pod) -> None:
         """The runtime starting: it loads the bundle its annotations name, then is probed."""
         uri = pod.annotations.get(BUNDLE_URI_ANNOTATION)
         if uri:
-            await pod.runtime.load(
-                self.manifests, uri, pod.annotations.get(BUNDLE_DIGEST_ANNOTATION)
-            )
+            digest = pod.annotations.get(BUNDLE_DIGEST_ANNOTATION)
+            await pod.runtime.load_annotated(self.manifests, uri, digest)
         pod.started = True
         await self._probe(pod)
 

@@ -392,3 +392,80 @@ def test_real_runtime_pod_swaps_its_bundle_in_place_and_reports_the_digest(
     assert served["digest"] == digests[("2.0.0", "w1")]
     statuses = after["status"]["containerStatuses"]
     assert statuses[0]["restartCount"] == 0
+
+
+def calls_by_resource() -> dict[tuple[str, str], float]:
+    """The operator's API calls so far, by (verb, resource), every answer code summed."""
+    calls: dict[tuple[str, str], float] = {}
+    for metric in REGISTRY.collect():
+        if metric.name == "modelfleet_operator_api_calls":
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    key = (sample.labels["verb"], sample.labels["resource"])
+                    calls[key] = calls.get(key, 0.0) + sample.value
+    return calls
+
+
+def test_readiness_probe_confirmation_makes_one_call_a_pod_and_swaps_through_the_proxy(
+    tmp_path: Path, bundles: Bundles
+) -> None:
+    """bundleConfirmation ReadinessProbe with a real `model-runtime` for w1 (kubesim's kubelet
+    runs it with the pod's args): Ready is the confirmation, so the apply reads no runtime and
+    writes no pod status; a version swapped in place is confirmed through the proxy."""
+    from kubesim.harness.testing import kubesim_in_thread
+    from kubesim.node.kubelet import KubeletConfig
+    from modelfleet.api.spec import BundleConfirmation, RuntimeSpec
+    from modelfleet_dev import fleet_manifest
+    from modelfleet_dev.kubesim_runtime import SimulatedModelRuntime
+
+    root, digests = bundles
+    wells = ["w1", "w2", "w3"]
+
+    def expected(version: str) -> dict[str, str]:
+        return {w: digests[(version, w)] for w in wells}
+
+    body = fleet_manifest.model_deployment(
+        "esp",
+        wells=wells,
+        version="1.0.0",
+        bundle_uri=f"file://{root}/{{version}}/{{well}}",
+        digests=expected("1.0.0"),
+        runtime=RuntimeSpec(bundle_confirmation=BundleConfirmation.READINESS_PROBE),
+    )
+    kubelet = KubeletConfig(run_selector="modelfleet.dev/well=w1", annotation_refresh_delay=0.5)
+    with kubesim_in_thread(
+        tmp_path, kubelet=kubelet, container_runtimes=[SimulatedModelRuntime]
+    ) as ks:
+        api = Api(ks.url)
+        api.install_crd()
+        with OperatorThread.standalone(ks.kubeconfig):
+            before = calls_by_resource()
+            api.create(MD_PATH, body)
+            api.wait_status("esp", is_available("1.0.0", len(wells)), timeout=60)
+            applied = calls_by_resource()
+            pods = api.pods()
+            assert all("readinessGates" not in p["spec"] for p in pods)
+            status_writes = applied.get(("patch", "pods/status"), 0) - before.get(
+                ("patch", "pods/status"), 0
+            )
+            proxied = sum(v - before.get(k, 0) for k, v in applied.items() if k[1] == "pods/proxy")
+            assert (status_writes, proxied) == (0, 0)
+            assert applied[("create", "pods")] - before.get(("create", "pods"), 0) == len(wells)
+            api.merge_patch(
+                f"{MD_PATH}/esp",
+                {"spec": {"model": {"version": "2.0.0", "digests": expected("2.0.0")}}},
+            )
+            api.wait_status("esp", is_available("2.0.0", len(wells)), timeout=60)
+            swapped = calls_by_resource()
+        after = {p["metadata"]["name"]: p for p in api.pods()}
+    assert {p["metadata"]["uid"] for p in after.values()} == {p["metadata"]["uid"] for p in pods}
+    for well in wells:
+        condition = next(
+            c
+            for c in after[f"esp-{well}"]["status"]["conditions"]
+            if c["type"] == "modelfleet.dev/bundle-current"
+        )
+        assert condition["status"] == "True" and digests[("2.0.0", well)] in condition["message"]
+    assert swapped[("patch", "pods/status")] - applied.get(("patch", "pods/status"), 0) >= len(
+        wells
+    )

@@ -243,6 +243,13 @@ class LocalObjectReference(_Resource):
     """Name of the Secret."""
 
 
+class BundleConfirmation(enum.StrEnum):
+    """How a well pod's Ready comes to mean "serves the bundle its annotations name"."""
+
+    READINESS_GATE = "ReadinessGate"
+    READINESS_PROBE = "ReadinessProbe"
+
+
 class RuntimeSpec(_Resource):
     """How each well's inference pod runs."""
 
@@ -282,6 +289,17 @@ class RuntimeSpec(_Resource):
     under each store's standard names (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
     AWS_ENDPOINT_URL; AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT_NAME and
     AZURE_STORAGE_ACCOUNT_KEY; GOOGLE_SERVICE_ACCOUNT). Changing it recreates the pods."""
+
+    bundle_confirmation: BundleConfirmation | None = None
+    """How a pod confirms the bundle it serves. ReadinessGate (the default): the operator reads
+    each started runtime's digest through the apiserver's pod proxy and sets the pod's
+    modelfleet.dev/bundle-current readiness gate, three API calls a pod. ReadinessProbe: the
+    runtime passes its readiness probe only while it serves the bundle and digest its
+    annotations name, so Ready is the confirmation and a pod costs one call (its create). The
+    probe confirms only what a pod was created with: a well without an expected digest, and a
+    pod swapped in place, are still confirmed through the proxy (then recorded in a condition
+    that is not a readiness gate). Unset is ReadinessGate, so a fleet made before this field
+    keeps its pods. Changing it recreates the pods."""
 
 
 class LabelSelectorRequirement(_Resource):

@@ -167,7 +167,7 @@ class FleetExecutor:
                     await self.client.merge_patch(
                         namespaced("v1", ns, "pods", action.name),
                         "pods",
-                        target_metadata_patch(action.target),
+                        target_metadata_patch(action.target, swaps_bundle=action.swaps_bundle),
                     )
                 )
             except KubeApiError as exc:

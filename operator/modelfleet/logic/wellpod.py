@@ -9,6 +9,14 @@ The pod tells which bundle it serves through the readiness gate condition
 digest of the bundle the pod's annotations ask for, and records that digest and URI in the
 condition's message, so the served bundle is visible in the API (and survives operator restarts).
 The annotation and condition names and the message format are the runtime contract's.
+
+With `bundleConfirmation: ReadinessProbe` the pod has no readiness gate: its runtime passes the
+readiness probe only while it serves the URI and digest its annotations name, so ContainersReady
+confirms the bundle and the operator writes nothing. That holds only for the bundle the pod was
+created with (a probe result does not say which annotations it checked), so the pod carries
+`modelfleet.dev/confirmed-by: ReadinessProbe` from its create until a swap in place removes it;
+from then on, and for a well without an expected digest, the runtime is read as with the gate and
+the answer recorded in the same condition, which is then not a readiness gate.
 """
 
 from __future__ import annotations
@@ -18,12 +26,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from modelfleet.api.spec import GROUP, KIND, VERSION, RuntimeSpec
+from modelfleet.api.spec import GROUP, KIND, VERSION, BundleConfirmation, RuntimeSpec
 from modelfleet.logic.revisions import WellTarget
 from runtime_contract import BUNDLE_CONDITION as BUNDLE_CONDITION
 from runtime_contract import (
     BUNDLE_DIGEST_ANNOTATION,
     BUNDLE_URI_ANNOTATION,
+    READY_REQUIRES_ANNOTATED_BUNDLE_FLAG,
+    GateReason,
     parse_gate_message,
 )
 from runtime_contract import refused_message as refused_message
@@ -34,6 +44,8 @@ LABEL_WELL = "modelfleet.dev/well"
 LABEL_REVISION = "modelfleet.dev/revision"
 ANNOTATION_VERSION = "modelfleet.dev/version"
 ANNOTATION_TEMPLATE_HASH = "modelfleet.dev/template-hash"
+#: Present (value ReadinessProbe) while the pod's readiness probe confirms its annotated bundle.
+ANNOTATION_CONFIRMED_BY = "modelfleet.dev/confirmed-by"
 PODINFO_DIR = "/etc/modelfleet/podinfo"
 CONTAINER_NAME = "runtime"
 
@@ -53,6 +65,9 @@ def desired_pod(
     }
     if target.bundle_digest:
         annotations[BUNDLE_DIGEST_ANNOTATION] = target.bundle_digest
+    by_probe = runtime.bundle_confirmation is BundleConfirmation.READINESS_PROBE
+    if by_probe and target.bundle_digest:
+        annotations[ANNOTATION_CONFIRMED_BY] = BundleConfirmation.READINESS_PROBE.value
     port = runtime.port
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
@@ -66,6 +81,7 @@ def desired_pod(
             str(port),
             "--annotations-file",
             f"{PODINFO_DIR}/annotations",
+            *([READY_REQUIRES_ANNOTATED_BUNDLE_FLAG] if by_probe else []),
         ],
         "env": [
             {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
@@ -115,7 +131,7 @@ def desired_pod(
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": 15,
-        "readinessGates": [{"conditionType": BUNDLE_CONDITION}],
+        **({} if by_probe else {"readinessGates": [{"conditionType": BUNDLE_CONDITION}]}),
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": 10001,
@@ -174,18 +190,19 @@ def owner_reference(deployment: str, uid: str) -> dict[str, Any]:
     }
 
 
-def target_metadata_patch(target: WellTarget) -> dict[str, Any]:
-    """Merge patch moving a live pod to a target with the same pod template (in-place)."""
-    return {
-        "metadata": {
-            "labels": {LABEL_REVISION: target.revision},
-            "annotations": {
-                BUNDLE_URI_ANNOTATION: target.bundle_uri,
-                BUNDLE_DIGEST_ANNOTATION: target.bundle_digest,  # None deletes it
-                ANNOTATION_VERSION: target.version,
-            },
-        }
+def target_metadata_patch(target: WellTarget, *, swaps_bundle: bool) -> dict[str, Any]:
+    """Merge patch moving a live pod to a target with the same pod template (in-place).
+
+    A swap ends the readiness probe's confirmation: the kubelet's Ready may still be the probe
+    of the previous bundle."""
+    annotations: dict[str, str | None] = {
+        BUNDLE_URI_ANNOTATION: target.bundle_uri,
+        BUNDLE_DIGEST_ANNOTATION: target.bundle_digest,  # None deletes it
+        ANNOTATION_VERSION: target.version,
     }
+    if swaps_bundle:
+        annotations[ANNOTATION_CONFIRMED_BY] = None
+    return {"metadata": {"labels": {LABEL_REVISION: target.revision}, "annotations": annotations}}
 
 
 def headless_service(deployment: str, deployment_uid: str, port: int) -> dict[str, Any]:
@@ -276,7 +293,20 @@ def observe_pod(body: Mapping[str, Any]) -> WellPod | None:
     ready = ready_cond.get("status") == "True"
     bundle: BundleReport | None = None
     gate = conditions.get(BUNDLE_CONDITION)
-    if gate:
+    containers_ready = _containers_ready(status, conditions)
+    uri = annotations.get(BUNDLE_URI_ANNOTATION, "")
+    digest = annotations.get(BUNDLE_DIGEST_ANNOTATION)
+    if containers_ready and digest and _confirmed_by_probe(body, annotations):
+        since = (conditions.get("ContainersReady") or {}).get("lastTransitionTime")
+        bundle = BundleReport(
+            status="True",
+            reason=GateReason.BUNDLE_SERVED.value,
+            message=served_message(digest, uri),
+            probed_at=parse_time(since),
+            digest=digest,
+            uri=uri,
+        )
+    elif gate:
         message = gate.get("message") or ""
         gate_status = gate.get("status", "Unknown")
         named = parse_gate_message(gate_status, message)
@@ -294,19 +324,28 @@ def observe_pod(body: Mapping[str, Any]) -> WellPod | None:
         well=well,
         revision=labels.get(LABEL_REVISION, ""),
         template_hash=annotations.get(ANNOTATION_TEMPLATE_HASH, ""),
-        bundle_uri=annotations.get(BUNDLE_URI_ANNOTATION, ""),
-        bundle_digest=annotations.get(BUNDLE_DIGEST_ANNOTATION),
+        bundle_uri=uri,
+        bundle_digest=digest,
         version=annotations.get(ANNOTATION_VERSION, ""),
         deleting=bool(meta.get("deletionTimestamp")),
         phase=status.get("phase") or "Pending",
         pod_ip=status.get("podIP"),
         ready=ready,
         ready_since=parse_time(ready_cond.get("lastTransitionTime")) if ready else None,
-        containers_ready=_containers_ready(status, conditions),
+        containers_ready=containers_ready,
         started_at=_started_at(status),
         bundle=bundle,
         problem=_kubelet_problem(status),
     )
+
+
+def _confirmed_by_probe(body: Mapping[str, Any], annotations: Mapping[str, str]) -> bool:
+    """The pod's readiness probe vouches for its annotations: created so, never swapped, and
+    no readiness gate (which would mean a runtime not told to check them)."""
+    if annotations.get(ANNOTATION_CONFIRMED_BY) != BundleConfirmation.READINESS_PROBE.value:
+        return False
+    gates = (body.get("spec") or {}).get("readinessGates") or []
+    return not any(g.get("conditionType") == BUNDLE_CONDITION for g in gates)
 
 
 def _containers_ready(status: Mapping[str, Any], conditions: Mapping[Any, Any]) -> bool:
