@@ -503,7 +503,10 @@ def _parse_name_list(raw: Any, field: str, *, objects: bool) -> tuple[str, ...] 
         raise BadRequestError(f"'{field}' must be a list")
     names: list[str] = []
     for index, item in enumerate(raw):
-        name = item.get("name") if objects and isinstance(item, dict) else item
+        if objects:
+            name = item.get("name") if isinstance(item, dict) else None
+        else:
+            name = item
         if not isinstance(name, str):
             shape = "objects with a string 'name'" if objects else "strings"
             raise BadRequestError(f"'{field}[{index}]' is invalid: '{field}' must hold {shape}")

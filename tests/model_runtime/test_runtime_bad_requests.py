@@ -114,6 +114,13 @@ BAD_BODIES: list[tuple[str, bytes, int, str]] = [
         "has no output 'nope'",
     ),
     (
+        # OIP's outputs are request-output objects; a bare name crashed the parser (a 500).
+        "output named by a bare string",
+        json.dumps({"outputs": ["label"], **tensor()}).encode(),
+        400,
+        "'outputs[0]' is invalid: 'outputs' must hold objects with a string 'name'",
+    ),
+    (
         "huge integer literal",
         b'{"inputs": [{"data": [' + b"9" * 5000 + b"]}]}",
         400,
