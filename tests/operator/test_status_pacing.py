@@ -14,7 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from modelfleet.api.spec import RuntimeSpec
-from modelfleet.control.publisher import COUNTS_INTERVAL_SECONDS, only_counts_differ
+from modelfleet.control.publisher import (
+    COUNTS_INTERVAL_SECONDS,
+    MAX_COUNTS_INTERVAL_SECONDS,
+    counts_interval,
+    only_counts_differ,
+)
 from modelfleet.control.reconciler import FleetReconciler
 from modelfleet.io.execution import ActionOutcome, FleetRef
 from modelfleet.logic.actions import Action, ConfirmBundle
@@ -183,3 +188,14 @@ def test_only_counts_differ_is_false_for_phase_revisions_and_condition_reasons()
     assert not only_counts_differ(status("Available", readyWells=1), base)
     assert not only_counts_differ(status(current="b", readyWells=1), base)
     assert not only_counts_differ(status(reason="Y", readyWells=1), base)
+
+
+def test_count_only_writes_wait_longer_for_a_fleet_listed_inline_in_its_object() -> None:
+    """Each status write re-validates the whole object (0.1 ms of apiserver CPU per inline
+    well): the wait grows with the inline wells, never below the base, never past the cap."""
+    assert counts_interval(0) == counts_interval(4) == COUNTS_INTERVAL_SECONDS
+    assert counts_interval(1_000) == 2.0
+    assert counts_interval(10_000) == MAX_COUNTS_INTERVAL_SECONDS
+    sizes = [0, 1, 499, 500, 2_500, 5_000, 12_000]
+    waits = [counts_interval(n) for n in sizes]
+    assert waits == sorted(waits)
