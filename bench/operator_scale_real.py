@@ -49,7 +49,7 @@ from typing import Any
 import httpx
 import yaml
 
-from modelfleet.api.spec import BundleConfirmation, RuntimeSpec
+from modelfleet.api.spec import DIGESTS_KEY, BundleConfirmation, RuntimeSpec
 from modelfleet.logic.revisions import WellTarget
 from modelfleet.logic.wellpod import BUNDLE_CONDITION, LABEL_WELL, desired_pod
 from modelfleet_dev.api_poller import wait_until
@@ -77,6 +77,10 @@ WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SIDES = ("modelfleet", "modelfleet_inplace", "deployment", "statefulset")
 #: Roles whose CPU and RSS each side reports (the operator is added as "operator").
+#: Above this many wells, ReadinessProbe's expected digests go in ConfigMaps (digestsFrom):
+#: inline, 10,000 of them would pass the object's 1.5 MiB with the wells.
+INLINE_DIGESTS_MAX = 5_000
+
 MEASURED_ROLES = (
     Role.KUBE_APISERVER,
     Role.ETCD,
@@ -330,6 +334,8 @@ class UnavailablePodsWatch:
         #: no controller decided (a kubelet's, here kwok's or the responder's, own write).
         self.ready_lost: list[dict[str, Any]] = []
         self.ready: set[str] = set()
+        #: perf_counter() at the first event with `expected` pods ready (None: not yet).
+        self.all_ready_at: float | None = None
         self.max_unavailable = 0
         self.samples = 0
         self.errors: list[BaseException] = []
@@ -414,6 +420,8 @@ class UnavailablePodsWatch:
                             self.samples += 1
                             unavailable = max(0, self.expected - len(self.ready))
                             self.max_unavailable = max(self.max_unavailable, unavailable)
+                            if self.all_ready_at is None and len(self.ready) >= self.expected:
+                                self.all_ready_at = time.perf_counter()
                             if self.budget and unavailable > self.budget:
                                 self._record(
                                     self.over_budget, event["type"], event["object"], unavailable
@@ -468,6 +476,29 @@ def pod_timeline(http: httpx.Client, selector: str) -> dict[str, dict[str, float
     }
 
 
+def fleet_milestones(http: httpx.Client, selector: str, origin: str) -> dict[str, float]:
+    """Seconds from the applied object's creationTimestamp (`origin`) to its first and last pod
+    created and its last pod Ready: where a side's time to Ready went before, during and after
+    its pod creates (the apiserver's clock for all four, 1 s resolution)."""
+    pods = http.get(PODS, params={"labelSelector": selector}).json()["items"]
+    zero = _stamp(origin)
+    created = [_stamp(p["metadata"].get("creationTimestamp")) for p in pods]
+    ready = [
+        _stamp(c.get("lastTransitionTime"))
+        for p in pods
+        for c in (p.get("status") or {}).get("conditions") or []
+        if c.get("type") == "Ready" and c.get("status") == "True"
+    ]
+    times = {
+        "first_pod_created": min((t for t in created if t is not None), default=None),
+        "last_pod_created": max((t for t in created if t is not None), default=None),
+        "last_pod_ready": max((t for t in ready if t is not None), default=None),
+    }
+    if zero is None:
+        return {}
+    return {k: round(t - zero, 1) for k, t in times.items() if t is not None}
+
+
 # ------------------------------------------------------------------------------------ results
 
 
@@ -489,6 +520,11 @@ class SideResult:
     over_budget_events: list[dict[str, Any]] = field(default_factory=list)
     ready_lost_events: list[dict[str, Any]] = field(default_factory=list)  # first 40
     pod_timeline: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # phase
+    milestones: dict[str, dict[str, float]] = field(default_factory=dict)  # phase -> ...
+    # apply: seconds to the bench's own watch seeing every pod Ready (time_to_ready_s minus
+    # this is how late the controller's status said so)
+    pods_ready_s: float = 0.0
+    apply_cpu_s: dict[str, float] = field(default_factory=dict)  # process -> CPU s to all Ready
     requests_per_pod: dict[str, dict[str, float]] = field(default_factory=dict)  # phase -> ...
     writes_per_pod: dict[str, float] = field(default_factory=dict)  # phase -> apiserver writes
     throttled_429: dict[str, float] = field(default_factory=dict)  # phase -> 429s
@@ -660,6 +696,19 @@ def ready_wells_wait(md: ObjectWatch, timeout: float) -> Callable[[int], float]:
     return wait
 
 
+def create_digests_config_map(http: httpx.Client, name: str, digests: dict[str, str]) -> None:
+    r = http.post(
+        f"/api/v1/namespaces/{NS}/configmaps",
+        json={
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name},
+            "data": {DIGESTS_KEY: yaml.safe_dump(digests)},
+        },
+    )
+    assert r.status_code == 201, r.text[:300]
+
+
 def run_ours(
     s: Session,
     workdir: Path,
@@ -677,7 +726,7 @@ def run_ours(
 ) -> list[SideResult]:
     """`digests`: each version's bundle digest (every well's, here); with ReadinessProbe the
     fleet names them, since the probe confirms only an expected digest."""
-    from operator_scale import deployment, flip_freshness, well_id
+    from operator_scale import by_reference, deployment, flip_freshness, well_id
 
     recreate = SideResult("modelfleet", wells, qps, burst, delay)
     inplace = SideResult("modelfleet_inplace", wells, qps, burst, delay)
@@ -685,6 +734,17 @@ def run_ours(
 
     def expected(version: str) -> dict[str, str]:
         return {well_id(i): digests[version] for i in range(wells)}
+
+    # A fleet whose digests would not fit in its object (docs/operations.md) names its wells
+    # and digests in ConfigMaps, as a user's would: `by_reference`, and one more for 2.0.0.
+    by_configmaps = by_probe and wells > INLINE_DIGESTS_MAX
+    bundles = workdir / "bundles"
+
+    def expect(version: str) -> dict[str, Any]:
+        """The model fields naming `version`'s digests."""
+        if not by_configmaps:
+            return {"digests": expected(version)}
+        return {"digestsFrom": [{"configMap": f"{NAME}-{version}-digests"}]}
 
     for side in (recreate, inplace):
         side.confirmation = confirmation.value
@@ -703,18 +763,32 @@ def run_ours(
         )
         pids = {**role_pids(s.cluster), "operator": process.pid}
         selector = "modelfleet.dev/deployment"
-        with ObjectWatch(s.connect, MD_COLLECTION, NAME) as md:
+        with (
+            ObjectWatch(s.connect, MD_COLLECTION, NAME) as md,
+            UnavailablePodsWatch(s.connect, selector, wells) as apply_pods,
+        ):
             meter = ProcessMeter(pids)
             req0, calls0 = apiserver_requests(s.http), operator_calls(metrics)
             body = deployment(wells, "1.0.0", bundle_uri, maxUnavailable="10%")
             if by_probe:
                 body["spec"]["runtime"] = {"bundleConfirmation": confirmation.value}
-                body["spec"]["model"]["digests"] = expected("1.0.0")
+            if by_configmaps:
+                # Made before the apply's meters start: inventory, not the apply's requests.
+                by_reference(s.http, body, bundles, "1.0.0")
+                create_digests_config_map(s.http, f"{NAME}-2.0.0-digests", expected("2.0.0"))
+                req0, calls0 = apiserver_requests(s.http), operator_calls(metrics)
+                meter = ProcessMeter(pids)
+                recreate.notes.append("wellsFrom and digestsFrom ConfigMaps (by_reference)")
+            elif by_probe:
+                body["spec"]["model"].update(expect("1.0.0"))
             started = time.perf_counter()
             r = s.http.post(MD_COLLECTION, json=body)
             assert r.status_code == 201, r.text[:500]
             done = md.wait(md_available(wells), timeout=7200)
             recreate.time_to_ready_s = inplace.time_to_ready_s = done - started
+            if apply_pods.all_ready_at is not None:
+                recreate.pods_ready_s = round(apply_pods.all_ready_at - started, 2)
+            recreate.apply_cpu_s = {k: v["cpu_s"] for k, v in meter.read().items()}
             time.sleep(1.0)
             req1, calls1 = apiserver_requests(s.http), operator_calls(metrics)
             ready_delta = requests_delta(req1, req0)
@@ -728,6 +802,10 @@ def run_ours(
             )
             log(f"[{qps:g}] modelfleet: {wells} wells Ready in {recreate.time_to_ready_s:.1f}s")
             recreate.pod_timeline["ready"] = pod_timeline(s.http, selector)
+            recreate.milestones["ready"] = fleet_milestones(
+                s.http, selector, r.json()["metadata"]["creationTimestamp"]
+            )
+            log(f"[{qps:g}] modelfleet milestones: {recreate.milestones['ready']}")
             log(f"[{qps:g}] modelfleet pod timeline: {recreate.pod_timeline['ready']}")
             if steady_s > 0:
                 time.sleep(2.0)  # the last events of the apply
@@ -788,7 +866,7 @@ def run_ours(
                     "spec": {
                         "model": {
                             "version": "2.0.0",
-                            **({"digests": expected("2.0.0")} if by_probe else {}),
+                            **(expect("2.0.0") if by_probe else {}),
                         }
                     }
                 },
@@ -931,7 +1009,10 @@ def run_peer(
         "with its Service, as ours has its headless one: "
         + ("governing, headless" if kind == "StatefulSet" else "ClusterIP")
     )
-    with ObjectWatch(s.connect, collection, name) as watch:
+    with (
+        ObjectWatch(s.connect, collection, name) as watch,
+        UnavailablePodsWatch(s.connect, selector, wells) as apply_pods,
+    ):
         req0 = apiserver_requests(s.http)
         started = time.perf_counter()
         r = s.http.post(collection, json=peer_manifest(kind, name, wells, bundle_uri))
@@ -939,6 +1020,9 @@ def run_peer(
         created = r.json()
         done = watch.wait(peer_done(kind, wells, created["metadata"]["generation"]), timeout=7200)
         res.time_to_ready_s = round(done - started, 2)
+        if apply_pods.all_ready_at is not None:
+            res.pods_ready_s = round(apply_pods.all_ready_at - started, 2)
+        res.apply_cpu_s = {k: v["cpu_s"] for k, v in meter.read().items()}
         time.sleep(1.0)
         req1 = apiserver_requests(s.http)
         delta = requests_delta(req1, req0)
@@ -948,6 +1032,10 @@ def run_peer(
         log(f"[{qps:g}] {side}: {wells} replicas Ready in {res.time_to_ready_s:.1f}s")
         res.pod_timeline["ready"] = pod_timeline(s.http, selector)
         log(f"[{qps:g}] {side} pod timeline: {res.pod_timeline['ready']}")
+        res.milestones["ready"] = fleet_milestones(
+            s.http, selector, created["metadata"]["creationTimestamp"]
+        )
+        log(f"[{qps:g}] {side} milestones: {res.milestones['ready']}")
         rollout_budget(res, delay)
         kept = ((created["spec"].get("updateStrategy") or {}).get("rollingUpdate") or {}).get(
             "maxUnavailable"
@@ -1308,8 +1396,19 @@ MARKDOWN_ROWS: list[tuple[str, Cell]] = [
     ],
     ("etcd db, MB", lambda r: f"{r['etcd'].get('db_total_size_in_bytes', 0) / 1e6:.1f}"),
     (
-        "steady 60 s: operator writes",
-        _ours(lambda r: f"{r['steady_writes']:.0f}" if r["steady_window_s"] else "-"),
+        "steady state: operator writes (window, s)",
+        _ours(
+            lambda r: (
+                f"{r['steady_writes']:.0f} ({r['steady_window_s']:.0f})"
+                if r["steady_window_s"]
+                else "-"
+            )
+        ),
+    ),
+    ("apply: every pod Ready (the bench's pod watch), s", lambda r: f"{r['pods_ready_s']:.1f}"),
+    (
+        "apply: first pod created / last created / last Ready, s",
+        lambda r: " / ".join(f"{v:.0f}" for v in r["milestones"].get("ready", {}).values()) or "-",
     ),
     ("status freshness p50 / p99, s", _ours(_freshness)),
 ]
