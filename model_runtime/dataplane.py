@@ -503,10 +503,9 @@ def _parse_name_list(raw: Any, field: str, *, objects: bool) -> tuple[str, ...] 
         raise BadRequestError(f"'{field}' must be a list")
     names: list[str] = []
     for index, item in enumerate(raw):
-        if objects:
-            name = item.get("name") if isinstance(item, dict) else None
-        else:
-            name = item
+        # An object's name, or a bare string; never a bare string where objects are due.
+        named = item.get("name") if isinstance(item, dict) else None
+        name = named if objects else item
         if not isinstance(name, str):
             shape = "objects with a string 'name'" if objects else "strings"
             raise BadRequestError(f"'{field}[{index}]' is invalid: '{field}' must hold {shape}")
