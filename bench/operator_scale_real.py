@@ -20,7 +20,7 @@ each group's etcd size, request counters and peak RSS are its own:
 3. ``statefulset``: N replicas, podManagementPolicy Parallel -> all Ready; a template change at
    maxUnavailable 10% (beta field; checked that the apiserver kept it).
 
-Every pod starts after the same delay D (kwok's pod-start Stage, ``ClusterOptions.
+Every pod starts after the same delay D (the responder, the harness's kubelet: ``ClusterOptions.
 pod_start_delay_s``). Requests come from kube-apiserver's own ``apiserver_request_total``
 (a delta per phase, every client: the controllers, the scheduler, kwok and the responder as
 the kubelet), CPU seconds and peak RSS (VmHWM, reset through /proc/PID/clear_refs at each side's

@@ -141,7 +141,7 @@ class ClusterOptions:
     #: controllers at a client rate raises them so binding is not what it measures.
     scheduler_qps: int | None = None
     scheduler_burst: int | None = None
-    #: Seconds kwok waits before a bound Pending pod starts (the pod-start Stage's delay): a
+    #: Seconds the responder waits before a bound Pending pod starts (the kubelet's start): a
     #: container's start-up time, the same for every pod whoever created it. 0: at once.
     pod_start_delay_s: float = 0.0
     keep_work_dir: bool = False
@@ -611,19 +611,6 @@ class RealCluster:
                 if resp.status_code not in (201, 409):
                     raise ClusterError(f"creating node {name}: HTTP {resp.status_code} {resp.text}")
 
-    def _stages_file(self) -> Path:
-        """stages.yaml as committed, or a copy whose pod-start Stage waits pod_start_delay_s."""
-        delay = self.options.pod_start_delay_s
-        if delay <= 0:
-            return STAGES_FILE
-        stages = list(yaml.safe_load_all(STAGES_FILE.read_text()))
-        for stage in stages:
-            if stage["metadata"]["name"] == "pod-start":
-                stage["spec"]["delay"] = {"durationMilliseconds": round(delay * 1000)}
-        delayed = self.work_dir / "kwok-stages.yaml"
-        delayed.write_text(yaml.safe_dump_all(stages, sort_keys=False))
-        return delayed
-
     def _start_kwok(self) -> None:
         assert self.pki is not None
         port = _free_port()
@@ -634,7 +621,7 @@ class RealCluster:
                 str(binary_path(Component.KWOK)),
                 f"--kubeconfig={self.component_kubeconfigs[Role.KWOK]}",
                 f"--config={KWOK_CONFIG_FILE}",
-                f"--config={self._stages_file()}",
+                f"--config={STAGES_FILE}",
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
                 f"--node-ip={POD_LINK_IP}",
@@ -679,6 +666,8 @@ class RealCluster:
             # Inside the namespace, 127.0.0.1:<apiserver port> is the apiserver (its serving
             # certificate names 127.0.0.1), for processes there that need it.
             f"--forward-port={self.apiserver_port}",
+            # The responder starts the bound pods of kwok's Nodes (no kwok pod-start Stage).
+            f"--pod-start-delay={self.options.pod_start_delay_s}",
         ]
         self.options.progress(
             f"[cluster] runtime responder in {self.network.netns} (pod IPs, host-process pods)"

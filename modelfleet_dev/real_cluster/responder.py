@@ -13,14 +13,16 @@ simulated runtime kubesim uses (``modelfleet_dev.simulated_runtime``, imported, 
 one implementation of the runtime contract). Pods whose image is ``HOST_PROCESS_IMAGE`` are not
 simulated: the responder runs their real ``model-runtime`` in the namespace instead
 (``host_process``). It learns pods, their IPs and bundle annotations
-by watching pods through the apiserver, loads the annotated bundle when a pod starts (as the
+by watching pods through the apiserver, starts a bound Pending pod after the start delay (one
+status write conditioned on its resourceVersion: kwok's pod-start Stage re-applied itself from
+stale copies), loads the annotated bundle when a pod starts (as the
 real runtime does from its downward-API file) and again when the annotations change (after the
 kubelet's refresh delay), and plays the kubelet's readiness prober: a container with a
 readinessProbe is marked ready once its runtime answers the probe path with 200. It also ends
 a bound pod's graceful deletion as the kubelet's status manager does: its containers stopped, a
 DELETE with grace 0 and the pod's UID as precondition (kwok 0.8.0's delete Stage deletes by name,
 and so deleted pods created meanwhile under the same name). And it keeps ContainersReady and
-Ready to the kubelet's rule (``pod_readiness``), which kwok's Stages only set at the start. It
+Ready to the kubelet's rule (``pod_readiness``). It
 is the kubelet only of kwok's Nodes (annotation ``kwok.x-k8s.io/node=fake``).
 
 Its sockets live in the namespace but the process stays in the host's, so it still reaches the
@@ -53,7 +55,11 @@ from modelfleet_dev.real_cluster.host_process import (
 )
 from modelfleet_dev.real_cluster.netns import NetnsBinder, NetworkError, is_pod_ip
 from modelfleet_dev.real_cluster.pod_addresses import PodAddresses, PodAddressesExhausted
-from modelfleet_dev.real_cluster.pod_readiness import changed_conditions, readiness_patch
+from modelfleet_dev.real_cluster.pod_readiness import (
+    changed_conditions,
+    kubelet_conditions,
+    readiness_patch,
+)
 from modelfleet_dev.simulated_runtime import (
     BUNDLE_DIGEST_ANNOTATION,
     BUNDLE_URI_ANNOTATION,
@@ -79,6 +85,8 @@ _WATCH_TIMEOUT_SECONDS: Final = 300
 API_CONCURRENCY: Final = 32
 #: Attempts at a pod's final DELETE when the apiserver fails (5xx, 429, no connection).
 _DELETE_ATTEMPTS: Final = 6
+#: Attempts at a pod's start write (each conflict re-reads the pod first).
+_START_ATTEMPTS: Final = 20
 
 
 def _no_op() -> None:
@@ -114,8 +122,10 @@ class Responder:
         netns: str = "",
         pods_dir: Path | None = None,
         forward_ports: frozenset[int] = frozenset(),
+        pod_start_delay: float = 0.0,
     ) -> None:
         self.client = client
+        self.pod_start_delay = pod_start_delay
         self.listen = listen
         self.netns = netns
         self.pods_dir = pods_dir
@@ -137,6 +147,10 @@ class Responder:
         self.node_cidrs: dict[str, str] = {}  # the kwok Nodes it is the kubelet of: podCIDR
         self.foreign_nodes: set[str] = set()  # Nodes that are not kwok's (or have no podCIDR)
         self._waiting_for_node: dict[str, dict[str, dict[str, Any]]] = {}  # node -> uid -> pod
+        self.node_ips: dict[str, str] = {}  # kwok Node -> its InternalIP (the pods' hostIP)
+        # Bound Pending pods of its Nodes, latest copy, until their start write lands.
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._started: set[str] = set()  # uids it wrote Running (their older events are stale)
 
     async def _api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One apiserver request, at most API_CONCURRENCY at once (not the pod watch)."""
@@ -246,6 +260,11 @@ class Responder:
             self.foreign_nodes.add(node)
         else:
             self.node_cidrs[node] = cidr
+            addresses = (found.get("status") or {}).get("addresses") or []
+            for address in addresses:
+                if address.get("type") == "InternalIP" and address.get("address"):
+                    self.node_ips[node] = str(address["address"])
+                    break
         for obj in waiting.values():
             self.observe(obj)
 
@@ -297,6 +316,93 @@ class Responder:
                 "pod %s/%s on Node %s: %s", meta.get("namespace"), meta.get("name"), node, exc
             )
             return "", False
+
+    def _schedule_start(self, uid: str, obj: dict[str, Any], deleting: bool) -> None:
+        """A bound Pending pod of its Nodes starts `pod_start_delay` seconds after it is first
+        seen so: the kubelet's one start write (kwok's pod-start Stage re-applied itself from
+        stale copies under load and flipped Ready pods back to not ready)."""
+        status = obj.get("status") or {}
+        if deleting or status.get("phase", "Pending") != "Pending" or uid in self._started:
+            self._pending.pop(uid, None)
+            return
+        if not self._kubelet_of(obj):
+            return
+        first = uid not in self._pending
+        self._pending[uid] = obj
+        if first:
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.pod_start_delay, lambda: self._spawn(self._start_pod(uid)))
+
+    async def _start_pod(self, uid: str) -> None:
+        """Write the pod Running, its containers started (ready at once unless probed), as one
+        status patch conditioned on the resourceVersion; a conflict re-reads the pod."""
+        for _ in range(_START_ATTEMPTS):
+            obj = self._pending.get(uid)
+            if obj is None:
+                return  # started by an earlier write, deleted, or gone
+            meta = obj.get("metadata") or {}
+            namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+            resp = await self._patch_status(namespace, name, self._start_patch(obj))
+            if resp.status_code < 300:
+                self._pending.pop(uid, None)
+                self._started.add(uid)
+                return
+            if resp.status_code == 404:
+                self._pending.pop(uid, None)
+                return
+            if resp.status_code != 409:
+                log.warning(
+                    "starting %s/%s: HTTP %s %s",
+                    namespace,
+                    name,
+                    resp.status_code,
+                    resp.text[:200],
+                )
+                await asyncio.sleep(1.0)
+                continue
+            latest = await self._api("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
+            if latest.status_code >= 300:
+                self._pending.pop(uid, None)
+                return
+            self.observe(latest.json())  # a newer copy, or the end of its pending state
+
+    def _start_patch(self, obj: dict[str, Any]) -> dict[str, Any]:
+        meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+        uid = str(meta.get("uid") or "")
+        now = _now()
+        statuses = [
+            {
+                "name": c.get("name"),
+                "image": c.get("image"),
+                "imageID": f"kwok://{c.get('image')}",
+                "containerID": f"kwok://{uid}/{c.get('name')}",
+                "ready": not c.get("readinessProbe"),
+                "restartCount": 0,
+                "started": True,
+                "state": {"running": {"startedAt": now}},
+            }
+            for c in spec.get("containers") or []
+        ]
+        status: dict[str, Any] = {
+            "phase": "Running",
+            "startTime": now,
+            "containerStatuses": statuses,
+            "conditions": [
+                {"type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": now},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                *kubelet_conditions(obj, now, statuses),
+            ],
+        }
+        node = str(spec.get("nodeName") or "")
+        host_ip = self.node_ips.get(node)
+        if host_ip:
+            status.update(hostIP=host_ip, hostIPs=[{"ip": host_ip}])
+            if spec.get("hostNetwork"):
+                status.update(_ip_status(host_ip))
+        return {
+            "metadata": {"uid": uid, "resourceVersion": meta.get("resourceVersion")},
+            "status": status,
+        }
 
     async def _publish_ip(self, namespace: str, name: str, uid: str, ip: str) -> None:
         """Put a pod's IP in its status (pods the responder marks ready get it in that patch)."""
@@ -388,6 +494,7 @@ class Responder:
         deleting = bool(deleted or meta.get("deletionTimestamp"))
         if deleted:
             self.addresses.release(uid)  # the UID is gone from the apiserver: its IP is free
+            self._started.discard(uid)
             self._finalizing.discard(uid)
             for waiting in self._waiting_for_node.values():
                 waiting.pop(uid, None)
@@ -404,6 +511,7 @@ class Responder:
             # A write under way re-reads the latest copy when it returns.
             self._readiness_writes.add(uid)
             self._spawn(self._write_readiness(uid, obj))
+        self._schedule_start(uid, obj, deleting)
         ip, published = self._address(obj, deleting)
         gone = bool(deleting or not ip or not is_pod_ip(ip))
         if runs_on_host(obj):
@@ -672,6 +780,7 @@ async def _serve(args: argparse.Namespace) -> None:
         netns=args.netns,
         pods_dir=Path(args.pods_dir),
         forward_ports=frozenset(args.forward_port or ()),
+        pod_start_delay=args.pod_start_delay,
     )
     app.router.add_route("*", "/{tail:.*}", responder.handle)
     await runner.setup()
@@ -714,6 +823,12 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         action="append",
         help="a host loopback port reachable on 127.0.0.1 inside the namespace (repeatable)",
+    )
+    parser.add_argument(
+        "--pod-start-delay",
+        type=float,
+        default=0.0,
+        help="seconds from a pod's binding (first seen bound and Pending) to its start",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
