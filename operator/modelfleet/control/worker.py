@@ -59,6 +59,22 @@ INCONCLUSIVE_RECHECK_SECONDS = 0.5
 #: most MAX_RECONCILE_SPACING_SECONDS): a 10,000-well plan costs ~0.1 s of CPU.
 RECONCILE_DUTY_FACTOR = 5.0
 MAX_RECONCILE_SPACING_SECONDS = 1.0
+
+
+def reconcile_pause(now: float, last_ended: float, spacing: float) -> float:
+    """How long a woken worker waits before it reconciles.
+
+    Events of a big fleet arrive every few milliseconds while its pods start or roll (writes
+    finishing, thousands of pods turning Ready after the last create), and each plan of 10,000
+    wells costs ~0.1 s of CPU: reconciles are spaced `spacing` apart, so planning takes about
+    1/RECONCILE_DUTY_FACTOR of a core whether or not the operator's own writes are in flight.
+    (Spaced only while they were, a 10,000-pod start cost the operator 133 CPU-s, most of it
+    re-planning between its last create and its last pod's Ready.) A change after a quiet
+    spell is reconciled after the coalescing window alone (status freshness).
+    """
+    return max(COALESCE_SECONDS, last_ended + spacing - now)
+
+
 #: A well whose write failed (logged) is left alone this long: no hot retry loop.
 FAILED_ACTION_RETRY_SECONDS = 1.0
 
@@ -163,14 +179,7 @@ class FleetWorker:
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake_event.wait(), timeout=delay)
-            # With writes finishing in the background every few milliseconds, a big fleet
-            # would be re-planned back to back; while writes are in flight its reconciles are
-            # spaced so they take about 1/RECONCILE_DUTY_FACTOR of the time (small fleets: the
-            # coalescing window). At rest a change is reconciled at once (status freshness).
-            pause = COALESCE_SECONDS
-            if self.motion.in_flight:
-                pause = max(pause, ended + spacing - time.perf_counter())
-            await asyncio.sleep(pause)
+            await asyncio.sleep(reconcile_pause(time.perf_counter(), ended, spacing))
             self.wake_event.clear()
             started = time.perf_counter()
             namespace, name = self.key
