@@ -1405,7 +1405,11 @@ MARKDOWN_ROWS: list[tuple[str, Cell]] = [
             )
         ),
     ),
-    ("apply: every pod Ready (the bench's pod watch), s", lambda r: f"{r['pods_ready_s']:.1f}"),
+    (
+        "apply: every pod Ready (the bench's pod watch), s",
+        # The in-place side shares its apply with `modelfleet`: it has no watch of its own.
+        lambda r: f"{r['pods_ready_s']:.1f}" if r["pods_ready_s"] else "-",
+    ),
     (
         "apply: first pod created / last created / last Ready, s",
         lambda r: " / ".join(f"{v:.0f}" for v in r["milestones"].get("ready", {}).values()) or "-",
