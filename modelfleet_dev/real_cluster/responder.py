@@ -365,6 +365,9 @@ class Responder:
                 self._pending.pop(uid, None)
                 return
             self.observe(latest.json())  # a newer copy, or the end of its pending state
+        # Given up: forget it, so that the pod's next event schedules its start again.
+        if self._pending.pop(uid, None) is not None:
+            log.warning("starting pod uid %s: no write landed in %d attempts", uid, _START_ATTEMPTS)
 
     def _start_patch(self, obj: dict[str, Any]) -> dict[str, Any]:
         meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
