@@ -26,9 +26,8 @@ def test_a_ten_thousand_well_fleet_in_a_stream_of_events_plans_a_fifth_of_the_ti
     planning = 0.1  # the CPU seconds of one 10,000-well plan
     ended = 50.0
     pause = reconcile_pause(now=ended + 0.01, last_ended=ended, spacing=5 * planning)
-    assert pause == pytest.approx(
-        0.5 - 0.01
-    )  # the next plan starts 5 plans' time after the last ended
+    # The next plan starts 5 plans' time after the last ended.
+    assert pause == pytest.approx(0.5 - 0.01)
 
 
 @given(now=times, ago=times, spacing=spacings)
