@@ -191,17 +191,20 @@ def _progress(console: Console) -> Progress:
 
 
 @contextlib.contextmanager
-def _interrupt_on_sigterm() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so the same finally blocks stop every process."""
+def _interrupt_on_signals() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so the same finally blocks stop every process; and SIGINT
+    does even when inherited ignored (a shell starts background jobs so, and Python then leaves
+    it ignored: `kill -INT` would not stop the demo that says Ctrl-C does)."""
 
     def raise_interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    previous = {sig: signal.signal(sig, raise_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> int:
@@ -220,7 +223,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> int:
     work_dir = options.work_dir or Path(tempfile.mkdtemp(prefix="modelfleet-demo-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
-        with _interrupt_on_sigterm():
+        with _interrupt_on_signals():
             return _run(options, console, work_dir)
     except KeyboardInterrupt:
         console.print("\n[yellow]interrupted: everything the demo started is stopped[/]")

@@ -75,7 +75,13 @@ def test_demo_story_ends_with_fleet_rolled_back_to_version_2(tmp_path: Path) -> 
 
 
 def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
-    demo = _demo(tmp_path, "--wells", "6", "--keep")
+    # Started as a shell starts a background job, with SIGINT ignored: the demo still stops
+    # on it (a CI that runs the suite so once saw this demo never stop).
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        demo = _demo(tmp_path, "--wells", "6", "--keep")
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     assert demo.stdout is not None
     seen: list[str] = []
     children: list[int] = []
