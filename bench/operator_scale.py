@@ -911,6 +911,20 @@ def main(argv: list[str] | None = None) -> int:
         help="our fleet's spec.runtime.bundleConfirmation (ReadinessProbe: the fleet names "
         "every well's digest, and status freshness is not measured)",
     )
+    real.add_argument(
+        "--apiserver-profile",
+        type=Path,
+        metavar="DIR",
+        help="save kube-apiserver's CPU profile of each side's apply and roll-out here "
+        "(5 s pprof captures; merge with `go tool pprof -top DIR/500-modelfleet-ready-*`)",
+    )
+    real.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run every side this many times per rate, in ABBA order, and report medians and "
+        "each repeat's ratio to the Deployment (one run's times drift with the machine)",
+    )
     args = parser.parse_args(argv)
     if args.cluster == "real":
         return main_real(args)
@@ -975,6 +989,8 @@ def main_real(args: argparse.Namespace) -> int:
         limits=args.limits,
         json_path=args.json,
         confirmation=BundleConfirmation(args.confirmation),
+        profile_dir=args.apiserver_profile,
+        repeats=args.repeats,
     )
     print(operator_scale_real.table(payload))
     print()

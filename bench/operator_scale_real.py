@@ -33,6 +33,7 @@ Everything connects to 127.0.0.1 and the harness's own pod network namespace onl
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -44,7 +45,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import yaml
@@ -223,6 +224,55 @@ def percentile(values: list[float], p: float) -> float:
     if not ordered:
         return float("nan")
     return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
+# ---------------------------------------------------------------------------------- profiles
+
+
+class ApiserverProfile:
+    """kube-apiserver's CPU profile over one phase, as consecutive 5 s pprof captures
+    (``<dir>/<label>-NNN.pb.gz``; ``go tool pprof -top <dir>/<label>-*`` merges them). The
+    last capture may run up to 5 s past the phase. No-op without a directory."""
+
+    CHUNK_SECONDS: Final = 5
+
+    def __init__(self, connect: ClientFactory, directory: Path | None, label: str) -> None:
+        self.connect = connect
+        self.directory = directory
+        self.label = label
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ApiserverProfile:
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(self.CHUNK_SECONDS * 4)
+
+    def _run(self) -> None:
+        assert self.directory is not None
+        with self.connect() as http:
+            for index in itertools.count():
+                if self._stop.is_set():
+                    return
+                try:
+                    r = http.get(
+                        "/debug/pprof/profile",
+                        params={"seconds": str(self.CHUNK_SECONDS)},
+                        timeout=self.CHUNK_SECONDS * 4,
+                    )
+                except httpx.HTTPError as exc:
+                    log(f"apiserver profile {self.label}: {exc!r}")
+                    continue
+                if r.status_code != 200:
+                    log(f"apiserver profile {self.label}: HTTP {r.status_code} {r.text[:200]}")
+                    return
+                (self.directory / f"{self.label}-{index:03d}.pb.gz").write_bytes(r.content)
 
 
 # ----------------------------------------------------------------------------------- watches
@@ -561,11 +611,20 @@ class Session:
     cluster: RealCluster
     http: httpx.Client
     connect: ClientFactory
+    profile_dir: Path | None = None  # kube-apiserver's CPU profiles per phase, if given
+
+    def profile(self, label: str) -> ApiserverProfile:
+        return ApiserverProfile(self.connect, self.profile_dir, label)
 
 
 @contextmanager
 def fresh_cluster(
-    qps: float, burst: int, delay: float, nodes: int, say: Callable[[str], None]
+    qps: float,
+    burst: int,
+    delay: float,
+    nodes: int,
+    say: Callable[[str], None],
+    profile_dir: Path | None = None,
 ) -> Iterator[Session]:
     options = ClusterOptions(
         nodes=nodes,
@@ -576,6 +635,7 @@ def fresh_cluster(
         pod_start_delay_s=delay,
         start_timeout=300,
         progress=say,
+        apiserver_profiling=profile_dir is not None,
     )
     with running_real_cluster(options) as cluster:
         assert cluster.pki is not None
@@ -585,7 +645,7 @@ def fresh_cluster(
             return httpx.Client(base_url=cluster.server, verify=tls, timeout=120)
 
         with connect() as http:
-            yield Session(cluster, http, connect)
+            yield Session(cluster, http, connect, profile_dir)
 
 
 def role_pids(cluster: RealCluster) -> dict[str, int]:
@@ -781,10 +841,11 @@ def run_ours(
                 recreate.notes.append("wellsFrom and digestsFrom ConfigMaps (by_reference)")
             elif by_probe:
                 body["spec"]["model"].update(expect("1.0.0"))
-            started = time.perf_counter()
-            r = s.http.post(MD_COLLECTION, json=body)
-            assert r.status_code == 201, r.text[:500]
-            done = md.wait(md_available(wells), timeout=7200)
+            with s.profile(f"{qps:g}-modelfleet-ready"):
+                started = time.perf_counter()
+                r = s.http.post(MD_COLLECTION, json=body)
+                assert r.status_code == 201, r.text[:500]
+                done = md.wait(md_available(wells), timeout=7200)
             recreate.time_to_ready_s = inplace.time_to_ready_s = done - started
             if apply_pods.all_ready_at is not None:
                 recreate.pods_ready_s = round(apply_pods.all_ready_at - started, 2)
@@ -890,7 +951,10 @@ def _our_rollout(
     *,
     model_version: str = "",
 ) -> None:
-    with UnavailablePodsWatch(s.connect, selector, res.wells, res.max_unavailable) as pods:
+    with (
+        UnavailablePodsWatch(s.connect, selector, res.wells, res.max_unavailable) as pods,
+        s.profile(f"{res.qps:g}-{res.side}-rollout"),
+    ):
         req0, calls0 = apiserver_requests(s.http), operator_calls(metrics)
         started = time.perf_counter()
         generation = merge_patch(s.http, f"{MD_COLLECTION}/{NAME}", patch)["metadata"]["generation"]
@@ -1014,11 +1078,14 @@ def run_peer(
         UnavailablePodsWatch(s.connect, selector, wells) as apply_pods,
     ):
         req0 = apiserver_requests(s.http)
-        started = time.perf_counter()
-        r = s.http.post(collection, json=peer_manifest(kind, name, wells, bundle_uri))
-        assert r.status_code == 201, r.text[:500]
-        created = r.json()
-        done = watch.wait(peer_done(kind, wells, created["metadata"]["generation"]), timeout=7200)
+        with s.profile(f"{qps:g}-{side}-ready"):
+            started = time.perf_counter()
+            r = s.http.post(collection, json=peer_manifest(kind, name, wells, bundle_uri))
+            assert r.status_code == 201, r.text[:500]
+            created = r.json()
+            done = watch.wait(
+                peer_done(kind, wells, created["metadata"]["generation"]), timeout=7200
+            )
         res.time_to_ready_s = round(done - started, 2)
         if apply_pods.all_ready_at is not None:
             res.pods_ready_s = round(apply_pods.all_ready_at - started, 2)
@@ -1046,7 +1113,10 @@ def run_peer(
                 "(MaxUnavailableStatefulSet off): one pod at a time, roll-out not run"
             )
         else:
-            with UnavailablePodsWatch(s.connect, selector, wells, res.max_unavailable) as pods:
+            with (
+                UnavailablePodsWatch(s.connect, selector, wells, res.max_unavailable) as pods,
+                s.profile(f"{qps:g}-{side}-rollout"),
+            ):
                 req0 = apiserver_requests(s.http)
                 started = time.perf_counter()
                 patch = {"spec": {"template": {"metadata": {"annotations": {"bench/rev": "2"}}}}}
@@ -1155,7 +1225,12 @@ def run(
     limits: bool,
     json_path: Path | None,
     confirmation: BundleConfirmation = BundleConfirmation.READINESS_GATE,
+    profile_dir: Path | None = None,
+    repeats: int = 1,
 ) -> dict[str, Any]:
+    """`repeats` > 1 runs every side that many times per client rate, on a fresh cluster each,
+    in ABBA order (drift on the machine falls on both sides alike); each side then reports its
+    medians (`combine_repeats`) and the run entry each repeat's ratio to the Deployment."""
     from operator_scale import prepare_bundles
 
     from model_runtime.manifest import manifest_digest
@@ -1181,6 +1256,7 @@ def run(
             "nodes": nodes,
             "scheduler_qps": 5000,
             "bundle_confirmation": confirmation.value,
+            "repeats": repeats,
         },
         "runs": [],
     }
@@ -1201,42 +1277,98 @@ def run(
         groups = list(
             dict.fromkeys("modelfleet" if x.startswith("modelfleet") else x for x in sides)
         )
-        for group in groups:
-            with fresh_cluster(qps, burst, delay, nodes, say) as s:
-                if group == "modelfleet":
-                    for res in run_ours(
-                        s,
-                        workdir,
-                        wells=wells,
-                        qps=qps,
-                        burst=burst,
-                        delay=delay,
-                        concurrency=concurrency,
-                        steady_s=steady_s,
-                        flips=flips,
-                        bundle_uri=bundle_uri,
-                        confirmation=confirmation,
-                        digests=digests,
-                    ):
-                        run_entry["sides"][res.side] = asdict(res)
-                    if limits and "limits" not in payload:
-                        payload["limits"] = inventory_limits(s)
-                else:
-                    kind = {"deployment": "Deployment", "statefulset": "StatefulSet"}[group]
-                    res = run_peer(
-                        s,
-                        kind,
-                        wells=wells,
-                        qps=qps,
-                        burst=burst,
-                        delay=delay,
-                        bundle_uri=bundle_uri,
-                    )
-                    run_entry["sides"][group] = asdict(res)
-            run_entry["loadavg"].append(os.getloadavg())
-            save()
+        measured: dict[str, list[dict[str, Any]]] = {}
+        for repeat in range(repeats):
+            for group in groups if repeat % 2 == 0 else groups[::-1]:
+                with fresh_cluster(qps, burst, delay, nodes, say, profile_dir) as s:
+                    if group == "modelfleet":
+                        results = run_ours(
+                            s,
+                            workdir,
+                            wells=wells,
+                            qps=qps,
+                            burst=burst,
+                            delay=delay,
+                            concurrency=concurrency,
+                            steady_s=steady_s,
+                            flips=flips,
+                            bundle_uri=bundle_uri,
+                            confirmation=confirmation,
+                            digests=digests,
+                        )
+                        if limits and "limits" not in payload:
+                            payload["limits"] = inventory_limits(s)
+                    else:
+                        kind = {"deployment": "Deployment", "statefulset": "StatefulSet"}[group]
+                        results = [
+                            run_peer(
+                                s,
+                                kind,
+                                wells=wells,
+                                qps=qps,
+                                burst=burst,
+                                delay=delay,
+                                bundle_uri=bundle_uri,
+                            )
+                        ]
+                for res in results:
+                    measured.setdefault(res.side, []).append(asdict(res))
+                run_entry["loadavg"].append(os.getloadavg())
+                run_entry["sides"] = {k: combine_repeats(v) for k, v in measured.items()}
+                if repeats > 1:
+                    run_entry["ratios_to_deployment"] = paired_ratios(measured)
+                save()
     save()
     return payload
+
+
+_MEDIAN_FIELDS = ("time_to_ready_s", "rollout_time_s", "pods_ready_s")
+
+
+def combine_repeats(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One side's figures over its repeats: the median time to Ready, roll-out time and pod
+    watch's Ready, the worst unavailability and steady writes seen in any, each repeat's own in
+    `repeats`; the rest (requests, CPU, milestones) from the repeat at the median time to
+    Ready. One run is itself."""
+    if len(runs) == 1:
+        return runs[0]
+    by_ready = sorted(runs, key=lambda r: r["time_to_ready_s"])
+    side = dict(by_ready[(len(by_ready) - 1) // 2])
+    for key in _MEDIAN_FIELDS:
+        side[key] = round(statistics.median(r[key] for r in runs), 2)
+    side["max_unavailable_seen"] = max(r["max_unavailable_seen"] for r in runs)
+    side["steady_writes"] = max(r["steady_writes"] for r in runs)
+    if side["rollout_ideal_s"]:
+        side["rollout_ratio"] = round(side["rollout_time_s"] / side["rollout_ideal_s"], 3)
+    side["repeats"] = [
+        {key: r[key] for key in (*_MEDIAN_FIELDS, "max_unavailable_seen")} for r in runs
+    ]
+    side["notes"] = [
+        *side["notes"],
+        f"median of {len(runs)} runs (ABBA order); requests, CPU and milestones from the run "
+        "at the median time to Ready",
+    ]
+    return side
+
+
+def paired_ratios(measured: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each repeat's time to Ready and roll-out time over the Deployment's of the same repeat
+    (the pair ran back to back), and their medians, for every other side."""
+    peer = measured.get("deployment") or []
+    out: dict[str, dict[str, Any]] = {}
+    for side, runs in measured.items():
+        if side == "deployment":
+            continue
+        pairs = list(zip(runs, peer, strict=False))
+        ratios: dict[str, Any] = {}
+        for key in ("time_to_ready_s", "rollout_time_s"):
+            each = [round(a[key] / b[key], 3) for a, b in pairs if a[key] and b[key]]
+            ratios[key] = {
+                "each": each,
+                "median": round(statistics.median(each), 3) if each else None,
+            }
+        out[side] = ratios
+    return out
 
 
 def table(payload: dict[str, Any]) -> str:
@@ -1291,6 +1423,8 @@ def table(payload: dict[str, Any]) -> str:
         lines.append(" " * 34 + "".join(f"{r['side']:>20}" for r in sides))
         for name, cell in rows:
             lines.append(f"{name:<34}" + "".join(f"{cell(r):>20}" for r in sides))
+        for side, ratios in (run_entry.get("ratios_to_deployment") or {}).items():
+            lines.append(f"{side} / deployment, each repeat: {_ratio_line(ratios)}")
     return "\n".join(lines)
 
 
@@ -1430,7 +1564,32 @@ def markdown(payload: dict[str, Any]) -> str:
         )
         out.append("| | " + " | ".join(f"`{r['side']}`" for r in sides) + " |")
         out.append("| --- |" + " ---: |" * len(sides))
-        for name, cell in MARKDOWN_ROWS:
+        rows = MARKDOWN_ROWS + (REPEAT_ROWS if any("repeats" in r for r in sides) else [])
+        for name, cell in rows:
             out.append(f"| {name} | " + " | ".join(cell(side) for side in sides) + " |")
         out.append("")
+        for side, ratios in (run_entry.get("ratios_to_deployment") or {}).items():
+            out.append(f"`{side}` / `deployment`, each repeat's pair: " + _ratio_line(ratios))
+            out.append("")
     return "\n".join(out)
+
+
+def _each(key: str) -> Cell:
+    return lambda side: ", ".join(f"{r[key]:.1f}" for r in side.get("repeats", [])) or "-"
+
+
+REPEAT_ROWS: list[tuple[str, Cell]] = [
+    ("apply -> all Ready, each repeat, s", _each("time_to_ready_s")),
+    ("roll-out, each repeat, s", _each("rollout_time_s")),
+    ("max unavailable, each repeat", _each("max_unavailable_seen")),
+]
+
+
+def _ratio_line(ratios: dict[str, Any]) -> str:
+    parts = []
+    for key, what in (("time_to_ready_s", "time to Ready"), ("rollout_time_s", "roll-out")):
+        got = ratios.get(key) or {}
+        if got.get("each"):
+            each = ", ".join(f"{x:.2f}" for x in got["each"])
+            parts.append(f"{what} {each} (median **{got['median']:.2f}**)")
+    return "; ".join(parts) or "-"

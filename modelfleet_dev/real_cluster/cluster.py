@@ -145,6 +145,8 @@ class ClusterOptions:
     #: container's start-up time, the same for every pod whoever created it. 0: at once.
     pod_start_delay_s: float = 0.0
     keep_work_dir: bool = False
+    #: kube-apiserver's /debug/pprof (for a benchmark's CPU profile); off, as on most clusters.
+    apiserver_profiling: bool = False
     #: How long a start waits for another real cluster on this machine to stop (one at a time).
     wait_for_machine_seconds: float = 1800.0
     auth: KubeconfigAuth = KubeconfigAuth.CERT
@@ -462,7 +464,7 @@ class RealCluster:
                 "--allow-privileged=true",
                 f"--kubelet-client-certificate={pki.admin.cert}",
                 f"--kubelet-client-key={pki.admin.key}",
-                "--profiling=false",
+                f"--profiling={str(self.options.apiserver_profiling).lower()}",
                 "--v=1",
             ],
         )

@@ -122,3 +122,53 @@ def test_the_operators_calls_are_kept_by_code_and_summed_by_request_with_its_con
     }
     assert side.operator_calls["rollout"] == {"create pods": 8.0, "get pods/proxy": 400.0}
     assert side.operator_connections["rollout"] == {"new": 1.0}
+
+
+def _run(ready: float, rollout: float, unavailable: int, writes: float = 0.0) -> dict[str, object]:
+    return {
+        "time_to_ready_s": ready,
+        "rollout_time_s": rollout,
+        "pods_ready_s": ready - 0.5,
+        "rollout_ideal_s": 50.0,
+        "rollout_ratio": rollout / 50.0,
+        "max_unavailable_seen": unavailable,
+        "steady_writes": writes,
+        "notes": [],
+        "requests_per_pod": {"ready": {"POST pods": ready}},  # marks which run it came from
+    }
+
+
+def test_one_run_is_reported_as_it_is() -> None:
+    run = _run(27.0, 70.0, 100)
+    assert bench.combine_repeats([run]) is run
+
+
+def test_repeats_report_medians_the_worst_unavailability_and_the_median_runs_requests() -> None:
+    side = bench.combine_repeats(
+        [_run(31.0, 80.0, 100), _run(25.0, 60.0, 98, writes=2.0), _run(27.0, 75.0, 100)]
+    )
+    assert (side["time_to_ready_s"], side["rollout_time_s"]) == (27.0, 75.0)
+    assert side["rollout_ratio"] == 1.5
+    assert side["max_unavailable_seen"] == 100
+    assert side["steady_writes"] == 2.0  # any repeat's write is reported
+    assert side["requests_per_pod"] == {"ready": {"POST pods": 27.0}}
+    assert [r["time_to_ready_s"] for r in side["repeats"]] == [31.0, 25.0, 27.0]
+
+
+@given(st.lists(st.floats(1.0, 1000.0), min_size=2, max_size=7))
+def test_the_median_time_to_ready_lies_between_the_fastest_and_slowest_repeat(
+    times: list[float],
+) -> None:
+    side = bench.combine_repeats([_run(t, t, 1) for t in times])
+    assert min(times) - 0.01 <= side["time_to_ready_s"] <= max(times) + 0.01
+
+
+def test_each_repeat_is_paired_with_the_deployment_run_beside_it() -> None:
+    measured = {
+        "modelfleet": [_run(30.0, 70.0, 100), _run(24.0, 72.0, 100)],
+        "deployment": [_run(25.0, 70.0, 100), _run(32.0, 80.0, 100)],
+    }
+    ratios = bench.paired_ratios(measured)
+    assert list(ratios) == ["modelfleet"]
+    assert ratios["modelfleet"]["time_to_ready_s"] == {"each": [1.2, 0.75], "median": 0.975}
+    assert ratios["modelfleet"]["rollout_time_s"] == {"each": [1.0, 0.9], "median": 0.95}
