@@ -1,6 +1,6 @@
-"""Status writes while a fleet's writes are in flight: a change of counts alone is written at
-most every COUNTS_INTERVAL_SECONDS; anything else, and the first status once nothing is in
-flight, at once.
+"""Status writes while a fleet converges (Progressing) or its writes are in flight: a change of
+counts alone is written at most every COUNTS_INTERVAL_SECONDS, and the worker looks again when
+it is due; anything else at once, and at rest (Available) every change at once.
 
 A status write of a 10,000-well ModelDeployment costs the apiserver work for every inline well
 (its validation rules iterate them), and a roll-out re-plans about twice a second: in the
@@ -141,6 +141,53 @@ async def test_counts_alone_wait_for_the_interval_while_writes_are_in_flight() -
     final = executor.statuses[-1]
     assert len(executor.statuses) == 4
     assert final["readyWells"] == 4 and final["phase"] == "Available"
+    await loop.shutdown()
+
+
+async def test_counts_alone_wait_while_progressing_with_nothing_in_flight_and_at_rest_do_not() -> (
+    None
+):
+    """The tail of a first start: every pod created, the fleet Progressing, pods turning Ready
+    one by one. A 1,000-well apply wrote 31 statuses, most of them in that tail."""
+    clock = SteppedClock(1_000_000.0)
+    executor = PodStoringExecutor()
+    loop = FleetReconciler(executor, clock=clock)
+    loop.pods_synced.set()
+    apply(loop, executor, deployment("esp", FOUR_WELLS))
+    worker = loop.workers[(NAMESPACE, "esp")]
+    await worker.reconcile()
+    await worker.drain()
+    started = clock.now
+    loop.observe_pod("MODIFIED", serving(executor.pods["w1"], 30, started))
+    await worker.reconcile()
+    assert executor.statuses[-1]["phase"] == "Progressing"
+    written = len(executor.statuses)
+
+    loop.observe_pod("MODIFIED", serving(executor.pods["w2"], 31, started))
+    clock.now += COUNTS_INTERVAL_SECONDS / 4
+    await settle()
+    assert not worker.motion.in_flight
+    look = await worker.reconcile()
+    assert len(executor.statuses) == written, "a change of counts alone waits"
+    assert look is not None and look <= COUNTS_INTERVAL_SECONDS * 3 / 4 + 1e-9
+    clock.now += COUNTS_INTERVAL_SECONDS * 3 / 4
+    await worker.reconcile()
+    assert executor.statuses[-1]["readyWells"] == 2, "due: written"
+
+    for rv, well in enumerate(("w3", "w4"), start=32):
+        loop.observe_pod("MODIFIED", serving(executor.pods[well], rv, started))
+    await settle()
+    await worker.reconcile()
+    assert executor.statuses[-1]["phase"] == "Available", "the phase moved: written at once"
+    written = len(executor.statuses)
+
+    # At rest, a pod losing readiness right after a write is written at once (freshness).
+    clock.now += COUNTS_INTERVAL_SECONDS / 10
+    loop.observe_pod("MODIFIED", running(executor.pods["w3"], 40, started, ready=False))
+    await settle()
+    await worker.reconcile()
+    assert len(executor.statuses) == written + 1
+    assert executor.statuses[-1]["readyWells"] == 3
     await loop.shutdown()
 
 

@@ -258,7 +258,7 @@ class FleetWorker:
             ledger=BudgetLedger.from_plan(plan) if plan.deferred else None,
         )
         monitoring, analysis = self._monitoring(inputs, observed, plan)
-        await self.publisher.publish_plan(
+        counts_due = await self.publisher.publish_plan(
             fleet,
             inputs.spec,
             inputs.update,
@@ -268,7 +268,9 @@ class FleetWorker:
             analysis,
             writes_in_flight=bool(self.motion.in_flight),
         )
-        return self._next_look(plan, now)
+        look = self._next_look(plan, now)
+        # Counts that wait are written by a later pass: one is due by then at the latest.
+        return counts_due if look is None else min(look, counts_due or look)
 
     def _analysis_gate(self, inputs: FleetInputs) -> tuple[AnalysisGate, str]:
         """What the canary analysis lets the plan do (NONE: no analysis applies)."""
