@@ -925,6 +925,12 @@ def main(argv: list[str] | None = None) -> int:
         help="run every side this many times per rate, in ABBA order, and report medians and "
         "each repeat's ratio to the Deployment (one run's times drift with the machine)",
     )
+    real.add_argument(
+        "--rollouts",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after the apply, the roll-outs (--no-rollouts: the apply to all Ready only)",
+    )
     args = parser.parse_args(argv)
     if args.cluster == "real":
         return main_real(args)
@@ -991,6 +997,7 @@ def main_real(args: argparse.Namespace) -> int:
         confirmation=BundleConfirmation(args.confirmation),
         profile_dir=args.apiserver_profile,
         repeats=args.repeats,
+        rollouts=args.rollouts,
     )
     print(operator_scale_real.table(payload))
     print()

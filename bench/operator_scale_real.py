@@ -783,6 +783,7 @@ def run_ours(
     bundle_uri: str,
     confirmation: BundleConfirmation,
     digests: dict[str, str],
+    rollouts: bool = True,
 ) -> list[SideResult]:
     """`digests`: each version's bundle digest (every well's, here); with ReadinessProbe the
     fleet names them, since the probe confirms only an expected digest."""
@@ -900,6 +901,12 @@ def run_ours(
                     f"[{qps:g}] freshness p50 {recreate.status_freshness_p50_s}s "
                     f"p99 {recreate.status_freshness_p99_s}s"
                 )
+            if not rollouts:
+                recreate.processes = meter.read()
+                recreate.peak_rss_mb = recreate.processes["operator"]["peak_rss_mb"]
+                recreate.etcd = etcd_db_bytes(s.cluster)
+                recreate.notes.append("roll-outs not run (--no-rollouts)")
+                return [recreate]
             # Recreate: a runtime image change, pods deleted and created, D applies per wave.
             rollout_budget(recreate, delay)
             image = "ghcr.io/modelfleet/model-runtime:bench-2"
@@ -971,6 +978,8 @@ def _our_rollout(
     res.writes_per_pod["rollout"] = round(writes(delta) / res.wells, 3)
     res.throttled_429["rollout"] = throttled(req1, req0)
     record_calls(res, "rollout", calls_delta(calls1, calls0))
+    if not model_version:  # recreated: every pod is new; in place keeps the apply's pods
+        res.pod_timeline["rollout"] = pod_timeline(s.http, selector)
     res.rollout_ratio = (
         round(res.rollout_time_s / res.rollout_ideal_s, 3) if res.rollout_ideal_s else 0.0
     )
@@ -1059,7 +1068,15 @@ def peer_done(kind: str, replicas: int, generation: int) -> Callable[[dict[str, 
 
 
 def run_peer(
-    s: Session, kind: str, *, wells: int, qps: float, burst: int, delay: float, bundle_uri: str
+    s: Session,
+    kind: str,
+    *,
+    wells: int,
+    qps: float,
+    burst: int,
+    delay: float,
+    bundle_uri: str,
+    rollouts: bool = True,
 ) -> SideResult:
     side = "deployment" if kind == "Deployment" else "statefulset"
     collection = DEPLOY_COLLECTION if kind == "Deployment" else STS_COLLECTION
@@ -1107,7 +1124,9 @@ def run_peer(
         kept = ((created["spec"].get("updateStrategy") or {}).get("rollingUpdate") or {}).get(
             "maxUnavailable"
         )
-        if kind == "StatefulSet" and kept is None:
+        if not rollouts:
+            res.notes.append("roll-out not run (--no-rollouts)")
+        elif kind == "StatefulSet" and kept is None:
             res.notes.append(
                 "the apiserver dropped updateStrategy.rollingUpdate.maxUnavailable "
                 "(MaxUnavailableStatefulSet off): one pod at a time, roll-out not run"
@@ -1132,6 +1151,7 @@ def run_peer(
                 res.ready_lost_events = pods.ready_lost
                 req1 = apiserver_requests(s.http)
             delta = requests_delta(req1, req0)
+            res.pod_timeline["rollout"] = pod_timeline(s.http, selector)
             res.requests_per_pod["rollout"] = per_pod(delta, wells)
             res.writes_per_pod["rollout"] = round(writes(delta) / wells, 3)
             res.throttled_429["rollout"] = throttled(req1, req0)
@@ -1227,6 +1247,7 @@ def run(
     confirmation: BundleConfirmation = BundleConfirmation.READINESS_GATE,
     profile_dir: Path | None = None,
     repeats: int = 1,
+    rollouts: bool = True,
 ) -> dict[str, Any]:
     """`repeats` > 1 runs every side that many times per client rate, on a fresh cluster each,
     in ABBA order (drift on the machine falls on both sides alike); each side then reports its
@@ -1257,6 +1278,7 @@ def run(
             "scheduler_qps": 5000,
             "bundle_confirmation": confirmation.value,
             "repeats": repeats,
+            "rollouts": rollouts,
         },
         "runs": [],
     }
@@ -1295,6 +1317,7 @@ def run(
                             bundle_uri=bundle_uri,
                             confirmation=confirmation,
                             digests=digests,
+                            rollouts=rollouts,
                         )
                         if limits and "limits" not in payload:
                             payload["limits"] = inventory_limits(s)
@@ -1309,6 +1332,7 @@ def run(
                                 burst=burst,
                                 delay=delay,
                                 bundle_uri=bundle_uri,
+                                rollouts=rollouts,
                             )
                         ]
                 for res in results:
@@ -1506,11 +1530,22 @@ def _freshness(side: dict[str, Any]) -> str:
     return f"{side['status_freshness_p50_s']:.2f} / {side['status_freshness_p99_s']:.2f}"
 
 
+def _wave_cell(side: dict[str, Any]) -> str:
+    """A wave's time against the part of it a new pod spends from its create to Ready (the
+    start delay D, the kubelet's start and probe); the rest is the controller's turn-around:
+    seeing pods Ready, deleting the next wave, their kubelet ending them, creating the new."""
+    step = ((side["pod_timeline"].get("rollout") or {}).get("created_to_ready") or {}).get("p50")
+    if not side["rollout_waves"] or not side["rollout_time_s"] or step is None:
+        return "-"
+    return f"{side['rollout_time_s'] / side['rollout_waves']:.1f} / {step:.1f}"
+
+
 MARKDOWN_ROWS: list[tuple[str, Cell]] = [
     ("apply -> all Ready, s", lambda r: f"{r['time_to_ready_s']:.1f}"),
     ("roll-out, s", lambda r: f"{r['rollout_time_s']:.1f}"),
     ("roll-out ideal (waves x D), s", lambda r: f"{r['rollout_ideal_s']:.0f}"),
     ("roll-out / ideal", lambda r: f"{r['rollout_ratio']:.2f}"),
+    ("roll-out: per wave / a new pod's created -> Ready p50, s", _wave_cell),
     (
         "max unavailable seen / allowed",
         lambda r: f"{r['max_unavailable_seen']} / {r['max_unavailable']}",
@@ -1574,14 +1609,14 @@ def markdown(payload: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _each(key: str) -> Cell:
-    return lambda side: ", ".join(f"{r[key]:.1f}" for r in side.get("repeats", [])) or "-"
+def _each(key: str, spec: str = ".1f") -> Cell:
+    return lambda side: ", ".join(format(r[key], spec) for r in side.get("repeats", [])) or "-"
 
 
 REPEAT_ROWS: list[tuple[str, Cell]] = [
     ("apply -> all Ready, each repeat, s", _each("time_to_ready_s")),
     ("roll-out, each repeat, s", _each("rollout_time_s")),
-    ("max unavailable, each repeat", _each("max_unavailable_seen")),
+    ("max unavailable, each repeat", _each("max_unavailable_seen", ".0f")),
 ]
 
 
