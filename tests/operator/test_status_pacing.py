@@ -21,6 +21,7 @@ from modelfleet.control.publisher import (
     only_counts_differ,
 )
 from modelfleet.control.reconciler import FleetReconciler
+from modelfleet.control.worker import FleetWorker
 from modelfleet.io.execution import ActionOutcome, FleetRef
 from modelfleet.logic.actions import Action, ConfirmBundle
 from modelfleet.logic.fleet_status import rfc3339
@@ -91,18 +92,26 @@ def serving(pod: dict[str, Any], rv: int, started: float) -> dict[str, Any]:
     return body
 
 
+async def first_pass(
+    executor: PodStoringExecutor, spec: Mapping[str, Any]
+) -> tuple[SteppedClock, FleetReconciler, FleetWorker]:
+    """The fleet applied and its first pass done: its pods created, its first status written."""
+    clock = SteppedClock(1_000_000.0)
+    loop = FleetReconciler(executor, clock=clock)
+    loop.pods_synced.set()
+    apply(loop, executor, deployment("esp", spec))
+    worker = loop.workers[(NAMESPACE, "esp")]
+    await worker.reconcile()
+    await worker.drain()
+    return clock, loop, worker
+
+
 FOUR_WELLS = {**GOOD_SPEC, "wells": [{"id": f"w{i}"} for i in range(1, 5)]}
 
 
 async def test_counts_alone_wait_for_the_interval_while_writes_are_in_flight() -> None:
-    clock = SteppedClock(1_000_000.0)
     executor = HeldConfirmsExecutor()
-    loop = FleetReconciler(executor, clock=clock)
-    loop.pods_synced.set()
-    apply(loop, executor, deployment("esp", FOUR_WELLS))
-    worker = loop.workers[(NAMESPACE, "esp")]
-    await worker.reconcile()  # creates the four pods
-    await worker.drain()
+    clock, loop, worker = await first_pass(executor, FOUR_WELLS)
     assert len(executor.statuses) == 1, "the roll-out's first status is written at once"
     started = clock.now
     for rv, pod in enumerate(executor.pods.values(), start=20):
@@ -149,14 +158,8 @@ async def test_counts_alone_wait_while_progressing_with_nothing_in_flight_and_at
 ):
     """The tail of a first start: every pod created, the fleet Progressing, pods turning Ready
     one by one. A 1,000-well apply wrote 31 statuses, most of them in that tail."""
-    clock = SteppedClock(1_000_000.0)
     executor = PodStoringExecutor()
-    loop = FleetReconciler(executor, clock=clock)
-    loop.pods_synced.set()
-    apply(loop, executor, deployment("esp", FOUR_WELLS))
-    worker = loop.workers[(NAMESPACE, "esp")]
-    await worker.reconcile()
-    await worker.drain()
+    clock, loop, worker = await first_pass(executor, FOUR_WELLS)
     started = clock.now
     loop.observe_pod("MODIFIED", serving(executor.pods["w1"], 30, started))
     await worker.reconcile()
@@ -192,14 +195,8 @@ async def test_counts_alone_wait_while_progressing_with_nothing_in_flight_and_at
 
 
 async def test_a_change_beyond_the_counts_is_written_at_once_with_writes_in_flight() -> None:
-    clock = SteppedClock(1_000_000.0)
     executor = HeldConfirmsExecutor()
-    loop = FleetReconciler(executor, clock=clock)
-    loop.pods_synced.set()
-    apply(loop, executor, deployment("esp", GOOD_SPEC))
-    worker = loop.workers[(NAMESPACE, "esp")]
-    await worker.reconcile()
-    await worker.drain()
+    clock, loop, worker = await first_pass(executor, GOOD_SPEC)
     started = clock.now
     loop.observe_pod("MODIFIED", running(executor.pods["w3"], 20, started, ready=True))
     await settle()  # w3's confirmation is held in flight
