@@ -268,6 +268,7 @@ class ApiserverProfile:
                     )
                 except httpx.HTTPError as exc:
                     log(f"apiserver profile {self.label}: {exc!r}")
+                    self._stop.wait(1.0)  # a starved or stopping apiserver: no tight loop
                     continue
                 if r.status_code != 200:
                     log(f"apiserver profile {self.label}: HTTP {r.status_code} {r.text[:200]}")
@@ -1377,7 +1378,8 @@ def combine_repeats(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def paired_ratios(measured: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """Each repeat's time to Ready and roll-out time over the Deployment's of the same repeat
-    (the pair ran back to back), and their medians, for every other side."""
+    (ABBA order: with two groups the pair ran back to back), and their medians, for every
+    other side."""
     peer = measured.get("deployment") or []
     out: dict[str, dict[str, Any]] = {}
     for side, runs in measured.items():

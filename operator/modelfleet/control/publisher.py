@@ -59,8 +59,8 @@ RECONCILE_RESULTS = ("ok", "error")
 #: While a fleet is Progressing or its writes are in flight, a status that differs from the
 #: last one written only in the fields below (and condition messages) waits `counts_interval`
 #: after that write; anything else (phase, a condition's status or reason, revisions, events to
-#: post) is written at once. At rest (Available, Degraded) a readiness change is written at once:
-#: status freshness is measured there.
+#: post) is written at once. At rest (Available, Degraded) with no write in flight, a readiness
+#: change is written at once: status freshness is measured there.
 COUNTS_INTERVAL_SECONDS = 1.0
 #: ... or longer for a large object: every inline well adds this to the wait, up to
 #: MAX_COUNTS_INTERVAL_SECONDS. At 0.1 ms of apiserver CPU per well and write, that keeps
