@@ -902,21 +902,19 @@ def run_ours(
                     f"[{qps:g}] freshness p50 {recreate.status_freshness_p50_s}s "
                     f"p99 {recreate.status_freshness_p99_s}s"
                 )
-            if not rollouts:
-                recreate.processes = meter.read()
-                recreate.peak_rss_mb = recreate.processes["operator"]["peak_rss_mb"]
-                recreate.etcd = etcd_db_bytes(s.cluster)
-                recreate.notes.append("roll-outs not run (--no-rollouts)")
-                return [recreate]
-            # Recreate: a runtime image change, pods deleted and created, D applies per wave.
-            rollout_budget(recreate, delay)
-            image = "ghcr.io/modelfleet/model-runtime:bench-2"
-            _our_rollout(
-                s, md, recreate, metrics, selector, {"spec": {"runtime": {"image": image}}}
-            )
+            if rollouts:
+                # Recreate: a runtime image change, pods deleted and created, D per wave.
+                rollout_budget(recreate, delay)
+                image = "ghcr.io/modelfleet/model-runtime:bench-2"
+                _our_rollout(
+                    s, md, recreate, metrics, selector, {"spec": {"runtime": {"image": image}}}
+                )
             recreate.processes = meter.read()
             recreate.peak_rss_mb = recreate.processes["operator"]["peak_rss_mb"]
             recreate.etcd = etcd_db_bytes(s.cluster)
+            if not rollouts:
+                recreate.notes.append("roll-outs not run (--no-rollouts)")
+                return [recreate]
             # In place: a model version change, pods kept, bundles swapped; its own meters.
             meter = ProcessMeter(pids)
             rollout_budget(inplace, 0.0)

@@ -268,9 +268,9 @@ class FleetWorker:
             analysis,
             writes_in_flight=bool(self.motion.in_flight),
         )
-        look = self._next_look(plan, now)
         # Counts that wait are written by a later pass: one is due by then at the latest.
-        return counts_due if look is None else min(look, counts_due or look)
+        looks = (self._next_look(plan, now), counts_due)
+        return min((t for t in looks if t is not None), default=None)
 
     def _analysis_gate(self, inputs: FleetInputs) -> tuple[AnalysisGate, str]:
         """What the canary analysis lets the plan do (NONE: no analysis applies)."""
